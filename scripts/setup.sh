@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian machine: system packages, npm packages, native builds, the build.
+# Each step is skipped when already done, so `npm start` and `npm test` can always call it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# 1. Debian packages.
+mapfile -t wanted < <(grep -vE '^\s*(#|$)' scripts/apt-packages.txt)
+missing=()
+for p in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "[setup] need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. npm packages. Install scripts are skipped and the native builds are done explicitly below,
+#    so what gets compiled (and against which headers) is visible and reproducible.
+stamp=node_modules/.sealroom-installed
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+  say "installing npm packages (npm ci)"
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+  say "building native addons: better-sqlite3, gstreamer-superficial"
+  npm rebuild better-sqlite3 gstreamer-superficial --foreground-scripts=false --loglevel=error
+  npx patch-package --error-on-fail >/dev/null
+  touch "$stamp"
+fi
+
+# 3. Build (TypeScript to dist/, kiosk UI bundle).
+say "building"
+npx tsc -p tsconfig.build.json
+if [ -f scripts/build-kiosk.mjs ]; then node scripts/build-kiosk.mjs; fi
+say "ready"

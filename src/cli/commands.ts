@@ -1,0 +1,7 @@
+// Registry of subcommands. Each part of the system adds one line here, importing its own module
+// lazily so `sealroom selftest` does not load GStreamer or fastify.
+import type { Command } from 'commander';
+
+export function registerCommands(program: Command): void {
+  void program;
+}
