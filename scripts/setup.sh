@@ -22,12 +22,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# 2. npm packages. Install scripts are skipped and the native builds are done explicitly below,
-#    so what gets compiled (and against which headers) is visible and reproducible.
+# 2. npm packages, at the versions in package-lock.json. Install scripts are skipped and the native
+#    builds are done explicitly below, so what gets compiled (and against which headers) is visible.
+#    (`npm install`, not `npm ci`: npm 11 here writes only this platform's optional packages into the
+#    lock, and `npm ci` then refuses it as out of sync; `npm install` keeps the locked versions.)
 stamp=node_modules/.sealroom-installed
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
-  say "installing npm packages (npm ci)"
-  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+  say "installing npm packages from package-lock.json"
+  npm install --ignore-scripts --no-audit --no-fund --loglevel=error
   say "building native addons: better-sqlite3, gstreamer-superficial"
   npm rebuild better-sqlite3 gstreamer-superficial --foreground-scripts=false --loglevel=error
   npx patch-package --error-on-fail >/dev/null
