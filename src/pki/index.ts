@@ -1,0 +1,65 @@
+// src/pki — Sealroom's X.509 module (Ed25519 everywhere, @peculiar/x509 on Node's WebCrypto).
+//
+// Organisation CA
+//   createCertificateAuthority({ commonName, org, validityDays }) → { certPem, privateKeyPem }
+//   loadCa(ca) → { cert, signingKey }   (cached per process)
+// Device identity (private key never leaves the device)
+//   generateIdentityKey() → { privateKey, publicKey } (node:crypto KeyObjects)
+//   identityKeyToPem / identityKeyFromPem, rawPublicKey(publicKey) → 32 bytes
+//   deviceIdForPublicKey(publicKey) → "sr-…" (the device id is derived from the key)
+//   createCsr(identityKey, { deviceId }) → CSR PEM (subject CN = deviceId, signed by the key)
+// Issuing (provisioning service)
+//   issueDeviceCertificate({ ca, csrPem, deviceId, roomName, org, site, validityDays }) → certPem
+//   issueDeviceCertificateDetailed(...) → { certPem, serial, notBefore, notAfter }
+//   parseAndVerifyCsr(csrPem) → { csr, publicKey, commonName }  (throws PkiError)
+// Verifying (relay, devices)
+//   verifyDeviceCertificate(certPem, caCertPem, { now?, isRevoked? })
+//     → { deviceId, roomName, org, site, publicKey, publicKeyRaw, serial, notBefore, notAfter }
+//     throws PkiError with code 'malformed' | 'bad-chain' | 'expired' | 'not-yet-valid' | 'revoked' | …
+// Certificate subject: CN = device id, O = organisation, OU = room name, L = site;
+//   subjectAltName URI urn:sealroom:device:<id>; keyUsage digitalSignature (critical); EKU clientAuth;
+//   random 128-bit serial (lowercase hex everywhere in our APIs). `openssl verify -CAfile ca.pem dev.pem` passes.
+// Revocation
+//   signRevocationList(ca, entries) / verifyRevocationList(list, caCertPem) → Set<serial>
+//   new RevocationFeed({ baseUrl, caCertPem, intervalMs? }): start()/stop()/refresh(), isRevoked(serial)
+//     polls GET /v1/revocations of the provisioning service; the list is signed by the CA key.
+export {
+  type CertificateAuthority,
+  type LoadedCa,
+  createCertificateAuthority,
+  loadCa,
+  parseCertificate,
+  randomSerial,
+} from './ca.js';
+export { PkiError, type PkiErrorCode } from './errors.js';
+export {
+  type IdentityKey,
+  createCsr,
+  deviceIdForPublicKey,
+  generateIdentityKey,
+  identityKeyFromPem,
+  identityKeyToPem,
+  rawPublicKey,
+} from './identity.js';
+export {
+  type IssueRequest,
+  type IssuedCertificate,
+  type ParsedCsr,
+  issueDeviceCertificate,
+  issueDeviceCertificateDetailed,
+  parseAndVerifyCsr,
+} from './issue.js';
+export { RevocationFeed, type RevocationFeedOptions } from './revocation-feed.js';
+export {
+  type RevocationList,
+  type RevokedEntry,
+  signRevocationList,
+  verifyRevocationList,
+} from './revocations.js';
+export { type DeviceSubject, deviceUri } from './subject.js';
+export {
+  type VerifiedDevice,
+  type VerifyOptions,
+  normalizeSerial,
+  verifyDeviceCertificate,
+} from './verify.js';

@@ -1,0 +1,93 @@
+// Verifying a device certificate against the org CA: chain (issuer name + signature), validity window,
+// key type and usage, revocation. Errors are typed (PkiError.code) so callers can say precisely why.
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { parseCertificate } from './ca.js';
+import { PkiError } from './errors.js';
+import { rawPublicKey } from './identity.js';
+import { x509 } from './provider.js';
+import { singleField } from './subject.js';
+
+export interface VerifiedDevice {
+  deviceId: string;
+  roomName: string;
+  org: string;
+  site: string;
+  publicKey: KeyObject;
+  /** The raw 32-byte Ed25519 public key. */
+  publicKeyRaw: Uint8Array;
+  /** Hex, lowercase. */
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export interface VerifyOptions {
+  now?: Date;
+  /** Called with the lowercase hex serial; true means revoked. */
+  isRevoked?: (serial: string) => boolean | Promise<boolean>;
+}
+
+/** Normalises a hex serial: lowercase, no leading zero bytes (DER may add one for the sign bit). */
+export function normalizeSerial(hex: string): string {
+  return hex.toLowerCase().replace(/^(00)+(?=..)/, '');
+}
+
+export async function verifyDeviceCertificate(
+  certPem: string,
+  caCertPem: string,
+  opts: VerifyOptions = {},
+): Promise<VerifiedDevice> {
+  const now = opts.now ?? new Date();
+  const cert = parseCertificate(certPem);
+  const caCert = parseCertificate(caCertPem);
+  if (cert.issuer !== caCert.subject) {
+    throw new PkiError('bad-chain', 'the certificate was not issued by this CA');
+  }
+  let signed = false;
+  try {
+    signed = await cert.verify({ publicKey: caCert.publicKey, signatureOnly: true });
+  } catch {
+    signed = false;
+  }
+  if (!signed) throw new PkiError('bad-chain', 'the certificate signature does not verify with the CA key');
+  if (now < cert.notBefore) throw new PkiError('not-yet-valid', 'the certificate is not valid yet');
+  if (now > cert.notAfter)
+    throw new PkiError('expired', `the certificate expired at ${cert.notAfter.toISOString()}`);
+  if (now < caCert.notBefore || now > caCert.notAfter) {
+    throw new PkiError('bad-chain', 'the CA certificate is outside its validity period');
+  }
+  if (cert.publicKey.algorithm.name !== 'Ed25519') {
+    throw new PkiError('wrong-key-type', 'the certificate key is not Ed25519');
+  }
+  const usage = cert.getExtension(x509.KeyUsagesExtension);
+  if (!usage || (usage.usages & x509.KeyUsageFlags.digitalSignature) === 0) {
+    throw new PkiError('bad-chain', 'the certificate does not allow digital signatures');
+  }
+  const deviceId = singleField(cert.subjectName, 'CN');
+  const org = singleField(cert.subjectName, 'O');
+  const roomName = singleField(cert.subjectName, 'OU');
+  const site = singleField(cert.subjectName, 'L');
+  if (deviceId === undefined || org === undefined || roomName === undefined || site === undefined) {
+    throw new PkiError('bad-subject', 'the certificate subject lacks CN, O, OU or L');
+  }
+  const serial = normalizeSerial(cert.serialNumber);
+  if (opts.isRevoked && (await opts.isRevoked(serial))) {
+    throw new PkiError('revoked', `certificate ${serial} is revoked`);
+  }
+  const publicKey = createPublicKey({
+    key: Buffer.from(cert.publicKey.rawData),
+    format: 'der',
+    type: 'spki',
+  });
+  return {
+    deviceId,
+    roomName,
+    org,
+    site,
+    publicKey,
+    publicKeyRaw: rawPublicKey(publicKey),
+    serial,
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+  };
+}
