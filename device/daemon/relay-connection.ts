@@ -1,0 +1,143 @@
+// One authenticated WebSocket session with the relay: answers the challenge with the device's
+// identity key, matches requests to replies by id, and emits everything else as events.
+// Used by the daemon's meeting client, and by tests and benchmarks as a lightweight participant.
+import { type KeyObject, sign } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import {
+  authSignedBytes,
+  type ClientMessage,
+  parseServerMessage,
+  type ServerMessage,
+} from '../../src/core/protocol/relay.js';
+
+export interface DeviceCredentials {
+  certificatePem: string;
+  identityKey: KeyObject;
+}
+
+export class RelayRequestError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Reply = Extract<ServerMessage, { type: 'meeting' | 'ok' }>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+type Request = DistributiveOmit<Extract<ClientMessage, { id?: number }>, 'id'>;
+
+export class RelayConnection extends EventEmitter<{ message: [ServerMessage]; close: [number, string] }> {
+  readonly #socket: WebSocket;
+  readonly #pending = new Map<number, { resolve: (m: Reply) => void; reject: (e: Error) => void }>();
+  #nextId = 1;
+  identity?: Extract<ServerMessage, { type: 'authenticated' }>['identity'];
+
+  private constructor(socket: WebSocket) {
+    super();
+    this.#socket = socket;
+  }
+
+  /** Connects and authenticates; rejects with the relay's reason when refused. */
+  static async connect(
+    url: string,
+    credentials: DeviceCredentials,
+    timeoutMs = 10_000,
+  ): Promise<RelayConnection> {
+    const socket = new WebSocket(url, { handshakeTimeout: timeoutMs });
+    const connection = new RelayConnection(socket);
+    return new Promise<RelayConnection>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error('relay did not authenticate us in time')), timeoutMs);
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        socket.terminate();
+        reject(err);
+      };
+      socket.on('error', (err) => fail(err));
+      socket.on('close', (code, reason) => {
+        fail(new Error(`relay closed the connection (${code} ${reason.toString()})`));
+        connection.#onClose(code, reason.toString());
+      });
+      socket.on('message', (raw: Buffer) => {
+        const parsed = parseServerMessage(raw);
+        if (!parsed.ok) return;
+        const message = parsed.message;
+        if (!connection.identity) {
+          if (message.type === 'challenge') {
+            const signature = sign(null, authSignedBytes(message.nonce), credentials.identityKey).toString(
+              'base64',
+            );
+            connection.#sendRaw({ type: 'auth', certificate: credentials.certificatePem, signature });
+          } else if (message.type === 'authenticated') {
+            connection.identity = message.identity;
+            clearTimeout(timer);
+            socket.removeAllListeners('error');
+            socket.on('error', () => undefined);
+            resolve(connection);
+          } else if (message.type === 'error') {
+            fail(new RelayRequestError(message.code, message.message));
+          }
+          return;
+        }
+        connection.#onMessage(message);
+      });
+    });
+  }
+
+  get open(): boolean {
+    return this.#socket.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends a request and resolves with its reply ('meeting' or 'ok'), or rejects with the error. */
+  request(message: Request): Promise<Reply> {
+    const id = this.#nextId++;
+    return new Promise<Reply>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      if (!this.#sendRaw({ ...message, id } as ClientMessage)) {
+        this.#pending.delete(id);
+        reject(new Error('not connected to the relay'));
+      }
+    });
+  }
+
+  /** Fire-and-forget messages (bulletin board, signalling, media). */
+  send(message: Extract<ClientMessage, { type: 'e2ee' | 'signal' | 'media' | 'ping' }>): boolean {
+    return this.#sendRaw(message);
+  }
+
+  close(): void {
+    this.#socket.close(1000, 'bye');
+  }
+
+  /** Drops the connection without a goodbye (tests: a device losing power). */
+  terminate(): void {
+    this.#socket.terminate();
+  }
+
+  #sendRaw(message: ClientMessage): boolean {
+    if (this.#socket.readyState !== WebSocket.OPEN) return false;
+    this.#socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  #onMessage(message: ServerMessage): void {
+    const id = 'id' in message ? message.id : undefined;
+    if (id !== undefined) {
+      const pending = this.#pending.get(id);
+      if (pending) {
+        this.#pending.delete(id);
+        if (message.type === 'error') pending.reject(new RelayRequestError(message.code, message.message));
+        else if (message.type === 'meeting' || message.type === 'ok') pending.resolve(message);
+      }
+    }
+    this.emit('message', message);
+  }
+
+  #onClose(code: number, reason: string): void {
+    for (const p of this.#pending.values()) p.reject(new Error('relay connection closed'));
+    this.#pending.clear();
+    this.emit('close', code, reason);
+  }
+}

@@ -1,0 +1,182 @@
+// The relay's WebSocket wire protocol: one JSON object per text frame, both directions.
+// The relay reads only the routing fields; E2EE payloads (bindings, wrapped keys, participant
+// lists, heartbeats) are opaque objects it size-limits and forwards. See docs/relay.md.
+import { type Static, Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+
+/** Largest WebSocket frame the relay accepts (a wrapped-key batch for ~100 participants fits). */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+/** Largest single E2EE payload routed through the bulletin board. */
+export const MAX_E2EE_PAYLOAD_BYTES = 128 * 1024;
+/** Domain-separation label of the authentication signature: label || 0x00 || nonce bytes. */
+export const AUTH_LABEL = 'sealroom/relay-auth/v1';
+
+const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$' });
+const MeetingId = Type.String({ minLength: 4, maxLength: 32, pattern: '^[a-z0-9-]+$' });
+const RequestId = Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 }));
+
+export const ParticipantInfo = Type.Object({
+  participantId: Id,
+  deviceId: Type.String({ maxLength: 128 }),
+  roomName: Type.String({ maxLength: 128 }),
+  org: Type.String({ maxLength: 128 }),
+});
+export type ParticipantInfo = Static<typeof ParticipantInfo>;
+
+/** SDP or ICE for the participant's one PeerConnection with the SFU. The relay always offers. */
+export const SignalPayload = Type.Union([
+  Type.Object({
+    kind: Type.Literal('description'),
+    type: Type.Union([Type.Literal('offer'), Type.Literal('answer')]),
+    sdp: Type.String({ maxLength: 65536 }),
+  }),
+  Type.Object({
+    kind: Type.Literal('candidate'),
+    candidate: Type.String({ maxLength: 1024 }),
+    sdpMid: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
+    sdpMLineIndex: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 1024 }), Type.Null()])),
+  }),
+]);
+export type SignalPayload = Static<typeof SignalPayload>;
+
+// ---- device → relay ----
+export const ClientMessage = Type.Union([
+  Type.Object({
+    type: Type.Literal('auth'),
+    /** PEM device certificate issued by a trusted org CA. */
+    certificate: Type.String({ maxLength: 8192 }),
+    /** base64 Ed25519 signature of AUTH_LABEL || 0x00 || nonce with the certificate's key. */
+    signature: Type.String({ maxLength: 256 }),
+  }),
+  /** Create an E2EE meeting and lead it. meetingId: reclaim an id after a relay restart. */
+  Type.Object({ type: Type.Literal('create'), id: RequestId, meetingId: Type.Optional(MeetingId) }),
+  Type.Object({ type: Type.Literal('join'), id: RequestId, meetingId: MeetingId }),
+  Type.Object({ type: Type.Literal('admit'), id: RequestId, participantId: Id }),
+  Type.Object({ type: Type.Literal('deny'), id: RequestId, participantId: Id }),
+  Type.Object({ type: Type.Literal('lock'), id: RequestId, locked: Type.Boolean() }),
+  Type.Object({ type: Type.Literal('leave'), id: RequestId }),
+  Type.Object({ type: Type.Literal('end'), id: RequestId }),
+  /** Bulletin board: to one participant, or to every other participant when `to` is absent. */
+  Type.Object({
+    type: Type.Literal('e2ee'),
+    to: Type.Optional(Id),
+    payload: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown()),
+  }),
+  /** Ask the SFU for (or give up) a media PeerConnection; the relay then sends an offer. */
+  Type.Object({ type: Type.Literal('media'), enabled: Type.Boolean() }),
+  Type.Object({ type: Type.Literal('signal'), payload: SignalPayload }),
+  Type.Object({ type: Type.Literal('ping') }),
+]);
+export type ClientMessage = Static<typeof ClientMessage>;
+
+// ---- relay → device ----
+export const ServerMessage = Type.Union([
+  Type.Object({ type: Type.Literal('challenge'), nonce: Type.String(), relayId: Type.String() }),
+  Type.Object({
+    type: Type.Literal('authenticated'),
+    identity: Type.Omit(ParticipantInfo, ['participantId']),
+  }),
+  /** Where this connection now stands in a meeting (after create, join, admit). */
+  Type.Object({
+    type: Type.Literal('meeting'),
+    id: RequestId,
+    meetingId: MeetingId,
+    participantId: Id,
+    role: Type.Union([Type.Literal('leader'), Type.Literal('participant')]),
+    status: Type.Union([Type.Literal('waiting'), Type.Literal('active')]),
+    leader: ParticipantInfo,
+  }),
+  /** Admitted participants; `waiting` only for the leader. */
+  Type.Object({
+    type: Type.Literal('roster'),
+    meetingId: MeetingId,
+    participants: Type.Array(ParticipantInfo),
+    waiting: Type.Array(ParticipantInfo),
+    locked: Type.Boolean(),
+  }),
+  Type.Object({ type: Type.Literal('denied'), meetingId: MeetingId }),
+  Type.Object({ type: Type.Literal('left'), meetingId: MeetingId, participantId: Id }),
+  Type.Object({ type: Type.Literal('ended'), meetingId: MeetingId, reason: Type.String() }),
+  Type.Object({ type: Type.Literal('ok'), id: RequestId }),
+  Type.Object({ type: Type.Literal('e2ee'), from: Id, payload: Type.Record(Type.String(), Type.Unknown()) }),
+  Type.Object({ type: Type.Literal('signal'), payload: SignalPayload }),
+  Type.Object({ type: Type.Literal('pong') }),
+  Type.Object({ type: Type.Literal('error'), id: RequestId, code: Type.String(), message: Type.String() }),
+]);
+export type ServerMessage = Static<typeof ServerMessage>;
+
+export const clientMessageValidator = TypeCompiler.Compile(ClientMessage);
+export const serverMessageValidator = TypeCompiler.Compile(ServerMessage);
+
+export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
+
+function parseWith<T>(
+  raw: string | Buffer,
+  check: (v: unknown) => boolean,
+  errors: (v: unknown) => string,
+): ParseResult<T> {
+  const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.length;
+  if (size > MAX_MESSAGE_BYTES)
+    return { ok: false, error: `message of ${size} bytes exceeds ${MAX_MESSAGE_BYTES}` };
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
+  } catch {
+    return { ok: false, error: 'not JSON' };
+  }
+  if (!check(value)) return { ok: false, error: errors(value) };
+  return { ok: true, message: value as T };
+}
+
+/** Per-type validators, so an error names the field of the message type that was meant. */
+function validatorsByType(union: typeof ClientMessage | typeof ServerMessage) {
+  const byType = new Map<string, ReturnType<typeof TypeCompiler.Compile>>();
+  for (const variant of union.anyOf)
+    byType.set(String(variant.properties.type.const), TypeCompiler.Compile(variant));
+  return byType;
+}
+const clientValidators = validatorsByType(ClientMessage);
+const serverValidators = validatorsByType(ServerMessage);
+
+function firstError(
+  validators: Map<string, ReturnType<typeof TypeCompiler.Compile>>,
+  value: unknown,
+): string {
+  const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+  const validator = typeof type === 'string' ? validators.get(type) : undefined;
+  if (!validator) return `unknown message type ${JSON.stringify(type ?? null).slice(0, 40)}`;
+  const first = validator.Errors(value).First();
+  return first ? `invalid ${type} message at ${first.path || '/'}: ${first.message}` : 'invalid message';
+}
+
+/** Parses and validates one device → relay frame, including the E2EE payload size limit. */
+export function parseClientMessage(raw: string | Buffer): ParseResult<ClientMessage> {
+  const parsed = parseWith<ClientMessage>(
+    raw,
+    (v) => clientMessageValidator.Check(v),
+    (v) => firstError(clientValidators, v),
+  );
+  if (parsed.ok && parsed.message.type === 'e2ee') {
+    const size = Buffer.byteLength(JSON.stringify(parsed.message.payload));
+    if (size > MAX_E2EE_PAYLOAD_BYTES)
+      return { ok: false, error: `e2ee payload of ${size} bytes exceeds ${MAX_E2EE_PAYLOAD_BYTES}` };
+  }
+  return parsed;
+}
+
+export function parseServerMessage(raw: string | Buffer): ParseResult<ServerMessage> {
+  return parseWith<ServerMessage>(
+    raw,
+    (v) => serverMessageValidator.Check(v),
+    (v) => firstError(serverValidators, v),
+  );
+}
+
+/** The bytes a device signs to prove possession of its certificate key. */
+export function authSignedBytes(nonceBase64: string): Buffer {
+  return Buffer.concat([
+    Buffer.from(AUTH_LABEL, 'utf8'),
+    Buffer.from([0]),
+    Buffer.from(nonceBase64, 'base64'),
+  ]);
+}

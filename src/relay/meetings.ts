@@ -1,0 +1,323 @@
+// The relay's meeting lifecycle as a pure state machine: connections (already authenticated) ask to
+// create, join, admit, deny, lock, leave and end; every call returns the messages to send to which
+// connection. No sockets, no timers — the server wires it to WebSockets and the SFU.
+import { randomBytes } from 'node:crypto';
+import type { ParticipantInfo, ServerMessage } from '../core/protocol/relay.js';
+
+export type ConnectionId = string;
+
+export interface Identity {
+  deviceId: string;
+  roomName: string;
+  org: string;
+}
+
+export interface Outgoing {
+  to: ConnectionId;
+  message: ServerMessage;
+}
+
+/** What the SFU must do after a lifecycle change. */
+export interface MediaEffect {
+  kind: 'remove';
+  connection: ConnectionId;
+  meetingId: string;
+}
+
+export interface Result {
+  outgoing: Outgoing[];
+  media: MediaEffect[];
+}
+
+interface Member {
+  connection: ConnectionId;
+  info: ParticipantInfo;
+  status: 'waiting' | 'active';
+}
+
+interface Meeting {
+  id: string;
+  leader: ConnectionId;
+  locked: boolean;
+  /** Insertion-ordered: the roster shows who came first first. */
+  members: Map<ConnectionId, Member>;
+}
+
+export class MeetingError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A readable meeting id: three groups of four lowercase base32 characters. */
+export function newMeetingId(random: (n: number) => Buffer = randomBytes): string {
+  const alphabet = 'abcdefghjkmnpqrstuvwxyz23456789';
+  const bytes = random(12);
+  let id = '';
+  for (let i = 0; i < 12; i++) {
+    if (i > 0 && i % 4 === 0) id += '-';
+    id += alphabet[(bytes[i] ?? 0) % alphabet.length];
+  }
+  return id;
+}
+
+export class MeetingRegistry {
+  readonly #meetings = new Map<string, Meeting>();
+  readonly #byConnection = new Map<ConnectionId, string>();
+  readonly #newParticipantId: () => string;
+
+  constructor(opts: { newParticipantId?: () => string } = {}) {
+    this.#newParticipantId = opts.newParticipantId ?? (() => `p-${randomBytes(6).toString('hex')}`);
+  }
+
+  meetingOf(connection: ConnectionId): string | undefined {
+    return this.#byConnection.get(connection);
+  }
+
+  /** The participant id of an active member (media and bulletin board need one), else undefined. */
+  activeParticipant(connection: ConnectionId): ParticipantInfo | undefined {
+    const member = this.#member(connection);
+    return member?.status === 'active' ? member.info : undefined;
+  }
+
+  /** Connections of the active members of a meeting, in roster order. */
+  activeConnections(meetingId: string): ConnectionId[] {
+    const meeting = this.#meetings.get(meetingId);
+    if (!meeting) return [];
+    return [...meeting.members.values()].filter((m) => m.status === 'active').map((m) => m.connection);
+  }
+
+  /** Connection of an active participant of the same meeting, for routing to one recipient. */
+  connectionOfParticipant(meetingId: string, participantId: string): ConnectionId | undefined {
+    const meeting = this.#meetings.get(meetingId);
+    if (!meeting) return undefined;
+    for (const m of meeting.members.values())
+      if (m.info.participantId === participantId && m.status === 'active') return m.connection;
+    return undefined;
+  }
+
+  meetingCount(): number {
+    return this.#meetings.size;
+  }
+
+  create(
+    connection: ConnectionId,
+    identity: Identity,
+    requestId: number | undefined,
+    meetingId?: string,
+  ): Result {
+    this.#assertFree(connection);
+    const id = meetingId ?? newMeetingId();
+    if (this.#meetings.has(id)) throw new MeetingError('meeting-exists', `meeting ${id} already exists`);
+    const info: ParticipantInfo = { participantId: this.#newParticipantId(), ...identity };
+    const meeting: Meeting = { id, leader: connection, locked: false, members: new Map() };
+    meeting.members.set(connection, { connection, info, status: 'active' });
+    this.#meetings.set(id, meeting);
+    this.#byConnection.set(connection, id);
+    return {
+      outgoing: [
+        {
+          to: connection,
+          message: {
+            type: 'meeting',
+            id: requestId,
+            meetingId: id,
+            participantId: info.participantId,
+            role: 'leader',
+            status: 'active',
+            leader: info,
+          },
+        },
+        ...this.#rosters(meeting),
+      ],
+      media: [],
+    };
+  }
+
+  join(
+    connection: ConnectionId,
+    identity: Identity,
+    requestId: number | undefined,
+    meetingId: string,
+  ): Result {
+    this.#assertFree(connection);
+    const meeting = this.#meetings.get(meetingId);
+    // "Nobody enters before the leader": a meeting exists only while its leader is in it.
+    if (!meeting)
+      throw new MeetingError('no-meeting', `meeting ${meetingId} has not been started by its leader`);
+    if (meeting.locked) throw new MeetingError('locked', `meeting ${meetingId} is locked`);
+    const leader = this.#leaderInfo(meeting);
+    const info: ParticipantInfo = { participantId: this.#newParticipantId(), ...identity };
+    meeting.members.set(connection, { connection, info, status: 'waiting' });
+    this.#byConnection.set(connection, meetingId);
+    return {
+      outgoing: [
+        {
+          to: connection,
+          message: {
+            type: 'meeting',
+            id: requestId,
+            meetingId,
+            participantId: info.participantId,
+            role: 'participant',
+            status: 'waiting',
+            leader,
+          },
+        },
+        ...this.#rosters(meeting, [meeting.leader]),
+      ],
+      media: [],
+    };
+  }
+
+  admit(connection: ConnectionId, requestId: number | undefined, participantId: string): Result {
+    const { meeting, member } = this.#waitingMemberForLeader(connection, participantId);
+    member.status = 'active';
+    return {
+      outgoing: [
+        { to: connection, message: { type: 'ok', id: requestId } },
+        {
+          to: member.connection,
+          message: {
+            type: 'meeting',
+            meetingId: meeting.id,
+            participantId,
+            role: 'participant',
+            status: 'active',
+            leader: this.#leaderInfo(meeting),
+          },
+        },
+        ...this.#rosters(meeting),
+      ],
+      media: [],
+    };
+  }
+
+  deny(connection: ConnectionId, requestId: number | undefined, participantId: string): Result {
+    const { meeting, member } = this.#waitingMemberForLeader(connection, participantId);
+    meeting.members.delete(member.connection);
+    this.#byConnection.delete(member.connection);
+    return {
+      outgoing: [
+        { to: connection, message: { type: 'ok', id: requestId } },
+        { to: member.connection, message: { type: 'denied', meetingId: meeting.id } },
+        ...this.#rosters(meeting, [meeting.leader]),
+      ],
+      media: [],
+    };
+  }
+
+  lock(connection: ConnectionId, requestId: number | undefined, locked: boolean): Result {
+    const meeting = this.#ledMeeting(connection);
+    meeting.locked = locked;
+    return {
+      outgoing: [{ to: connection, message: { type: 'ok', id: requestId } }, ...this.#rosters(meeting)],
+      media: [],
+    };
+  }
+
+  /** A participant leaves (or its connection closed). The leader leaving ends the meeting. */
+  leave(connection: ConnectionId, requestId?: number): Result {
+    const meetingId = this.#byConnection.get(connection);
+    const meeting = meetingId === undefined ? undefined : this.#meetings.get(meetingId);
+    const reply: Outgoing[] =
+      requestId === undefined ? [] : [{ to: connection, message: { type: 'ok', id: requestId } }];
+    if (!meeting) return { outgoing: reply, media: [] };
+    if (meeting.leader === connection) return this.#end(meeting, 'the leader left', reply);
+    const member = meeting.members.get(connection);
+    meeting.members.delete(connection);
+    this.#byConnection.delete(connection);
+    if (!member) return { outgoing: reply, media: [] };
+    const leftNotice: Outgoing[] =
+      member.status === 'active'
+        ? this.activeConnections(meeting.id).map((to) => ({
+            to,
+            message: { type: 'left', meetingId: meeting.id, participantId: member.info.participantId },
+          }))
+        : [];
+    return {
+      outgoing: [
+        ...reply,
+        ...leftNotice,
+        ...this.#rosters(meeting, member.status === 'active' ? undefined : [meeting.leader]),
+      ],
+      media: member.status === 'active' ? [{ kind: 'remove', connection, meetingId: meeting.id }] : [],
+    };
+  }
+
+  end(connection: ConnectionId, requestId: number | undefined): Result {
+    const meeting = this.#ledMeeting(connection);
+    return this.#end(meeting, 'the leader ended the meeting', [
+      { to: connection, message: { type: 'ok', id: requestId } },
+    ]);
+  }
+
+  #end(meeting: Meeting, reason: string, reply: Outgoing[]): Result {
+    this.#meetings.delete(meeting.id);
+    const outgoing: Outgoing[] = [...reply];
+    const media: MediaEffect[] = [];
+    for (const m of meeting.members.values()) {
+      this.#byConnection.delete(m.connection);
+      outgoing.push({ to: m.connection, message: { type: 'ended', meetingId: meeting.id, reason } });
+      if (m.status === 'active')
+        media.push({ kind: 'remove', connection: m.connection, meetingId: meeting.id });
+    }
+    return { outgoing, media };
+  }
+
+  #member(connection: ConnectionId): Member | undefined {
+    const id = this.#byConnection.get(connection);
+    return id === undefined ? undefined : this.#meetings.get(id)?.members.get(connection);
+  }
+
+  #assertFree(connection: ConnectionId): void {
+    if (this.#byConnection.has(connection))
+      throw new MeetingError('already-in-meeting', 'leave the current meeting first');
+  }
+
+  #ledMeeting(connection: ConnectionId): Meeting {
+    const id = this.#byConnection.get(connection);
+    const meeting = id === undefined ? undefined : this.#meetings.get(id);
+    if (!meeting) throw new MeetingError('not-in-meeting', 'not in a meeting');
+    if (meeting.leader !== connection) throw new MeetingError('not-leader', 'only the leader can do this');
+    return meeting;
+  }
+
+  #waitingMemberForLeader(
+    connection: ConnectionId,
+    participantId: string,
+  ): { meeting: Meeting; member: Member } {
+    const meeting = this.#ledMeeting(connection);
+    const member = [...meeting.members.values()].find((m) => m.info.participantId === participantId);
+    if (member?.status !== 'waiting')
+      throw new MeetingError('not-waiting', `${participantId} is not waiting to join`);
+    return { meeting, member };
+  }
+
+  #leaderInfo(meeting: Meeting): ParticipantInfo {
+    const leader = meeting.members.get(meeting.leader);
+    if (!leader) throw new MeetingError('internal', 'meeting without leader');
+    return leader.info;
+  }
+
+  /** The roster for every active member (only the leader sees who waits); or only for `only`. */
+  #rosters(meeting: Meeting, only?: ConnectionId[]): Outgoing[] {
+    const members = [...meeting.members.values()];
+    const participants = members.filter((m) => m.status === 'active').map((m) => m.info);
+    const waiting = members.filter((m) => m.status === 'waiting').map((m) => m.info);
+    const recipients = only ?? members.filter((m) => m.status === 'active').map((m) => m.connection);
+    return recipients.map((to) => ({
+      to,
+      message: {
+        type: 'roster',
+        meetingId: meeting.id,
+        participants,
+        waiting: to === meeting.leader ? waiting : [],
+        locked: meeting.locked,
+      },
+    }));
+  }
+}

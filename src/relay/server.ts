@@ -1,0 +1,251 @@
+// The relay process: fastify with one WebSocket route for signalling, admission and the E2EE bulletin
+// board, plus the werift SFU. It authenticates devices by certificate + challenge, and never holds a
+// key: bulletin-board payloads are forwarded as opaque objects, media as RTP it does not decrypt.
+import { randomBytes } from 'node:crypto';
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { WebSocket } from 'ws';
+import {
+  type ClientMessage,
+  MAX_MESSAGE_BYTES,
+  parseClientMessage,
+  type ServerMessage,
+} from '../core/protocol/relay.js';
+import { PkiError } from '../pki/errors.js';
+import type { VerifiedDevice } from '../pki/verify.js';
+import type { Logger } from '../util/log.js';
+import {
+  newChallenge,
+  type TrustOptions,
+  verifyChallengeSignature,
+  verifyDeviceCertificatePem,
+} from './authenticate.js';
+import { type ConnectionId, MeetingError, MeetingRegistry, type Result } from './meetings.js';
+import { type MediaKind, Sfu } from './sfu.js';
+
+/** One thing that crossed the relay, for tests that prove no plaintext or key ever does. */
+export type RecordEntry =
+  | { kind: 'ws-in' | 'ws-out'; connection: ConnectionId; data: string }
+  | {
+      kind: 'rtp';
+      meetingId: string;
+      participantId: string;
+      media: MediaKind;
+      timestamp: number;
+      payload: Buffer;
+    };
+
+export interface RelayOptions {
+  log: Logger;
+  trust: TrustOptions;
+  host?: string;
+  port?: number;
+  videoCodec?: 'VP8' | 'H264';
+  record?: (entry: RecordEntry) => void;
+}
+
+export interface Relay {
+  /** ws://host:port/v1/ws */
+  url: string;
+  port: number;
+  app: FastifyInstance;
+  registry: MeetingRegistry;
+  sfu: Sfu;
+  close(): Promise<void>;
+}
+
+interface Session {
+  id: ConnectionId;
+  socket: WebSocket;
+  nonce: string;
+  identity?: VerifiedDevice;
+}
+
+export const RELAY_WS_PATH = '/v1/ws';
+
+export async function startRelay(opts: RelayOptions): Promise<Relay> {
+  const log = opts.log;
+  const relayId = randomBytes(8).toString('hex');
+  const sessions = new Map<ConnectionId, Session>();
+  const registry = new MeetingRegistry();
+  const record = opts.record;
+
+  const send = (connection: ConnectionId, message: ServerMessage): void => {
+    const session = sessions.get(connection);
+    if (!session || session.socket.readyState !== session.socket.OPEN) return;
+    const data = JSON.stringify(message);
+    if (record) record({ kind: 'ws-out', connection, data });
+    session.socket.send(data);
+  };
+
+  const sfu = new Sfu({
+    log,
+    sendSignal: (connection, payload) => send(connection, { type: 'signal', payload }),
+    ...(opts.videoCodec ? { videoCodec: opts.videoCodec } : {}),
+    ...(record
+      ? {
+          onPublisherRtp: (meetingId, participantId, media, packet) =>
+            record({
+              kind: 'rtp',
+              meetingId,
+              participantId,
+              media,
+              timestamp: packet.header.timestamp,
+              payload: packet.payload,
+            }),
+        }
+      : {}),
+  });
+
+  const apply = (result: Result): void => {
+    for (const o of result.outgoing) send(o.to, o.message);
+    for (const m of result.media) void sfu.remove(m.connection);
+  };
+
+  const handle = async (session: Session, message: ClientMessage): Promise<void> => {
+    if (message.type === 'ping') return send(session.id, { type: 'pong' });
+    if (!session.identity) {
+      if (message.type !== 'auth') throw new MeetingError('unauthenticated', 'authenticate first');
+      const identity = await verifyDeviceCertificatePem(message.certificate, opts.trust);
+      if (!verifyChallengeSignature(identity, session.nonce, message.signature)) {
+        throw new MeetingError('bad-signature', 'challenge signature does not match the certificate key');
+      }
+      session.identity = identity;
+      log.info(
+        {
+          connection: session.id,
+          deviceId: identity.deviceId,
+          roomName: identity.roomName,
+          org: identity.org,
+        },
+        'device authenticated',
+      );
+      return send(session.id, {
+        type: 'authenticated',
+        identity: { deviceId: identity.deviceId, roomName: identity.roomName, org: identity.org },
+      });
+    }
+    const { deviceId, roomName, org } = session.identity;
+    const identity = { deviceId, roomName, org };
+    switch (message.type) {
+      case 'auth':
+        throw new MeetingError('already-authenticated', 'already authenticated');
+      case 'create': {
+        const result = registry.create(session.id, identity, message.id, message.meetingId);
+        log.info({ meetingId: registry.meetingOf(session.id), deviceId }, 'meeting created');
+        return apply(result);
+      }
+      case 'join':
+        log.info({ meetingId: message.meetingId, deviceId }, 'join request');
+        return apply(registry.join(session.id, identity, message.id, message.meetingId));
+      case 'admit':
+        return apply(registry.admit(session.id, message.id, message.participantId));
+      case 'deny':
+        return apply(registry.deny(session.id, message.id, message.participantId));
+      case 'lock':
+        return apply(registry.lock(session.id, message.id, message.locked));
+      case 'leave':
+        return apply(registry.leave(session.id, message.id));
+      case 'end':
+        return apply(registry.end(session.id, message.id));
+      case 'e2ee':
+        return routeE2ee(session, message.to, message.payload);
+      case 'media': {
+        const meetingId = registry.meetingOf(session.id);
+        const participant = registry.activeParticipant(session.id);
+        if (!message.enabled) return void (await sfu.remove(session.id));
+        if (!meetingId || !participant)
+          throw new MeetingError('not-admitted', 'media only for admitted participants');
+        sfu.add(session.id, meetingId, participant.participantId);
+        return;
+      }
+      case 'signal':
+        return sfu.handleSignal(session.id, message.payload);
+    }
+  };
+
+  /** Bulletin board: active members post to one member or all others. Payloads stay opaque. */
+  const routeE2ee = (session: Session, to: string | undefined, payload: Record<string, unknown>): void => {
+    const meetingId = registry.meetingOf(session.id);
+    const from = registry.activeParticipant(session.id);
+    if (!meetingId || !from)
+      throw new MeetingError('not-admitted', 'only admitted participants use the bulletin board');
+    const message: ServerMessage = { type: 'e2ee', from: from.participantId, payload };
+    if (to !== undefined) {
+      const target = registry.connectionOfParticipant(meetingId, to);
+      if (!target) throw new MeetingError('no-participant', `${to} is not in this meeting`);
+      send(target, message);
+      return;
+    }
+    for (const target of registry.activeConnections(meetingId))
+      if (target !== session.id) send(target, message);
+  };
+
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
+  app.get('/healthz', async () => ({
+    ok: true,
+    relayId,
+    meetings: registry.meetingCount(),
+    mediaPeers: sfu.peerCount(),
+    connections: sessions.size,
+  }));
+  app.get(RELAY_WS_PATH, { websocket: true }, (socket) => {
+    const session: Session = { id: `c-${randomBytes(6).toString('hex')}`, socket, nonce: newChallenge() };
+    sessions.set(session.id, session);
+    // Handle messages in order per connection: a join must not overtake the auth before it.
+    let queue = Promise.resolve();
+    socket.on('message', (raw: Buffer, isBinary: boolean) => {
+      queue = queue.then(async () => {
+        if (isBinary)
+          return send(session.id, { type: 'error', code: 'bad-message', message: 'text frames only' });
+        if (record) record({ kind: 'ws-in', connection: session.id, data: raw.toString('utf8') });
+        const parsed = parseClientMessage(raw);
+        if (!parsed.ok)
+          return send(session.id, { type: 'error', code: 'bad-message', message: parsed.error });
+        try {
+          await handle(session, parsed.message);
+        } catch (err) {
+          const id = 'id' in parsed.message ? parsed.message.id : undefined;
+          if (err instanceof MeetingError || err instanceof PkiError) {
+            send(session.id, {
+              type: 'error',
+              id,
+              code: err instanceof PkiError ? `certificate-${err.code}` : err.code,
+              message: err.message,
+            });
+            if (!session.identity) socket.close(4401, 'authentication failed');
+          } else {
+            log.error({ err, connection: session.id }, 'request failed');
+            send(session.id, { type: 'error', id, code: 'internal', message: 'internal error' });
+          }
+        }
+      });
+    });
+    socket.on('close', () => {
+      sessions.delete(session.id);
+      apply(registry.leave(session.id));
+      void sfu.remove(session.id);
+      if (session.identity)
+        log.info({ connection: session.id, deviceId: session.identity.deviceId }, 'device disconnected');
+    });
+    send(session.id, { type: 'challenge', nonce: session.nonce, relayId });
+  });
+
+  const address = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+  const port = Number(new URL(address).port);
+  const url = `ws://${opts.host ?? '127.0.0.1'}:${port}${RELAY_WS_PATH}`;
+  log.info({ url, relayId }, 'relay listening');
+  return {
+    url,
+    port,
+    app,
+    registry,
+    sfu,
+    close: async () => {
+      for (const s of sessions.values()) s.socket.terminate();
+      await sfu.close();
+      await app.close();
+    },
+  };
+}
