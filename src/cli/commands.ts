@@ -1,7 +1,8 @@
 // Registry of subcommands. Each part of the system adds one line here, importing its own module
 // lazily so `sealroom selftest` does not load GStreamer or fastify.
 import type { Command } from 'commander';
+import { registerSelftestCommand } from './selftest.js';
 
 export function registerCommands(program: Command): void {
-  void program;
+  registerSelftestCommand(program); // the crypto core loads only when `selftest` runs
 }

@@ -149,5 +149,6 @@ export function runVectorFile(path: string): SelftestReport {
   } catch (err) {
     throw new VectorFileError(`${path} is not an SFrame test-vector file: ${describe(err)}`);
   }
+  if (groups.length === 0) throw new VectorFileError(`${path} contains no test vectors`);
   return runKnownAnswerGroups(groups);
 }
