@@ -1,0 +1,85 @@
+// Entry point of the room screen: keeps one live copy of the daemon state (server-sent events from the
+// local control server), renders it, and posts the actions people trigger.
+import type { DeviceState } from '../../device/daemon/state.js';
+import { formatClock, formatDate } from './format.js';
+import { type LocalState, renderApp } from './view.js';
+
+const root = document.getElementById('root')!;
+let state: DeviceState | undefined;
+const local: LocalState = { keypad: '', connected: false, busy: false };
+let toastTimer: number | undefined;
+
+function render(): void {
+  if (!state) return;
+  root.replaceChildren(renderApp(state, local, { act, setLocal }));
+}
+
+function setLocal(change: Partial<LocalState>): void {
+  Object.assign(local, change);
+  render();
+}
+
+function showToast(message: string): void {
+  window.clearTimeout(toastTimer);
+  setLocal({ toast: message });
+  toastTimer = window.setTimeout(() => setLocal({ toast: undefined }), 6000);
+}
+
+async function act(path: string, body: Record<string, unknown> = {}): Promise<void> {
+  setLocal({ busy: true });
+  try {
+    const res = await fetch(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) {
+      const payload = (await res.json().catch(() => ({}))) as { error?: string };
+      showToast(payload.error ?? `The room could not do that (HTTP ${res.status}).`);
+    } else if (path === '/api/meeting/join') {
+      local.keypad = '';
+    }
+  } catch {
+    showToast('The room daemon did not answer. Try again in a moment.');
+  } finally {
+    setLocal({ busy: false });
+  }
+}
+
+function connect(): void {
+  const events = new EventSource('/api/events');
+  // After a (re)connect the daemon may have restarted with a lower revision: take its first push as is.
+  let fresh = true;
+  let downTimer: number | undefined;
+  events.addEventListener('open', () => {
+    fresh = true;
+    window.clearTimeout(downTimer);
+    if (!local.connected) setLocal({ connected: true });
+  });
+  events.addEventListener('state', (ev) => {
+    const next = JSON.parse((ev as MessageEvent<string>).data) as DeviceState;
+    if (!fresh && state && next.revision <= state.revision) return;
+    fresh = false;
+    state = next;
+    local.connected = true;
+    render();
+  });
+  events.addEventListener('error', () => {
+    // EventSource retries on its own; only say so when the gap is long enough to notice.
+    window.clearTimeout(downTimer);
+    downTimer = window.setTimeout(() => {
+      if (events.readyState !== EventSource.OPEN) setLocal({ connected: false });
+    }, 2000);
+  });
+}
+
+function tickClock(): void {
+  const now = new Date();
+  for (const el of document.querySelectorAll<HTMLElement>('[data-clock]')) {
+    const text = el.dataset.clock === 'date' ? formatDate(now) : formatClock(now);
+    if (el.textContent !== text) el.textContent = text;
+  }
+}
+
+connect();
+window.setInterval(tickClock, 1000);

@@ -1,0 +1,514 @@
+// The screens: each is a function of the daemon state (plus the little the screen keeps itself, such
+// as digits typed on the keypad) that returns fresh DOM. Buttons call `act`, which posts to the
+// local control API.
+import type { DeviceState, MeetingView, RosterEntry, VerifiedIdentity } from '../../device/daemon/state.js';
+import { h, svg } from './dom.js';
+import {
+  alertsFor,
+  codeRows,
+  formatClock,
+  formatDate,
+  keypadPress,
+  type ScreenName,
+  screenFor,
+  securityCodeGroups,
+  spacedMeetingId,
+} from './format.js';
+
+export interface LocalState {
+  keypad: string;
+  connected: boolean;
+  toast?: string;
+  busy: boolean;
+}
+
+export interface Handlers {
+  act(path: string, body?: Record<string, unknown>): void;
+  setLocal(change: Partial<LocalState>): void;
+}
+
+const LOCK_ICON =
+  '<svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path fill="currentColor" d="M12 2a5 5 0 0 0-5 5v3H6a2 2 0 0 0-2 2v8a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2v-8a2 2 0 0 0-2-2h-1V7a5 5 0 0 0-5-5zm-3 8V7a3 3 0 1 1 6 0v3H9z"/></svg>';
+
+export function renderApp(state: DeviceState, local: LocalState, on: Handlers): HTMLElement {
+  const screen = screenFor(state);
+  return h(
+    'div',
+    { class: `app screen-${screen}`, 'data-screen': screen, 'data-revision': state.revision },
+    topBar(state, screen),
+    alertBar(state, local),
+    h('main', { class: 'main' }, screenBody(screen, state, local, on)),
+    local.toast ? h('div', { class: 'toast', role: 'status' }, local.toast) : null,
+  );
+}
+
+function screenBody(screen: ScreenName, state: DeviceState, local: LocalState, on: Handlers): HTMLElement {
+  switch (screen) {
+    case 'enrollment':
+      return enrollmentScreen(state);
+    case 'idle':
+      return idleScreen(local, on);
+    case 'meeting':
+      return meetingScreen(state, state.meeting!, local, on);
+    default:
+      return startupScreen(state);
+  }
+}
+
+function topBar(state: DeviceState, screen: ScreenName): HTMLElement {
+  const now = new Date();
+  return h(
+    'header',
+    { class: 'topbar' },
+    h('div', { class: 'room-name', 'data-testid': 'room-name' }, state.device.roomName ?? 'Sealroom'),
+    h(
+      'div',
+      { class: 'topbar-middle' },
+      state.device.org ? h('span', { class: 'muted' }, state.device.org) : null,
+    ),
+    screen === 'idle' ? null : h('div', { class: 'clock-small', 'data-clock': 'time' }, formatClock(now)),
+  );
+}
+
+function alertBar(state: DeviceState, local: LocalState): HTMLElement | null {
+  const alerts = alertsFor(state, local.connected);
+  if (alerts.length === 0) return null;
+  return h(
+    'section',
+    { class: 'alerts', 'aria-label': 'Alerts', 'data-testid': 'alerts' },
+    alerts.map((a) =>
+      h('div', { class: `alert alert-${a.level}`, role: 'alert', 'data-alert': a.id }, a.message),
+    ),
+  );
+}
+
+function startupScreen(state: DeviceState): HTMLElement {
+  const failed = state.diagnostics.filter((d) => !d.ok).length;
+  return h(
+    'div',
+    { class: 'startup' },
+    h('h1', { class: 'title' }, state.phase === 'error' ? 'This room needs attention' : 'Starting up…'),
+    h(
+      'p',
+      { class: 'muted' },
+      failed > 0
+        ? `${failed} check${failed === 1 ? '' : 's'} failed. Contact IT if this does not clear.`
+        : 'Checking camera, microphone, display and network.',
+    ),
+    h(
+      'ul',
+      { class: 'diagnostics', 'data-testid': 'diagnostics' },
+      state.diagnostics.map((d) =>
+        h(
+          'li',
+          { class: d.ok ? 'diag ok' : 'diag fail' },
+          h('span', { class: 'diag-mark', 'aria-label': d.ok ? 'passed' : 'failed' }, d.ok ? 'OK' : 'FAIL'),
+          h('span', { class: 'diag-name' }, d.name),
+          h('span', { class: 'diag-detail muted' }, d.detail),
+        ),
+      ),
+    ),
+    h('p', { class: 'version muted' }, `Sealroom ${state.device.version}`),
+  );
+}
+
+function enrollmentScreen(state: DeviceState): HTMLElement {
+  const enrollment = state.enrollment;
+  const code = enrollment?.activationCode;
+  const expires = enrollment?.expiresAt ? new Date(enrollment.expiresAt) : undefined;
+  return h(
+    'div',
+    { class: 'enrollment' },
+    h(
+      'div',
+      { class: 'enroll-text' },
+      h('h1', { class: 'title' }, 'Set up this room'),
+      code
+        ? h(
+            'div',
+            { class: 'activation' },
+            h('div', { class: 'label' }, 'Activation code'),
+            h('div', { class: 'activation-code', 'data-testid': 'activation-code' }, code),
+            expires
+              ? h('div', { class: 'muted' }, `Valid until ${formatClock(expires)} on ${formatDate(expires)}`)
+              : null,
+          )
+        : h('p', { class: 'lead' }, enrollmentProgress(enrollment?.status)),
+      h(
+        'ol',
+        { class: 'instructions' },
+        h(
+          'li',
+          null,
+          'IT: open the provisioning console',
+          enrollment?.claimUrl ? h('span', { class: 'url' }, ` (${enrollment.claimUrl})`) : null,
+          ' or scan the QR code.',
+        ),
+        h('li', null, 'Enter the activation code, then assign the room name, site and policy.'),
+        h('li', null, 'This screen switches to the room view on its own once the device is claimed.'),
+      ),
+      enrollment?.message ? h('p', { class: 'muted' }, enrollment.message) : null,
+    ),
+    enrollment?.claimUrl
+      ? h(
+          'div',
+          { class: 'qr' },
+          h('img', {
+            src: `/api/enrollment/qr.svg?u=${encodeURIComponent(enrollment.claimUrl)}`,
+            alt: 'QR code to claim this device',
+            'data-testid': 'claim-qr',
+          }),
+        )
+      : null,
+  );
+}
+
+function enrollmentProgress(status: string | undefined): string {
+  switch (status) {
+    case 'generating-key':
+      return 'Creating this device’s identity key…';
+    case 'registering':
+      return 'Registering with the provisioning service…';
+    case 'fetching-certificate':
+      return 'Claimed. Fetching the device certificate…';
+    case 'error':
+      return 'Enrollment failed. Retrying…';
+    default:
+      return 'Preparing enrollment…';
+  }
+}
+
+function idleScreen(local: LocalState, on: Handlers): HTMLElement {
+  const now = new Date();
+  const keys = ['1', '2', '3', '4', '5', '6', '7', '8', '9', 'clear', '0', 'back'];
+  const label = (k: string) => (k === 'back' ? '⌫' : k === 'clear' ? 'C' : k);
+  const aria = (k: string) => (k === 'back' ? 'Delete last digit' : k === 'clear' ? 'Clear' : k);
+  return h(
+    'div',
+    { class: 'idle' },
+    h(
+      'div',
+      { class: 'idle-left' },
+      h('div', { class: 'clock', 'data-clock': 'time', 'data-testid': 'clock' }, formatClock(now)),
+      h('div', { class: 'date', 'data-clock': 'date' }, formatDate(now)),
+      h(
+        'button',
+        {
+          class: 'btn btn-primary btn-huge',
+          'data-testid': 'start-meeting',
+          disabled: local.busy,
+          onclick: () => on.act('/api/meeting/start'),
+        },
+        'Start meeting',
+      ),
+    ),
+    h(
+      'div',
+      { class: 'join', role: 'group', 'aria-label': 'Join a meeting by its id' },
+      h('div', { class: 'label' }, 'Join by meeting ID'),
+      h(
+        'output',
+        { class: 'keypad-display', 'data-testid': 'keypad-display', 'aria-live': 'polite' },
+        local.keypad ? spacedMeetingId(local.keypad) : h('span', { class: 'placeholder' }, 'Meeting ID'),
+      ),
+      h(
+        'div',
+        { class: 'keypad' },
+        keys.map((k) =>
+          h(
+            'button',
+            {
+              class: 'btn key',
+              'data-key': k,
+              'aria-label': aria(k),
+              onclick: () => on.setLocal({ keypad: keypadPress(local.keypad, k) }),
+            },
+            label(k),
+          ),
+        ),
+      ),
+      h(
+        'button',
+        {
+          class: 'btn btn-primary',
+          'data-testid': 'join-meeting',
+          disabled: local.keypad.length === 0 || local.busy,
+          onclick: () => on.act('/api/meeting/join', { meetingId: local.keypad }),
+        },
+        'Join',
+      ),
+    ),
+  );
+}
+
+function identityLine(who: VerifiedIdentity): HTMLElement {
+  return h(
+    'span',
+    { class: 'identity' },
+    h('span', { class: 'identity-room' }, who.roomName),
+    h('span', { class: 'identity-org' }, who.org),
+  );
+}
+
+function meetingScreen(
+  state: DeviceState,
+  meeting: MeetingView,
+  local: LocalState,
+  on: Handlers,
+): HTMLElement {
+  if (meeting.status !== 'active') return meetingStatusScreen(meeting, local, on);
+  const leading = meeting.role === 'leader';
+  return h(
+    'div',
+    { class: 'meeting' },
+    h(
+      'div',
+      { class: 'meeting-head' },
+      h(
+        'span',
+        { class: 'badge badge-e2ee', 'data-testid': 'e2ee-badge' },
+        svg(LOCK_ICON),
+        'End-to-end encrypted',
+      ),
+      h('span', { class: 'meeting-id' }, 'Meeting ', h('strong', null, spacedMeetingId(meeting.meetingId))),
+      meeting.locked ? h('span', { class: 'badge badge-locked' }, 'Locked') : null,
+      meeting.keyEpoch !== undefined ? h('span', { class: 'muted' }, `Key #${meeting.keyEpoch}`) : null,
+    ),
+    codePanel(meeting),
+    meeting.leaderChanged
+      ? h(
+          'div',
+          { class: 'recheck', role: 'alert', 'data-testid': 'leader-changed' },
+          h(
+            'span',
+            null,
+            'The leader changed',
+            meeting.leader ? ` to ${meeting.leader.roomName} (${meeting.leader.org})` : '',
+            '. Read the new code aloud and compare it with every other room.',
+          ),
+          h(
+            'button',
+            {
+              class: 'btn btn-primary',
+              'data-testid': 'ack-leader',
+              onclick: () => on.act('/api/meeting/ack-leader'),
+            },
+            'Code matches',
+          ),
+        )
+      : h(
+          'div',
+          { class: 'leader', 'data-testid': 'leader' },
+          h('span', { class: 'muted' }, 'Leader (verified): '),
+          meeting.leader ? identityLine(meeting.leader) : h('span', null, 'unknown'),
+        ),
+    h(
+      'div',
+      { class: 'meeting-lists' },
+      rosterPanel(meeting.roster),
+      leading ? waitingPanel(meeting, on) : null,
+    ),
+    controlBar(state, meeting, local, on),
+  );
+}
+
+function codePanel(meeting: MeetingView): HTMLElement {
+  if (!meeting.securityCode) {
+    return h(
+      'section',
+      { class: 'code-panel pending' },
+      h('p', { class: 'lead' }, 'Waiting for the meeting key…'),
+    );
+  }
+  const rows = codeRows(securityCodeGroups(meeting.securityCode));
+  return h(
+    'section',
+    { class: 'code-panel', 'aria-label': 'Security code' },
+    h('div', { class: 'label' }, 'Security code: read it aloud, every room must see the same digits'),
+    h(
+      'div',
+      { class: 'code', 'data-testid': 'security-code' },
+      rows.map((row) =>
+        h(
+          'div',
+          { class: 'code-row' },
+          row.map((group) =>
+            h(
+              'span',
+              { class: 'code-group' },
+              [...group].map((d) => h('span', { class: 'digit' }, d)),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+function rosterPanel(roster: RosterEntry[]): HTMLElement {
+  return h(
+    'section',
+    { class: 'panel roster', 'aria-label': 'Participants' },
+    h('h2', null, `In this meeting (${roster.length})`),
+    h(
+      'ul',
+      { class: 'list', 'data-testid': 'roster' },
+      roster.map((p) =>
+        h(
+          'li',
+          { class: 'list-item', 'data-participant': p.participantId },
+          identityLine(p),
+          p.isLeader ? h('span', { class: 'tag' }, 'leader') : null,
+          p.isSelf ? h('span', { class: 'tag' }, 'this room') : null,
+        ),
+      ),
+    ),
+  );
+}
+
+function waitingPanel(meeting: MeetingView, on: Handlers): HTMLElement {
+  return h(
+    'section',
+    { class: 'panel waiting', 'aria-label': 'Waiting to join' },
+    h('h2', null, `Waiting to join (${meeting.waiting.length})`),
+    meeting.waiting.length === 0
+      ? h('p', { class: 'muted' }, meeting.locked ? 'The meeting is locked.' : 'Nobody is waiting.')
+      : h(
+          'ul',
+          { class: 'list', 'data-testid': 'waiting' },
+          meeting.waiting.map((p) =>
+            h(
+              'li',
+              { class: 'list-item', 'data-waiting': p.participantId },
+              identityLine(p),
+              h(
+                'span',
+                { class: 'actions' },
+                h(
+                  'button',
+                  {
+                    class: 'btn btn-primary btn-small',
+                    'data-action': 'admit',
+                    'aria-label': `Admit ${p.roomName}`,
+                    onclick: () => on.act('/api/meeting/admit', { participantId: p.participantId }),
+                  },
+                  'Admit',
+                ),
+                h(
+                  'button',
+                  {
+                    class: 'btn btn-small',
+                    'data-action': 'deny',
+                    'aria-label': `Deny ${p.roomName}`,
+                    onclick: () => on.act('/api/meeting/deny', { participantId: p.participantId }),
+                  },
+                  'Deny',
+                ),
+              ),
+            ),
+          ),
+        ),
+  );
+}
+
+function controlBar(state: DeviceState, meeting: MeetingView, local: LocalState, on: Handlers): HTMLElement {
+  const { micMuted, cameraOff, volume } = state.media;
+  return h(
+    'nav',
+    { class: 'controls', 'aria-label': 'Room controls' },
+    h(
+      'button',
+      {
+        class: micMuted ? 'btn btn-warn' : 'btn',
+        'data-testid': 'mute',
+        'aria-pressed': micMuted ? 'true' : 'false',
+        onclick: () => on.act('/api/media/mute', { muted: !micMuted }),
+      },
+      micMuted ? 'Microphone muted' : 'Mute',
+    ),
+    h(
+      'button',
+      {
+        class: cameraOff ? 'btn btn-warn' : 'btn',
+        'data-testid': 'camera',
+        'aria-pressed': cameraOff ? 'true' : 'false',
+        onclick: () => on.act('/api/media/camera', { off: !cameraOff }),
+      },
+      cameraOff ? 'Camera off' : 'Stop camera',
+    ),
+    h(
+      'span',
+      { class: 'volume', role: 'group', 'aria-label': 'Speaker volume' },
+      h(
+        'button',
+        {
+          class: 'btn btn-small',
+          'aria-label': 'Volume down',
+          'data-testid': 'volume-down',
+          onclick: () => on.act('/api/media/volume', { volume: Math.max(0, volume - 10) }),
+        },
+        '−',
+      ),
+      h('span', { class: 'volume-value', 'data-testid': 'volume' }, `${volume}%`),
+      h(
+        'button',
+        {
+          class: 'btn btn-small',
+          'aria-label': 'Volume up',
+          'data-testid': 'volume-up',
+          onclick: () => on.act('/api/media/volume', { volume: Math.min(100, volume + 10) }),
+        },
+        '+',
+      ),
+    ),
+    meeting.role === 'leader'
+      ? h(
+          'button',
+          {
+            class: 'btn',
+            'data-testid': 'lock',
+            'aria-pressed': meeting.locked ? 'true' : 'false',
+            onclick: () => on.act('/api/meeting/lock', { locked: !meeting.locked }),
+          },
+          meeting.locked ? 'Unlock meeting' : 'Lock meeting',
+        )
+      : null,
+    h(
+      'button',
+      {
+        class: 'btn btn-danger',
+        'data-testid': 'leave',
+        disabled: local.busy,
+        onclick: () => on.act('/api/meeting/leave'),
+      },
+      'Leave',
+    ),
+  );
+}
+
+function meetingStatusScreen(meeting: MeetingView, local: LocalState, on: Handlers): HTMLElement {
+  const text: Record<MeetingView['status'], string> = {
+    connecting: 'Connecting to the meeting…',
+    waiting: 'Waiting for the leader to admit this room…',
+    active: '',
+    denied: 'The leader did not admit this room.',
+    ended: 'The meeting has ended.',
+  };
+  const finished = meeting.status === 'denied' || meeting.status === 'ended';
+  return h(
+    'div',
+    { class: 'meeting-status', 'data-testid': 'meeting-status', 'data-status': meeting.status },
+    h('h1', { class: 'title' }, text[meeting.status]),
+    h('p', { class: 'muted' }, `Meeting ${spacedMeetingId(meeting.meetingId)}`),
+    h(
+      'button',
+      {
+        class: finished ? 'btn btn-primary btn-huge' : 'btn btn-danger btn-huge',
+        'data-testid': 'leave',
+        disabled: local.busy,
+        onclick: () => on.act('/api/meeting/leave'),
+      },
+      finished ? 'Back' : 'Cancel',
+    ),
+  );
+}
