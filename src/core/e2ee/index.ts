@@ -1,0 +1,78 @@
+// Sealroom E2EE core: meeting keys, the leader participant list and the security code.
+// Pure (no sockets, disk, timers or process); randomness and time are injectable. Spec: docs/protocol.md.
+//
+// How the daemon uses it (one session per meeting; every method returns { outgoing, events }):
+//
+//   const identity = IdentityKeyPair.fromKeyObject(deviceEd25519PrivateKey);
+//   // host:
+//   const { session: leader, output } = LeaderSession.create({ meetingId, participantId, identity });
+//   // joiner:
+//   const participant = new ParticipantSession({ meetingId, participantId, identity });
+//   send(participant.start().outgoing);                 // its signed binding → relay → leader
+//   // everywhere: feed every E2EE message from the relay, send what comes out, act on the events
+//   const { outgoing, events } = session.handle(validateE2eeMessage(JSON.parse(text)));
+//   // leader only: leader.admit([ids]) / leader.deny(id) on 'admission-request', leader.remove(id)
+//   // when the relay reports a leave, leader.lock()/unlock(), leader.handOver(id); and call
+//   // session.tick() every second or so (periodic heartbeat/rekey, certification timeout, overlap end).
+//   // a participant whose 'leader-changed' event has isSelf: LeaderSession.takeOver(participant).
+//
+// Outgoing messages are plain JSON-ready objects (E2eeMessage); route them by `to` (absent = every
+// member of the meeting; for 'e2ee.binding' absent = the leader). Events (SessionEvent):
+//   keys              { epoch, sendKid, sendKey, receiveKeys[{kid, epoch, senderIndex, key}] } → media worker
+//   security-code     { code: "12345 67890 …" (8×5 digits), leaderId, leaderIdentityKey } → kiosk
+//   roster            { leaderId, locked, listLength, members[{participantId, identityKey, senderIndex, leader}] }
+//   epoch-certified   { epoch }             admission-request { participantId, identityKey } (leader)
+//   joined { senderIndex }  removed  leader-changed { leaderId, isSelf }
+//   rejected          { messageType, from, code, reason }  (bad input is reported, never thrown)
+// The relay validates messages with `parseE2eeMessage(text)` / `validateE2eeMessage(value)` or the
+// exported TypeBox schemas, and routes by the fields v, type, meetingId, from, to only.
+
+export { type KeyBinding, createBinding, verifyBinding, bindingStatement } from './binding.js';
+export { toBase64Url, fromBase64Url } from './bytes.js';
+export { encodeCanonical, type Field } from './canonical.js';
+export { E2eeError, type E2eeErrorCode } from './errors.js';
+export { type KeysEvent, KeyRing, type SenderKey } from './key-ring.js';
+export { EphemeralKeyPair, IdentityKeyPair, type RandomSource, secureRandom, verifyEd25519 } from './keys.js';
+export { LABELS, PROTOCOL_VERSION } from './labels.js';
+export { LeaderSession, type LeaderOptions } from './leader-session.js';
+export {
+  deriveWrapKey,
+  drawMeetingKey,
+  MEETING_KEY_BYTES,
+  openMeetingKey,
+  sealMeetingKey,
+  SharedSecretCache,
+  type WrapContext,
+  type WrappedKey,
+  wrapAad,
+} from './meeting-key.js';
+export * from './messages.js';
+export {
+  checkHeartbeat,
+  type Heartbeat,
+  heartbeatStatement,
+  type ListEntry,
+  type ListEntryBody,
+  listEntryHash,
+  listEntryStatement,
+  type Member,
+  ParticipantList,
+  signHeartbeat,
+} from './participant-list.js';
+export { ParticipantSession } from './participant-session.js';
+export {
+  formatSecurityCode,
+  SECURITY_CODE_DIGITS,
+  securityCode,
+  securityCodeDigits,
+  type SecurityCodeInput,
+} from './security-code.js';
+export { deriveSenderBaseKey, makeKid, MAX_EPOCH, MAX_SENDER_INDEX, parseKid } from './sender-keys.js';
+export {
+  DEFAULT_OVERLAP_MS,
+  type RosterMember,
+  type SessionEvent,
+  type SessionOptions,
+  type SessionOutput,
+  SessionState,
+} from './session-core.js';

@@ -1,0 +1,113 @@
+// The meeting keys one participant holds, by epoch, and which one it sends with. Receive keys cover
+// the certified epoch, any newer epoch already unwrapped (peers may switch first) and, for
+// `overlapMs` after a switch, the previous epoch (frames still in flight). Older keys are wiped.
+import { E2eeError } from './errors.js';
+import { deriveSenderBaseKey, makeKid } from './sender-keys.js';
+
+export interface SenderKey {
+  kid: bigint;
+  epoch: number;
+  senderIndex: number;
+  key: Uint8Array; // SFrame base key
+}
+
+/** What the media worker needs: the key it encrypts with and every key it may decrypt with. */
+export interface KeysEvent {
+  type: 'keys';
+  epoch: number; // the certified epoch this participant sends with
+  sendKid: bigint;
+  sendKey: Uint8Array;
+  receiveKeys: SenderKey[];
+}
+
+export class KeyRing {
+  readonly #keys = new Map<number, Uint8Array>();
+  #highest = 0;
+  #sendEpoch = 0;
+  #previousEpoch = 0;
+  #previousUntil = 0;
+  #certifiedPending = 0; // a certified epoch whose key has not arrived yet
+
+  get highestEpoch(): number {
+    return this.#highest;
+  }
+  get sendEpoch(): number {
+    return this.#sendEpoch;
+  }
+  has(epoch: number): boolean {
+    return this.#keys.has(epoch);
+  }
+  key(epoch: number): Uint8Array | undefined {
+    return this.#keys.get(epoch);
+  }
+
+  /** Stores the key of a new epoch; refuses any epoch that does not exceed every epoch seen. */
+  add(epoch: number, meetingKey: Uint8Array, now: number): void {
+    if (epoch <= this.#highest) {
+      throw new E2eeError('stale-epoch', `key epoch ${epoch} does not exceed ${this.#highest}`);
+    }
+    this.#keys.set(epoch, meetingKey);
+    this.#highest = epoch;
+    if (this.#certifiedPending === epoch) this.certify(epoch, now);
+  }
+
+  /** A heartbeat certified `epoch`: send with it (now, or as soon as its key arrives). */
+  certify(epoch: number, now: number): boolean {
+    if (epoch <= this.#sendEpoch) return false;
+    if (!this.#keys.has(epoch)) {
+      this.#certifiedPending = Math.max(this.#certifiedPending, epoch);
+      return false;
+    }
+    this.#wipe(this.#previousEpoch);
+    this.#previousEpoch = this.#sendEpoch;
+    this.#previousUntil = now;
+    this.#sendEpoch = epoch;
+    for (const e of [...this.#keys.keys()]) {
+      if (e < epoch && e !== this.#previousEpoch) this.#wipe(e);
+    }
+    return true;
+  }
+
+  /** Starts the overlap clock of the previous epoch at `now + overlapMs`; returns true if it expired. */
+  expire(now: number, overlapMs: number): boolean {
+    if (this.#previousEpoch && now >= this.#previousUntil + overlapMs) {
+      this.#wipe(this.#previousEpoch);
+      this.#previousEpoch = 0;
+      return true;
+    }
+    return false;
+  }
+
+  /** Forget everything (removed from the meeting). */
+  clear(): void {
+    for (const e of [...this.#keys.keys()]) this.#wipe(e);
+    this.#sendEpoch = 0;
+    this.#previousEpoch = 0;
+  }
+
+  /** The media worker's view, for `ownSenderIndex` among `senderIndexes` (the current members). */
+  snapshot(ownSenderIndex: number, senderIndexes: number[]): KeysEvent | undefined {
+    const sendMeetingKey = this.#keys.get(this.#sendEpoch);
+    if (!sendMeetingKey) return undefined;
+    const receiveKeys: SenderKey[] = [];
+    for (const [epoch, meetingKey] of [...this.#keys.entries()].sort((a, b) => a[0] - b[0])) {
+      for (const senderIndex of senderIndexes) {
+        if (senderIndex === ownSenderIndex) continue;
+        const key = deriveSenderBaseKey(meetingKey, epoch, senderIndex);
+        receiveKeys.push({ kid: makeKid(epoch, senderIndex), epoch, senderIndex, key });
+      }
+    }
+    return {
+      type: 'keys',
+      epoch: this.#sendEpoch,
+      sendKid: makeKid(this.#sendEpoch, ownSenderIndex),
+      sendKey: deriveSenderBaseKey(sendMeetingKey, this.#sendEpoch, ownSenderIndex),
+      receiveKeys,
+    };
+  }
+
+  #wipe(epoch: number): void {
+    this.#keys.get(epoch)?.fill(0);
+    this.#keys.delete(epoch);
+  }
+}

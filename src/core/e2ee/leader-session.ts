@@ -1,0 +1,375 @@
+// The leader's key manager: creates the meeting's participant list, admits joiners (batched),
+// removes leavers, locks/unlocks, draws a fresh meeting key on every membership change and
+// periodically, wraps it for each member, and certifies it with a heartbeat once every member has
+// acknowledged it (or a timeout passed). The caller drives time with tick().
+import { toBase64Url } from './bytes.js';
+import { verifyBinding, type KeyBinding } from './binding.js';
+import { E2eeError } from './errors.js';
+import { PROTOCOL_VERSION } from './labels.js';
+import { drawMeetingKey, sealMeetingKey, WRAP_NONCE_BYTES } from './meeting-key.js';
+import {
+  type BindingMessage,
+  bindingFromWire,
+  type E2eeMessage,
+  heartbeatToWire,
+  type KeyMessage,
+  type ListMessage,
+  listEntryToWire,
+} from './messages.js';
+import { type ListEntry, type ListEntryBody, signHeartbeat } from './participant-list.js';
+import { ParticipantSession } from './participant-session.js';
+import {
+  pushDefined,
+  rejected,
+  type SessionEvent,
+  type SessionOptions,
+  type SessionOutput,
+  SessionState,
+} from './session-core.js';
+
+export interface LeaderOptions {
+  /** Admit every valid binding at once instead of emitting 'admission-request' (default false). */
+  autoAdmit?: boolean;
+  /** Periodic rekey (default 5 minutes, as Zoom). */
+  rekeyIntervalMs?: number;
+  /** Periodic heartbeat (default 10 s). */
+  heartbeatIntervalMs?: number;
+  /** Certify a new epoch even if some member has not acknowledged it after this long (default 2 s). */
+  certifyTimeoutMs?: number;
+}
+
+interface PendingEpoch {
+  epoch: number;
+  awaiting: Set<string>;
+  since: number;
+}
+
+const DEFAULTS = {
+  autoAdmit: false,
+  rekeyIntervalMs: 300_000,
+  heartbeatIntervalMs: 10_000,
+  certifyTimeoutMs: 2_000,
+};
+
+export class LeaderSession {
+  readonly state: SessionState;
+  readonly #options: Required<LeaderOptions>;
+  readonly #waiting = new Map<string, KeyBinding>();
+  #pending: PendingEpoch | undefined;
+  #lastRekeyAt = 0;
+  #lastHeartbeatAt = 0;
+  #steppedDown = false;
+
+  private constructor(state: SessionState, options: LeaderOptions) {
+    this.state = state;
+    this.#options = { ...DEFAULTS, ...options };
+  }
+
+  /** Create a meeting: the list (create + add self), epoch 1, and its heartbeat. */
+  static create(options: SessionOptions & LeaderOptions): { session: LeaderSession; output: SessionOutput } {
+    const session = new LeaderSession(new SessionState(options), options);
+    const { state } = session;
+    const now = state.clock();
+    const create: ListEntryBody = {
+      kind: 'create',
+      leaderId: state.participantId,
+      leaderIdentityKey: state.identity.publicKey,
+      creationNonce: state.random(32),
+    };
+    const entries = [session.#append(create, now), session.#append(addBody(state.binding, 0), now)];
+    const out: SessionOutput = { outgoing: [session.#listMessage(entries)], events: [] };
+    session.#rekey(out);
+    return { session, output: out };
+  }
+
+  /** A participant the outgoing leader named in a `leader` entry takes over, with a fresh key. */
+  static takeOver(
+    participant: ParticipantSession,
+    options: LeaderOptions = {},
+  ): { session: LeaderSession; output: SessionOutput } {
+    const { state } = participant;
+    if (!state.isMember || state.list.leaderId !== state.participantId) {
+      throw new E2eeError('invalid-state', 'the participant list does not name this participant as leader');
+    }
+    const session = new LeaderSession(state, options);
+    const out: SessionOutput = { outgoing: [], events: [] };
+    session.#rekey(out);
+    return { session, output: out };
+  }
+
+  get participantId(): string {
+    return this.state.participantId;
+  }
+  get securityCode(): string {
+    return this.state.securityCode()!;
+  }
+  /** The certified epoch (the one everybody sends with). */
+  get epoch(): number {
+    return this.state.keys.sendEpoch;
+  }
+  get locked(): boolean {
+    return this.state.list.locked;
+  }
+  get waiting(): string[] {
+    return [...this.#waiting.keys()];
+  }
+  get members(): string[] {
+    return this.state.list.members().map((m) => m.participantId);
+  }
+
+  /** Feed one message (bindings from joiners, acks from members). Never throws on bad input. */
+  handle(message: E2eeMessage): SessionOutput {
+    const out: SessionOutput = { outgoing: [], events: [] };
+    try {
+      this.#requireLeading();
+      if (message.meetingId !== this.state.meetingId) throw new E2eeError('wrong-meeting', 'another meeting');
+      switch (message.type) {
+        case 'e2ee.binding':
+          this.#onBinding(message, out);
+          break;
+        case 'e2ee.ack':
+          this.#onAck(message.from, message.epoch, out);
+          break;
+        default:
+          throw new E2eeError('invalid-state', `the leader does not handle ${message.type}`);
+      }
+    } catch (error) {
+      out.events.push(rejected(message, error));
+    }
+    return out;
+  }
+
+  /** Admit waiting participants (all in one rekey). Unknown ids are ignored. */
+  admit(participantIds: string[]): SessionOutput {
+    this.#requireLeading();
+    if (this.state.list.locked) throw new E2eeError('locked', 'the meeting is locked');
+    const now = this.state.clock();
+    const newcomers: string[] = [];
+    const entries: ListEntry[] = [];
+    for (const id of new Set(participantIds)) {
+      const binding = this.#waiting.get(id);
+      if (!binding) continue;
+      this.#waiting.delete(id);
+      entries.push(this.#append(addBody(binding, this.state.list.nextSenderIndex), now));
+      newcomers.push(id);
+    }
+    const out: SessionOutput = { outgoing: [], events: [] };
+    if (entries.length === 0) return out;
+    const full = this.state.list.entries;
+    for (const id of newcomers) out.outgoing.push(this.#listMessage(full, id));
+    out.outgoing.push(this.#listMessage(entries));
+    out.events.push(this.state.roster());
+    this.#rekey(out);
+    return out;
+  }
+
+  /** Refuse a waiting participant. */
+  deny(participantId: string): SessionOutput {
+    this.#waiting.delete(participantId);
+    return { outgoing: [], events: [] };
+  }
+
+  /** A member left (or was removed): record it and rekey so it cannot read what follows. */
+  remove(participantIds: string | string[]): SessionOutput {
+    this.#requireLeading();
+    const now = this.state.clock();
+    const entries: ListEntry[] = [];
+    for (const id of typeof participantIds === 'string' ? [participantIds] : participantIds) {
+      this.#waiting.delete(id);
+      const member = this.state.list.member(id);
+      if (!member || id === this.state.participantId) continue;
+      entries.push(this.#append({ kind: 'leave', participantId: id }, now));
+      this.state.secrets.forget(member.ephemeralKey);
+    }
+    const out: SessionOutput = { outgoing: [], events: [] };
+    if (entries.length === 0) return out;
+    out.outgoing.push(this.#listMessage(entries));
+    out.events.push(this.state.roster());
+    this.#rekey(out);
+    return out;
+  }
+
+  lock(): SessionOutput {
+    return this.#setLocked(true);
+  }
+  unlock(): SessionOutput {
+    return this.#setLocked(false);
+  }
+
+  /** Draw a fresh meeting key now (e.g. on request); tick() does this periodically. */
+  rekey(): SessionOutput {
+    this.#requireLeading();
+    const out: SessionOutput = { outgoing: [], events: [] };
+    this.#rekey(out);
+    return out;
+  }
+
+  /**
+   * Hand leadership to another member. Returns this participant's continuing ParticipantSession;
+   * the new leader's ParticipantSession reports 'leader-changed' with isSelf and calls takeOver().
+   */
+  handOver(newLeaderId: string): { output: SessionOutput; participant: ParticipantSession } {
+    this.#requireLeading();
+    const entry = this.#append({ kind: 'leader', newLeaderId }, this.state.clock());
+    this.#steppedDown = true;
+    this.#pending = undefined;
+    const out: SessionOutput = { outgoing: [this.#listMessage([entry])], events: [this.state.roster()] };
+    pushDefined(out.events, this.state.codeEvent());
+    out.events.push({ type: 'leader-changed', leaderId: newLeaderId, isSelf: false });
+    return { output: out, participant: new ParticipantSession(this.state) };
+  }
+
+  /** Drive time: certification timeout, periodic rekey and heartbeat, end of key overlap. */
+  tick(): SessionOutput {
+    const out: SessionOutput = { outgoing: [], events: [] };
+    if (this.#steppedDown) return out;
+    const now = this.state.clock();
+    if (this.#pending && now - this.#pending.since >= this.#options.certifyTimeoutMs) this.#certify(out);
+    if (now - this.#lastRekeyAt >= this.#options.rekeyIntervalMs) this.#rekey(out);
+    else if (now - this.#lastHeartbeatAt >= this.#options.heartbeatIntervalMs) this.#heartbeat(out);
+    pushDefined(out.events, this.state.expireOverlap());
+    return out;
+  }
+
+  #onBinding(message: BindingMessage, out: SessionOutput): void {
+    const binding = bindingFromWire(message.binding, this.state.meetingId);
+    if (binding.participantId !== message.from)
+      throw new E2eeError('malformed', 'binding of another participant');
+    verifyBinding(binding, this.state.meetingId);
+    if (this.state.list.member(binding.participantId)) {
+      throw new E2eeError('invalid-state', `${binding.participantId} is already a member`);
+    }
+    if (this.state.list.locked) throw new E2eeError('locked', 'the meeting is locked');
+    if (!this.state.trustIdentity(binding.participantId, binding.identityKey)) {
+      throw new E2eeError('untrusted-identity', `${binding.participantId} is not trusted`);
+    }
+    this.#waiting.set(binding.participantId, binding);
+    if (this.#options.autoAdmit) {
+      const admitted = this.admit([binding.participantId]);
+      out.outgoing.push(...admitted.outgoing);
+      out.events.push(...admitted.events);
+    } else {
+      out.events.push({
+        type: 'admission-request',
+        participantId: binding.participantId,
+        identityKey: toBase64Url(binding.identityKey),
+      });
+    }
+  }
+
+  #onAck(from: string, epoch: number, out: SessionOutput): void {
+    const pending = this.#pending;
+    if (!pending || pending.epoch !== epoch || !pending.awaiting.delete(from)) return; // late or duplicate
+    if (pending.awaiting.size === 0) this.#certify(out);
+  }
+
+  #setLocked(locked: boolean): SessionOutput {
+    this.#requireLeading();
+    const out: SessionOutput = { outgoing: [], events: [] };
+    if (this.state.list.locked === locked) return out;
+    const entry = this.#append({ kind: locked ? 'lock' : 'unlock' }, this.state.clock());
+    out.outgoing.push(this.#listMessage([entry]));
+    out.events.push(this.state.roster());
+    this.#heartbeat(out); // re-certify the current epoch for the new chain head
+    return out;
+  }
+
+  /** Fresh random key (never derived from the old one), wrapped for every other member. */
+  #rekey(out: SessionOutput): void {
+    const { state } = this;
+    const now = state.clock();
+    const epoch = state.keys.highestEpoch + 1;
+    const meetingKey = drawMeetingKey(state.random);
+    const awaiting = new Set<string>();
+    for (const member of state.list.members()) {
+      if (member.participantId === state.participantId) continue;
+      const context = {
+        meetingId: state.meetingId,
+        leaderId: state.participantId,
+        recipientId: member.participantId,
+        epoch,
+        leaderEphemeralKey: state.ephemeral.publicKey,
+        recipientEphemeralKey: member.ephemeralKey,
+      };
+      const wrapped = sealMeetingKey(
+        state.secrets.get(member.ephemeralKey),
+        context,
+        meetingKey,
+        state.random(WRAP_NONCE_BYTES),
+      );
+      const message: KeyMessage = {
+        v: PROTOCOL_VERSION,
+        type: 'e2ee.key',
+        meetingId: state.meetingId,
+        from: state.participantId,
+        to: member.participantId,
+        epoch,
+        nonce: toBase64Url(wrapped.nonce),
+        ciphertext: toBase64Url(wrapped.ciphertext),
+      };
+      out.outgoing.push(message);
+      awaiting.add(member.participantId);
+    }
+    state.keys.add(epoch, meetingKey, now);
+    this.#pending = { epoch, awaiting, since: now };
+    this.#lastRekeyAt = now;
+    pushDefined(out.events, state.codeEvent());
+    if (awaiting.size === 0) this.#certify(out);
+    else pushDefined(out.events, state.keysEvent()); // receive keys of the next epoch
+  }
+
+  #certify(out: SessionOutput): void {
+    const pending = this.#pending;
+    if (!pending) return;
+    this.#pending = undefined;
+    if (this.state.keys.certify(pending.epoch, this.state.clock())) {
+      out.events.push({ type: 'epoch-certified', epoch: pending.epoch });
+    }
+    this.#heartbeat(out);
+    pushDefined(out.events, this.state.keysEvent());
+  }
+
+  #heartbeat(out: SessionOutput): void {
+    const { state } = this;
+    const now = state.clock();
+    const heartbeat = signHeartbeat(
+      {
+        meetingId: state.meetingId,
+        leaderId: state.participantId,
+        epoch: state.keys.sendEpoch,
+        listLength: state.list.length,
+        listHead: state.list.head,
+        time: Math.max(now, state.list.lastTime),
+      },
+      state.identity,
+    );
+    out.outgoing.push(heartbeatToWire(heartbeat, state.participantId));
+    this.#lastHeartbeatAt = now;
+  }
+
+  #append(body: ListEntryBody, now: number): ListEntry {
+    return this.state.list.append(body, this.state.participantId, this.state.identity, now);
+  }
+
+  #listMessage(entries: readonly ListEntry[], to?: string): ListMessage {
+    const message: ListMessage = {
+      v: PROTOCOL_VERSION,
+      type: 'e2ee.list',
+      meetingId: this.state.meetingId,
+      from: this.state.participantId,
+      entries: entries.map(listEntryToWire),
+    };
+    if (to !== undefined) message.to = to;
+    return message;
+  }
+
+  #requireLeading(): void {
+    if (this.#steppedDown) throw new E2eeError('invalid-state', 'this session handed leadership over');
+  }
+}
+
+function addBody(binding: KeyBinding, senderIndex: number): ListEntryBody {
+  return { kind: 'add', binding, senderIndex };
+}
+
+export type { SessionEvent };

@@ -1,0 +1,314 @@
+// The leader participant list: a hash chain of entries, each signed by the leader of the moment,
+// and heartbeats that certify (key epoch, chain length, chain head). A participant that verified the
+// chain knows exactly who holds the meeting key: the members are the ones the screen shows.
+//
+//   statement(e) = encode(list-entry label, meetingId, index, prev, time, signer, kind, …body fields)
+//   hash(e)      = SHA-256(encode(list-hash label, statement(e), signature(e)))
+//   entry 0 is `create` (self-signed by the first leader); prev(0) = 32 zero bytes,
+//   prev(i) = hash(entry i-1).
+import { createHash } from 'node:crypto';
+import { type KeyBinding, verifyBinding } from './binding.js';
+import { bytesEqual } from './bytes.js';
+import { encodeCanonical, type Field } from './canonical.js';
+import { E2eeError } from './errors.js';
+import { type IdentityKeyPair, verifyEd25519 } from './keys.js';
+import { LABELS } from './labels.js';
+import { MAX_SENDER_INDEX } from './sender-keys.js';
+
+export type ListEntryBody =
+  | { kind: 'create'; leaderId: string; leaderIdentityKey: Uint8Array; creationNonce: Uint8Array }
+  | { kind: 'add'; binding: KeyBinding; senderIndex: number }
+  | { kind: 'leave'; participantId: string }
+  | { kind: 'lock' }
+  | { kind: 'unlock' }
+  | { kind: 'leader'; newLeaderId: string };
+
+export interface ListEntry {
+  meetingId: string;
+  index: number;
+  prev: Uint8Array; // 32 bytes
+  time: number; // ms since 1970, from the leader's clock; non-decreasing along the chain
+  signer: string; // participant id of the leader that signed
+  body: ListEntryBody;
+  signature: Uint8Array; // Ed25519, 64 bytes
+}
+
+export interface Member {
+  participantId: string;
+  identityKey: Uint8Array;
+  ephemeralKey: Uint8Array;
+  senderIndex: number;
+  binding: KeyBinding;
+  addedAt: number; // chain index of its add entry
+}
+
+export const GENESIS_PREV = new Uint8Array(32);
+
+function bodyFields(body: ListEntryBody): Field[] {
+  switch (body.kind) {
+    case 'create':
+      return [body.leaderId, body.leaderIdentityKey, body.creationNonce];
+    case 'add':
+      return [
+        body.binding.participantId,
+        body.binding.identityKey,
+        body.binding.ephemeralKey,
+        body.binding.signature,
+        body.senderIndex,
+      ];
+    case 'leave':
+      return [body.participantId];
+    case 'leader':
+      return [body.newLeaderId];
+    case 'lock':
+    case 'unlock':
+      return [];
+  }
+}
+
+export function listEntryStatement(e: Omit<ListEntry, 'signature'>): Uint8Array {
+  return encodeCanonical(
+    LABELS.listEntry,
+    e.meetingId,
+    e.index,
+    e.prev,
+    e.time,
+    e.signer,
+    e.body.kind,
+    ...bodyFields(e.body),
+  );
+}
+
+export function listEntryHash(e: ListEntry): Uint8Array {
+  const input = encodeCanonical(LABELS.listHash, listEntryStatement(e), e.signature);
+  return new Uint8Array(createHash('sha256').update(input).digest());
+}
+
+/** The verified state of one meeting's participant list. `apply` is the only way to change it. */
+export class ParticipantList {
+  readonly meetingId: string;
+  readonly #entries: ListEntry[] = [];
+  readonly #members = new Map<string, Member>();
+  #head: Uint8Array = GENESIS_PREV;
+  #leaderId = '';
+  #leaderIdentityKey: Uint8Array = new Uint8Array(0);
+  #creationNonce: Uint8Array = new Uint8Array(0);
+  #locked = false;
+  #nextSenderIndex = 0;
+
+  constructor(meetingId: string) {
+    this.meetingId = meetingId;
+  }
+
+  get length(): number {
+    return this.#entries.length;
+  }
+  get head(): Uint8Array {
+    return this.#head;
+  }
+  get leaderId(): string {
+    return this.#leaderId;
+  }
+  get leaderIdentityKey(): Uint8Array {
+    return this.#leaderIdentityKey;
+  }
+  get creationNonce(): Uint8Array {
+    return this.#creationNonce;
+  }
+  get locked(): boolean {
+    return this.#locked;
+  }
+  get nextSenderIndex(): number {
+    return this.#nextSenderIndex;
+  }
+  get entries(): readonly ListEntry[] {
+    return this.#entries;
+  }
+  get lastTime(): number {
+    return this.#entries.at(-1)?.time ?? 0;
+  }
+  members(): Member[] {
+    return [...this.#members.values()];
+  }
+  member(participantId: string): Member | undefined {
+    return this.#members.get(participantId);
+  }
+  leader(): Member | undefined {
+    return this.#members.get(this.#leaderId);
+  }
+
+  /** Leader side: build, sign and apply the next entry. */
+  append(body: ListEntryBody, signerId: string, identity: IdentityKeyPair, time: number): ListEntry {
+    const unsigned = {
+      meetingId: this.meetingId,
+      index: this.#entries.length,
+      prev: this.#head,
+      time: Math.max(time, this.lastTime),
+      signer: signerId,
+      body,
+    };
+    const entry: ListEntry = { ...unsigned, signature: identity.sign(listEntryStatement(unsigned)) };
+    this.apply(entry);
+    return entry;
+  }
+
+  /** Verifies the next entry against the chain and applies it; throws (leaving state unchanged) if invalid. */
+  apply(entry: ListEntry): void {
+    if (entry.meetingId !== this.meetingId)
+      throw new E2eeError('wrong-meeting', 'list entry is for another meeting');
+    if (entry.index !== this.#entries.length || !bytesEqual(entry.prev, this.#head)) {
+      throw new E2eeError(
+        'chain-broken',
+        `list entry ${entry.index} does not follow entry ${this.length - 1}`,
+      );
+    }
+    if (entry.time < this.lastTime) throw new E2eeError('chain-broken', 'list entry time goes backwards');
+    const body = entry.body;
+    const creating = body.kind === 'create';
+    if (creating !== (entry.index === 0))
+      throw new E2eeError('chain-broken', 'create must be entry 0 and only 0');
+    const signerKey = creating ? body.leaderIdentityKey : this.#leaderIdentityKey;
+    const expectedSigner = creating ? body.leaderId : this.#leaderId;
+    if (entry.signer !== expectedSigner)
+      throw new E2eeError('bad-signature', 'list entry not signed by the leader');
+    if (!verifyEd25519(signerKey, listEntryStatement(entry), entry.signature)) {
+      throw new E2eeError('bad-signature', `list entry ${entry.index} does not verify`);
+    }
+    this.#check(body);
+    this.#commit(body, entry);
+  }
+
+  #check(body: ListEntryBody): void {
+    switch (body.kind) {
+      case 'create':
+        if (body.leaderIdentityKey.length !== 32 || body.creationNonce.length !== 32) {
+          throw new E2eeError('malformed', 'create entry key or nonce has the wrong size');
+        }
+        return;
+      case 'add': {
+        verifyBinding(body.binding, this.meetingId);
+        const isFirstLeaderAdd = this.#entries.length === 1 && body.binding.participantId === this.#leaderId;
+        if (this.#entries.length === 1 && !isFirstLeaderAdd) {
+          throw new E2eeError('chain-broken', 'entry 1 must add the leader');
+        }
+        if (isFirstLeaderAdd && !bytesEqual(body.binding.identityKey, this.#leaderIdentityKey)) {
+          throw new E2eeError('bad-signature', 'leader binding uses another identity key');
+        }
+        if (this.#locked) throw new E2eeError('locked', 'add entry while the meeting is locked');
+        if (this.#members.has(body.binding.participantId)) {
+          throw new E2eeError('invalid-state', `${body.binding.participantId} is already a member`);
+        }
+        if (
+          !Number.isInteger(body.senderIndex) ||
+          body.senderIndex < this.#nextSenderIndex ||
+          body.senderIndex > MAX_SENDER_INDEX
+        ) {
+          throw new E2eeError('chain-broken', 'sender index reused or out of range');
+        }
+        return;
+      }
+      case 'leave':
+        if (!this.#members.has(body.participantId))
+          throw new E2eeError('not-member', 'leave of a non-member');
+        if (body.participantId === this.#leaderId)
+          throw new E2eeError('invalid-state', 'the leader cannot leave');
+        return;
+      case 'lock':
+      case 'unlock':
+        if (this.#locked === (body.kind === 'lock'))
+          throw new E2eeError('invalid-state', `already ${body.kind}ed`);
+        return;
+      case 'leader':
+        if (!this.#members.has(body.newLeaderId) || body.newLeaderId === this.#leaderId) {
+          throw new E2eeError('not-member', 'new leader must be another member');
+        }
+        return;
+    }
+  }
+
+  #commit(body: ListEntryBody, entry: ListEntry): void {
+    switch (body.kind) {
+      case 'create':
+        this.#leaderId = body.leaderId;
+        this.#leaderIdentityKey = body.leaderIdentityKey;
+        this.#creationNonce = body.creationNonce;
+        break;
+      case 'add':
+        this.#members.set(body.binding.participantId, {
+          participantId: body.binding.participantId,
+          identityKey: body.binding.identityKey,
+          ephemeralKey: body.binding.ephemeralKey,
+          senderIndex: body.senderIndex,
+          binding: body.binding,
+          addedAt: entry.index,
+        });
+        this.#nextSenderIndex = body.senderIndex + 1;
+        break;
+      case 'leave':
+        this.#members.delete(body.participantId);
+        break;
+      case 'lock':
+      case 'unlock':
+        this.#locked = body.kind === 'lock';
+        break;
+      case 'leader': {
+        const next = this.#members.get(body.newLeaderId)!;
+        this.#leaderId = next.participantId;
+        this.#leaderIdentityKey = next.identityKey;
+        break;
+      }
+    }
+    this.#entries.push(entry);
+    this.#head = listEntryHash(entry);
+  }
+}
+
+// ---- heartbeat ----
+
+export interface Heartbeat {
+  meetingId: string;
+  leaderId: string;
+  epoch: number; // the key epoch participants may now send with
+  listLength: number;
+  listHead: Uint8Array; // hash of entry listLength-1
+  time: number;
+  signature: Uint8Array;
+}
+
+export function heartbeatStatement(h: Omit<Heartbeat, 'signature'>): Uint8Array {
+  return encodeCanonical(
+    LABELS.heartbeat,
+    h.meetingId,
+    h.leaderId,
+    h.epoch,
+    h.listLength,
+    h.listHead,
+    h.time,
+  );
+}
+
+export function signHeartbeat(h: Omit<Heartbeat, 'signature'>, identity: IdentityKeyPair): Heartbeat {
+  return { ...h, signature: identity.sign(heartbeatStatement(h)) };
+}
+
+export type HeartbeatCheck = 'current' | 'ahead' | 'stale';
+
+/**
+ * Verifies a heartbeat against the local chain. 'current': signed by the current leader for exactly
+ * this chain; 'ahead': it names a longer chain (entries still to come; keep it and retry);
+ * 'stale': an older chain (ignore). Throws if forged or for another meeting.
+ */
+export function checkHeartbeat(h: Heartbeat, list: ParticipantList): HeartbeatCheck {
+  if (h.meetingId !== list.meetingId)
+    throw new E2eeError('wrong-meeting', 'heartbeat is for another meeting');
+  if (h.listLength > list.length) return 'ahead';
+  if (h.listLength < list.length) return 'stale';
+  if (h.leaderId !== list.leaderId)
+    throw new E2eeError('bad-signature', 'heartbeat not from the current leader');
+  if (!bytesEqual(h.listHead, list.head))
+    throw new E2eeError('chain-broken', 'heartbeat certifies another chain');
+  if (!verifyEd25519(list.leaderIdentityKey, heartbeatStatement(h), h.signature)) {
+    throw new E2eeError('bad-signature', 'heartbeat does not verify');
+  }
+  return 'current';
+}

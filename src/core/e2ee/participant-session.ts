@@ -1,0 +1,222 @@
+// A participant's key manager: posts its binding, verifies the leader's participant list, unwraps
+// meeting keys, acknowledges them, and switches its send key when a heartbeat certifies the epoch.
+import { bytesEqual } from './bytes.js';
+import { E2eeError } from './errors.js';
+import { PROTOCOL_VERSION } from './labels.js';
+import { openMeetingKey } from './meeting-key.js';
+import {
+  type AckMessage,
+  type BindingMessage,
+  bindingToWire,
+  type E2eeMessage,
+  type HeartbeatMessage,
+  heartbeatFromWire,
+  type KeyMessage,
+  type ListMessage,
+  listEntryFromWire,
+} from './messages.js';
+import { fromBase64Url } from './bytes.js';
+import { checkHeartbeat, type Heartbeat } from './participant-list.js';
+import {
+  pushDefined,
+  rejected,
+  type SessionEvent,
+  type SessionOptions,
+  type SessionOutput,
+  SessionState,
+} from './session-core.js';
+
+export class ParticipantSession {
+  readonly state: SessionState;
+  #pendingHeartbeat: Heartbeat | undefined;
+  #lastHeartbeatTime = 0;
+  #joined = false;
+
+  constructor(options: SessionOptions | SessionState) {
+    this.state = options instanceof SessionState ? options : new SessionState(options);
+    this.#joined = this.state.isMember;
+  }
+
+  get participantId(): string {
+    return this.state.participantId;
+  }
+  get securityCode(): string | undefined {
+    return this.state.securityCode();
+  }
+  get epoch(): number {
+    return this.state.keys.sendEpoch;
+  }
+  get leaderId(): string {
+    return this.state.list.leaderId;
+  }
+  get isMember(): boolean {
+    return this.state.isMember;
+  }
+
+  /** Join: the signed binding to post (post it again if the relay lost it). */
+  start(): SessionOutput {
+    return { outgoing: [this.bindingMessage()], events: [] };
+  }
+
+  bindingMessage(): BindingMessage {
+    return {
+      v: PROTOCOL_VERSION,
+      type: 'e2ee.binding',
+      meetingId: this.state.meetingId,
+      from: this.state.participantId,
+      binding: bindingToWire(this.state.binding),
+    };
+  }
+
+  /** Feed one message from the relay. Never throws on bad input: it reports a 'rejected' event. */
+  handle(message: E2eeMessage): SessionOutput {
+    const out: SessionOutput = { outgoing: [], events: [] };
+    try {
+      if (message.meetingId !== this.state.meetingId) {
+        throw new E2eeError('wrong-meeting', 'message for another meeting');
+      }
+      if (this.state.removed) throw new E2eeError('not-member', 'removed from the meeting');
+      switch (message.type) {
+        case 'e2ee.list':
+          this.#onList(message, out);
+          break;
+        case 'e2ee.key':
+          this.#onKey(message, out);
+          break;
+        case 'e2ee.heartbeat':
+          this.#onHeartbeat(heartbeatFromWire(message as HeartbeatMessage), out);
+          break;
+        default:
+          throw new E2eeError('invalid-state', `a participant does not handle ${message.type}`);
+      }
+    } catch (error) {
+      out.events.push(rejected(message, error));
+    }
+    return out;
+  }
+
+  /** Drive time: drops the previous epoch's receive keys once the overlap has passed. */
+  tick(): SessionOutput {
+    const events: SessionEvent[] = [];
+    pushDefined(events, this.state.expireOverlap());
+    return { outgoing: [], events };
+  }
+
+  #onList(message: ListMessage, out: SessionOutput): void {
+    const { list } = this.state;
+    const leaderBefore = list.leaderId;
+    let changed = false;
+    for (const wire of message.entries) {
+      const entry = listEntryFromWire(wire, this.state.meetingId);
+      if (entry.index < list.length) {
+        // Already applied (a newcomer gets both the full chain and the broadcast): must be identical.
+        if (!bytesEqual(list.entries[entry.index]!.signature, entry.signature)) {
+          throw new E2eeError('chain-broken', `entry ${entry.index} differs from the one already verified`);
+        }
+        continue;
+      }
+      const body = entry.body;
+      if (body.kind === 'create' && !this.state.trustIdentity(body.leaderId, body.leaderIdentityKey)) {
+        throw new E2eeError('untrusted-identity', `leader ${body.leaderId} is not trusted`);
+      }
+      if (body.kind === 'leader') {
+        const next = list.member(body.newLeaderId);
+        if (next && !this.state.trustIdentity(next.participantId, next.identityKey)) {
+          throw new E2eeError('untrusted-identity', `new leader ${body.newLeaderId} is not trusted`);
+        }
+      }
+      list.apply(entry);
+      changed = true;
+      if (body.kind === 'leave' && body.participantId === this.state.participantId) {
+        this.state.removed = true;
+        this.state.keys.clear();
+        out.events.push(this.state.roster(), { type: 'removed' });
+        return;
+      }
+    }
+    if (!changed) return;
+    const self = list.member(this.state.participantId);
+    if (!this.#joined && self && bytesEqual(self.ephemeralKey, this.state.ephemeral.publicKey)) {
+      this.#joined = true;
+      out.events.push({ type: 'joined', senderIndex: self.senderIndex });
+    }
+    out.events.push(this.state.roster());
+    pushDefined(out.events, this.state.codeEvent());
+    if (list.leaderId !== leaderBefore && leaderBefore !== '') {
+      out.events.push({
+        type: 'leader-changed',
+        leaderId: list.leaderId,
+        isSelf: list.leaderId === this.state.participantId,
+      });
+    }
+    const pending = this.#pendingHeartbeat;
+    if (pending && pending.listLength <= list.length) {
+      this.#pendingHeartbeat = undefined;
+      this.#onHeartbeat(pending, out);
+    }
+    pushDefined(out.events, this.state.keysEvent());
+  }
+
+  #onKey(message: KeyMessage, out: SessionOutput): void {
+    const { list } = this.state;
+    if (message.to !== this.state.participantId)
+      throw new E2eeError('wrong-recipient', 'key for someone else');
+    if (!this.#joined) throw new E2eeError('not-member', 'key before the participant list admitted us');
+    const leader = list.leader();
+    if (!leader || message.from !== list.leaderId)
+      throw new E2eeError('not-member', 'key not from the leader');
+    if (message.epoch <= this.state.keys.highestEpoch) {
+      throw new E2eeError(
+        'stale-epoch',
+        `key epoch ${message.epoch} does not exceed ${this.state.keys.highestEpoch}`,
+      );
+    }
+    const context = {
+      meetingId: this.state.meetingId,
+      leaderId: leader.participantId,
+      recipientId: this.state.participantId,
+      epoch: message.epoch,
+      leaderEphemeralKey: leader.ephemeralKey,
+      recipientEphemeralKey: this.state.ephemeral.publicKey,
+    };
+    const meetingKey = openMeetingKey(this.state.secrets.get(leader.ephemeralKey), context, {
+      epoch: message.epoch,
+      nonce: fromBase64Url(message.nonce, 24),
+      ciphertext: fromBase64Url(message.ciphertext, 48),
+    });
+    const sendBefore = this.state.keys.sendEpoch;
+    this.state.keys.add(message.epoch, meetingKey, this.state.clock());
+    const ack: AckMessage = {
+      v: PROTOCOL_VERSION,
+      type: 'e2ee.ack',
+      meetingId: this.state.meetingId,
+      from: this.state.participantId,
+      to: leader.participantId,
+      epoch: message.epoch,
+    };
+    out.outgoing.push(ack);
+    if (this.state.keys.sendEpoch !== sendBefore) {
+      out.events.push({ type: 'epoch-certified', epoch: this.state.keys.sendEpoch });
+    }
+    pushDefined(out.events, this.state.keysEvent());
+  }
+
+  #onHeartbeat(heartbeat: Heartbeat, out: SessionOutput): void {
+    const check = checkHeartbeat(heartbeat, this.state.list);
+    if (check === 'ahead') {
+      this.#pendingHeartbeat = heartbeat; // entries still on their way
+      return;
+    }
+    if (check === 'stale') return; // certified an older chain; a newer heartbeat follows
+    if (heartbeat.time < this.#lastHeartbeatTime)
+      throw new E2eeError('stale-epoch', 'heartbeat older than the last');
+    if (heartbeat.epoch < this.state.keys.sendEpoch) {
+      throw new E2eeError('stale-epoch', `heartbeat certifies old epoch ${heartbeat.epoch}`);
+    }
+    this.#lastHeartbeatTime = heartbeat.time;
+    if (this.state.keys.certify(heartbeat.epoch, this.state.clock())) {
+      out.events.push({ type: 'epoch-certified', epoch: heartbeat.epoch });
+      pushDefined(out.events, this.state.keysEvent());
+    }
+  }
+}

@@ -1,0 +1,149 @@
+// An in-process meeting: routes E2EE messages between sessions the way the relay does (by `to`,
+// else to every member; bindings to the leader), serialising each through JSON and the schema check
+// like the wire would. Used by `sealroom simulate`, the rekey benchmark and the tests.
+import { IdentityKeyPair, type RandomSource } from './keys.js';
+import { LeaderSession, type LeaderOptions } from './leader-session.js';
+import { type E2eeMessage, parseE2eeMessage } from './messages.js';
+import { ParticipantSession } from './participant-session.js';
+import type { SessionEvent, SessionOutput } from './session-core.js';
+
+export interface SimulatedMeetingOptions extends LeaderOptions {
+  meetingId: string;
+  leaderId: string;
+  random?: RandomSource;
+  clock?: () => number;
+}
+
+export interface Delivery {
+  to: string;
+  message: E2eeMessage;
+}
+
+export class SimulatedMeeting {
+  readonly meetingId: string;
+  leader: LeaderSession;
+  readonly participants = new Map<string, ParticipantSession>();
+  /** Every event any session emitted, by participant id, in order. */
+  readonly events = new Map<string, SessionEvent[]>();
+  /** Every message that crossed the "relay" (as JSON text), for inspection. */
+  readonly wire: string[] = [];
+  readonly #options: SimulatedMeetingOptions;
+
+  constructor(options: SimulatedMeetingOptions) {
+    this.#options = options;
+    this.meetingId = options.meetingId;
+    const created = LeaderSession.create({
+      ...options,
+      participantId: options.leaderId,
+      identity: IdentityKeyPair.generate(options.random),
+    });
+    this.leader = created.session;
+    this.#route(options.leaderId, created.output);
+  }
+
+  /** A new participant posts its binding (it waits until the leader admits it). */
+  join(participantId: string): ParticipantSession {
+    const session = new ParticipantSession({
+      meetingId: this.meetingId,
+      participantId,
+      identity: IdentityKeyPair.generate(this.#options.random),
+      ...(this.#options.random ? { random: this.#options.random } : {}),
+      ...(this.#options.clock ? { clock: this.#options.clock } : {}),
+    });
+    this.participants.set(participantId, session);
+    this.#route(participantId, session.start());
+    return session;
+  }
+
+  admit(ids: string[]): void {
+    this.#route(this.leader.participantId, this.leader.admit(ids));
+  }
+
+  leave(id: string): void {
+    this.#route(this.leader.participantId, this.leader.remove(id));
+    this.participants.delete(id);
+  }
+
+  lock(): void {
+    this.#route(this.leader.participantId, this.leader.lock());
+  }
+
+  unlock(): void {
+    this.#route(this.leader.participantId, this.leader.unlock());
+  }
+
+  rekey(): void {
+    this.#route(this.leader.participantId, this.leader.rekey());
+  }
+
+  tick(): void {
+    this.#route(this.leader.participantId, this.leader.tick());
+    for (const [id, p] of this.participants) this.#route(id, p.tick());
+  }
+
+  /** Hand leadership to a member; it takes over and rekeys. */
+  handOver(newLeaderId: string): void {
+    const oldId = this.leader.participantId;
+    const { output, participant } = this.leader.handOver(newLeaderId);
+    this.participants.set(oldId, participant);
+    this.#route(oldId, output);
+    const successor = this.participants.get(newLeaderId);
+    if (!successor) throw new Error(`${newLeaderId} is not simulated here`);
+    const taken = LeaderSession.takeOver(successor, this.#options);
+    this.participants.delete(newLeaderId);
+    this.leader = taken.session;
+    this.#route(newLeaderId, taken.output);
+  }
+
+  /** Security code of every session, leader included. */
+  securityCodes(): Map<string, string | undefined> {
+    const codes = new Map<string, string | undefined>([
+      [this.leader.participantId, this.leader.securityCode],
+    ]);
+    for (const [id, p] of this.participants) codes.set(id, p.securityCode);
+    return codes;
+  }
+
+  /** Last 'keys' event of a session. */
+  lastKeys(id: string): Extract<SessionEvent, { type: 'keys' }> | undefined {
+    const list = this.events.get(id) ?? [];
+    for (let i = list.length - 1; i >= 0; i--) {
+      const event = list[i]!;
+      if (event.type === 'keys') return event;
+    }
+    return undefined;
+  }
+
+  #route(from: string, output: SessionOutput): void {
+    const queue: { from: string; output: SessionOutput }[] = [{ from, output }];
+    while (queue.length > 0) {
+      const { from: sender, output: next } = queue.shift()!;
+      this.#record(sender, next.events);
+      for (const message of next.outgoing) {
+        const text = JSON.stringify(message);
+        this.wire.push(text);
+        for (const to of this.#recipients(sender, message)) {
+          const session = to === this.leader.participantId ? this.leader : this.participants.get(to);
+          if (!session) continue;
+          queue.push({ from: to, output: session.handle(parseE2eeMessage(text)) });
+        }
+      }
+    }
+  }
+
+  #recipients(sender: string, message: E2eeMessage): string[] {
+    if (message.to !== undefined) return [message.to];
+    if (message.type === 'e2ee.binding') return [this.leader.participantId];
+    return this.leader.members.filter((id) => id !== sender);
+  }
+
+  #record(id: string, events: SessionEvent[]): void {
+    if (events.length === 0) return;
+    let list = this.events.get(id);
+    if (!list) {
+      list = [];
+      this.events.set(id, list);
+    }
+    list.push(...events);
+  }
+}
