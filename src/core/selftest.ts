@@ -12,7 +12,7 @@ import {
   checkSFrameVector,
   parseVectorFile,
 } from './sframe/vectors.js';
-// The e2ee part adds its import here: import { e2eeKnownAnswerTests } from './e2ee/kat.js';
+import { e2eeKnownAnswerTests } from './e2ee/kat.js';
 
 export interface KnownAnswerTest {
   name: string;
@@ -47,7 +47,7 @@ export interface SelftestReport extends KnownAnswerReport {
 export function builtInKnownAnswerGroups(): KnownAnswerGroup[] {
   return [
     { group: 'sframe', tests: sframeKnownAnswerTests },
-    // The e2ee part adds: { group: 'e2ee', tests: e2eeKnownAnswerTests },
+    { group: 'e2ee', tests: e2eeKnownAnswerTests },
   ];
 }
 
