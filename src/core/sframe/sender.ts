@@ -4,6 +4,7 @@
 import { sealInto } from './aead.js';
 import { SFrameError } from './errors.js';
 import { FrameKey } from './frame-key.js';
+import { FrameSlab } from './frame-slab.js';
 import { MAX_UINT64, headerLength, writeHeader } from './header.js';
 import { checkKid } from './keys.js';
 import { type CipherSuiteId, DEFAULT_SUITE } from './suites.js';
@@ -20,6 +21,7 @@ export class SFrameSender {
   readonly kid: bigint;
   readonly suite: CipherSuiteId;
   private readonly frameKey: FrameKey;
+  private readonly slab = new FrameSlab();
   /** Next CTR to use; MAX_UINT64 + 1 once exhausted. */
   private nextCounter: bigint;
 
@@ -50,7 +52,7 @@ export class SFrameSender {
     // Claim the counter before encrypting: even if sealing throws, it is never used twice.
     this.nextCounter = ctr + 1n;
     const hlen = headerLength(this.kid, ctr);
-    const out = Buffer.allocUnsafeSlow(hlen + plaintext.length + this.frameKey.suite.nt);
+    const out = this.slab.take(hlen + plaintext.length + this.frameKey.suite.nt);
     writeHeader(out, 0, this.kid, ctr);
     sealInto(
       this.frameKey.aeadKey,
