@@ -3,7 +3,9 @@
 // headers only. The relay always offers; a change of publishers triggers a new offer.
 import {
   MediaStreamTrack,
+  PictureLossIndication,
   RTCPeerConnection,
+  RtcpPayloadSpecificFeedback,
   RTCRtpCodecParameters,
   type RTCRtpTransceiver,
   type RtpPacket,
@@ -52,6 +54,23 @@ export function codecsFor(videoCodec: 'VP8' | 'H264') {
     ],
     video: [video],
   };
+}
+
+/** SSRC we put as the PLI's sender: never advertised in SDP (see sendPli). */
+const PLI_SENDER_SSRC = 0x5ea1_0001;
+
+/**
+ * Asks a publisher for a keyframe. werift's own `receiver.sendRtcpPLI` names the transceiver's
+ * sender SSRC as the PLI's sender, and a werift peer that answered our recvonly m-line routes a PSFB
+ * by that SSRC first — to its own receiver, which ignores it. An unadvertised sender SSRC makes every
+ * implementation route by the media SSRC, as RFC 4585 intends.
+ */
+function sendPli(transceiver: RTCRtpTransceiver, mediaSsrc: number | undefined): void {
+  if (mediaSsrc === undefined || transceiver.receiver.stopped) return;
+  const packet = new RtcpPayloadSpecificFeedback({
+    feedback: new PictureLossIndication({ senderSsrc: PLI_SENDER_SSRC, mediaSsrc }),
+  });
+  void transceiver.receiver.dtlsTransport?.sendRtcp([packet]).catch(() => undefined);
 }
 
 interface Subscription {
@@ -220,13 +239,13 @@ export class Sfu {
       if (tap) tap(peer.meetingId, peer.participantId, kind, packet);
       for (const target of peer.forwardTo[kind]) target.writeRtp(clonePacketForSubscriber(packet));
     });
-    if (kind === 'video') void transceiver.receiver.sendRtcpPLI(track.ssrc ?? 0).catch(() => undefined);
+    if (kind === 'video') sendPli(transceiver, track.ssrc);
   }
 
   #requestKeyframe(publisher: Peer): void {
     const video = publisher.incoming.video;
     if (!video || video.track.ssrc === undefined || publisher.closed) return;
-    void video.transceiver.receiver.sendRtcpPLI(video.track.ssrc).catch(() => undefined);
+    sendPli(video.transceiver, video.track.ssrc);
   }
 
   #requestKeyframes(subscriber: Peer): void {
