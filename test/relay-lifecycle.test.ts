@@ -3,6 +3,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { IdentityKeyPair, LeaderSession, ParticipantSession } from '../src/core/e2ee/index.js';
 import type { ServerMessage } from '../src/core/protocol/relay.js';
 import { createDevelopmentCa, type DevelopmentDevice, issueDevelopmentDevice } from '../src/relay/dev-pki.js';
 import { type Relay, startRelay } from '../src/relay/server.js';
@@ -111,11 +112,11 @@ describe('relay authentication', () => {
     await new Promise((r) => ws.on('open', r));
     ws.send('{not json');
     ws.send(JSON.stringify({ type: 'join', meetingId: 'UPPER CASE!' }));
-    ws.send(JSON.stringify({ type: 'e2ee', payload: { blob: 'x'.repeat(200_000) } }));
+    ws.send(JSON.stringify({ type: 'e2ee', payload: { blob: 'x'.repeat(1_030_000) } }));
     await expect.poll(() => errors.length).toBe(3);
     expect(errors[0]).toBe('not JSON');
     expect(errors[1]).toMatch(/invalid join message at \/meetingId/);
-    expect(errors[2]).toMatch(/e2ee payload of \d+ bytes exceeds 131072/);
+    expect(errors[2]).toMatch(/e2ee payload of \d+ bytes exceeds/);
     ws.terminate();
     c.close();
   });
@@ -148,16 +149,42 @@ describe('meeting lifecycle', () => {
         deviceId: rooms.b.deviceId,
         roomName: 'Huddle 2',
         org: 'Sealroom Demo Org',
+        certificate: rooms.b.certificatePem,
       },
     ]);
 
-    // A waiting participant cannot use the bulletin board or ask for media.
-    const refused = next(joiner, 'error');
-    joiner.send({ type: 'e2ee', payload: { kind: 'binding' } });
-    expect((await refused).code).toBe('not-admitted');
+    // A waiting participant may post its signed binding to the leader, and nothing else.
+    const joinerId = roster.waiting[0]?.participantId ?? '';
+    const joinerSession = new ParticipantSession({
+      meetingId,
+      participantId: joinerId,
+      identity: IdentityKeyPair.fromKeyObject(rooms.b.identityKey),
+    });
+    const bindingAtLeader = next(leader, 'e2ee');
+    joiner.send({ type: 'e2ee', payload: joinerSession.bindingMessage() });
+    expect(await bindingAtLeader).toMatchObject({
+      from: joinerId,
+      payload: { type: 'e2ee.binding', from: joinerId },
+    });
+    const leaderSession = LeaderSession.create({
+      meetingId,
+      participantId: created.participantId,
+      identity: IdentityKeyPair.fromKeyObject(rooms.a.identityKey),
+    });
+    const heartbeat = leaderSession.output.outgoing.find((m) => m.type === 'e2ee.heartbeat');
+    if (!heartbeat) throw new Error('the leader session starts with a heartbeat');
+    const notAdmitted = next(joiner, 'error');
+    joiner.send({ type: 'e2ee', payload: { ...heartbeat, from: joinerId } });
+    expect((await notAdmitted).code).toBe('not-admitted');
+    // Forged sender, or not an E2EE message at all: refused.
+    const forged = next(leader, 'error');
+    leader.send({ type: 'e2ee', payload: { ...heartbeat, from: joinerId } });
+    expect((await forged).code).toBe('bad-e2ee');
+    const junk = next(leader, 'error');
+    leader.send({ type: 'e2ee', payload: { kind: 'wrapped-key', blob: 'AAAA' } });
+    expect((await junk).code).toBe('bad-e2ee');
 
     // Only the leader admits.
-    const joinerId = roster.waiting[0]?.participantId ?? '';
     const otherJoin = await other.request({ type: 'join', meetingId });
     const otherId = otherJoin.type === 'meeting' ? otherJoin.participantId : '';
     await expect(other.request({ type: 'admit', participantId: joinerId })).rejects.toMatchObject({
@@ -172,16 +199,23 @@ describe('meeting lifecycle', () => {
     await leader.request({ type: 'deny', participantId: otherId });
     expect(await deniedNotice).toEqual({ type: 'denied', meetingId });
 
-    // Bulletin board: broadcast reaches the others with the sender's relay-assigned id; directed reaches one.
+    // Bulletin board: a broadcast reaches the admitted others unchanged; a directed one reaches one.
     const atJoiner = next(joiner, 'e2ee');
-    leader.send({ type: 'e2ee', payload: { kind: 'wrapped-key', blob: 'AAAA' } });
-    expect(await atJoiner).toEqual({
-      type: 'e2ee',
-      from: created.participantId,
-      payload: { kind: 'wrapped-key', blob: 'AAAA' },
-    });
+    leader.send({ type: 'e2ee', payload: heartbeat });
+    expect(await atJoiner).toEqual({ type: 'e2ee', from: created.participantId, payload: heartbeat });
     const atLeader = next(leader, 'e2ee');
-    joiner.send({ type: 'e2ee', to: created.participantId, payload: { kind: 'binding' } });
+    joiner.send({
+      type: 'e2ee',
+      to: created.participantId,
+      payload: {
+        type: 'e2ee.ack',
+        v: heartbeat.v,
+        meetingId,
+        from: joinerId,
+        to: created.participantId,
+        epoch: 1,
+      },
+    });
     expect((await atLeader).from).toBe(joinerId);
 
     // Locked: nobody new.

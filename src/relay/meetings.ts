@@ -10,6 +10,7 @@ export interface Identity {
   deviceId: string;
   roomName: string;
   org: string;
+  certificate: string;
 }
 
 export interface Outgoing {
@@ -83,6 +84,18 @@ export class MeetingRegistry {
     return member?.status === 'active' ? member.info : undefined;
   }
 
+  /** The member (waiting or active) behind a connection. */
+  member(
+    connection: ConnectionId,
+  ): { info: ParticipantInfo; status: 'waiting' | 'active'; leader: ConnectionId } | undefined {
+    const id = this.#byConnection.get(connection);
+    const meeting = id === undefined ? undefined : this.#meetings.get(id);
+    const member = meeting?.members.get(connection);
+    return meeting && member
+      ? { info: member.info, status: member.status, leader: meeting.leader }
+      : undefined;
+  }
+
   /** Connections of the active members of a meeting, in roster order. */
   activeConnections(meetingId: string): ConnectionId[] {
     const meeting = this.#meetings.get(meetingId);
@@ -108,11 +121,12 @@ export class MeetingRegistry {
     identity: Identity,
     requestId: number | undefined,
     meetingId?: string,
+    participantId?: string,
   ): Result {
     this.#assertFree(connection);
     const id = meetingId ?? newMeetingId();
     if (this.#meetings.has(id)) throw new MeetingError('meeting-exists', `meeting ${id} already exists`);
-    const info: ParticipantInfo = { participantId: this.#newParticipantId(), ...identity };
+    const info: ParticipantInfo = { participantId: participantId ?? this.#newParticipantId(), ...identity };
     const meeting: Meeting = { id, leader: connection, locked: false, members: new Map() };
     meeting.members.set(connection, { connection, info, status: 'active' });
     this.#meetings.set(id, meeting);
@@ -142,6 +156,7 @@ export class MeetingRegistry {
     identity: Identity,
     requestId: number | undefined,
     meetingId: string,
+    participantId?: string,
   ): Result {
     this.#assertFree(connection);
     const meeting = this.#meetings.get(meetingId);
@@ -150,7 +165,13 @@ export class MeetingRegistry {
       throw new MeetingError('no-meeting', `meeting ${meetingId} has not been started by its leader`);
     if (meeting.locked) throw new MeetingError('locked', `meeting ${meetingId} is locked`);
     const leader = this.#leaderInfo(meeting);
-    const info: ParticipantInfo = { participantId: this.#newParticipantId(), ...identity };
+    if (
+      participantId !== undefined &&
+      [...meeting.members.values()].some((m) => m.info.participantId === participantId)
+    ) {
+      throw new MeetingError('participant-exists', `${participantId} is already in this meeting`);
+    }
+    const info: ParticipantInfo = { participantId: participantId ?? this.#newParticipantId(), ...identity };
     meeting.members.set(connection, { connection, info, status: 'waiting' });
     this.#byConnection.set(connection, meetingId);
     return {

@@ -11,6 +11,7 @@ import {
   parseClientMessage,
   type ServerMessage,
 } from '../core/protocol/relay.js';
+import { isE2eeMessage } from '../core/e2ee/messages.js';
 import { PkiError } from '../pki/errors.js';
 import type { VerifiedDevice } from '../pki/verify.js';
 import type { Logger } from '../util/log.js';
@@ -59,6 +60,7 @@ interface Session {
   socket: WebSocket;
   nonce: string;
   identity?: VerifiedDevice;
+  certificate?: string;
 }
 
 export const RELAY_WS_PATH = '/v1/ws';
@@ -111,6 +113,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         throw new MeetingError('bad-signature', 'challenge signature does not match the certificate key');
       }
       session.identity = identity;
+      session.certificate = message.certificate;
       log.info(
         {
           connection: session.id,
@@ -126,18 +129,26 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       });
     }
     const { deviceId, roomName, org } = session.identity;
-    const identity = { deviceId, roomName, org };
+    const identity = { deviceId, roomName, org, certificate: session.certificate ?? '' };
     switch (message.type) {
       case 'auth':
         throw new MeetingError('already-authenticated', 'already authenticated');
       case 'create': {
-        const result = registry.create(session.id, identity, message.id, message.meetingId);
+        const result = registry.create(
+          session.id,
+          identity,
+          message.id,
+          message.meetingId,
+          message.participantId,
+        );
         log.info({ meetingId: registry.meetingOf(session.id), deviceId }, 'meeting created');
         return apply(result);
       }
       case 'join':
         log.info({ meetingId: message.meetingId, deviceId }, 'join request');
-        return apply(registry.join(session.id, identity, message.id, message.meetingId));
+        return apply(
+          registry.join(session.id, identity, message.id, message.meetingId, message.participantId),
+        );
       case 'admit':
         return apply(registry.admit(session.id, message.id, message.participantId));
       case 'deny':
@@ -164,16 +175,27 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     }
   };
 
-  /** Bulletin board: active members post to one member or all others. Payloads stay opaque. */
+  /** Bulletin board: schema-checked E2EE messages, routed by their routing fields only. */
   const routeE2ee = (session: Session, to: string | undefined, payload: Record<string, unknown>): void => {
     const meetingId = registry.meetingOf(session.id);
-    const from = registry.activeParticipant(session.id);
-    if (!meetingId || !from)
-      throw new MeetingError('not-admitted', 'only admitted participants use the bulletin board');
-    const message: ServerMessage = { type: 'e2ee', from: from.participantId, payload };
+    const member = registry.member(session.id);
+    if (!meetingId || !member) throw new MeetingError('not-in-meeting', 'join a meeting first');
+    if (!isE2eeMessage(payload)) throw new MeetingError('bad-e2ee', 'not a valid E2EE message');
+    if (payload.from !== member.info.participantId || payload.meetingId !== meetingId) {
+      throw new MeetingError('bad-e2ee', 'E2EE message from or meetingId does not match the sender');
+    }
+    const isBinding = payload.type === 'e2ee.binding';
+    if (member.status !== 'active' && !isBinding)
+      throw new MeetingError('not-admitted', 'a waiting participant may only post its key binding');
+    const message: ServerMessage = { type: 'e2ee', from: member.info.participantId, payload };
+    if (isBinding && to === undefined) {
+      send(member.leader, message);
+      return;
+    }
     if (to !== undefined) {
       const target = registry.connectionOfParticipant(meetingId, to);
-      if (!target) throw new MeetingError('no-participant', `${to} is not in this meeting`);
+      if (!target || member.status !== 'active')
+        throw new MeetingError('no-participant', `${to} is not in this meeting`);
       send(target, message);
       return;
     }

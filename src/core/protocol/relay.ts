@@ -5,9 +5,9 @@ import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 
 /** Largest WebSocket frame the relay accepts (a wrapped-key batch for ~100 participants fits). */
-export const MAX_MESSAGE_BYTES = 256 * 1024;
-/** Largest single E2EE payload routed through the bulletin board. */
-export const MAX_E2EE_PAYLOAD_BYTES = 128 * 1024;
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+/** Largest single E2EE payload routed through the bulletin board (a full list for ~1000 members). */
+export const MAX_E2EE_PAYLOAD_BYTES = 1000 * 1024;
 /** Domain-separation label of the authentication signature: label || 0x00 || nonce bytes. */
 export const AUTH_LABEL = 'sealroom/relay-auth/v1';
 
@@ -20,6 +20,8 @@ export const ParticipantInfo = Type.Object({
   deviceId: Type.String({ maxLength: 128 }),
   roomName: Type.String({ maxLength: 128 }),
   org: Type.String({ maxLength: 128 }),
+  /** The PEM device certificate the relay verified: devices check it against their org CA too. */
+  certificate: Type.String({ maxLength: 8192 }),
 });
 export type ParticipantInfo = Static<typeof ParticipantInfo>;
 
@@ -49,14 +51,29 @@ export const ClientMessage = Type.Union([
     signature: Type.String({ maxLength: 256 }),
   }),
   /** Create an E2EE meeting and lead it. meetingId: reclaim an id after a relay restart. */
-  Type.Object({ type: Type.Literal('create'), id: RequestId, meetingId: Type.Optional(MeetingId) }),
-  Type.Object({ type: Type.Literal('join'), id: RequestId, meetingId: MeetingId }),
+  /** participantId: keep the same id across a reconnect, so E2EE sessions carry on. */
+  Type.Object({
+    type: Type.Literal('create'),
+    id: RequestId,
+    meetingId: Type.Optional(MeetingId),
+    participantId: Type.Optional(Id),
+  }),
+  Type.Object({
+    type: Type.Literal('join'),
+    id: RequestId,
+    meetingId: MeetingId,
+    participantId: Type.Optional(Id),
+  }),
   Type.Object({ type: Type.Literal('admit'), id: RequestId, participantId: Id }),
   Type.Object({ type: Type.Literal('deny'), id: RequestId, participantId: Id }),
   Type.Object({ type: Type.Literal('lock'), id: RequestId, locked: Type.Boolean() }),
   Type.Object({ type: Type.Literal('leave'), id: RequestId }),
   Type.Object({ type: Type.Literal('end'), id: RequestId }),
-  /** Bulletin board: to one participant, or to every other participant when `to` is absent. */
+  /**
+   * Bulletin board: an E2EE message (src/core/e2ee messages: schema-checked, `from` and `meetingId`
+   * must be the sender's) to one participant, or when `to` is absent to every other participant
+   * (a binding: to the leader). A participant still waiting may only post its binding.
+   */
   Type.Object({
     type: Type.Literal('e2ee'),
     to: Type.Optional(Id),
@@ -74,7 +91,7 @@ export const ServerMessage = Type.Union([
   Type.Object({ type: Type.Literal('challenge'), nonce: Type.String(), relayId: Type.String() }),
   Type.Object({
     type: Type.Literal('authenticated'),
-    identity: Type.Omit(ParticipantInfo, ['participantId']),
+    identity: Type.Omit(ParticipantInfo, ['participantId', 'certificate']),
   }),
   /** Where this connection now stands in a meeting (after create, join, admit). */
   Type.Object({
