@@ -1,12 +1,14 @@
 // Bundles the room-screen web app (kiosk-ui/) into dist/kiosk-ui/ with esbuild: one ES module, one
 // stylesheet, the HTML page. Run by scripts/setup.sh; `--watch` rebuilds on change while developing.
 import { copyFile, mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outdir = join(root, 'dist', 'kiosk-ui');
+// `--outdir DIR` builds elsewhere (tests build their own copy so parallel runs never share files).
+const outArg = process.argv.indexOf('--outdir');
+const outdir = outArg === -1 ? join(root, 'dist', 'kiosk-ui') : resolve(process.argv[outArg + 1] ?? '');
 const watch = process.argv.includes('--watch');
 
 await mkdir(outdir, { recursive: true });

@@ -352,7 +352,8 @@ function rosterPanel(roster: RosterEntry[]): HTMLElement {
     h('h2', null, `In this meeting (${roster.length})`),
     h(
       'ul',
-      { class: 'list', 'data-testid': 'roster' },
+      // Focusable so the list can be scrolled from a keyboard too (long rosters scroll).
+      { class: 'list', 'data-testid': 'roster', tabindex: 0 },
       roster.map((p) =>
         h(
           'li',
@@ -375,7 +376,7 @@ function waitingPanel(meeting: MeetingView, on: Handlers): HTMLElement {
       ? h('p', { class: 'muted' }, meeting.locked ? 'The meeting is locked.' : 'Nobody is waiting.')
       : h(
           'ul',
-          { class: 'list', 'data-testid': 'waiting' },
+          { class: 'list', 'data-testid': 'waiting', tabindex: 0 },
           meeting.waiting.map((p) =>
             h(
               'li',
