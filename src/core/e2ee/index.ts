@@ -76,3 +76,4 @@ export {
   type SessionOutput,
   SessionState,
 } from './session-core.js';
+export { SimulatedMeeting, type SimulatedMeetingOptions } from './simulated-meeting.js';

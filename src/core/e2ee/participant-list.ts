@@ -63,6 +63,8 @@ function bodyFields(body: ListEntryBody): Field[] {
     case 'lock':
     case 'unlock':
       return [];
+    default:
+      throw new E2eeError('malformed', `unknown list entry kind ${(body as { kind: unknown }).kind}`);
   }
 }
 

@@ -84,6 +84,7 @@ export class SimulatedMeeting {
   /** Hand leadership to a member; it takes over and rekeys. */
   handOver(newLeaderId: string): void {
     const oldId = this.leader.participantId;
+    const waiting = this.leader.waiting;
     const { output, participant } = this.leader.handOver(newLeaderId);
     this.participants.set(oldId, participant);
     this.#route(oldId, output);
@@ -93,6 +94,11 @@ export class SimulatedMeeting {
     this.participants.delete(newLeaderId);
     this.leader = taken.session;
     this.#route(newLeaderId, taken.output);
+    // As the relay does: joiners still waiting post their bindings again, now to the new leader.
+    for (const id of waiting) {
+      const joiner = this.participants.get(id);
+      if (joiner) this.#route(id, { outgoing: [joiner.bindingMessage()], events: [] });
+    }
   }
 
   /** Security code of every session, leader included. */
