@@ -13,9 +13,9 @@ import { gcm } from '@noble/ciphers/aes.js';
 import { SFrameReceiver, SFrameSender } from '../../src/core/sframe/index.js';
 
 const SIZES = [120, 1200, 12_000, 100_000] as const;
-const ROUNDS = Number(process.env.SFRAME_BENCH_ROUNDS ?? 15);
-/** Wall time each contender gets per round (noble included: it just does fewer frames). */
-const BATCH_MS = Number(process.env.SFRAME_BENCH_BATCH_MS ?? 25);
+const ROUNDS = Number(process.env.SFRAME_BENCH_ROUNDS ?? 31);
+/** Wall time each contender gets per round (noble included: it just does fewer frames, at least one). */
+const BATCH_MS = Number(process.env.SFRAME_BENCH_BATCH_MS ?? 10);
 
 type FrameWork = () => void;
 
@@ -76,19 +76,27 @@ const CONTENDERS: Contender[] = [
 
 const maybeGc = (globalThis as { gc?: () => void }).gc;
 
-/** Runs `work` for about BATCH_MS and returns µs per frame. */
-function timeBatch(work: FrameWork): number {
+/** µs per frame over `frames` calls of `work`. */
+function timeFrames(work: FrameWork, frames: number): number {
   maybeGc?.();
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < frames; i++) work();
+  return Number(process.hrtime.bigint() - start) / 1000 / frames;
+}
+
+/** Warms `work` up for about BATCH_MS and returns how many frames fill one batch of BATCH_MS. */
+function calibrate(work: FrameWork): number {
   let frames = 0;
   const start = process.hrtime.bigint();
   const deadline = start + BigInt(BATCH_MS) * 1_000_000n;
   let now = start;
-  while (now < deadline) {
-    for (let i = 0; i < 8; i++) work();
-    frames += 8;
+  while (now < deadline || frames < 3) {
+    work();
+    frames++;
     now = process.hrtime.bigint();
   }
-  return Number(now - start) / 1000 / frames;
+  const usPerFrame = Number(now - start) / 1000 / frames;
+  return Math.max(1, Math.round((BATCH_MS * 1000) / usPerFrame));
 }
 
 function median(values: number[]): number {
@@ -118,12 +126,13 @@ console.log(
 for (const size of SIZES) {
   const payload = new Uint8Array(randomBytes(size));
   const works = CONTENDERS.map((c) => c.make(payload));
-  for (const work of works) timeBatch(work); // warm-up: JIT, OpenSSL contexts, caches
+  for (const work of works) calibrate(work); // warm-up: JIT, OpenSSL contexts, caches
+  const batchFrames = works.map(calibrate);
   const samples: number[][] = CONTENDERS.map(() => []);
   for (let r = 0; r < ROUNDS; r++) {
     for (let k = 0; k < works.length; k++) {
       const i = (k + r) % works.length; // rotate who goes first
-      samples[i]!.push(timeBatch(works[i]!));
+      samples[i]!.push(timeFrames(works[i]!, batchFrames[i]!));
     }
   }
   const medians = samples.map(median);
