@@ -22,6 +22,9 @@ export interface KeysEvent {
 
 export class KeyRing {
   readonly #keys = new Map<number, Uint8Array>();
+  // SFrame base keys already derived, per epoch: a keys event for 100 senders would otherwise
+  // redo ~300 HKDFs on every change.
+  readonly #derived = new Map<number, Map<number, Uint8Array>>();
   #highest = 0;
   #sendEpoch = 0;
   #previousEpoch = 0;
@@ -93,7 +96,7 @@ export class KeyRing {
     for (const [epoch, meetingKey] of [...this.#keys.entries()].sort((a, b) => a[0] - b[0])) {
       for (const senderIndex of senderIndexes) {
         if (senderIndex === ownSenderIndex) continue;
-        const key = deriveSenderBaseKey(meetingKey, epoch, senderIndex);
+        const key = this.#senderKey(meetingKey, epoch, senderIndex);
         receiveKeys.push({ kid: makeKid(epoch, senderIndex), epoch, senderIndex, key });
       }
     }
@@ -101,13 +104,29 @@ export class KeyRing {
       type: 'keys',
       epoch: this.#sendEpoch,
       sendKid: makeKid(this.#sendEpoch, ownSenderIndex),
-      sendKey: deriveSenderBaseKey(sendMeetingKey, this.#sendEpoch, ownSenderIndex),
+      sendKey: this.#senderKey(sendMeetingKey, this.#sendEpoch, ownSenderIndex),
       receiveKeys,
     };
+  }
+
+  #senderKey(meetingKey: Uint8Array, epoch: number, senderIndex: number): Uint8Array {
+    let perEpoch = this.#derived.get(epoch);
+    if (!perEpoch) {
+      perEpoch = new Map();
+      this.#derived.set(epoch, perEpoch);
+    }
+    let key = perEpoch.get(senderIndex);
+    if (!key) {
+      key = deriveSenderBaseKey(meetingKey, epoch, senderIndex);
+      perEpoch.set(senderIndex, key);
+    }
+    return key;
   }
 
   #wipe(epoch: number): void {
     this.#keys.get(epoch)?.fill(0);
     this.#keys.delete(epoch);
+    for (const key of this.#derived.get(epoch)?.values() ?? []) key.fill(0);
+    this.#derived.delete(epoch);
   }
 }
