@@ -1,0 +1,20 @@
+// What the meeting client needs from media, whichever engine provides it: the media worker under
+// its supervisor (GStreamer, real rooms) or the synthetic engine (tests, benchmarks, hosts without
+// cameras). The meeting client hands over keys and relays signalling; it never touches frames.
+import type { KeysEvent } from '../../src/core/e2ee/index.js';
+import type { SignalPayload } from '../../src/core/protocol/relay.js';
+
+export interface MediaPort {
+  /** A fresh media session with the SFU: drop any previous PeerConnection; the relay's offer follows. */
+  connect(): void;
+  disconnect(): void;
+  /** Signalling from the relay (offers, candidates). */
+  signal(payload: SignalPayload): void;
+  /** Signalling the device must send to the relay (answers, candidates). */
+  onSignal(listener: (payload: SignalPayload) => void): void;
+  /** Per-sender SFrame keys of the current and next epoch (never identity or meeting keys). */
+  keys(event: KeysEvent): void;
+  /** Gallery labels per sender index, as the roster shows them. */
+  labels(participants: { senderIndex: number; name: string }[]): void;
+  close(): Promise<void>;
+}
