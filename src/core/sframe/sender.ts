@@ -45,6 +45,9 @@ export class SFrameSender {
 
   /** Encrypts one frame; `metadata` is authenticated (after the header) but not sent. */
   encrypt(plaintext: Uint8Array, metadata?: Uint8Array): Uint8Array {
+    if (!(plaintext instanceof Uint8Array) || (metadata !== undefined && !(metadata instanceof Uint8Array))) {
+      throw new TypeError('plaintext and metadata must be Uint8Arrays');
+    }
     const ctr = this.nextCounter;
     if (ctr > MAX_UINT64) {
       throw new SFrameError('COUNTER_EXHAUSTED', `KID ${this.kid} used every counter; rekey`);
