@@ -2,7 +2,9 @@
 // lazily so `sealroom selftest` does not load GStreamer or fastify.
 import type { Command } from 'commander';
 import { registerSelftestCommand } from './selftest.js';
+import { registerSimulateCommand } from './simulate.js';
 
 export function registerCommands(program: Command): void {
   registerSelftestCommand(program); // the crypto core loads only when `selftest` runs
+  registerSimulateCommand(program); // the E2EE core loads only when `simulate` runs
 }
