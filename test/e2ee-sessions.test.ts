@@ -232,6 +232,26 @@ describe('E2EE meeting sessions', () => {
     expectMediaFlows(m);
   });
 
+  it('splits a long participant list into several messages that a newcomer verifies in order', () => {
+    const { m } = meeting('long', { autoAdmit: true });
+    m.join('room-a');
+    for (let i = 0; i < 70; i++) {
+      m.lock();
+      m.unlock();
+    }
+    const before = m.wire.length;
+    m.join('room-b');
+    const toNewcomer = m.wire
+      .slice(before)
+      .map((t) => JSON.parse(t) as E2eeMessage)
+      .filter((x) => x.type === 'e2ee.list' && x.to === 'room-b');
+    expect(toNewcomer.length).toBe(2); // 144 entries, 128 per message
+    expect(Math.max(...m.wire.map((t) => Buffer.byteLength(t)))).toBeLessThan(128 * 1024);
+    expect(m.participants.get('room-b')!.isMember).toBe(true);
+    expect(m.participants.get('room-b')!.securityCode).toBe(m.leader.securityCode);
+    expectMediaFlows(m);
+  });
+
   it('switches only on a certified epoch, keeps the previous keys for the overlap, then drops them', () => {
     const { m, clock } = meeting('overlap', { autoAdmit: true });
     m.join('room-a');

@@ -34,7 +34,7 @@ export { E2eeError, type E2eeErrorCode } from './errors.js';
 export { type KeysEvent, KeyRing, type SenderKey } from './key-ring.js';
 export { EphemeralKeyPair, IdentityKeyPair, type RandomSource, secureRandom, verifyEd25519 } from './keys.js';
 export { LABELS, PROTOCOL_VERSION } from './labels.js';
-export { LeaderSession, type LeaderOptions } from './leader-session.js';
+export { LeaderSession, type LeaderOptions, LIST_ENTRIES_PER_MESSAGE } from './leader-session.js';
 export {
   deriveWrapKey,
   drawMeetingKey,

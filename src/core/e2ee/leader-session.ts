@@ -44,6 +44,9 @@ interface PendingEpoch {
   since: number;
 }
 
+/** Keeps every list message well under the relay's payload limit (~430 bytes per add entry). */
+export const LIST_ENTRIES_PER_MESSAGE = 128;
+
 const DEFAULTS = {
   autoAdmit: false,
   rekeyIntervalMs: 300_000,
@@ -77,7 +80,7 @@ export class LeaderSession {
       creationNonce: state.random(32),
     };
     const entries = [session.#append(create, now), session.#append(addBody(state.binding, 0), now)];
-    const out: SessionOutput = { outgoing: [session.#listMessage(entries)], events: [] };
+    const out: SessionOutput = { outgoing: session.#listMessages(entries), events: [] };
     session.#rekey(out);
     return { session, output: out };
   }
@@ -156,8 +159,8 @@ export class LeaderSession {
     const out: SessionOutput = { outgoing: [], events: [] };
     if (entries.length === 0) return out;
     const full = this.state.list.entries;
-    for (const id of newcomers) out.outgoing.push(this.#listMessage(full, id));
-    out.outgoing.push(this.#listMessage(entries));
+    for (const id of newcomers) out.outgoing.push(...this.#listMessages(full, id));
+    out.outgoing.push(...this.#listMessages(entries));
     out.events.push(this.state.roster());
     this.#rekey(out);
     return out;
@@ -183,7 +186,7 @@ export class LeaderSession {
     }
     const out: SessionOutput = { outgoing: [], events: [] };
     if (entries.length === 0) return out;
-    out.outgoing.push(this.#listMessage(entries));
+    out.outgoing.push(...this.#listMessages(entries));
     out.events.push(this.state.roster());
     this.#rekey(out);
     return out;
@@ -213,7 +216,7 @@ export class LeaderSession {
     const entry = this.#append({ kind: 'leader', newLeaderId }, this.state.clock());
     this.#steppedDown = true;
     this.#pending = undefined;
-    const out: SessionOutput = { outgoing: [this.#listMessage([entry])], events: [this.state.roster()] };
+    const out: SessionOutput = { outgoing: this.#listMessages([entry]), events: [this.state.roster()] };
     pushDefined(out.events, this.state.codeEvent());
     out.events.push({ type: 'leader-changed', leaderId: newLeaderId, isSelf: false });
     return { output: out, participant: new ParticipantSession(this.state) };
@@ -268,7 +271,7 @@ export class LeaderSession {
     const out: SessionOutput = { outgoing: [], events: [] };
     if (this.state.list.locked === locked) return out;
     const entry = this.#append({ kind: locked ? 'lock' : 'unlock' }, this.state.clock());
-    out.outgoing.push(this.#listMessage([entry]));
+    out.outgoing.push(...this.#listMessages([entry]));
     out.events.push(this.state.roster());
     this.#heartbeat(out); // re-certify the current epoch for the new chain head
     return out;
@@ -351,16 +354,21 @@ export class LeaderSession {
     return this.state.list.append(body, this.state.participantId, this.state.identity, now);
   }
 
-  #listMessage(entries: readonly ListEntry[], to?: string): ListMessage {
-    const message: ListMessage = {
-      v: PROTOCOL_VERSION,
-      type: 'e2ee.list',
-      meetingId: this.state.meetingId,
-      from: this.state.participantId,
-      entries: entries.map(listEntryToWire),
-    };
-    if (to !== undefined) message.to = to;
-    return message;
+  /** Entries as list messages of at most LIST_ENTRIES_PER_MESSAGE each (a long chain is split). */
+  #listMessages(entries: readonly ListEntry[], to?: string): ListMessage[] {
+    const messages: ListMessage[] = [];
+    for (let i = 0; i < entries.length; i += LIST_ENTRIES_PER_MESSAGE) {
+      const message: ListMessage = {
+        v: PROTOCOL_VERSION,
+        type: 'e2ee.list',
+        meetingId: this.state.meetingId,
+        from: this.state.participantId,
+        entries: entries.slice(i, i + LIST_ENTRIES_PER_MESSAGE).map(listEntryToWire),
+      };
+      if (to !== undefined) message.to = to;
+      messages.push(message);
+    }
+    return messages;
   }
 
   #requireLeading(): void {

@@ -10,9 +10,9 @@ import { PROTOCOL_VERSION } from './labels.js';
 import type { Heartbeat, ListEntry, ListEntryBody } from './participant-list.js';
 import { MAX_EPOCH, MAX_SENDER_INDEX } from './sender-keys.js';
 
-/** Largest serialised E2EE message the relay should accept (a full list for ~4000 entries). */
-export const MAX_E2EE_MESSAGE_BYTES = 2 * 1024 * 1024;
-export const MAX_LIST_ENTRIES_PER_MESSAGE = 4096;
+/** Largest serialised E2EE message (the relay's bulletin-board limit); leaders split long lists. */
+export const MAX_E2EE_MESSAGE_BYTES = 128 * 1024;
+export const MAX_LIST_ENTRIES_PER_MESSAGE = 256;
 
 // base64url of exactly n bytes (no padding): ceil(4n/3) characters.
 const b64 = (bytes: number) =>
