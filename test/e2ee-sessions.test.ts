@@ -283,6 +283,35 @@ describe('E2EE meeting sessions', () => {
     expect(m.participants.get('room-a')!.epoch).toBe(epoch + 1);
   });
 
+  it('reports a silent leader once, and again after heartbeats resumed and stopped', () => {
+    const { m, clock } = meeting('silent', { autoAdmit: true });
+    const p = m.join('room-a');
+    const silent = () => p.tick().events.filter((e) => e.type === 'leader-silent');
+    clock.advance(30_000);
+    expect(silent()).toEqual([]);
+    clock.advance(6_000);
+    expect(silent()).toEqual([expect.objectContaining({ leaderId: 'leader' })]);
+    expect(silent()).toEqual([]);
+    m.tick(); // the leader's periodic heartbeat reaches room-a
+    clock.advance(20_000);
+    expect(silent()).toEqual([]);
+    clock.advance(20_000);
+    expect(silent()).toHaveLength(1);
+  });
+
+  it('keys events are owned by the caller: retiring an epoch does not wipe them', () => {
+    const { m, clock } = meeting('owned', { autoAdmit: true });
+    m.join('room-a');
+    const old = m.lastKeys('room-a')!;
+    const snapshot = Uint8Array.from(old.sendKey);
+    m.rekey();
+    m.rekey();
+    clock.advance(10_000);
+    m.tick();
+    expect(old.sendKey).toEqual(snapshot);
+    expect(old.receiveKeys.every((k) => k.key.some((b) => b !== 0))).toBe(true);
+  });
+
   it('certifies after a timeout when a member does not acknowledge', () => {
     const clock = new FakeClock();
     const random = seededRandom('timeout');

@@ -23,6 +23,7 @@
 //   roster            { leaderId, locked, listLength, members[{participantId, identityKey, senderIndex, leader}] }
 //   epoch-certified   { epoch }             admission-request { participantId, identityKey } (leader)
 //   joined { senderIndex }  removed  leader-changed { leaderId, isSelf }
+//   leader-silent     { leaderId, lastHeartbeatAt } (participant: no valid heartbeat for 35 s)
 //   rejected          { messageType, from, code, reason }  (bad input is reported, never thrown)
 // The relay validates messages with `parseE2eeMessage(text)` / `validateE2eeMessage(value)` or the
 // exported TypeBox schemas, and routes by the fields v, type, meetingId, from, to only.
@@ -69,6 +70,7 @@ export {
 } from './security-code.js';
 export { deriveSenderBaseKey, makeKid, MAX_EPOCH, MAX_SENDER_INDEX, parseKid } from './sender-keys.js';
 export {
+  DEFAULT_LEADER_SILENT_AFTER_MS,
   DEFAULT_OVERLAP_MS,
   type RosterMember,
   type SessionEvent,

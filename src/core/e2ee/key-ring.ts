@@ -71,7 +71,7 @@ export class KeyRing {
     return true;
   }
 
-  /** Starts the overlap clock of the previous epoch at `now + overlapMs`; returns true if it expired. */
+  /** Drops the previous epoch once `overlapMs` have passed since the switch; true if it did. */
   expire(now: number, overlapMs: number): boolean {
     if (this.#previousEpoch && now >= this.#previousUntil + overlapMs) {
       this.#wipe(this.#previousEpoch);
@@ -88,7 +88,10 @@ export class KeyRing {
     this.#previousEpoch = 0;
   }
 
-  /** The media worker's view, for `ownSenderIndex` among `senderIndexes` (the current members). */
+  /**
+   * The media worker's view, for `ownSenderIndex` among `senderIndexes` (the current members). The
+   * key buffers are copies the caller owns: the ring wipes its own when an epoch retires.
+   */
   snapshot(ownSenderIndex: number, senderIndexes: number[]): KeysEvent | undefined {
     const sendMeetingKey = this.#keys.get(this.#sendEpoch);
     if (!sendMeetingKey) return undefined;
@@ -97,14 +100,14 @@ export class KeyRing {
       for (const senderIndex of senderIndexes) {
         if (senderIndex === ownSenderIndex) continue;
         const key = this.#senderKey(meetingKey, epoch, senderIndex);
-        receiveKeys.push({ kid: makeKid(epoch, senderIndex), epoch, senderIndex, key });
+        receiveKeys.push({ kid: makeKid(epoch, senderIndex), epoch, senderIndex, key: Uint8Array.from(key) });
       }
     }
     return {
       type: 'keys',
       epoch: this.#sendEpoch,
       sendKid: makeKid(this.#sendEpoch, ownSenderIndex),
-      sendKey: this.#senderKey(sendMeetingKey, this.#sendEpoch, ownSenderIndex),
+      sendKey: Uint8Array.from(this.#senderKey(sendMeetingKey, this.#sendEpoch, ownSenderIndex)),
       receiveKeys,
     };
   }

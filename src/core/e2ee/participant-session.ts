@@ -29,12 +29,15 @@ import {
 export class ParticipantSession {
   readonly state: SessionState;
   #pendingHeartbeat: Heartbeat | undefined;
-  #lastHeartbeatTime = 0;
+  #lastHeartbeatTime = 0; // leader's clock, from the last valid heartbeat
+  #lastHeartbeatAt: number; // local clock when a valid heartbeat (or the join) was last seen
+  #silentReported = false;
   #joined = false;
 
   constructor(options: SessionOptions | SessionState) {
     this.state = options instanceof SessionState ? options : new SessionState(options);
     this.#joined = this.state.isMember;
+    this.#lastHeartbeatAt = this.state.clock();
   }
 
   get participantId(): string {
@@ -95,10 +98,27 @@ export class ParticipantSession {
     return out;
   }
 
-  /** Drive time: drops the previous epoch's receive keys once the overlap has passed. */
+  /**
+   * Drive time: drops the previous epoch's receive keys once the overlap has passed, and reports
+   * once if the leader has been silent too long (relay cut off, leader gone: show it, rejoin).
+   */
   tick(): SessionOutput {
     const events: SessionEvent[] = [];
     pushDefined(events, this.state.expireOverlap());
+    const now = this.state.clock();
+    if (
+      this.#joined &&
+      !this.state.removed &&
+      !this.#silentReported &&
+      now - this.#lastHeartbeatAt >= this.state.leaderSilentAfterMs
+    ) {
+      this.#silentReported = true;
+      events.push({
+        type: 'leader-silent',
+        leaderId: this.state.list.leaderId,
+        lastHeartbeatAt: this.#lastHeartbeatAt,
+      });
+    }
     return { outgoing: [], events };
   }
 
@@ -138,6 +158,7 @@ export class ParticipantSession {
     const self = list.member(this.state.participantId);
     if (!this.#joined && self && bytesEqual(self.ephemeralKey, this.state.ephemeral.publicKey)) {
       this.#joined = true;
+      this.#lastHeartbeatAt = this.state.clock();
       out.events.push({ type: 'joined', senderIndex: self.senderIndex });
     }
     out.events.push(this.state.roster());
@@ -214,6 +235,8 @@ export class ParticipantSession {
       throw new E2eeError('stale-epoch', `heartbeat certifies old epoch ${heartbeat.epoch}`);
     }
     this.#lastHeartbeatTime = heartbeat.time;
+    this.#lastHeartbeatAt = this.state.clock();
+    this.#silentReported = false;
     if (this.state.keys.certify(heartbeat.epoch, this.state.clock())) {
       out.events.push({ type: 'epoch-certified', epoch: heartbeat.epoch });
       pushDefined(out.events, this.state.keysEvent());

@@ -28,6 +28,7 @@ export type SessionEvent =
   | { type: 'joined'; senderIndex: number }
   | { type: 'removed' }
   | { type: 'leader-changed'; leaderId: string; isSelf: boolean }
+  | { type: 'leader-silent'; leaderId: string; lastHeartbeatAt: number }
   | { type: 'rejected'; messageType: string; from: string; code: string; reason: string };
 
 export interface SessionOutput {
@@ -47,9 +48,12 @@ export interface SessionOptions {
   trustIdentity?: (participantId: string, identityKey: Uint8Array) => boolean;
   /** How long receive keys of the previous epoch stay after a switch (default 5 s). */
   overlapMs?: number;
+  /** Participant: report 'leader-silent' after this long without a valid heartbeat (default 35 s). */
+  leaderSilentAfterMs?: number;
 }
 
 export const DEFAULT_OVERLAP_MS = 5_000;
+export const DEFAULT_LEADER_SILENT_AFTER_MS = 35_000;
 
 /** Everything one participant knows; handed over intact when a participant becomes the leader. */
 export class SessionState {
@@ -60,6 +64,7 @@ export class SessionState {
   readonly clock: () => number;
   readonly trustIdentity: (participantId: string, identityKey: Uint8Array) => boolean;
   readonly overlapMs: number;
+  readonly leaderSilentAfterMs: number;
   readonly ephemeral: EphemeralKeyPair;
   readonly binding: KeyBinding;
   readonly secrets: SharedSecretCache;
@@ -77,6 +82,7 @@ export class SessionState {
     this.clock = options.clock ?? Date.now;
     this.trustIdentity = options.trustIdentity ?? (() => true);
     this.overlapMs = options.overlapMs ?? DEFAULT_OVERLAP_MS;
+    this.leaderSilentAfterMs = options.leaderSilentAfterMs ?? DEFAULT_LEADER_SILENT_AFTER_MS;
     this.ephemeral = EphemeralKeyPair.generate(this.random);
     this.binding = createBinding(this.meetingId, this.participantId, this.identity, this.ephemeral);
     this.secrets = new SharedSecretCache(this.ephemeral);
