@@ -42,7 +42,7 @@ export class LoopbackMediaPeer extends EventEmitter<{
   #published = new Set<RTCRtpTransceiver>();
   keyframeRequests = 0;
 
-  constructor(videoCodec: 'VP8' | 'H264' = 'VP8') {
+  constructor(videoCodec: 'VP8' | 'H264' = 'H264') {
     super();
     applyWeriftFixes();
     this.pc = new RTCPeerConnection({

@@ -16,5 +16,7 @@ export interface MediaPort {
   keys(event: KeysEvent): void;
   /** Gallery labels per sender index, as the roster shows them. */
   labels(participants: { senderIndex: number; name: string }[]): void;
+  /** The engine lost its PeerConnection (e.g. the media worker restarted): negotiate again. */
+  onReset?(listener: () => void): void;
   close(): Promise<void>;
 }

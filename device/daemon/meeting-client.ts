@@ -98,6 +98,7 @@ export class MeetingClient
     });
     this.#connectedOnce = { resolve, promise };
     opts.media?.onSignal((payload) => this.#connection?.send({ type: 'signal', payload }));
+    opts.media?.onReset?.(() => this.#restartMedia());
   }
 
   /** Starts the connection loop; resolves once connected the first time (or keeps trying). */
@@ -513,6 +514,14 @@ export class MeetingClient
     if (!this.#opts.media || !this.#connection) return;
     this.#opts.media.connect();
     this.#connection.send({ type: 'media', enabled: true });
+  }
+
+  /** A fresh PeerConnection on both ends: the SFU drops the old one and offers again. */
+  #restartMedia(): void {
+    const meeting = this.#meeting;
+    if (!meeting?.admittedAtRelay || !this.#connection?.open) return;
+    this.#connection.send({ type: 'media', enabled: false });
+    this.#startMedia();
   }
 
   #endLocally(status: 'ended' | 'denied'): void {

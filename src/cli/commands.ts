@@ -3,8 +3,16 @@
 import type { Command } from 'commander';
 import { registerSelftestCommand } from './selftest.js';
 import { registerSimulateCommand } from './simulate.js';
+import { registerDaemonCommand } from './daemon.js';
+import { registerDemoCommand } from './demo.js';
+import { registerRelayCommand } from './relay.js';
+import { registerRoomCommand } from './room.js';
 
 export function registerCommands(program: Command): void {
   registerSelftestCommand(program); // the crypto core loads only when `selftest` runs
   registerSimulateCommand(program); // the E2EE core loads only when `simulate` runs
+  registerRelayCommand(program);
+  registerDaemonCommand(program);
+  registerRoomCommand(program);
+  registerDemoCommand(program); // relay/daemon load only when run
 }

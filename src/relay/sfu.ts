@@ -25,7 +25,7 @@ export interface SfuOptions {
   log: Logger;
   /** Sends a signalling message to one participant's device. */
   sendSignal: (connection: ConnectionId, payload: SignalPayload) => void;
-  /** Video codec every participant uses in this deployment. */
+  /** Video codec every participant uses in this deployment (default H264, the media worker's default). */
   videoCodec?: 'VP8' | 'H264';
   /** Sees every RTP packet a publisher sends (tests record what crosses the relay). */
   onPublisherRtp?: (meetingId: string, participantId: string, kind: MediaKind, packet: RtpPacket) => void;
@@ -44,7 +44,7 @@ export function codecsFor(videoCodec: 'VP8' | 'H264') {
       : new RTCRtpCodecParameters({
           mimeType: 'video/H264',
           clockRate: 90000,
-          payloadType: 102,
+          payloadType: 96,
           rtcpFeedback: feedback,
           parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
         });
@@ -104,7 +104,7 @@ export class Sfu {
   constructor(opts: SfuOptions) {
     applyWeriftFixes();
     this.#opts = opts;
-    this.#codecs = codecsFor(opts.videoCodec ?? 'VP8');
+    this.#codecs = codecsFor(opts.videoCodec ?? 'H264');
   }
 
   has(connection: ConnectionId): boolean {

@@ -1,0 +1,107 @@
+// `sealroom daemon`: the room device daemon (meeting client, media worker, kiosk control server).
+import type { Command } from 'commander';
+
+export interface DaemonCommandOptions {
+  relay: string;
+  cert?: string;
+  key?: string;
+  devCa?: string;
+  room?: string;
+  dataDir: string;
+  controlPort: string;
+  media: string;
+  profile?: string;
+  codec?: string;
+  size?: string;
+  fps?: string;
+  loopbackOnly?: boolean;
+  logJson?: boolean;
+}
+
+export function registerDaemonCommand(program: Command): void {
+  program
+    .command('daemon')
+    .description(
+      'run the room device daemon: meeting client, media worker and the kiosk control server on loopback',
+    )
+    .requiredOption('--relay <url>', 'relay WebSocket URL, e.g. ws://relay.example:7443/v1/ws')
+    .option('--cert <file>', "this device's X.509 certificate (PEM)")
+    .option('--key <file>', "this device's Ed25519 identity key (PEM, mode 0600)")
+    .option('--dev-ca <dir>', 'development: issue this device a certificate from the development CA in <dir>')
+    .option('--room <name>', 'development: room name for a --dev-ca certificate', 'Demo Room')
+    .option('--data-dir <dir>', 'where the daemon keeps its key and certificate', '/var/lib/sealroom')
+    .option('--control-port <n>', 'local control API and kiosk UI port on 127.0.0.1 (0 picks one)', '7480')
+    .option('--media <engine>', 'worker (GStreamer), synthetic (no camera; test frames) or none', 'worker')
+    .option('--profile <name>', 'pipeline profile under pipelines/ (test, v4l2, …)')
+    .option('--codec <codec>', 'video codec: h264 or vp8')
+    .option('--size <WxH>', 'camera resolution, e.g. 1280x720')
+    .option('--fps <n>', 'camera frame rate')
+    .option('--loopback-only', 'ICE on 127.0.0.1 only (single-machine demos and tests)')
+    .option('--log-json', 'log JSON lines instead of readable text')
+    .action(async (opts: DaemonCommandOptions) => {
+      await runDaemonCommand(opts);
+    });
+}
+
+export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void> {
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { cliLogger } = await import('../relay/readable-log.js');
+  const log = cliLogger('daemon', { json: opts.logJson ?? false });
+  let certificatePem: string;
+  let identityKeyPem: string;
+  if (opts.cert && opts.key) {
+    certificatePem = readFileSync(opts.cert, 'utf8');
+    identityKeyPem = readFileSync(opts.key, 'utf8');
+  } else if (opts.devCa) {
+    const { loadOrIssueDevelopmentDevice } = await import('../relay/dev-ca-store.js');
+    ({ certificatePem, identityKeyPem } = await loadOrIssueDevelopmentDevice(
+      opts.devCa,
+      join(opts.dataDir, 'identity'),
+      { roomName: opts.room ?? 'Demo Room' },
+    ));
+  } else {
+    throw new Error(
+      'no device certificate: pass --cert and --key (from enrollment) or --dev-ca <dir> for development',
+    );
+  }
+  const media = opts.media;
+  if (media !== 'worker' && media !== 'synthetic' && media !== 'none')
+    throw new Error('--media must be worker, synthetic or none');
+  const settings: Record<string, unknown> = {};
+  if (opts.profile) settings.profile = opts.profile;
+  if (opts.codec) settings.codec = opts.codec.toLowerCase();
+  if (opts.size) {
+    const [w, h] = opts.size.split('x').map(Number);
+    settings.width = w;
+    settings.height = h;
+  }
+  if (opts.fps) settings.fps = Number(opts.fps);
+  const { startDaemon } = await import('../../device/daemon/daemon.js');
+  const daemon = await startDaemon({
+    relayUrl: opts.relay,
+    certificatePem,
+    identityKeyPem,
+    log,
+    media,
+    mediaSettings: settings,
+    loopbackOnly: opts.loopbackOnly ?? false,
+    controlPort: Number(opts.controlPort),
+  });
+  const { device } = daemon.state.get();
+  console.log(
+    JSON.stringify({ control: daemon.controlUrl, deviceId: device.deviceId, roomName: device.roomName }),
+  );
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'daemon stopping');
+    const force = setTimeout(() => process.exit(1), 8000);
+    force.unref();
+    await daemon.stop();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}

@@ -1,0 +1,241 @@
+// `sealroom demo` (what `npm start` runs): the complete local deployment on loopback with embedded
+// defaults — a development org CA, a relay, the provisioning service when it is built, and two
+// simulated room devices (test sources) that meet in an E2EE meeting. Every part is a real process
+// started from this same CLI. Prints each room's kiosk URL and both security codes; stops cleanly on
+// Ctrl-C / SIGTERM, or after --duration seconds.
+import type { ChildProcess } from 'node:child_process';
+import type { Command } from 'commander';
+
+export interface DemoOptions {
+  media: string;
+  duration?: string;
+  keep?: boolean;
+  size: string;
+  fps: string;
+}
+
+interface StateLike {
+  meeting?: {
+    meetingId: string;
+    status: string;
+    securityCode?: string;
+    keyEpoch?: number;
+    waiting: { participantId: string; roomName: string }[];
+    roster: unknown[];
+  };
+  media?: { worker: string };
+}
+
+export function registerDemoCommand(program: Command): void {
+  program
+    .command('demo')
+    .description('the complete local deployment on loopback: relay + two simulated rooms in an E2EE meeting')
+    .option('--media <engine>', 'worker (GStreamer test sources) or synthetic (no GStreamer)', 'worker')
+    .option('--size <WxH>', 'test camera resolution', '640x360')
+    .option('--fps <n>', 'test camera frame rate', '15')
+    .option('--duration <seconds>', 'stop by itself after this many seconds')
+    .option('--keep', 'keep the temporary directory (CA, device keys, logs) after stopping')
+    .action(async (opts: DemoOptions) => {
+      process.exitCode = await runDemo(opts);
+    });
+}
+
+/** Spawns `sealroom <args>` (the same entry this process runs) and resolves its first JSON stdout line. */
+function spawnPart(
+  name: string,
+  args: string[],
+  logFile: string,
+  parts: ChildProcess[],
+): Promise<Record<string, string>> {
+  return import('node:child_process').then(async ({ spawn }) => {
+    const { createWriteStream } = await import('node:fs');
+    const entry = process.argv[1] ?? '';
+    const child = spawn(process.execPath, [...process.execArgv, entry, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: process.env,
+    });
+    parts.push(child);
+    const log = createWriteStream(logFile, { flags: 'a' });
+    child.stderr?.pipe(log);
+    return new Promise<Record<string, string>>((resolve, reject) => {
+      let buffered = '';
+      const timer = setTimeout(
+        () => reject(new Error(`${name} did not start within 60 s (see ${logFile})`)),
+        60_000,
+      );
+      child.stdout?.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString();
+        const nl = buffered.indexOf('\n');
+        if (nl < 0) return;
+        clearTimeout(timer);
+        try {
+          resolve(JSON.parse(buffered.slice(0, nl)) as Record<string, string>);
+        } catch {
+          reject(new Error(`${name} printed something unexpected: ${buffered.slice(0, nl)}`));
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${name} exited with ${code} before it was ready (see ${logFile})`));
+      });
+    });
+  });
+}
+
+async function api(control: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(new URL(path, control), {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const json = (await res.json()) as { error?: string };
+  if (!res.ok) throw new Error(`${path}: ${json.error ?? res.status}`);
+  return json;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function runDemo(opts: DemoOptions): Promise<number> {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { loadOrCreateDevelopmentCa } = await import('../relay/dev-ca-store.js');
+  const dir = mkdtempSync(join(tmpdir(), 'sealroom-demo-'));
+  const parts: ChildProcess[] = [];
+  const say = (line = '') => console.log(line);
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await Promise.all(
+        parts.map(
+          (p) =>
+            new Promise<void>((resolve) => {
+              if (p.exitCode !== null || p.signalCode !== null) return resolve();
+              const kill = setTimeout(() => p.kill('SIGKILL'), 8000);
+              p.once('exit', () => {
+                clearTimeout(kill);
+                resolve();
+              });
+              p.kill('SIGTERM');
+            }),
+        ),
+      );
+      if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+  let interrupted: ((signal: string) => void) | undefined;
+  const interruption = new Promise<string>((resolve) => {
+    interrupted = resolve;
+  });
+  const onSignal = (signal: NodeJS.Signals) => interrupted?.(signal);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    say('Sealroom — local deployment on loopback');
+    const caDir = join(dir, 'org-ca');
+    await loadOrCreateDevelopmentCa(caDir, 'Sealroom Demo Org');
+    const relay = await spawnPart(
+      'relay',
+      ['relay', '--dev-ca', caDir, '--port', '0'],
+      join(dir, 'relay.log'),
+      parts,
+    );
+    const relayUrl = relay.relay ?? '';
+    say(`  relay              ${relayUrl}   (log ${join(dir, 'relay.log')})`);
+    const rooms = ['Boardroom', 'Huddle Room'];
+    const daemons = await Promise.all(
+      rooms.map((room, i) =>
+        spawnPart(
+          room,
+          [
+            'daemon',
+            '--relay',
+            relayUrl,
+            '--dev-ca',
+            caDir,
+            '--room',
+            room,
+            '--data-dir',
+            join(dir, `room-${i}`),
+            '--control-port',
+            '0',
+            '--media',
+            opts.media,
+            '--size',
+            opts.size,
+            '--fps',
+            opts.fps,
+            '--loopback-only',
+          ],
+          join(dir, `room-${i}.log`),
+          parts,
+        ),
+      ),
+    );
+    const [a, b] = daemons.map((d) => d.control ?? '') as [string, string];
+    for (const [i, room] of rooms.entries())
+      say(
+        `  ${`${room} kiosk`.padEnd(18)} ${daemons[i]?.control ?? ''}   (log ${join(dir, `room-${i}.log`)})`,
+      );
+    await until('both rooms to reach the relay', async () => {
+      const states = (await Promise.all([a, b].map((c) => api(c, 'GET', '/api/state')))) as {
+        relay: { connected: boolean };
+      }[];
+      return states.every((s) => s.relay.connected) ? true : undefined;
+    });
+    const { meetingId } = (await api(a, 'POST', '/api/meeting/start', {})) as { meetingId: string };
+    await api(b, 'POST', '/api/meeting/join', { meetingId });
+    const waiting = await until('the join request at the leader', async () => {
+      const s = (await api(a, 'GET', '/api/state')) as StateLike;
+      return s.meeting?.waiting[0];
+    });
+    await api(a, 'POST', '/api/meeting/admit', { participantId: waiting.participantId });
+    const codes = await until('both rooms to hold the certified meeting key', async () => {
+      const states = (await Promise.all([a, b].map((c) => api(c, 'GET', '/api/state')))) as StateLike[];
+      const list = states.map((s) => (s.meeting?.status === 'active' ? s.meeting.securityCode : undefined));
+      return list.every((c) => c !== undefined) ? (list as string[]) : undefined;
+    });
+    say(`  meeting            ${meetingId}  (end-to-end encrypted, led by ${rooms[0]})`);
+    say(`  security code      ${rooms[0]}:   ${codes[0]}`);
+    say(`                     ${rooms[1]}: ${codes[1]}`);
+    say(
+      codes[0] === codes[1]
+        ? '  ✓ both rooms show the same code: read it aloud to check no one is in the middle'
+        : '  ✗ THE CODES DIFFER',
+    );
+    say(`  open a kiosk screen in a browser, or: sealroom room status --control ${a}`);
+    const duration = opts.duration !== undefined ? Number(opts.duration) * 1000 : undefined;
+    say(
+      duration !== undefined
+        ? `Running for ${opts.duration} s (Ctrl-C stops earlier).`
+        : 'Press Ctrl-C to stop.',
+    );
+    const waits: Promise<unknown>[] = [interruption];
+    if (duration !== undefined) waits.push(new Promise((r) => setTimeout(r, duration).unref()));
+    else if (!process.stdin.isTTY) say('(stdin is not a terminal: stop with SIGTERM, or pass --duration)');
+    await Promise.race(waits);
+    say('Stopping…');
+    await stop();
+    say('Stopped.');
+    return codes[0] === codes[1] ? 0 : 1;
+  } catch (err) {
+    console.error(`sealroom demo: ${(err as Error).message}`);
+    console.error(`logs kept in ${dir}`);
+    opts.keep = true;
+    await stop();
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
