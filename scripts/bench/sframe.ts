@@ -13,9 +13,10 @@ import { gcm } from '@noble/ciphers/aes.js';
 import { SFrameReceiver, SFrameSender } from '../../src/core/sframe/index.js';
 
 const SIZES = [120, 1200, 12_000, 100_000] as const;
-const ROUNDS = Number(process.env.SFRAME_BENCH_ROUNDS ?? 31);
+const ROUNDS = Number(process.env.SFRAME_BENCH_ROUNDS ?? 301);
 /** Wall time each contender gets per round (noble included: it just does fewer frames, at least one). */
-const BATCH_MS = Number(process.env.SFRAME_BENCH_BATCH_MS ?? 10);
+const BATCH_MS = Number(process.env.SFRAME_BENCH_BATCH_MS ?? 1);
+const WARM_UP_MS = 150;
 
 type FrameWork = () => void;
 
@@ -76,27 +77,28 @@ const CONTENDERS: Contender[] = [
 
 const maybeGc = (globalThis as { gc?: () => void }).gc;
 
-/** µs per frame over `frames` calls of `work`. */
+/**
+ * µs per frame over `frames` calls of `work`, wall time. Batches are short (about a millisecond) so a
+ * batch interrupted by the scheduler or another process is an outlier the median drops.
+ */
 function timeFrames(work: FrameWork, frames: number): number {
-  maybeGc?.();
   const start = process.hrtime.bigint();
   for (let i = 0; i < frames; i++) work();
   return Number(process.hrtime.bigint() - start) / 1000 / frames;
 }
 
-/** Warms `work` up for about BATCH_MS and returns how many frames fill one batch of BATCH_MS. */
-function calibrate(work: FrameWork): number {
+/** Runs `work` for `ms` (JIT warm-up, OpenSSL contexts, caches) and returns its µs per frame. */
+function warmUp(work: FrameWork, ms: number): number {
   let frames = 0;
   const start = process.hrtime.bigint();
-  const deadline = start + BigInt(BATCH_MS) * 1_000_000n;
+  const deadline = start + BigInt(Math.round(ms * 1e6));
   let now = start;
   while (now < deadline || frames < 3) {
     work();
     frames++;
     now = process.hrtime.bigint();
   }
-  const usPerFrame = Number(now - start) / 1000 / frames;
-  return Math.max(1, Math.round((BATCH_MS * 1000) / usPerFrame));
+  return Number(now - start) / 1000 / frames;
 }
 
 function median(values: number[]): number {
@@ -118,7 +120,9 @@ console.log(
 );
 console.log(`${ROUNDS} interleaved rounds of ~${BATCH_MS} ms per contender after a warm-up; medians.`);
 console.log('ratio = median over rounds of (raw µs / our µs), i.e. our throughput relative to raw.');
-console.log('Shared 2-core machine: expect a few percent of noise between runs.\n');
+console.log(
+  'Short batches and medians keep out most interference from other load; still expect some noise.\n',
+);
 console.log(
   `${'frame'.padStart(8)}  ${'contender'.padEnd(16)} ${'µs/frame'.padStart(10)} ${'MB/s'.padStart(9)}`,
 );
@@ -126,8 +130,9 @@ console.log(
 for (const size of SIZES) {
   const payload = new Uint8Array(randomBytes(size));
   const works = CONTENDERS.map((c) => c.make(payload));
-  for (const work of works) calibrate(work); // warm-up: JIT, OpenSSL contexts, caches
-  const batchFrames = works.map(calibrate);
+  const warmUs = works.map((work) => warmUp(work, WARM_UP_MS));
+  const batchFrames = warmUs.map((us) => Math.max(1, Math.round((BATCH_MS * 1000) / us)));
+  maybeGc?.(); // start every size from the same heap
   const samples: number[][] = CONTENDERS.map(() => []);
   for (let r = 0; r < ROUNDS; r++) {
     for (let k = 0; k < works.length; k++) {
