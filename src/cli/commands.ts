@@ -7,6 +7,8 @@ import { registerDaemonCommand } from './daemon.js';
 import { registerDemoCommand } from './demo.js';
 import { registerRelayCommand } from './relay.js';
 import { registerRoomCommand } from './room.js';
+import { registerKioskCommand } from '../../device/kiosk/cli.js';
+import { registerHidCommand } from '../../device/hid/cli.js';
 
 export function registerCommands(program: Command): void {
   registerSelftestCommand(program); // the crypto core loads only when `selftest` runs
@@ -15,4 +17,6 @@ export function registerCommands(program: Command): void {
   registerDaemonCommand(program);
   registerRoomCommand(program);
   registerDemoCommand(program); // relay/daemon load only when run
+  registerKioskCommand(program); // launcher loads only when `kiosk` runs
+  registerHidCommand(program); // node-hid loads only when `hid` runs
 }
