@@ -368,6 +368,15 @@ describe('SFrame sender and receiver', () => {
     );
   });
 
+  it("keeps working after a consumer transfers (detaches) a frame's underlying buffer", () => {
+    const { sender, receiver } = pair(DEFAULT_SUITE, 1n, new Uint8Array(16));
+    const first = sender.encrypt(new Uint8Array(100).fill(1));
+    structuredClone(first.buffer, { transfer: [first.buffer] });
+    expect(first.byteLength).toBe(0);
+    const next = sender.encrypt(new Uint8Array(100).fill(2));
+    expect(receiver.decrypt(next).plaintext[0]).toBe(2);
+  });
+
   it('returns output buffers that do not alias each other', () => {
     const { sender } = pair(DEFAULT_SUITE, 1n, new Uint8Array(16));
     const a = sender.encrypt(new Uint8Array(100).fill(1));
