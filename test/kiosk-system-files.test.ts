@@ -1,0 +1,124 @@
+// The integration files in device/system/: systemd units checked by systemd-analyze, the udev rule's
+// syntax and coverage, the maintainer scripts' shell syntax, and a .deb built from them.
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { findPackageRoot } from '../device/kiosk/ui-dir.js';
+
+const root = findPackageRoot();
+const system = join(root, 'device', 'system');
+const scratch = mkdtempSync(join(tmpdir(), 'sealroom-system-'));
+
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function unitSettings(file: string): Map<string, string[]> {
+  const settings = new Map<string, string[]>();
+  for (const line of readFileSync(join(system, file), 'utf8').split('\n')) {
+    const m = /^([A-Za-z]+)=(.*)$/.exec(line);
+    if (m) settings.set(m[1]!, [...(settings.get(m[1]!) ?? []), m[2]!]);
+  }
+  return settings;
+}
+
+describe('systemd units', () => {
+  it('pass systemd-analyze verify', () => {
+    // verify insists that ExecStart exists; point it at a stand-in for the installed CLI.
+    const stub = join(scratch, 'sealroom');
+    writeFileSync(stub, '#!/bin/sh\nexit 0\n');
+    chmodSync(stub, 0o755);
+    const units = ['sealroom-daemon.service', 'sealroom-kiosk.service'].map((name) => {
+      const path = join(scratch, name);
+      writeFileSync(path, readFileSync(join(system, name), 'utf8').replaceAll('/usr/bin/sealroom', stub));
+      return path;
+    });
+    const out = execFileSync('systemd-analyze', ['verify', ...units], { encoding: 'utf8', stdio: 'pipe' });
+    expect(out).toBe('');
+  });
+
+  it('make the daemon a notify service with a watchdog, and the kiosk a seat session on tty1', () => {
+    const daemon = unitSettings('sealroom-daemon.service');
+    expect(daemon.get('Type')).toEqual(['notify']);
+    expect(daemon.get('NotifyAccess')).toEqual(['all']);
+    expect(daemon.get('WatchdogSec')).toEqual(['30s']);
+    expect(daemon.get('ExecStart')![0]).toMatch(/^\/usr\/bin\/sealroom daemon /);
+    expect(daemon.get('User')).toEqual(['sealroom']);
+    const kiosk = unitSettings('sealroom-kiosk.service');
+    expect(kiosk.get('ExecStart')![0]).toMatch(
+      /^\/usr\/bin\/sealroom kiosk --url http:\/\/127\.0\.0\.1:7480\//,
+    );
+    expect(kiosk.get('PAMName')).toEqual(['login']);
+    expect(kiosk.get('TTYPath')).toEqual(['/dev/tty1']);
+    expect(kiosk.get('User')).toEqual(['sealroom-kiosk']);
+  });
+});
+
+describe('udev rule', () => {
+  const rules = readFileSync(join(system, '60-sealroom-hid.rules'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() && !l.startsWith('#'));
+
+  it('is made of well-formed key/operator/value items', () => {
+    const item = /^(ACTION|SUBSYSTEM|KERNEL|ATTRS\{\w+\}|GROUP|MODE|TAG|GOTO|LABEL)(==|!=|\+=|=)"[^"]*"$/;
+    for (const rule of rules) {
+      for (const part of rule.split(/,\s*/)) expect(part, rule).toMatch(item);
+    }
+    expect(rules.at(-1)).toBe('LABEL="sealroom_hid_end"');
+  });
+
+  it('grants the daemon group access to the vendors of the shipped descriptors, hidraw only', () => {
+    const vendors = rules.flatMap((r) =>
+      [...r.matchAll(/ATTRS\{idVendor\}=="([0-9a-f]{4})"/g)].map((m) => m[1]),
+    );
+    expect(vendors).toEqual(expect.arrayContaining(['0b0e', '047f', '6993', '291a']));
+    for (const rule of rules.filter((r) => r.includes('idVendor'))) {
+      expect(rule).toContain('GROUP="sealroom", MODE="0660", TAG+="uaccess"');
+    }
+    expect(rules).toContain('SUBSYSTEM!="hidraw", GOTO="sealroom_hid_end"');
+  });
+});
+
+describe('Debian packaging', () => {
+  it('maintainer scripts are valid POSIX shell', () => {
+    for (const script of ['postinst', 'prerm', 'postrm']) {
+      execFileSync('sh', ['-n', join(system, 'debian', script)]);
+    }
+    execFileSync('bash', ['-n', join(system, 'build-deb.sh')]);
+  });
+
+  it('builds a package with the units, the udev rule and the CLI', () => {
+    expect(existsSync(join(root, 'dist', 'src', 'cli', 'sealroom.js'))).toBe(true);
+    const out = join(scratch, 'deb');
+    const deb = execFileSync(join(system, 'build-deb.sh'), ['--out', out, '--without-node-modules'], {
+      encoding: 'utf8',
+    }).trim();
+    expect(readdirSync(out)).toEqual([deb.split('/').pop()]);
+    const field = (name: string) =>
+      execFileSync('dpkg-deb', ['--field', deb, name], { encoding: 'utf8' }).trim();
+    expect(field('Package')).toBe('sealroom');
+    expect(field('Depends')).toMatch(/chromium, cage/);
+    const contents = execFileSync('dpkg-deb', ['--contents', deb], { encoding: 'utf8' });
+    for (const path of [
+      './lib/systemd/system/sealroom-daemon.service',
+      './lib/systemd/system/sealroom-kiosk.service',
+      './lib/udev/rules.d/60-sealroom-hid.rules',
+      './etc/default/sealroom',
+      './usr/lib/sealroom/dist/kiosk-ui/index.html',
+      './usr/bin/sealroom -> ../lib/sealroom/dist/src/cli/sealroom.js',
+    ]) {
+      expect(contents).toContain(path);
+    }
+    expect(contents).toMatch(
+      /-rwxr-xr-x root\/root\s+\d+ \S+ \S+ \.\/usr\/lib\/sealroom\/dist\/src\/cli\/sealroom\.js/,
+    );
+  });
+});
