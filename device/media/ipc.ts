@@ -1,0 +1,175 @@
+// The typed IPC protocol between the daemon (MediaSupervisor) and the media worker (child_process.fork,
+// JSON serialisation). Every message is validated on arrival; a malformed one is logged and dropped.
+// Bigints travel as decimal strings and keys as base64, so the wire stays plain JSON. The worker never
+// receives identity or meeting keys: only per-sender SFrame base keys of the current and next epoch.
+import { type Static, Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { SignalPayload } from '../../src/core/protocol/relay.js';
+
+const Kid = Type.String({ pattern: '^[0-9]{1,20}$', description: 'SFrame KID, decimal' });
+const Key = Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', description: '32-byte base key, base64' });
+const Codec = Type.Union([Type.Literal('h264'), Type.Literal('vp8')]);
+const DeviceStatus = Type.Union([Type.Literal('ok'), Type.Literal('missing'), Type.Literal('restarting')]);
+
+export const SettingsPatch = Type.Partial(
+  Type.Object({
+    profile: Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 32 }),
+    codec: Codec,
+    width: Type.Integer({ minimum: 64, maximum: 3840 }),
+    height: Type.Integer({ minimum: 64, maximum: 2160 }),
+    fps: Type.Integer({ minimum: 1, maximum: 60 }),
+    videoKbps: Type.Integer({ minimum: 50, maximum: 20000 }),
+    audioBps: Type.Integer({ minimum: 6000, maximum: 256000 }),
+    keyframeInterval: Type.Integer({ minimum: 1, maximum: 3000 }),
+    tiles: Type.Integer({ minimum: 1, maximum: 16 }),
+    galleryWidth: Type.Integer({ minimum: 64, maximum: 3840 }),
+    galleryHeight: Type.Integer({ minimum: 64, maximum: 2160 }),
+    probeWidth: Type.Integer({ minimum: 8, maximum: 1920 }),
+    probeHeight: Type.Integer({ minimum: 8, maximum: 1080 }),
+    pattern: Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 32 }),
+    toneHz: Type.Integer({ minimum: 20, maximum: 20000 }),
+    cameraDevice: Type.String({ maxLength: 128 }),
+    micDevice: Type.String({ maxLength: 128 }),
+    speakerDevice: Type.String({ maxLength: 128 }),
+    /** Benchmarks: stamp frames and report capture→decoded latency (adds tiny probe appsinks). */
+    latencyProbe: Type.Boolean(),
+    /** Benchmarks: send frames without SFrame (the baseline of the encryption overhead). */
+    plaintextForBenchmark: Type.Boolean(),
+  }),
+);
+export type SettingsPatch = Static<typeof SettingsPatch>;
+
+export const ToWorker = Type.Union([
+  /** Build and play the pipelines (idempotent; new settings rebuild them). */
+  Type.Object({ type: Type.Literal('start'), settings: SettingsPatch }),
+  Type.Object({ type: Type.Literal('stop') }),
+  /** SFrame keys: what to send with now, and every key to accept (current and next epoch). */
+  Type.Object({
+    type: Type.Literal('keys'),
+    epoch: Type.Integer({ minimum: 0 }),
+    sendKid: Kid,
+    sendKey: Key,
+    receiveKeys: Type.Array(Type.Object({ kid: Kid, key: Key }), { maxItems: 1024 }),
+  }),
+  /** Gallery labels per sender index (from the KID), as the roster shows them. */
+  Type.Object({
+    type: Type.Literal('roster'),
+    participants: Type.Array(
+      Type.Object({
+        senderIndex: Type.Integer({ minimum: 0, maximum: 0xffff }),
+        name: Type.String({ maxLength: 64 }),
+      }),
+      { maxItems: 256 },
+    ),
+  }),
+  /** Open the PeerConnection: 'offer' for peer-to-peer, 'answer' when the SFU offers. */
+  Type.Object({
+    type: Type.Literal('connect'),
+    role: Type.Union([Type.Literal('offer'), Type.Literal('answer')]),
+  }),
+  Type.Object({ type: Type.Literal('disconnect') }),
+  Type.Object({ type: Type.Literal('signal'), payload: SignalPayload }),
+  Type.Object({
+    type: Type.Literal('controls'),
+    micMuted: Type.Optional(Type.Boolean()),
+    cameraOff: Type.Optional(Type.Boolean()),
+    volume: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+  }),
+  Type.Object({ type: Type.Literal('keyframe') }),
+  Type.Object({ type: Type.Literal('ping'), id: Type.Integer({ minimum: 0 }) }),
+  /** Tests and diagnostics: the display and speaker as the test profile's appsinks see them. */
+  Type.Object({ type: Type.Literal('probe'), id: Type.Integer({ minimum: 0 }) }),
+  /** Tests: make the camera pipeline fail with a real GStreamer error (profiles with `camerafault`). */
+  Type.Object({ type: Type.Literal('inject-fault'), target: Type.Literal('camera') }),
+  Type.Object({ type: Type.Literal('shutdown') }),
+]);
+export type ToWorker = Static<typeof ToWorker>;
+
+const Counters = Type.Object({
+  videoFramesSent: Type.Integer(),
+  audioFramesSent: Type.Integer(),
+  videoFramesDecrypted: Type.Integer(),
+  audioFramesDecrypted: Type.Integer(),
+  decryptFailures: Type.Integer(),
+  framesLost: Type.Integer(),
+  keyframesRequested: Type.Integer(),
+  keyframesForced: Type.Integer(),
+  displayFrames: Type.Integer(),
+});
+export type Counters = Static<typeof Counters>;
+
+export const FromWorker = Type.Union([
+  Type.Object({ type: Type.Literal('ready'), pid: Type.Integer() }),
+  Type.Object({ type: Type.Literal('pong'), id: Type.Integer() }),
+  Type.Object({ type: Type.Literal('signal'), payload: SignalPayload }),
+  Type.Object({
+    type: Type.Literal('status'),
+    camera: DeviceStatus,
+    microphone: DeviceStatus,
+    pipelines: Type.Union([Type.Literal('stopped'), Type.Literal('playing')]),
+    transport: Type.String(),
+  }),
+  Type.Object({
+    type: Type.Literal('stats'),
+    counters: Counters,
+    /** Remote senders seen, by sender index, with their frame counts. */
+    remotes: Type.Array(
+      Type.Object({
+        senderIndex: Type.Integer(),
+        slot: Type.Integer(),
+        videoFrames: Type.Integer(),
+        audioFrames: Type.Integer(),
+      }),
+    ),
+    rssBytes: Type.Integer(),
+    cpuUserMicros: Type.Integer(),
+    cpuSystemMicros: Type.Integer(),
+    /** Capture→decoded latency samples (ms) since the last stats, when latencyProbe is on. */
+    latencyMs: Type.Array(Type.Number()),
+  }),
+  Type.Object({
+    type: Type.Literal('probe'),
+    id: Type.Integer(),
+    display: Type.Optional(
+      Type.Object({ width: Type.Integer(), height: Type.Integer(), rgb: Type.String() }),
+    ),
+    /** Recent speaker output, mono S16LE 48 kHz, base64. */
+    speaker: Type.Optional(Type.String()),
+    labels: Type.Array(Type.String()),
+  }),
+  Type.Object({
+    type: Type.Literal('error'),
+    code: Type.Union([
+      Type.Literal('template'),
+      Type.Literal('missing-element'),
+      Type.Literal('pipeline'),
+      Type.Literal('transport'),
+      Type.Literal('ipc'),
+    ]),
+    message: Type.String(),
+    pipeline: Type.Optional(Type.String()),
+    element: Type.Optional(Type.String()),
+  }),
+]);
+export type FromWorker = Static<typeof FromWorker>;
+
+const toWorker = TypeCompiler.Compile(ToWorker);
+const fromWorker = TypeCompiler.Compile(FromWorker);
+
+function validate<T>(
+  check: { Check(v: unknown): boolean; Errors(v: unknown): Iterable<{ path: string; message: string }> },
+  value: unknown,
+): { ok: true; message: T } | { ok: false; error: string } {
+  if (check.Check(value)) return { ok: true, message: value as T };
+  const first = [...check.Errors(value)][0];
+  return { ok: false, error: first ? `${first.path || '/'}: ${first.message}` : 'invalid message' };
+}
+
+export const parseToWorker = (v: unknown) => validate<ToWorker>(toWorker, v);
+export const parseFromWorker = (v: unknown) => validate<FromWorker>(fromWorker, v);
+
+// ---- bigint and key codecs for the 'keys' message ----
+export const kidToWire = (kid: bigint): string => kid.toString(10);
+export const kidFromWire = (kid: string): bigint => BigInt(kid);
+export const keyToWire = (key: Uint8Array): string => Buffer.from(key).toString('base64');
+export const keyFromWire = (key: string): Uint8Array => new Uint8Array(Buffer.from(key, 'base64'));

@@ -1,0 +1,345 @@
+// MediaSupervisor: runs in the daemon, owns the media worker process. It forks the worker with a
+// big enough libuv pool, restarts it with backoff when it exits or stops answering pings, re-sends
+// settings, keys, roster and controls after every restart, mirrors the worker's state into the
+// daemon's StateStore (media slice) and raises/clears alerts. See index.ts for the API summary.
+import { type ChildProcess, fork } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { StateStore } from '../daemon/state.js';
+import type { SignalPayload } from '../../src/core/protocol/relay.js';
+import { type Logger, silentLogger } from '../../src/util/log.js';
+import {
+  type FromWorker,
+  type SettingsPatch,
+  type ToWorker,
+  keyToWire,
+  kidToWire,
+  parseFromWorker,
+} from './ipc.js';
+
+export interface MediaKeys {
+  epoch: number;
+  sendKid: bigint;
+  sendKey: Uint8Array;
+  /** Every key to accept: all senders of the current epoch, and of the next one once known. */
+  receiveKeys: { kid: bigint; key: Uint8Array }[];
+}
+
+export interface MediaSupervisorOptions {
+  state?: StateStore;
+  log?: Logger;
+  settings?: SettingsPatch;
+  /** Worker entry; defaults to worker.js (or worker.ts under tsx) next to this module. */
+  workerPath?: string;
+  /** libuv threads for the worker: each appsink pull and polled bus holds one (default 48). */
+  threadPoolSize?: number;
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+  backoffMs?: number[];
+  /** ICE on 127.0.0.1 only (tests, benchmarks). */
+  loopbackOnly?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export type StatsMessage = Extract<FromWorker, { type: 'stats' }>;
+export type ProbeMessage = Extract<FromWorker, { type: 'probe' }>;
+export type StatusMessage = Extract<FromWorker, { type: 'status' }>;
+export type WorkerError = Extract<FromWorker, { type: 'error' }>;
+
+export interface SupervisorEvents {
+  /** SDP/ICE for the relay (or, peer-to-peer, the other worker). */
+  signal: [SignalPayload];
+  stats: [StatsMessage];
+  status: [StatusMessage];
+  error: [WorkerError];
+  /** A worker (re)started and got its settings; its PeerConnection is new: negotiate again. */
+  ready: [{ pid: number; restarts: number }];
+  exit: [{ code: number | null; signal: NodeJS.Signals | null }];
+}
+
+const DEFAULT_BACKOFF = [250, 1000, 2000, 5000, 10000];
+
+function defaultWorker(): { path: string; execArgv: string[] } {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const js = join(here, 'worker.js');
+  if (existsSync(js)) return { path: js, execArgv: [] };
+  return { path: join(here, 'worker.ts'), execArgv: ['--import', 'tsx'] };
+}
+
+export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
+  readonly #opts: MediaSupervisorOptions;
+  readonly #log: Logger;
+  #child: ChildProcess | undefined;
+  #running = false;
+  #restarts = 0;
+  #failures = 0;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #pingId = 0;
+  #lastPong = 0;
+  #startedAt = 0;
+  #settings: SettingsPatch;
+  #keys: ToWorker | undefined;
+  #roster: ToWorker | undefined;
+  #controls = { micMuted: false, cameraOff: false };
+  #probes = new Map<number, (p: ProbeMessage) => void>();
+  #probeId = 0;
+
+  constructor(opts: MediaSupervisorOptions = {}) {
+    super();
+    this.#opts = opts;
+    this.#log = opts.log ?? silentLogger;
+    this.#settings = { ...opts.settings };
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** Forks the worker and starts the pipelines; resolves once the worker said ready. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    this.#updateState((m) => {
+      m.worker = 'starting';
+    });
+    const ready = new Promise<void>((resolve) => this.once('ready', () => resolve()));
+    this.#spawn();
+    await ready;
+  }
+
+  async updateSettings(patch: SettingsPatch): Promise<void> {
+    this.#settings = { ...this.#settings, ...patch };
+    this.#post({ type: 'start', settings: this.#settings });
+  }
+
+  setKeys(keys: MediaKeys): void {
+    this.#keys = {
+      type: 'keys',
+      epoch: keys.epoch,
+      sendKid: kidToWire(keys.sendKid),
+      sendKey: keyToWire(keys.sendKey),
+      receiveKeys: keys.receiveKeys.map((k) => ({ kid: kidToWire(k.kid), key: keyToWire(k.key) })),
+    };
+    this.#post(this.#keys);
+  }
+
+  setRoster(participants: { senderIndex: number; name: string }[]): void {
+    this.#roster = { type: 'roster', participants };
+    this.#post(this.#roster);
+  }
+
+  connect(role: 'offer' | 'answer'): void {
+    this.#post({ type: 'connect', role });
+  }
+
+  disconnect(): void {
+    this.#post({ type: 'disconnect' });
+  }
+
+  /** A signal from the relay (or the other peer). */
+  signal(payload: SignalPayload): void {
+    this.#post({ type: 'signal', payload });
+  }
+
+  setMicMuted(muted: boolean): void {
+    this.#controls.micMuted = muted;
+    this.#post({ type: 'controls', micMuted: muted });
+    this.#updateState((m) => {
+      m.micMuted = muted;
+    });
+  }
+
+  setCameraOff(off: boolean): void {
+    this.#controls.cameraOff = off;
+    this.#post({ type: 'controls', cameraOff: off });
+    this.#updateState((m) => {
+      m.cameraOff = off;
+    });
+  }
+
+  requestKeyframe(): void {
+    this.#post({ type: 'keyframe' });
+  }
+
+  /** What the display and speaker got (test profile). */
+  probe(timeoutMs = 5000): Promise<ProbeMessage> {
+    const id = ++this.#probeId;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#probes.delete(id);
+        reject(new Error('media worker did not answer the probe'));
+      }, timeoutMs);
+      this.#probes.set(id, (p) => {
+        clearTimeout(timer);
+        resolve(p);
+      });
+      this.#post({ type: 'probe', id });
+    });
+  }
+
+  injectCameraFault(): void {
+    this.#post({ type: 'inject-fault', target: 'camera' });
+  }
+
+  /** Stops pipelines, then the worker; kills it if it does not exit within `graceMs`. */
+  async stop(graceMs = 3000): Promise<void> {
+    this.#running = false;
+    clearTimeout(this.#restartTimer);
+    clearInterval(this.#pingTimer);
+    const child = this.#child;
+    this.#child = undefined;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      if (child.connected) child.send({ type: 'shutdown' } satisfies ToWorker);
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    }
+    this.#updateState((m) => {
+      m.worker = 'stopped';
+    });
+    this.#opts.state?.clearAlert('media.worker');
+  }
+
+  // ---------------------------------------------------------------- process management
+
+  #spawn(): void {
+    const { path, execArgv } = this.#opts.workerPath
+      ? {
+          path: this.#opts.workerPath,
+          execArgv: this.#opts.workerPath.endsWith('.ts') ? ['--import', 'tsx'] : [],
+        }
+      : defaultWorker();
+    const child = fork(path, [], {
+      execArgv,
+      serialization: 'json',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: {
+        ...process.env,
+        ...this.#opts.env,
+        // Must be set before the worker starts: libuv sizes its pool once.
+        UV_THREADPOOL_SIZE: String(this.#opts.threadPoolSize ?? 48),
+        SEALROOM_MEDIA_LOOPBACK: this.#opts.loopbackOnly ? '1' : '0',
+      },
+    });
+    this.#child = child;
+    this.#startedAt = Date.now();
+    this.#lastPong = Date.now();
+    child.on('message', (raw) => this.#onMessage(child, raw));
+    child.on('exit', (code, signal) => this.#onExit(child, code, signal));
+    child.on('error', (err) => this.#log.error({ err: err.message }, 'media worker process error'));
+    clearInterval(this.#pingTimer);
+    const interval = this.#opts.pingIntervalMs ?? 2000;
+    const timeout = this.#opts.pingTimeoutMs ?? 6000;
+    this.#pingTimer = setInterval(() => {
+      if (this.#child !== child) return;
+      if (Date.now() - this.#lastPong > timeout) {
+        this.#log.warn({ pid: child.pid }, 'media worker stopped answering; killing it');
+        child.kill('SIGKILL');
+        return;
+      }
+      if (child.connected) child.send({ type: 'ping', id: ++this.#pingId } satisfies ToWorker);
+    }, interval);
+  }
+
+  #onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    this.emit('exit', { code, signal });
+    if (this.#child !== child) return;
+    this.#child = undefined;
+    clearInterval(this.#pingTimer);
+    if (!this.#running) return;
+    this.#log.warn({ code, signal }, 'media worker exited; restarting');
+    // A worker that ran a while is a fresh failure, not a crash loop.
+    if (Date.now() - this.#startedAt > 30_000) this.#failures = 0;
+    const backoff = this.#opts.backoffMs ?? DEFAULT_BACKOFF;
+    const delay = backoff[Math.min(this.#failures, backoff.length - 1)] as number;
+    this.#failures++;
+    this.#updateState((m) => {
+      m.worker = 'restarting';
+    });
+    this.#opts.state?.raiseAlert('media.worker', 'warning', 'Audio and video are restarting');
+    this.#restartTimer = setTimeout(() => {
+      if (!this.#running) return;
+      this.#restarts++;
+      this.#spawn();
+    }, delay);
+  }
+
+  #post(msg: ToWorker): void {
+    const child = this.#child;
+    if (child?.connected) child.send(msg);
+  }
+
+  #onMessage(child: ChildProcess, raw: unknown): void {
+    const parsed = parseFromWorker(raw);
+    if (!parsed.ok) {
+      this.#log.warn({ error: parsed.error }, 'invalid message from media worker');
+      return;
+    }
+    const msg = parsed.message;
+    switch (msg.type) {
+      case 'ready':
+        // Everything the worker knew died with its predecessor: send it again.
+        child.send({ type: 'start', settings: this.#settings } satisfies ToWorker);
+        if (this.#keys) child.send(this.#keys);
+        if (this.#roster) child.send(this.#roster);
+        child.send({ type: 'controls', ...this.#controls } satisfies ToWorker);
+        this.#updateState((m) => {
+          m.worker = 'running';
+        });
+        this.#opts.state?.clearAlert('media.worker');
+        this.emit('ready', { pid: msg.pid, restarts: this.#restarts });
+        return;
+      case 'pong':
+        this.#lastPong = Date.now();
+        return;
+      case 'signal':
+        this.emit('signal', msg.payload);
+        return;
+      case 'stats':
+        this.#lastPong = Date.now();
+        this.emit('stats', msg);
+        return;
+      case 'status':
+        this.#onStatus(msg);
+        return;
+      case 'probe':
+        this.#probes.get(msg.id)?.(msg);
+        this.#probes.delete(msg.id);
+        return;
+      case 'error':
+        this.#log.warn({ code: msg.code, pipeline: msg.pipeline, element: msg.element }, msg.message);
+        if (msg.code === 'missing-element' || msg.code === 'template') {
+          this.#opts.state?.raiseAlert('media.setup', 'error', msg.message);
+        }
+        this.emit('error', msg);
+        return;
+    }
+  }
+
+  #onStatus(msg: StatusMessage): void {
+    this.#updateState((m) => {
+      m.camera = msg.camera;
+      m.microphone = msg.microphone;
+    });
+    const state = this.#opts.state;
+    if (state) {
+      if (msg.camera === 'ok') state.clearAlert('media.camera');
+      else state.raiseAlert('media.camera', 'warning', 'Camera unavailable');
+      if (msg.microphone === 'ok') state.clearAlert('media.microphone');
+      else state.raiseAlert('media.microphone', 'warning', 'Microphone unavailable');
+    }
+    this.emit('status', msg);
+  }
+
+  #updateState(change: (media: NonNullable<ReturnType<StateStore['get']>>['media']) => void): void {
+    this.#opts.state?.update((s) => change(s.media));
+  }
+}

@@ -1,0 +1,228 @@
+// Pipeline templates (pipelines/*.json) → GStreamer launch strings. Pure: the files are read by
+// catalog.ts; this module fills placeholders, lays out the gallery and lists the element factories a
+// launch string needs, so a missing plugin is reported by name before anything starts.
+import type { VideoCodec } from './bitstream.js';
+
+export interface PipelineTemplates {
+  videoSend: string;
+  slate: string;
+  audioSend: string;
+  gallery: string;
+  galleryTile: string;
+  speakerMix: string;
+  speakerVoice: string;
+  videoSource: string;
+  audioSource: string;
+  display: string;
+  speaker: string;
+}
+
+export interface CodecTemplate {
+  encoder: string;
+  caps: string;
+  decoder: string;
+}
+
+export interface PipelineSet {
+  profile: string;
+  templates: PipelineTemplates;
+  codecs: Record<VideoCodec, CodecTemplate>;
+}
+
+/** Everything a template may refer to. Devices are only needed by hardware profiles. */
+export interface MediaSettings {
+  profile: string;
+  codec: VideoCodec;
+  width: number;
+  height: number;
+  fps: number;
+  videoKbps: number;
+  audioBps: number;
+  /** Frames between forced keyframes (besides keyframes on request). */
+  keyframeInterval: number;
+  /** Remote participants shown (gallery tiles) and heard (mixer inputs). */
+  tiles: number;
+  galleryWidth: number;
+  galleryHeight: number;
+  /** Size of the frames the test profile's display appsink hands to the worker. */
+  probeWidth: number;
+  probeHeight: number;
+  /** Test sources: videotestsrc pattern and audiotestsrc tone. */
+  pattern: string;
+  toneHz: number;
+  cameraDevice?: string;
+  micDevice?: string;
+  speakerDevice?: string;
+}
+
+export const DEFAULT_SETTINGS: MediaSettings = {
+  profile: 'test',
+  codec: 'h264',
+  width: 1280,
+  height: 720,
+  fps: 30,
+  videoKbps: 1500,
+  audioBps: 32000,
+  keyframeInterval: 300,
+  tiles: 9,
+  galleryWidth: 1920,
+  galleryHeight: 1080,
+  probeWidth: 192,
+  probeHeight: 108,
+  pattern: 'smpte',
+  toneHz: 440,
+};
+
+export class TemplateError extends Error {
+  override name = 'TemplateError';
+}
+
+const PLACEHOLDER = /\{([A-Za-z][A-Za-z0-9]*)\}/g;
+
+/** Fills {name} placeholders; an unknown name throws, naming the template. */
+export function renderTemplate(
+  template: string,
+  params: Record<string, string | number | undefined>,
+  what: string,
+): string {
+  return template.replace(PLACEHOLDER, (_m, name: string) => {
+    const value = params[name];
+    if (value === undefined) throw new TemplateError(`${what}: no value for placeholder {${name}}`);
+    return String(value);
+  });
+}
+
+/** Settings end up inside launch strings: refuse anything that could break out of a quoted value. */
+function checkSettingValues(settings: object): void {
+  for (const [name, value] of Object.entries(settings)) {
+    if (typeof value === 'string' && /["\n\r\\!]/.test(value)) {
+      throw new TemplateError(`setting ${name} contains a quote, newline, backslash or "!"`);
+    }
+  }
+}
+
+export interface GalleryTile {
+  slot: number;
+  /** Compositor pad: 0 is the background. */
+  pad: number;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** A near-square grid of `tiles` equal tiles, each an even-sized box inside the gallery. */
+export function galleryLayout(tiles: number, width: number, height: number): GalleryTile[] {
+  const cols = Math.max(1, Math.ceil(Math.sqrt(tiles)));
+  const rows = Math.max(1, Math.ceil(tiles / cols));
+  const w = Math.floor(width / cols / 2) * 2;
+  const h = Math.floor(height / rows / 2) * 2;
+  return Array.from({ length: tiles }, (_, slot) => ({
+    slot,
+    pad: slot + 1,
+    x: (slot % cols) * w,
+    y: Math.floor(slot / cols) * h,
+    width: w,
+    height: h,
+  }));
+}
+
+export interface LaunchStrings {
+  videoSend: string;
+  slate: string;
+  audioSend: string;
+  gallery: string;
+  speakerMix: string;
+}
+
+export function buildLaunchStrings(
+  set: PipelineSet,
+  settings: MediaSettings,
+  slateText = 'Camera unavailable',
+): LaunchStrings {
+  checkSettingValues(settings);
+  checkSettingValues({ slateText });
+  const codec = set.codecs[settings.codec];
+  if (!codec) throw new TemplateError(`no codec template for ${settings.codec}`);
+  const base: Record<string, string | number | undefined> = {
+    ...settings,
+    videoBps: settings.videoKbps * 1000,
+    slateText,
+  };
+  const t = set.templates;
+  const where = (name: string) => `pipelines/${set.profile}: ${name}`;
+  const videoSource = renderTemplate(t.videoSource, base, where('videoSource'));
+  const audioSource = renderTemplate(t.audioSource, base, where('audioSource'));
+  const display = renderTemplate(t.display, base, where('display'));
+  const speaker = renderTemplate(t.speaker, base, where('speaker'));
+  const videoEncoder = renderTemplate(codec.encoder, base, `pipelines/codecs ${settings.codec}.encoder`);
+  const videoDecoder = renderTemplate(codec.decoder, base, `pipelines/codecs ${settings.codec}.decoder`);
+  const layout = galleryLayout(settings.tiles, settings.galleryWidth, settings.galleryHeight);
+  const tiles = layout
+    .map((tile) =>
+      renderTemplate(
+        t.galleryTile,
+        {
+          ...base,
+          ...tile,
+          tileWidth: tile.width,
+          tileHeight: tile.height,
+          videoCaps: codec.caps,
+          videoDecoder,
+        },
+        where('galleryTile'),
+      ),
+    )
+    .join(' ');
+  const tilePositions = layout
+    .map((tile) => `sink_${tile.pad}::xpos=${tile.x} sink_${tile.pad}::ypos=${tile.y}`)
+    .join(' ');
+  const voices = layout
+    .map((tile) => renderTemplate(t.speakerVoice, { ...base, ...tile }, where('speakerVoice')))
+    .join(' ');
+  const params = {
+    ...base,
+    videoSource,
+    audioSource,
+    display,
+    speaker,
+    videoEncoder,
+    tiles,
+    tilePositions,
+    voices,
+  };
+  return {
+    videoSend: renderTemplate(t.videoSend, params, where('videoSend')),
+    slate: renderTemplate(t.slate, params, where('slate')),
+    audioSend: renderTemplate(t.audioSend, params, where('audioSend')),
+    gallery: renderTemplate(t.gallery, params, where('gallery')),
+    speakerMix: renderTemplate(t.speakerMix, params, where('speakerMix')),
+  };
+}
+
+/** Splits a launch string into tokens, keeping quoted values inside their token. */
+function tokens(launch: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (const ch of launch) {
+    if (ch === '"') quoted = !quoted;
+    if (!quoted && /\s/.test(ch)) {
+      if (cur) out.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  if (cur) out.push(cur);
+  return out;
+}
+
+/** Element factory names used by a launch string (bare words: not properties, caps, pads or links). */
+export function elementFactories(launch: string): string[] {
+  const names = tokens(launch).filter((tok) => /^[a-z0-9][a-z0-9_-]*$/i.test(tok));
+  return [...new Set(names)];
+}
+
+/** The element named by a gst_parse_launch error such as `no element "v4l2src"`. */
+export function elementInParseError(message: string): string | undefined {
+  return /no element "([^"]+)"/.exec(message)?.[1];
+}
