@@ -1,4 +1,4 @@
-// Per-KID anti-replay window (the sliding window of RFC 4303 §3.4.3, as RFC 9605 §9.3 suggests).
+// Per-KID anti-replay window: the sliding window of RFC 4303 §3.4.3, which RFC 9605 leaves to the application.
 // It remembers the highest counter accepted and which of the `size` counters below it were seen.
 // `check` never changes state; `accept` is called only after the frame authenticated, so a forged
 // frame cannot move the window or burn a counter.

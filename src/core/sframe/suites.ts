@@ -1,4 +1,4 @@
-// RFC 9605 §4.5 cipher suites. Values of Nh/Nka/Nk/Nn/Nt are the RFC's table (§8.1).
+// RFC 9605 §4.5 cipher suites with their Nh/Nka/Nk/Nn/Nt parameters as the RFC lists them.
 
 import { SFrameError } from './errors.js';
 
