@@ -75,6 +75,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       ...(opts.loopbackOnly ? { loopbackOnly: true } : {}),
     });
     media = new WorkerMedia(supervisor);
+    // Worker errors are reported (and the supervisor restarts what failed); they never end the daemon.
+    supervisor.on('error', (e) =>
+      log.warn(
+        { code: e.code, pipeline: e.pipeline, element: e.element, message: e.message },
+        'media worker error',
+      ),
+    );
   } else if (engine === 'synthetic') {
     media = new SyntheticMedia({ roomName: device.roomName });
   }

@@ -94,6 +94,9 @@ interface Peer {
   negotiating: boolean;
   renegotiate: boolean;
   closed: boolean;
+  /** Packets received from this publisher, and copies forwarded to its subscribers. */
+  received: number;
+  forwarded: number;
 }
 
 export class Sfu {
@@ -113,6 +116,25 @@ export class Sfu {
 
   peerCount(): number {
     return this.#peers.size;
+  }
+
+  /** Per participant: media connection state, packets published, copies forwarded to subscribers. */
+  stats(): {
+    participantId: string;
+    meetingId: string;
+    state: string;
+    subscriptions: number;
+    received: number;
+    forwarded: number;
+  }[] {
+    return [...this.#peers.values()].map((p) => ({
+      participantId: p.participantId,
+      meetingId: p.meetingId,
+      state: p.pc.connectionState,
+      subscriptions: p.subscriptions.length,
+      received: p.received,
+      forwarded: p.forwarded,
+    }));
   }
 
   /** Creates the participant's PeerConnection, subscribes it to everyone else and them to it. */
@@ -135,6 +157,8 @@ export class Sfu {
       negotiating: false,
       renegotiate: false,
       closed: false,
+      received: 0,
+      forwarded: 0,
     };
     this.#peers.set(connection, peer);
     for (const kind of ['audio', 'video'] as const) {
@@ -204,6 +228,7 @@ export class Sfu {
     }
     await peer.pc.setRemoteDescription({ type: 'answer', sdp: payload.sdp });
     peer.negotiating = false;
+    this.#opts.log.debug({ participantId: peer.participantId }, 'answer applied');
     // New subscriptions may now flow: ask their publishers for a keyframe.
     this.#requestKeyframes(peer);
     if (peer.renegotiate) void this.#negotiate(peer);
@@ -237,7 +262,11 @@ export class Sfu {
     const tap = this.#opts.onPublisherRtp;
     track.onReceiveRtp.subscribe((packet) => {
       if (tap) tap(peer.meetingId, peer.participantId, kind, packet);
-      for (const target of peer.forwardTo[kind]) target.writeRtp(clonePacketForSubscriber(packet));
+      peer.received++;
+      for (const target of peer.forwardTo[kind]) {
+        target.writeRtp(clonePacketForSubscriber(packet));
+        peer.forwarded++;
+      }
     });
     if (kind === 'video') sendPli(transceiver, track.ssrc);
   }
@@ -270,9 +299,14 @@ export class Sfu {
       await peer.pc.setLocalDescription(offer);
       const sdp = peer.pc.localDescription?.sdp ?? offer.sdp;
       if (!peer.closed) this.#opts.sendSignal(peer.connection, { kind: 'description', type: 'offer', sdp });
+      this.#opts.log.debug(
+        { participantId: peer.participantId, subscriptions: peer.subscriptions.length },
+        'offer sent',
+      );
     } catch (err) {
       peer.negotiating = false;
-      this.#opts.log.warn({ err, participantId: peer.participantId }, 'could not make an offer');
+      if (!peer.closed)
+        this.#opts.log.warn({ err, participantId: peer.participantId }, 'could not make an offer');
     }
   }
 }

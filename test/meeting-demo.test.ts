@@ -1,0 +1,39 @@
+// `npm start` runs `sealroom demo`: a relay and two room daemons as real processes on loopback that
+// meet in an E2EE meeting. Run briefly (stdin not a TTY, --duration): it prints both kiosk URLs and
+// the same security code twice, stops by itself, and leaves no process behind.
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+describe('sealroom demo (npm start)', () => {
+  it('brings up relay and two rooms, prints kiosk URLs and matching security codes, and stops by itself', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/sealroom.ts', 'demo', '--media', 'synthetic', '--duration', '2'],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, SEALROOM_LOG_LEVEL: 'warn' },
+      },
+    );
+    child.stdin.end();
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect(err).not.toMatch(/sealroom demo:/);
+    expect(code).toBe(0);
+    expect(out).toMatch(/Boardroom kiosk\s+http:\/\/127\.0\.0\.1:\d+/);
+    expect(out).toMatch(/Huddle Room kiosk\s+http:\/\/127\.0\.0\.1:\d+/);
+    const codes = [...out.matchAll(/((?:\d{5} ){7}\d{5})/g)].map((m) => m[1]);
+    expect(codes).toHaveLength(2);
+    expect(codes[0]).toBe(codes[1]);
+    expect(out).toMatch(/Stopped\./);
+    // Every part it started is gone: its kiosk port no longer answers.
+    const kiosk = /Boardroom kiosk\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? '';
+    await expect(fetch(`${kiosk}/healthz`)).rejects.toThrow();
+  }, 90_000);
+});
