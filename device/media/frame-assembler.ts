@@ -26,6 +26,7 @@ export class FrameAssembler {
   /** Sequence number the next frame starts at; undefined until the first packet. */
   #next: number | undefined;
   #lost = false;
+  #emitted = false;
   readonly #maxBuffered: number;
 
   constructor(opts: { maxBufferedPackets?: number } = {}) {
@@ -34,8 +35,12 @@ export class FrameAssembler {
 
   push(packet: RtpFragment): AssembledFrame[] {
     if (this.#next === undefined) this.#next = packet.sequenceNumber;
+    const behind = seqDiff(this.#next, packet.sequenceNumber) < 0;
+    // Before the first frame, an earlier packet that arrives late is the real start.
+    if (behind && !this.#emitted && seqDiff(packet.sequenceNumber, this.#next) < 64)
+      this.#next = packet.sequenceNumber;
     // Late or duplicate: behind what we already emitted.
-    if (seqDiff(this.#next, packet.sequenceNumber) < 0) return [];
+    else if (behind) return [];
     this.#packets.set(packet.sequenceNumber, packet);
     const out: AssembledFrame[] = [];
     for (;;) {
@@ -71,6 +76,7 @@ export class FrameAssembler {
         this.#next = seqAdd(seq, 1);
         const afterLoss = this.#lost;
         this.#lost = false;
+        this.#emitted = true;
         return { timestamp: first.timestamp, payloads, afterLoss };
       }
     }
@@ -82,10 +88,10 @@ export class FrameAssembler {
     const start = this.#next as number;
     const markers = [...this.#packets.values()]
       .filter((p) => p.marker && seqDiff(start, p.sequenceNumber) >= 0)
-      .sort((a, b) => seqDiff(b.sequenceNumber, a.sequenceNumber));
+      .sort((a, b) => seqDiff(b.sequenceNumber, a.sequenceNumber)); // nearest first
     const tooMany = this.#packets.size >= this.#maxBuffered;
     if (markers.length < 3 && !tooMany) return false;
-    const firstMarker = markers.at(-1);
+    const firstMarker = markers[0];
     if (!firstMarker) {
       this.#packets.clear();
       this.#next = undefined;
