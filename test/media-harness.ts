@@ -106,9 +106,12 @@ export async function displayPixel(
   return [rgb[at] ?? 0, rgb[at + 1] ?? 0, rgb[at + 2] ?? 0];
 }
 
-export const isRed = (c: readonly number[] | undefined) => !!c && c[0] > 200 && c[1] < 60 && c[2] < 60;
-export const isBlue = (c: readonly number[] | undefined) => !!c && c[2] > 200 && c[0] < 60 && c[1] < 60;
-export const isBlack = (c: readonly number[] | undefined) => !!c && c[0] < 30 && c[1] < 30 && c[2] < 30;
+export const isRed = (c: readonly [number, number, number] | undefined) =>
+  !!c && c[0] > 200 && c[1] < 60 && c[2] < 60;
+export const isBlue = (c: readonly [number, number, number] | undefined) =>
+  !!c && c[2] > 200 && c[0] < 60 && c[1] < 60;
+export const isBlack = (c: readonly [number, number, number] | undefined) =>
+  !!c && c[0] < 30 && c[1] < 30 && c[2] < 30;
 
 /** Goertzel power of `freq` in mono S16LE samples at 48 kHz, normalised by the signal energy. */
 export function tonePower(pcm: Buffer, freq: number): number {

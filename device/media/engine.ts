@@ -63,6 +63,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   #micRestarts = 0;
   #timers = new Set<NodeJS.Timeout>();
   #pictureId = 0;
+  #faultCaps: string | undefined;
   #audioTs = Math.floor(Math.random() * 2 ** 31);
   readonly #streams = new Map<number, RemoteStream>();
   readonly #slotBySender = new Map<number, number>();
@@ -229,8 +230,9 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     this.#after(delay, () => {
       const video = this.#pipes.videoSend;
       if (!video || this.#cameraOff) return;
-      // A test's injected fault (identity error-after) must not survive the restart.
-      if (video.has('camerafault')) video.set('camerafault', 'error-after', -1);
+      // A test's injected fault must not survive the restart.
+      if (this.#faultCaps !== undefined) video.set('camerafault', 'caps', this.#faultCaps);
+      this.#faultCaps = undefined;
       video.start();
     });
   }
@@ -604,8 +606,10 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
 
   injectCameraFault(): boolean {
     const video = this.#pipes.videoSend;
-    if (!video?.has('camerafault')) return false;
-    video.set('camerafault', 'error-after', 1);
+    if (!video?.playing || !video.has('camerafault')) return false;
+    this.#faultCaps = String(video.element('camerafault').caps);
+    // Caps the source cannot produce: a real not-negotiated error from inside the pipeline.
+    video.set('camerafault', 'caps', 'audio/x-raw');
     return true;
   }
 
