@@ -23,6 +23,13 @@ export function randomSecurityCode(): string {
   return Array.from({ length: 8 }, () => String(randomInt(0, 100_000)).padStart(5, '0')).join(' ');
 }
 
+/** Shaped like the relay's ids: three groups of four from an alphabet without look-alikes. */
+export function randomMeetingId(): string {
+  const alphabet = 'abcdefghjkmnpqrstuvwxyz23456789';
+  const chars = Array.from({ length: 12 }, () => alphabet[randomInt(0, alphabet.length)]!);
+  return [chars.slice(0, 4), chars.slice(4, 8), chars.slice(8)].map((g) => g.join('')).join('-');
+}
+
 export class RoomDouble implements RoomActions {
   readonly calls: RecordedCall[] = [];
   /** Set to make the next action reject with this message (as the meeting client does on refusal). */
@@ -49,7 +56,7 @@ export class RoomDouble implements RoomActions {
   async startMeeting(): Promise<{ meetingId: string }> {
     this.#record('startMeeting');
     if (this.store.get().phase === 'in-meeting') throw new Error('This room is already in a meeting.');
-    const meetingId = String(randomInt(100_000_000, 999_999_999));
+    const meetingId = randomMeetingId();
     this.store.update((s) => {
       s.phase = 'in-meeting';
       s.meeting = {

@@ -166,13 +166,13 @@ describe('kiosk screens', () => {
     const { page, room, store } = await setUp();
     expect(await page.textContent('[data-testid=room-name]')).toBe(SELF.roomName);
     expect(await page.textContent('[data-testid=clock]')).toMatch(/\d{1,2}:\d{2}/);
-    for (const key of ['9', '8', '7', '6', '5', '4', '3', '2', 'back', '1', '0']) {
+    for (const key of ['k', '7', 'p', 'x', 'm', '3', 'q', 'd', 'z', 'back', 'a', '2', 'b', 'c']) {
       await page.click(`[data-key="${key}"]`);
     }
-    expect(await page.textContent('[data-testid=keypad-display]')).toBe('987 654 310');
+    expect(await page.textContent('[data-testid=keypad-display]')).toBe('k7px-m3qd-a2bc');
     await page.click('[data-testid=join-meeting]');
     await page.waitForSelector('[data-testid=meeting-status][data-status=waiting]');
-    expect(room.calls).toEqual([{ action: 'joinMeeting', args: ['987654310'] }]);
+    expect(room.calls).toEqual([{ action: 'joinMeeting', args: ['k7px-m3qd-a2bc'] }]);
     const leaderCode = randomSecurityCode();
     room.admittedBy(PARTNER, leaderCode, [LAB]);
     await page.waitForSelector('[data-testid=security-code]');
@@ -202,8 +202,8 @@ describe('kiosk screens', () => {
     const meeting = leader.store.get().meeting!;
     expect(await codeOnScreen(leader.page)).toBe(meeting.securityCode);
 
-    await joiner.page.click('[data-key="4"]');
-    await joiner.page.click('[data-key="2"]');
+    for (const key of [...meeting.meetingId.replaceAll('-', '')])
+      await joiner.page.click(`[data-key="${key}"]`);
     await joiner.page.click('[data-testid=join-meeting]');
     await joiner.page.waitForSelector('[data-status=waiting]');
 

@@ -4,6 +4,7 @@ import {
   alertsFor,
   codeRows,
   keypadPress,
+  meetingIdFromKeys,
   screenFor,
   securityCodeGroups,
   spacedMeetingId,
@@ -50,13 +51,15 @@ describe('kiosk formatting', () => {
     expect(alerts.map((a) => a.id)).toEqual(['kiosk-link', 'camera', 'microphone', 'relay', 'disk']);
   });
 
-  it('edits the meeting id on the keypad', () => {
+  it('edits the meeting id on the on-screen keyboard', () => {
     let id = '';
-    for (const k of ['1', '2', 'x', '3', 'back', '4']) id = keypadPress(id, k);
-    expect(id).toBe('124');
+    for (const k of ['k', '7', 'X', 'p', '-', 'x', 'back', 'x', 'm']) id = keypadPress(id, k);
+    expect(id).toBe('k7pxm');
+    expect(meetingIdFromKeys(id)).toBe('k7px-m');
+    expect(meetingIdFromKeys('k7pxm3qda2bc')).toBe('k7px-m3qd-a2bc');
     expect(keypadPress('99', 'clear')).toBe('');
-    expect(keypadPress('1'.repeat(16), '2')).toBe('1'.repeat(16));
+    expect(keypadPress('a'.repeat(24), 'b')).toBe('a'.repeat(24));
     expect(spacedMeetingId('123456789')).toBe('123 456 789');
-    expect(spacedMeetingId('abc-def')).toBe('abc-def');
+    expect(spacedMeetingId('k7px-m3qd-a2bc')).toBe('k7px-m3qd-a2bc');
   });
 });

@@ -78,15 +78,20 @@ export function formatDate(date: Date): string {
   return date.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' });
 }
 
-/** Keypad input for a meeting id: digits only, bounded length. */
-export function keypadPress(current: string, key: string, maxLength = 16): string {
+/** On-screen keyboard input for a meeting id: letters and digits, bounded length (dashes are added). */
+export function keypadPress(current: string, key: string, maxLength = 24): string {
   if (key === 'back') return current.slice(0, -1);
   if (key === 'clear') return '';
-  if (/^[0-9]$/.test(key) && current.length < maxLength) return current + key;
+  if (/^[a-z0-9]$/.test(key) && current.length < maxLength) return current + key;
   return current;
 }
 
-/** Meeting ids are read aloud in groups of three: 123 456 789. */
+/** Meeting ids are written in groups of four ("k7px-m3qd-a2bc"), as the relay issues them. */
+export function meetingIdFromKeys(typed: string): string {
+  return (typed.match(/.{1,4}/g) ?? []).join('-');
+}
+
+/** Purely numeric ids are read aloud in groups of three: 123 456 789; others stay as issued. */
 export function spacedMeetingId(id: string): string {
   return /^\d+$/.test(id) ? (id.match(/.{1,3}/g) ?? []).join(' ') : id;
 }

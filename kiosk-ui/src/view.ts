@@ -9,6 +9,7 @@ import {
   formatClock,
   formatDate,
   keypadPress,
+  meetingIdFromKeys,
   type ScreenName,
   screenFor,
   securityCodeGroups,
@@ -180,9 +181,13 @@ function enrollmentProgress(status: string | undefined): string {
 
 function idleScreen(local: LocalState, on: Handlers): HTMLElement {
   const now = new Date();
-  const keys = ['1', '2', '3', '4', '5', '6', '7', '8', '9', 'clear', '0', 'back'];
-  const label = (k: string) => (k === 'back' ? '⌫' : k === 'clear' ? 'C' : k);
-  const aria = (k: string) => (k === 'back' ? 'Delete last digit' : k === 'clear' ? 'Clear' : k);
+  const rows = ['1234567890', 'qwertyuiop', 'asdfghjkl', 'zxcvbnm'].map((r) => [...r]);
+  rows[3]!.push('back');
+  rows[2]!.push('clear');
+  const label = (k: string) => (k === 'back' ? '⌫' : k === 'clear' ? 'Clear' : k.toUpperCase());
+  const aria = (k: string) =>
+    k === 'back' ? 'Delete last character' : k === 'clear' ? 'Clear' : k.toUpperCase();
+  const typed = meetingIdFromKeys(local.keypad);
   return h(
     'div',
     { class: 'idle' },
@@ -209,21 +214,27 @@ function idleScreen(local: LocalState, on: Handlers): HTMLElement {
       h(
         'output',
         { class: 'keypad-display', 'data-testid': 'keypad-display', 'aria-live': 'polite' },
-        local.keypad ? spacedMeetingId(local.keypad) : h('span', { class: 'placeholder' }, 'Meeting ID'),
+        typed || h('span', { class: 'placeholder' }, 'Meeting ID'),
       ),
       h(
         'div',
         { class: 'keypad' },
-        keys.map((k) =>
+        rows.map((row) =>
           h(
-            'button',
-            {
-              class: 'btn key',
-              'data-key': k,
-              'aria-label': aria(k),
-              onclick: () => on.setLocal({ keypad: keypadPress(local.keypad, k) }),
-            },
-            label(k),
+            'div',
+            { class: 'keypad-row' },
+            row.map((k) =>
+              h(
+                'button',
+                {
+                  class: k === 'back' || k === 'clear' ? 'btn key key-wide' : 'btn key',
+                  'data-key': k,
+                  'aria-label': aria(k),
+                  onclick: () => on.setLocal({ keypad: keypadPress(local.keypad, k) }),
+                },
+                label(k),
+              ),
+            ),
           ),
         ),
       ),
@@ -233,7 +244,7 @@ function idleScreen(local: LocalState, on: Handlers): HTMLElement {
           class: 'btn btn-primary',
           'data-testid': 'join-meeting',
           disabled: local.keypad.length === 0 || local.busy,
-          onclick: () => on.act('/api/meeting/join', { meetingId: local.keypad }),
+          onclick: () => on.act('/api/meeting/join', { meetingId: typed }),
         },
         'Join',
       ),
