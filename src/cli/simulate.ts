@@ -58,66 +58,96 @@ export async function runSimulation(options: SimulateOptions): Promise<number> {
     return ids;
   };
 
+  const listed = (ids: string[]): string =>
+    ids.length <= 12 ? ids.join(', ') : `${ids.slice(0, 5).join(', ')}, … ${ids.slice(-3).join(', ')}`;
+
   const report = (reason: string) => {
     const leader = m.leader;
     log(`epoch ${leader.epoch} — ${reason}`);
-    log(`  leader ${leader.participantId}; members (${leader.members.length}): ${leader.members.join(', ')}`);
+    log(`  leader ${leader.participantId}; members (${leader.members.length}): ${listed(leader.members)}`);
     const codes = m.securityCodes();
+    if (codes.size <= 12) {
+      for (const [id, code] of codes) log(`  ${id.padEnd(9)} security code ${code ?? '(none)'}`);
+    } else {
+      const byCode = new Map<string, string[]>();
+      for (const [id, code] of codes)
+        byCode.set(code ?? '(none)', [...(byCode.get(code ?? '(none)') ?? []), id]);
+      for (const [code, ids] of byCode)
+        log(`  security code ${code} computed by ${ids.length}: ${listed(ids)}`);
+    }
     const distinct = new Set(codes.values());
-    for (const [id, code] of codes) log(`  ${id.padEnd(9)} security code ${code ?? '(none)'}`);
     if (distinct.size !== 1 || distinct.has(undefined)) fail('participants disagree on the security code');
     else log(`  all ${codes.size} participants show the same security code`);
     checkFrames();
-    for (const [id] of m.events) {
-      for (const e of m.events.get(id) ?? []) {
+    for (const [id, events] of m.events) {
+      for (const e of events) {
         if (e.type === 'rejected' && e.code !== 'locked') fail(`${id} rejected a message: ${e.reason}`);
       }
     }
+    m.events.clear(); // each epoch's report looks at that epoch's events only
   };
 
+  // One receiver per member (all its receive keys installed once), then every sender's frame.
   const checkFrames = () => {
     const ids = m.leader.members;
-    let decrypted = 0;
-    let refusedForDeparted = 0;
+    const frames: { sender: string; frame: Uint8Array }[] = [];
     for (const sender of ids) {
-      const keys = m.lastKeys(sender);
+      const keys = keysOf(sender);
       if (!keys || keys.epoch !== m.leader.epoch) {
         fail(`${sender} has not switched to epoch ${m.leader.epoch}`);
         continue;
       }
-      const frame = new TextEncoder().encode(`hello from ${sender} in epoch ${keys.epoch}`);
-      const protectedFrame = new sframe.SFrameSender({ kid: keys.sendKid, baseKey: keys.sendKey }).encrypt(
-        frame,
-      );
-      for (const receiver of ids) {
-        if (receiver === sender) continue;
-        if (tryDecrypt(m.lastKeys(receiver), protectedFrame)) decrypted++;
+      const text = new TextEncoder().encode(`hello from ${sender} in epoch ${keys.epoch}`);
+      frames.push({
+        sender,
+        frame: new sframe.SFrameSender({ kid: keys.sendKid, baseKey: keys.sendKey }).encrypt(text),
+      });
+    }
+    let decrypted = 0;
+    for (const receiver of ids) {
+      const open = receiverFor(keysOf(receiver));
+      for (const { sender, frame } of frames) {
+        if (sender === receiver) continue;
+        if (open(frame)) decrypted++;
         else fail(`${receiver} could not decrypt ${sender}'s frame`);
       }
-      for (const [gone, held] of departed) {
-        if (tryDecrypt(held, protectedFrame)) fail(`departed ${gone} decrypted ${sender}'s frame`);
+    }
+    let refusedForDeparted = 0;
+    for (const [gone, held] of departed) {
+      const open = receiverFor(held);
+      for (const { sender, frame } of frames) {
+        if (open(frame)) fail(`departed ${gone} decrypted ${sender}'s frame`);
         else refusedForDeparted++;
       }
     }
-    const kid = m.lastKeys(m.leader.participantId)?.sendKid;
+    const kid = keysOf(m.leader.participantId)?.sendKid;
     log(
-      `  SFrame (suite 0x0005, KID of ${m.leader.participantId} = 0x${kid?.toString(16)}): ${decrypted} frames decrypted ` +
-        `by every other member` +
+      `  SFrame (suite 0x0005, KID of ${m.leader.participantId} = 0x${kid?.toString(16)}): ${decrypted} frames ` +
+        `decrypted, one per sender for every other member` +
         (departed.size > 0 ? `; ${refusedForDeparted} refused to the ${departed.size} departed` : ''),
     );
   };
 
-  const tryDecrypt = (keys: KeysEvent | undefined, frame: Uint8Array): boolean => {
-    if (!keys) return false;
+  // The latest keys event per participant (events are cleared after each report).
+  const latestKeys = new Map<string, KeysEvent>();
+  const keysOf = (id: string): KeysEvent | undefined => {
+    const fresh = m.lastKeys(id);
+    if (fresh) latestKeys.set(id, fresh);
+    return latestKeys.get(id);
+  };
+
+  const receiverFor = (keys: KeysEvent | undefined) => {
     const receiver = new sframe.SFrameReceiver();
-    for (const k of keys.receiveKeys) receiver.setKey(k.kid, k.key);
-    try {
-      receiver.decrypt(frame);
-      return true;
-    } catch (error) {
-      if (error instanceof sframe.SFrameError) return false;
-      throw error;
-    }
+    for (const k of keys?.receiveKeys ?? []) receiver.setKey(k.kid, k.key);
+    return (frame: Uint8Array): boolean => {
+      try {
+        receiver.decrypt(frame);
+        return true;
+      } catch (error) {
+        if (error instanceof sframe.SFrameError) return false;
+        throw error;
+      }
+    };
   };
 
   const joined = joinBatch(options.participants - 1);
@@ -134,7 +164,7 @@ export async function runSimulation(options: SimulateOptions): Promise<number> {
           report('nobody left to leave');
           break;
         }
-        departed.set(leaving, m.lastKeys(leaving));
+        departed.set(leaving, keysOf(leaving));
         m.leave(leaving);
         report(`${leaving} left: fresh key, it holds nothing for this epoch`);
         break;
