@@ -6,7 +6,7 @@
 // creationNonce, i)), i = 0, 1, …, read byte by byte: a byte b < 250 yields the digit b mod 10, a
 // byte ≥ 250 is skipped. 250 is the largest multiple of 10 ≤ 256, so every accepted byte is uniform
 // over 0..249 and every digit uniform over 0..9 (plain `b mod 10` would favour 0–5 by 1/256 each).
-// 40 digits carry 132.9 bits; one block almost always suffices (P(>6 skips in 32 bytes) ≈ 2e-6).
+// 40 digits carry 132.9 bits; two blocks almost always suffice (a third: P ≈ 3e-24).
 import { createHash } from 'node:crypto';
 import { encodeCanonical } from './canonical.js';
 import { LABELS } from './labels.js';
