@@ -89,6 +89,22 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
     controlPort: Number(opts.controlPort),
   });
   const { device } = daemon.state.get();
+  // Room controls (USB HID speakerphones) and systemd readiness/watchdog (device/hid, device/system).
+  const { HidManager } = await import('../../device/hid/discovery.js');
+  const sd = await import('../../device/system/sd-notify.js');
+  const hid = new HidManager({
+    state: daemon.state,
+    actions: daemon.actions,
+    log: log.child({ part: 'hid' }),
+  });
+  await hid.start();
+  // The event loop answering the timer is the health signal: a wedged daemon stops pinging.
+  const watchdog = sd.startWatchdog(() => true, {
+    onError: (err) => log.warn({ err }, 'watchdog ping failed'),
+  });
+  await sd
+    .notifyReady(`room screen on ${daemon.controlUrl}`)
+    .catch((err: Error) => log.warn({ err }, 'sd_notify failed'));
   console.log(
     JSON.stringify({ control: daemon.controlUrl, deviceId: device.deviceId, roomName: device.roomName }),
   );
@@ -99,6 +115,9 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
     log.info({ signal }, 'daemon stopping');
     const force = setTimeout(() => process.exit(1), 8000);
     force.unref();
+    watchdog.stop();
+    await sd.notifyStopping('stopping').catch(() => undefined);
+    await hid.stop();
     await daemon.stop();
     process.exit(0);
   };
