@@ -27,6 +27,8 @@ export class SimulatedMeeting {
   readonly events = new Map<string, SessionEvent[]>();
   /** Every message that crossed the "relay" (as JSON text), for inspection. */
   readonly wire: string[] = [];
+  /** Every delivery, in order: which participant received which message. */
+  readonly delivered: Delivery[] = [];
   readonly #options: SimulatedMeetingOptions;
 
   constructor(options: SimulatedMeetingOptions) {
@@ -41,13 +43,17 @@ export class SimulatedMeeting {
     this.#route(options.leaderId, created.output);
   }
 
-  /** A new participant posts its binding (it waits until the leader admits it). */
-  join(participantId: string): ParticipantSession {
+  /**
+   * A new participant posts its binding (it waits until the leader admits it). `random` overrides
+   * the meeting's source for this participant (its first 32 bytes become its ephemeral key).
+   */
+  join(participantId: string, options: { random?: RandomSource } = {}): ParticipantSession {
+    const random = options.random ?? this.#options.random;
     const session = new ParticipantSession({
       meetingId: this.meetingId,
       participantId,
       identity: IdentityKeyPair.generate(this.#options.random),
-      ...(this.#options.random ? { random: this.#options.random } : {}),
+      ...(random ? { random } : {}),
       ...(this.#options.clock ? { clock: this.#options.clock } : {}),
     });
     this.participants.set(participantId, session);
@@ -131,7 +137,9 @@ export class SimulatedMeeting {
         for (const to of this.#recipients(sender, message)) {
           const session = to === this.leader.participantId ? this.leader : this.participants.get(to);
           if (!session) continue;
-          queue.push({ from: to, output: session.handle(parseE2eeMessage(text)) });
+          const delivered = parseE2eeMessage(text);
+          this.delivered.push({ to, message: delivered });
+          queue.push({ from: to, output: session.handle(delivered) });
         }
       }
     }

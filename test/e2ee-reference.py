@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Independent reference of docs/protocol.md (participant side), Python standard library only.
+
+Written from the specification, not from the TypeScript: Ed25519 verification (RFC 8032 §6
+reference), X25519 (RFC 7748 §5), HKDF-SHA256 (RFC 5869), ChaCha20-Poly1305 (RFC 8439) with
+HChaCha20 for XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03), and the Sealroom encoding, list,
+heartbeat, wrap, sender-key and security-code rules.
+
+stdin:  {"meetingId", "participantId", "ephemeralSeed": hex, "messages": [wire message, ...]}
+stdout: {"securityCode", "leaderId", "listLength", "listHead", "members": {id: senderIndex},
+         "sendEpoch", "meetingKeys": {epoch: hex}, "senderKeys": {kid: hex}, "rejected": [reason, ...]}
+"""
+import base64
+import hashlib
+import hmac
+import json
+import struct
+import sys
+
+# ---------------------------------------------------------------- encoding (§2)
+
+def field(x):
+    if isinstance(x, str):
+        b = x.encode('utf-8')
+    elif isinstance(x, int):
+        b = struct.pack('>Q', x)
+    else:
+        b = bytes(x)
+    return struct.pack('>I', len(b)) + b
+
+
+def encode(label, *fields):
+    return b''.join(field(f) for f in (label,) + fields)
+
+
+def b64(text, n):
+    if any(c not in 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_' for c in text):
+        raise ValueError('not base64url')
+    raw = base64.urlsafe_b64decode(text + '=' * (-len(text) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b'=').decode() != text or len(raw) != n:
+        raise ValueError('non-canonical base64url or wrong length')
+    return raw
+
+# ---------------------------------------------------------------- Ed25519 verify (RFC 8032 §6)
+
+P = 2 ** 255 - 19
+Q = 2 ** 252 + 27742317777372353535851937790883648493
+D = -121665 * pow(121666, P - 2, P) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def point_add(a, b):
+    A = (a[1] - a[0]) * (b[1] - b[0]) % P
+    B = (a[1] + a[0]) * (b[1] + b[0]) % P
+    C = 2 * a[3] * b[3] * D % P
+    Dd = 2 * a[2] * b[2] % P
+    E, F, G, H = B - A, Dd - C, Dd + C, B + A
+    return (E * F % P, G * H % P, F * G % P, E * H % P)
+
+
+def point_mul(s, pt):
+    acc = (0, 1, 1, 0)
+    while s > 0:
+        if s & 1:
+            acc = point_add(acc, pt)
+        pt = point_add(pt, pt)
+        s >>= 1
+    return acc
+
+
+def point_equal(a, b):
+    return (a[0] * b[2] - b[0] * a[2]) % P == 0 and (a[1] * b[2] - b[1] * a[2]) % P == 0
+
+
+def recover_x(y, sign):
+    if y >= P:
+        return None
+    x2 = (y * y - 1) * pow(D * y * y + 1, P - 2, P)
+    if x2 == 0:
+        return None if sign else 0
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P != 0:
+        x = x * SQRT_M1 % P
+    if (x * x - x2) % P != 0:
+        return None
+    if (x & 1) != sign:
+        x = P - x
+    return x
+
+
+def decompress(s):
+    y = int.from_bytes(s, 'little')
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    x = recover_x(y, sign)
+    return None if x is None else (x, y, 1, x * y % P)
+
+
+GY = 4 * pow(5, P - 2, P) % P
+G = (recover_x(GY, 0), GY, 1, recover_x(GY, 0) * GY % P)
+
+
+def ed25519_verify(public, msg, sig):
+    if len(public) != 32 or len(sig) != 64:
+        return False
+    A = decompress(public)
+    R = decompress(sig[:32])
+    if A is None or R is None:
+        return False
+    s = int.from_bytes(sig[32:], 'little')
+    if s >= Q:
+        return False
+    h = int.from_bytes(hashlib.sha512(sig[:32] + public + msg).digest(), 'little') % Q
+    return point_equal(point_mul(s, G), point_add(R, point_mul(h, A)))
+
+# ---------------------------------------------------------------- X25519 (RFC 7748 §5)
+
+def x25519(k, u):
+    k = bytearray(k)
+    k[0] &= 248
+    k[31] &= 127
+    k[31] |= 64
+    k = int.from_bytes(k, 'little')
+    x1 = int.from_bytes(u, 'little') & ((1 << 255) - 1)
+    x2, z2, x3, z3, swap = 1, 0, x1, 1, 0
+    for t in reversed(range(255)):
+        kt = (k >> t) & 1
+        swap ^= kt
+        if swap:
+            x2, x3, z2, z3 = x3, x2, z3, z2
+        swap = kt
+        A = x2 + z2
+        AA = A * A
+        B = x2 - z2
+        BB = B * B
+        E = AA - BB
+        C = x3 + z3
+        Dd = x3 - z3
+        DA = Dd * A
+        CB = C * B
+        x3 = (DA + CB) ** 2 % P
+        z3 = x1 * (DA - CB) ** 2 % P
+        x2 = AA * BB % P
+        z2 = E * (AA + 121665 * E) % P
+    if swap:
+        x2, z2 = x3, z3
+    out = (x2 * pow(z2, P - 2, P) % P).to_bytes(32, 'little')
+    if out == bytes(32):
+        raise ValueError('low-order X25519 key')
+    return out
+
+
+def x25519_public(k):
+    return x25519(k, (9).to_bytes(32, 'little'))
+
+# ---------------------------------------------------------------- HKDF, ChaCha20-Poly1305
+
+def hkdf(ikm, info, length=32):
+    prk = hmac.new(bytes(32), ikm, hashlib.sha256).digest()  # empty salt = HashLen zeros
+    out, block, i = b'', b'', 1
+    while len(out) < length:
+        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
+        out += block
+        i += 1
+    return out[:length]
+
+
+def rotl(v, c):
+    return ((v << c) & 0xffffffff) | (v >> (32 - c))
+
+
+def quarter(s, a, b, c, d):
+    s[a] = (s[a] + s[b]) & 0xffffffff; s[d] = rotl(s[d] ^ s[a], 16)
+    s[c] = (s[c] + s[d]) & 0xffffffff; s[b] = rotl(s[b] ^ s[c], 12)
+    s[a] = (s[a] + s[b]) & 0xffffffff; s[d] = rotl(s[d] ^ s[a], 8)
+    s[c] = (s[c] + s[d]) & 0xffffffff; s[b] = rotl(s[b] ^ s[c], 7)
+
+
+def rounds(s):
+    for _ in range(10):
+        quarter(s, 0, 4, 8, 12); quarter(s, 1, 5, 9, 13); quarter(s, 2, 6, 10, 14); quarter(s, 3, 7, 11, 15)
+        quarter(s, 0, 5, 10, 15); quarter(s, 1, 6, 11, 12); quarter(s, 2, 7, 8, 13); quarter(s, 3, 4, 9, 14)
+
+
+CONSTANTS = list(struct.unpack('<4I', b'expand 32-byte k'))
+
+
+def chacha_block(key, counter, nonce12):
+    init = CONSTANTS + list(struct.unpack('<8I', key)) + [counter] + list(struct.unpack('<3I', nonce12))
+    s = list(init)
+    rounds(s)
+    return struct.pack('<16I', *((a + b) & 0xffffffff for a, b in zip(s, init)))
+
+
+def hchacha(key, nonce16):
+    s = CONSTANTS + list(struct.unpack('<8I', key)) + list(struct.unpack('<4I', nonce16))
+    rounds(s)
+    return struct.pack('<8I', *(s[0:4] + s[12:16]))
+
+
+def poly1305(key, msg):
+    r = int.from_bytes(key[:16], 'little') & 0x0ffffffc0ffffffc0ffffffc0fffffff
+    s = int.from_bytes(key[16:], 'little')
+    acc, p = 0, (1 << 130) - 5
+    for i in range(0, len(msg), 16):
+        acc = (acc + int.from_bytes(msg[i:i + 16] + b'\x01', 'little')) * r % p
+    return ((acc + s) & ((1 << 128) - 1)).to_bytes(16, 'little')
+
+
+def xchacha_open(key, nonce24, box, aad):
+    subkey, nonce12 = hchacha(key, nonce24[:16]), bytes(4) + nonce24[16:]
+    ct, tag = box[:-16], box[-16:]
+    pad = lambda b: b + bytes(-len(b) % 16)
+    mac = poly1305(chacha_block(subkey, 0, nonce12)[:32],
+                   pad(aad) + pad(ct) + struct.pack('<QQ', len(aad), len(ct)))
+    if not hmac.compare_digest(mac, tag):
+        raise ValueError('wrapped key does not authenticate')
+    stream = b''.join(chacha_block(subkey, 1 + i, nonce12) for i in range((len(ct) + 63) // 64))
+    return bytes(a ^ b for a, b in zip(ct, stream))
+
+# ---------------------------------------------------------------- Sealroom rules (§4–§6)
+
+def security_code(meeting_id, leader_key, nonce):
+    digits, block = '', 0
+    while len(digits) < 40:
+        for b in hashlib.sha256(encode('sealroom/v1/security-code', meeting_id, leader_key, nonce, block)).digest():
+            if b < 250 and len(digits) < 40:
+                digits += str(b % 10)
+        block += 1
+    return ' '.join(digits[i:i + 5] for i in range(0, 40, 5))
+
+
+class Participant:
+    def __init__(self, meeting_id, participant_id, ephemeral_seed):
+        self.meeting, self.me = meeting_id, participant_id
+        self.eph_priv = ephemeral_seed
+        self.eph_pub = x25519_public(ephemeral_seed)
+        self.entries, self.head = [], bytes(32)
+        self.members, self.leader, self.leader_key = {}, None, None
+        self.nonce, self.locked, self.next_index, self.last_time = None, False, 0, 0
+        self.keys, self.highest, self.send_epoch, self.pending, self.hb_time = {}, 0, 0, 0, 0
+        self.pending_hb, self.rejected = None, []
+
+    def handle(self, m):
+        try:
+            if m.get('v') != 1 or m['meetingId'] != self.meeting:
+                raise ValueError('wrong meeting or version')
+            getattr(self, 'on_' + m['type'].split('.')[1])(m)
+        except (ValueError, KeyError, AttributeError) as e:
+            self.rejected.append(f"{m.get('type')}: {e}")
+
+    def on_list(self, m):
+        for w in m['entries']:
+            if w['index'] < len(self.entries):
+                if self.entries[w['index']]['signature'] != w['signature']:
+                    raise ValueError('entry differs from the verified one')
+                continue
+            self.apply(w)
+        if self.pending_hb and self.pending_hb['listLength'] <= len(self.entries):
+            hb, self.pending_hb = self.pending_hb, None
+            self.on_heartbeat(hb)
+
+    def apply(self, w):
+        body, kind = w['body'], w['body']['kind']
+        prev, sig = b64(w['prev'], 32), b64(w['signature'], 64)
+        if w['index'] != len(self.entries) or prev != self.head or w['time'] < self.last_time:
+            raise ValueError('chain broken')
+        if (kind == 'create') != (w['index'] == 0):
+            raise ValueError('create only at index 0')
+        if kind == 'create':
+            fields = [body['leaderId'], b64(body['leaderIdentityKey'], 32), b64(body['creationNonce'], 32)]
+            signer, key = body['leaderId'], fields[1]
+        else:
+            signer, key = self.leader, self.leader_key
+            if kind == 'add':
+                bd = body['binding']
+                fields = [bd['participantId'], b64(bd['identityKey'], 32), b64(bd['ephemeralKey'], 32),
+                          b64(bd['signature'], 64), body['senderIndex']]
+            elif kind == 'leave':
+                fields = [body['participantId']]
+            elif kind == 'leader':
+                fields = [body['newLeaderId']]
+            elif kind in ('lock', 'unlock'):
+                fields = []
+            else:
+                raise ValueError('unknown kind')
+        statement = encode('sealroom/v1/list-entry', self.meeting, w['index'], prev, w['time'], w['signer'], kind, *fields)
+        if w['signer'] != signer or not ed25519_verify(key, statement, sig):
+            raise ValueError('entry not signed by the leader')
+        if kind == 'create':
+            self.leader, self.leader_key, self.nonce = fields[0], fields[1], fields[2]
+        elif kind == 'add':
+            pid, ik, ek, bsig, index = fields
+            if not ed25519_verify(ik, encode('sealroom/v1/binding', self.meeting, pid, ik, ek), bsig):
+                raise ValueError('binding does not verify')
+            if len(self.entries) == 1 and (pid != self.leader or ik != self.leader_key):
+                raise ValueError('entry 1 must add the leader')
+            if self.locked or pid in self.members or index < self.next_index or index > 65535:
+                raise ValueError('add not allowed')
+            self.members[pid] = {'identity': ik, 'ephemeral': ek, 'index': index}
+            self.next_index = index + 1
+        elif kind == 'leave':
+            if fields[0] not in self.members or fields[0] == self.leader:
+                raise ValueError('leave not allowed')
+            del self.members[fields[0]]
+        elif kind in ('lock', 'unlock'):
+            if self.locked == (kind == 'lock'):
+                raise ValueError('lock state')
+            self.locked = kind == 'lock'
+        elif kind == 'leader':
+            if fields[0] not in self.members or fields[0] == self.leader:
+                raise ValueError('bad new leader')
+            self.leader, self.leader_key = fields[0], self.members[fields[0]]['identity']
+        self.entries.append(w)
+        self.last_time = w['time']
+        self.head = hashlib.sha256(encode('sealroom/v1/list-hash', statement, sig)).digest()
+
+    def on_key(self, m):
+        if m['to'] != self.me or m['from'] != self.leader or self.me not in self.members:
+            raise ValueError('key not for us or not from the leader')
+        epoch = m['epoch']
+        if epoch <= self.highest:
+            raise ValueError('non-increasing epoch')
+        l_pub = self.members[self.leader]['ephemeral']
+        shared = x25519(self.eph_priv, l_pub)
+        wrap_key = hkdf(shared, encode('sealroom/v1/wrap-key', self.meeting, self.leader, self.me, l_pub,
+                                       self.eph_pub, epoch))
+        aad = encode('sealroom/v1/wrap-aad', self.meeting, self.leader, self.me, epoch)
+        self.keys[epoch] = xchacha_open(wrap_key, b64(m['nonce'], 24), b64(m['ciphertext'], 48), aad)
+        self.highest = epoch
+        if self.pending == epoch:
+            self.send_epoch = epoch
+
+    def on_heartbeat(self, m):
+        if m['listLength'] > len(self.entries):
+            self.pending_hb = m
+            return
+        if m['listLength'] < len(self.entries):
+            return
+        statement = encode('sealroom/v1/heartbeat', self.meeting, m['from'], m['epoch'], m['listLength'],
+                           b64(m['listHead'], 32), m['time'])
+        if (m['from'] != self.leader or b64(m['listHead'], 32) != self.head
+                or not ed25519_verify(self.leader_key, statement, b64(m['signature'], 64))):
+            raise ValueError('heartbeat does not verify')
+        if m['time'] < self.hb_time or m['epoch'] < self.send_epoch:
+            raise ValueError('stale heartbeat')
+        self.hb_time = m['time']
+        if m['epoch'] in self.keys:
+            self.send_epoch = m['epoch']
+        else:
+            self.pending = max(self.pending, m['epoch'])
+
+    def on_ack(self, m):
+        raise ValueError('participants do not handle acks')
+
+    on_binding = on_ack
+
+    def result(self):
+        e = self.send_epoch
+        sender_keys = {}
+        if e in self.keys:
+            for member in self.members.values():
+                kid = (e << 16) | member['index']
+                sender_keys[str(kid)] = hkdf(self.keys[e], encode('sealroom/v1/sender-key', e, member['index'])).hex()
+        return {
+            'securityCode': security_code(self.meeting, self.leader_key, self.nonce) if self.nonce else None,
+            'leaderId': self.leader,
+            'listLength': len(self.entries),
+            'listHead': self.head.hex(),
+            'members': {pid: mm['index'] for pid, mm in self.members.items()},
+            'sendEpoch': e,
+            'meetingKeys': {str(k): v.hex() for k, v in self.keys.items()},
+            'senderKeys': sender_keys,
+            'rejected': self.rejected,
+        }
+
+
+def main():
+    request = json.load(sys.stdin)
+    p = Participant(request['meetingId'], request['participantId'], bytes.fromhex(request['ephemeralSeed']))
+    for message in request['messages']:
+        p.handle(message)
+    json.dump(p.result(), sys.stdout)
+
+
+if __name__ == '__main__':
+    main()
