@@ -1,0 +1,190 @@
+// The provisioning service as a fastify instance (no listen here: serve.ts and the tests do that).
+// Routes: see ./routes-device.ts (device-signed and enrollment) and ./routes-admin.ts (admin tokens).
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { CertificateAuthority } from '../../src/pki/index.js';
+import type { Logger } from '../../src/util/log.js';
+import { MAX_SKEW_MS, parseDeviceAuth, verifyDeviceSignature } from '../device-auth.js';
+import type { ProvisioningStore, TokenRecord, TokenScope } from '../store/store.js';
+import { hashAdminToken } from '../tokens.js';
+import { registerAdminRoutes } from './routes-admin.js';
+import { registerDeviceRoutes } from './routes-device.js';
+
+export interface ServiceOptions {
+  store: ProvisioningStore;
+  ca: CertificateAuthority;
+  /** Organisation name written into device certificates (O). */
+  org: string;
+  /** Base URL devices and IT reach the service at (used in claim URLs). */
+  publicUrl: string;
+  logger?: Logger | false;
+  codeTtlSeconds?: number;
+  certValidityDays?: number;
+  /** Heartbeat replies ask for renewal when less than this remains. */
+  renewBeforeDays?: number;
+  rateLimits?: { enrollmentsPerMinute?: number; claimsPerMinute?: number };
+  bodyLimitBytes?: number;
+  now?: () => Date;
+}
+
+export interface ResolvedOptions extends Required<Omit<ServiceOptions, 'logger' | 'rateLimits'>> {
+  rateLimits: { enrollmentsPerMinute: number; claimsPerMinute: number };
+}
+
+/** An HTTP error with a status code and a message meant for the caller. */
+export function httpError(statusCode: number, message: string): Error & { statusCode: number } {
+  return Object.assign(new Error(message), { statusCode });
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    rawBody: string;
+    adminToken?: TokenRecord;
+    deviceId?: string;
+  }
+}
+
+export async function buildService(options: ServiceOptions): Promise<FastifyInstance> {
+  const opts: ResolvedOptions = {
+    store: options.store,
+    ca: options.ca,
+    org: options.org,
+    publicUrl: options.publicUrl.replace(/\/$/, ''),
+    codeTtlSeconds: options.codeTtlSeconds ?? 15 * 60,
+    certValidityDays: options.certValidityDays ?? 365,
+    renewBeforeDays: options.renewBeforeDays ?? 30,
+    bodyLimitBytes: options.bodyLimitBytes ?? 64 * 1024,
+    now: options.now ?? (() => new Date()),
+    rateLimits: {
+      enrollmentsPerMinute: options.rateLimits?.enrollmentsPerMinute ?? 30,
+      claimsPerMinute: options.rateLimits?.claimsPerMinute ?? 30,
+    },
+  };
+  const app = Fastify({
+    loggerInstance: options.logger || undefined,
+    logger: options.logger === false ? false : undefined,
+    bodyLimit: opts.bodyLimitBytes,
+    disableRequestLogging: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  } as never) as unknown as FastifyInstance;
+
+  // Keep the exact bytes: device signatures cover the SHA-256 of the raw body.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    req.rawBody = body as string;
+    if ((body as string).length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(httpError(400, 'the body is not valid JSON'), undefined);
+    }
+  });
+  app.addHook('onRequest', async (req) => {
+    req.rawBody = '';
+  });
+
+  await app.register(rateLimit, { global: false });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Sealroom provisioning',
+        version: '1',
+        description: 'Device enrollment, certificates, fleet health and configuration, revocation and audit.',
+      },
+      components: {
+        securitySchemes: {
+          adminToken: { type: 'http', scheme: 'bearer', description: 'srt_… token, scope read or admin' },
+          deviceSignature: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'x-sealroom-signature',
+            description: 'Ed25519 request signature, see provisioning/device-auth.ts',
+          },
+        },
+      },
+    },
+  });
+
+  const keyCache = new Map<string, KeyObject>();
+  const deviceAuth = async (req: FastifyRequest) => {
+    const now = opts.now().getTime();
+    const parsed = parseDeviceAuth(req.headers, now);
+    if (typeof parsed === 'string') throw httpError(401, `device signature rejected: ${parsed}`);
+    const params = req.params as { id?: string };
+    if (params.id !== parsed.deviceId)
+      throw httpError(403, 'the signing device is not the device in the path');
+    let key = keyCache.get(parsed.deviceId);
+    if (!key) {
+      const device = await opts.store.getDevice(parsed.deviceId);
+      if (!device) throw httpError(401, 'device signature rejected: unknown device');
+      key = createPublicKey({
+        key: Buffer.concat([
+          Buffer.from('302a300506032b6570032100', 'hex'),
+          Buffer.from(device.publicKey, 'base64'),
+        ]),
+        format: 'der',
+        type: 'spki',
+      });
+      // Safe to cache forever: the device id is a hash of this very key.
+      if (keyCache.size > 100_000) keyCache.clear();
+      keyCache.set(parsed.deviceId, key);
+    }
+    if (!verifyDeviceSignature(parsed, { method: req.method, path: req.url, body: req.rawBody }, key)) {
+      throw httpError(401, 'device signature rejected: bad-signature');
+    }
+    const expires = new Date(parsed.timestamp + MAX_SKEW_MS + 1000).toISOString();
+    if (!(await opts.store.useNonce(parsed.deviceId, parsed.nonce, expires))) {
+      throw httpError(401, 'device signature rejected: replayed request (nonce already used)');
+    }
+    req.deviceId = parsed.deviceId;
+  };
+
+  const adminAuth = (scope: TokenScope) => async (req: FastifyRequest) => {
+    const header = req.headers.authorization;
+    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    if (!token) throw httpError(401, 'an admin token is required (Authorization: Bearer srt_…)');
+    const record = await opts.store.findToken(hashAdminToken(token));
+    if (!record) throw httpError(401, 'unknown or revoked admin token');
+    if (scope === 'admin' && record.scope !== 'admin') throw httpError(403, 'this token is read-only');
+    req.adminToken = record;
+  };
+
+  app.setErrorHandler(
+    (err: Error & { statusCode?: number; validation?: unknown }, req, reply: FastifyReply) => {
+      const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+      if (status >= 500) req.log.error({ err }, 'request failed');
+      const message =
+        status >= 500 ? 'internal error' : err.validation ? `invalid request: ${err.message}` : err.message;
+      return reply.status(status).send({
+        statusCode: status,
+        error: STATUS_CODES[status] ?? 'Error',
+        message,
+      });
+    },
+  );
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true, store: opts.store.kind }));
+
+  await app.register(
+    async (v1) => {
+      registerDeviceRoutes(v1, opts, deviceAuth);
+      registerAdminRoutes(v1, opts, adminAuth);
+    },
+    { prefix: '/v1' },
+  );
+
+  // Forget nonces once their timestamps have left the acceptance window.
+  const purge = setInterval(() => {
+    opts.store
+      .purgeNonces(opts.now().toISOString())
+      .catch((err) => app.log.warn({ err }, 'nonce purge failed'));
+  }, 60_000);
+  purge.unref();
+  app.addHook('onClose', async () => clearInterval(purge));
+  return app;
+}

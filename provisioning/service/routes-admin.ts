@@ -1,0 +1,292 @@
+// IT-facing routes (admin tokens): claim activation codes, the fleet, configuration, revocation,
+// decommissioning, audit log, more tokens. Every change is written to the audit log with the token's
+// name as the actor, in the same transaction as the change.
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { issueDeviceCertificateDetailed } from '../../src/pki/index.js';
+import { CODE_ALPHABET, hashActivationCode, normalizeActivationCode } from '../activation-code.js';
+import { type DeviceRecord, StoreConflict, type TokenScope } from '../store/store.js';
+import { generateAdminToken, hashAdminToken } from '../tokens.js';
+import { httpError, type ResolvedOptions } from './app.js';
+import { pkiToHttp } from './routes-device.js';
+import {
+  AuditList,
+  type AuditQuery,
+  ClaimRequest,
+  ConfigBody,
+  DeviceDetail,
+  DeviceIdParams,
+  DeviceList,
+  type DeviceListQuery,
+  DeviceListQuery as DeviceListQuerySchema,
+  AuditQuery as AuditQuerySchema,
+  ErrorReply,
+  ReasonBody,
+  TokenRequest,
+} from './schemas.js';
+
+type AuthFor = (scope: TokenScope) => (req: FastifyRequest) => Promise<void>;
+
+const errors = {
+  400: ErrorReply,
+  401: ErrorReply,
+  403: ErrorReply,
+  404: ErrorReply,
+  409: ErrorReply,
+  410: ErrorReply,
+  429: ErrorReply,
+};
+const security = [{ adminToken: [] }];
+
+export function summary(d: DeviceRecord) {
+  return {
+    id: d.id,
+    status: d.status,
+    roomName: d.roomName,
+    site: d.site,
+    softwareVersion: d.softwareVersion,
+    lastSeenAt: d.lastSeenAt,
+    certSerial: d.certSerial,
+    certNotAfter: d.certNotAfter,
+    createdAt: d.createdAt,
+  };
+}
+
+export function detail(d: DeviceRecord) {
+  return {
+    ...summary(d),
+    policy: d.policy,
+    inventory: d.inventory,
+    config: d.config,
+    configVersion: d.configVersion,
+    claimedAt: d.claimedAt,
+    claimedBy: d.claimedBy,
+    revokedAt: d.revokedAt,
+    health: d.health,
+  };
+}
+
+function actorOf(req: FastifyRequest): string {
+  return req.adminToken?.name ?? 'unknown';
+}
+
+export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions, auth: AuthFor): void {
+  const { store } = opts;
+  const read = auth('read');
+  const admin = auth('admin');
+
+  app.post<{ Body: ClaimRequest }>(
+    '/claims',
+    {
+      schema: {
+        summary: 'Claim an activation code: assign room, site, policy; issues the device certificate',
+        tags: ['admin'],
+        security,
+        body: ClaimRequest,
+        response: { 201: DeviceDetail, ...errors },
+      },
+      preHandler: admin,
+      config: { rateLimit: { max: opts.rateLimits.claimsPerMinute, timeWindow: 60_000 } },
+    },
+    async (req, reply) => {
+      const code = normalizeActivationCode(req.body.activationCode);
+      if (!code) {
+        throw httpError(
+          400,
+          `an activation code is 8 characters from ${CODE_ALPHABET} (dashes and spaces ignored)`,
+        );
+      }
+      const enrollment = await store.findEnrollmentByCodeHash(hashActivationCode(code));
+      if (!enrollment) throw httpError(404, 'unknown activation code');
+      if (enrollment.usedAt) throw httpError(409, 'this activation code was already used');
+      const now = opts.now();
+      if (Date.parse(enrollment.expiresAt) <= now.getTime()) {
+        throw httpError(
+          410,
+          'this activation code has expired: restart enrollment on the device for a new one',
+        );
+      }
+      const device = await store.getDevice(enrollment.deviceId);
+      if (device?.status !== 'pending') throw httpError(409, 'the device is not waiting for a claim');
+      const issued = await issueDeviceCertificateDetailed({
+        ca: opts.ca,
+        csrPem: device.csrPem,
+        deviceId: device.id,
+        roomName: req.body.roomName,
+        site: req.body.site,
+        org: opts.org,
+        validityDays: opts.certValidityDays,
+        now,
+      }).catch((err) => {
+        throw pkiToHttp(err);
+      });
+      try {
+        await store.claim({
+          enrollmentId: enrollment.id,
+          deviceId: device.id,
+          roomName: req.body.roomName,
+          site: req.body.site,
+          policy: req.body.policy ?? 'default',
+          config: req.body.config ?? {},
+          cert: {
+            serial: issued.serial,
+            certPem: issued.certPem,
+            notBefore: issued.notBefore.toISOString(),
+            notAfter: issued.notAfter.toISOString(),
+            issuedAt: now.toISOString(),
+          },
+          actor: actorOf(req),
+          now: now.toISOString(),
+        });
+      } catch (err) {
+        if (err instanceof StoreConflict) throw httpError(409, err.message);
+        throw err;
+      }
+      req.log.info({ deviceId: device.id, actor: actorOf(req) }, 'device claimed');
+      return reply.status(201).send(detail((await store.getDevice(device.id))!));
+    },
+  );
+
+  app.get<{ Querystring: DeviceListQuery }>(
+    '/devices',
+    {
+      schema: {
+        summary: 'List and filter the fleet',
+        tags: ['admin'],
+        security,
+        querystring: DeviceListQuerySchema,
+        response: { 200: DeviceList, ...errors },
+      },
+      preHandler: read,
+    },
+    async (req) => {
+      const { total, items } = await store.listDevices(req.query);
+      return { total, items: items.map(summary) };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/devices/:id',
+    {
+      schema: {
+        summary: 'Device detail with the last heartbeat health',
+        tags: ['admin'],
+        security,
+        params: DeviceIdParams,
+        response: { 200: DeviceDetail, ...errors },
+      },
+      preHandler: read,
+    },
+    async (req) => {
+      const d = await store.getDevice(req.params.id);
+      if (!d) throw httpError(404, 'unknown device');
+      return detail(d);
+    },
+  );
+
+  app.put<{ Params: { id: string }; Body: { config: Record<string, unknown> } }>(
+    '/devices/:id/config',
+    {
+      schema: {
+        summary: 'Replace the device configuration (delivered in the next heartbeat reply)',
+        tags: ['admin'],
+        security,
+        params: DeviceIdParams,
+        body: ConfigBody,
+        response: { 200: DeviceDetail, ...errors },
+      },
+      preHandler: admin,
+    },
+    async (req) => {
+      if (!(await store.getDevice(req.params.id))) throw httpError(404, 'unknown device');
+      try {
+        await store.setConfig(req.params.id, req.body.config, actorOf(req), opts.now().toISOString());
+      } catch (err) {
+        if (err instanceof StoreConflict) throw httpError(409, err.message);
+        throw err;
+      }
+      return detail((await store.getDevice(req.params.id))!);
+    },
+  );
+
+  for (const [action, status] of [
+    ['revoke', 'revoked'],
+    ['decommission', 'decommissioned'],
+  ] as const) {
+    app.post<{ Params: { id: string }; Body: { reason?: string } | undefined }>(
+      `/devices/:id/${action}`,
+      {
+        schema: {
+          summary:
+            action === 'revoke'
+              ? 'Revoke the device and its certificates (the relay refuses it)'
+              : 'Decommission: revoke and retire the device',
+          tags: ['admin'],
+          security,
+          params: DeviceIdParams,
+          body: ReasonBody,
+          response: { 200: DeviceDetail, ...errors },
+        },
+        preHandler: admin,
+      },
+      async (req) => {
+        if (!(await store.getDevice(req.params.id))) throw httpError(404, 'unknown device');
+        try {
+          await store.revoke(
+            req.params.id,
+            actorOf(req),
+            req.body?.reason ?? '',
+            opts.now().toISOString(),
+            status,
+          );
+        } catch (err) {
+          if (err instanceof StoreConflict) throw httpError(409, err.message);
+          throw err;
+        }
+        req.log.info({ deviceId: req.params.id, actor: actorOf(req) }, `device ${status}`);
+        return detail((await store.getDevice(req.params.id))!);
+      },
+    );
+  }
+
+  app.get<{ Querystring: AuditQuery }>(
+    '/audit',
+    {
+      schema: {
+        summary: 'Audit log of admin actions, newest first',
+        tags: ['admin'],
+        security,
+        querystring: AuditQuerySchema,
+        response: { 200: AuditList, ...errors },
+      },
+      preHandler: read,
+    },
+    async (req) => store.listAudit(req.query),
+  );
+
+  app.post<{ Body: { name: string; scope: TokenScope } }>(
+    '/tokens',
+    {
+      schema: {
+        summary: 'Create an admin API token (shown once)',
+        tags: ['admin'],
+        security,
+        body: TokenRequest,
+      },
+      preHandler: admin,
+    },
+    async (req, reply) => {
+      const token = generateAdminToken();
+      const id = randomBytes(8).toString('hex');
+      await store.createToken({
+        id,
+        name: req.body.name,
+        tokenHash: hashAdminToken(token),
+        scope: req.body.scope,
+        actor: actorOf(req),
+        now: opts.now().toISOString(),
+      });
+      return reply.status(201).send({ id, name: req.body.name, scope: req.body.scope, token });
+    },
+  );
+}

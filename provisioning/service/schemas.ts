@@ -1,0 +1,226 @@
+// TypeBox schemas of every /v1 route (request and response). They are the validation, the
+// serialization and the OpenAPI document at once.
+import { type Static, Type } from '@sinclair/typebox';
+
+/** Printable text: no control characters (C0, DEL, C1), trimmed length 1..max. */
+export const Text = (maxLength: number, description?: string) =>
+  Type.String({
+    minLength: 1,
+    maxLength,
+    pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]*$',
+    ...(description ? { description } : {}),
+  });
+
+export const DeviceId = Type.String({
+  pattern: '^sr-[a-z2-7]{20}$',
+  description: 'derived from the device key',
+});
+export const Serial = Type.String({ pattern: '^[0-9a-f]{2,64}$' });
+export const DeviceStatus = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('active'),
+  Type.Literal('revoked'),
+  Type.Literal('decommissioned'),
+]);
+export const ErrorReply = Type.Object({
+  statusCode: Type.Integer(),
+  error: Type.String(),
+  message: Type.String(),
+});
+
+const Bytes = Type.Integer({ minimum: 0 });
+export const Inventory = Type.Object(
+  {
+    model: Type.Optional(Text(200)),
+    manufacturer: Type.Optional(Text(200)),
+    serial: Type.Optional(Text(200)),
+    macs: Type.Optional(Type.Array(Type.String({ pattern: '^[0-9a-fA-F:]{11,23}$' }), { maxItems: 32 })),
+    cpu: Type.Optional(Text(200)),
+    cores: Type.Optional(Type.Integer({ minimum: 0, maximum: 4096 })),
+    memoryBytes: Type.Optional(Bytes),
+    cameras: Type.Optional(Type.Array(Text(200), { maxItems: 32 })),
+    audioDevices: Type.Optional(Type.Array(Text(200), { maxItems: 64 })),
+    displays: Type.Optional(Type.Array(Text(200), { maxItems: 16 })),
+    os: Type.Optional(Text(200)),
+  },
+  { additionalProperties: false },
+);
+
+export const EnrollRequest = Type.Object(
+  {
+    csr: Type.String({ minLength: 1, maxLength: 4096, description: 'PEM PKCS#10, Ed25519, CN = device id' }),
+    softwareVersion: Text(64),
+    inventory: Inventory,
+  },
+  { additionalProperties: false },
+);
+export type EnrollRequest = Static<typeof EnrollRequest>;
+
+export const EnrollReply = Type.Object({
+  enrollmentId: Type.String(),
+  deviceId: DeviceId,
+  activationCode: Type.String({ description: 'XXXX-XXXX, single use' }),
+  expiresAt: Type.String({ format: 'date-time' }),
+  claimUrl: Type.String(),
+});
+
+export const ClaimRequest = Type.Object(
+  {
+    activationCode: Type.String({ minLength: 1, maxLength: 32 }),
+    roomName: Text(120),
+    site: Text(120),
+    policy: Type.Optional(Text(64)),
+    config: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+export type ClaimRequest = Static<typeof ClaimRequest>;
+
+export const Health = Type.Object(
+  {
+    loadPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 100_000 })),
+    temperatureC: Type.Optional(Type.Union([Type.Number({ minimum: -100, maximum: 300 }), Type.Null()])),
+    memory: Type.Optional(
+      Type.Object({ usedBytes: Bytes, totalBytes: Bytes }, { additionalProperties: false }),
+    ),
+    disk: Type.Optional(
+      Type.Object({ usedBytes: Bytes, totalBytes: Bytes }, { additionalProperties: false }),
+    ),
+    peripherals: Type.Optional(
+      Type.Object(
+        {
+          present: Type.Array(Text(200), { maxItems: 64 }),
+          missing: Type.Array(Text(200), { maxItems: 64 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    meetingState: Type.Optional(Text(32)),
+    uptimeSeconds: Type.Optional(Type.Number({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type Health = Static<typeof Health>;
+
+export const HeartbeatRequest = Type.Object(
+  {
+    softwareVersion: Text(64),
+    configVersion: Type.Integer({ minimum: 0 }),
+    health: Health,
+  },
+  { additionalProperties: false },
+);
+export type HeartbeatRequest = Static<typeof HeartbeatRequest>;
+
+export const HeartbeatReply = Type.Object({
+  status: DeviceStatus,
+  configVersion: Type.Integer(),
+  config: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  renewCertificate: Type.Boolean(),
+  serverTime: Type.String(),
+});
+
+export const CertificateReply = Type.Object({
+  status: DeviceStatus,
+  certPem: Type.Optional(Type.String()),
+  caCertPem: Type.Optional(Type.String()),
+  serial: Type.Optional(Serial),
+  notAfter: Type.Optional(Type.String()),
+  deviceId: DeviceId,
+  roomName: Type.Optional(Type.String()),
+  site: Type.Optional(Type.String()),
+  org: Type.String(),
+  config: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  configVersion: Type.Integer(),
+});
+
+export const RenewRequest = Type.Object(
+  { csr: Type.String({ minLength: 1, maxLength: 4096 }) },
+  { additionalProperties: false },
+);
+
+export const DeviceIdParams = Type.Object({ id: DeviceId });
+
+export const DeviceSummary = Type.Object({
+  id: Type.String(),
+  status: DeviceStatus,
+  roomName: Type.Union([Type.String(), Type.Null()]),
+  site: Type.Union([Type.String(), Type.Null()]),
+  softwareVersion: Type.String(),
+  lastSeenAt: Type.Union([Type.String(), Type.Null()]),
+  certSerial: Type.Union([Type.String(), Type.Null()]),
+  certNotAfter: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+});
+
+export const DeviceDetail = Type.Composite([
+  DeviceSummary,
+  Type.Object({
+    policy: Type.Union([Type.String(), Type.Null()]),
+    inventory: Type.Record(Type.String(), Type.Unknown()),
+    config: Type.Record(Type.String(), Type.Unknown()),
+    configVersion: Type.Integer(),
+    claimedAt: Type.Union([Type.String(), Type.Null()]),
+    claimedBy: Type.Union([Type.String(), Type.Null()]),
+    revokedAt: Type.Union([Type.String(), Type.Null()]),
+    health: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  }),
+]);
+
+export const DeviceListQuery = Type.Object(
+  {
+    status: Type.Optional(DeviceStatus),
+    site: Type.Optional(Text(120)),
+    q: Type.Optional(Text(120)),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type DeviceListQuery = Static<typeof DeviceListQuery>;
+
+export const DeviceList = Type.Object({ total: Type.Integer(), items: Type.Array(DeviceSummary) });
+
+export const ReasonBody = Type.Object({ reason: Type.Optional(Text(500)) }, { additionalProperties: false });
+
+export const ConfigBody = Type.Object(
+  { config: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown()) },
+  { additionalProperties: false },
+);
+
+export const AuditQuery = Type.Object(
+  {
+    actor: Type.Optional(Text(120)),
+    action: Type.Optional(Text(64)),
+    deviceId: Type.Optional(DeviceId),
+    since: Type.Optional(Type.String({ format: 'date-time' })),
+    until: Type.Optional(Type.String({ format: 'date-time' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  },
+  { additionalProperties: false },
+);
+export type AuditQuery = Static<typeof AuditQuery>;
+
+export const AuditList = Type.Array(
+  Type.Object({
+    id: Type.String(),
+    at: Type.String(),
+    actor: Type.String(),
+    action: Type.String(),
+    deviceId: Type.Union([Type.String(), Type.Null()]),
+    details: Type.Record(Type.String(), Type.Unknown()),
+  }),
+);
+
+export const TokenRequest = Type.Object(
+  { name: Text(64), scope: Type.Union([Type.Literal('read'), Type.Literal('admin')]) },
+  { additionalProperties: false },
+);
+
+export const RevocationListReply = Type.Object({
+  issuedAt: Type.String(),
+  revoked: Type.Array(
+    Type.Object({ serial: Type.String(), deviceId: Type.String(), revokedAt: Type.String() }),
+  ),
+  signature: Type.String({ description: 'base64 Ed25519 by the CA key, see src/pki/revocations.ts' }),
+});

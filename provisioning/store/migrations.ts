@@ -1,0 +1,110 @@
+// One ordered list of SQL migrations that runs unchanged on SQLite and PostgreSQL. Each is applied
+// once, inside a transaction, and recorded in schema_migrations. Never edit an applied migration:
+// append a new one.
+import type { Db } from './db.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: 'devices, enrollments, certificates, tokens, audit, nonces',
+    sql: `
+CREATE TABLE devices (
+  id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  public_key TEXT NOT NULL,
+  csr_pem TEXT NOT NULL,
+  inventory TEXT NOT NULL,
+  software_version TEXT NOT NULL,
+  room_name TEXT,
+  site TEXT,
+  policy TEXT,
+  config TEXT NOT NULL,
+  config_version INTEGER NOT NULL,
+  cert_serial TEXT,
+  cert_not_after TEXT,
+  created_at TEXT NOT NULL,
+  claimed_at TEXT,
+  claimed_by TEXT,
+  revoked_at TEXT,
+  last_seen_at TEXT,
+  health TEXT
+);
+CREATE INDEX devices_status ON devices (status);
+CREATE INDEX devices_site ON devices (site);
+CREATE TABLE enrollments (
+  id TEXT PRIMARY KEY,
+  device_id TEXT NOT NULL REFERENCES devices (id),
+  code_hash TEXT NOT NULL UNIQUE,
+  expires_at TEXT NOT NULL,
+  used_at TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX enrollments_device ON enrollments (device_id);
+CREATE TABLE certificates (
+  serial TEXT PRIMARY KEY,
+  device_id TEXT NOT NULL REFERENCES devices (id),
+  cert_pem TEXT NOT NULL,
+  not_before TEXT NOT NULL,
+  not_after TEXT NOT NULL,
+  issued_at TEXT NOT NULL,
+  revoked_at TEXT
+);
+CREATE INDEX certificates_device ON certificates (device_id);
+CREATE INDEX certificates_revoked ON certificates (revoked_at);
+CREATE TABLE admin_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE,
+  scope TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  revoked_at TEXT
+);
+CREATE TABLE audit_log (
+  id TEXT PRIMARY KEY,
+  at TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  device_id TEXT,
+  details TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit_log (at);
+CREATE TABLE device_nonces (
+  device_id TEXT NOT NULL,
+  nonce TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  PRIMARY KEY (device_id, nonce)
+);
+CREATE INDEX device_nonces_expiry ON device_nonces (expires_at);
+`,
+  },
+];
+
+/** Applies pending migrations; returns the versions applied now. Safe against concurrent starts. */
+export async function migrate(db: Db, list: Migration[] = migrations): Promise<number[]> {
+  await db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+  );
+  const applied: number[] = [];
+  for (const m of [...list].sort((a, b) => a.version - b.version)) {
+    await db.transaction(async (tx) => {
+      // Two service instances starting together on PostgreSQL: the second waits here, then skips.
+      if (tx.kind === 'postgres') await tx.exec('SELECT pg_advisory_xact_lock(727001)');
+      const done = await tx.get('SELECT version FROM schema_migrations WHERE version = ?', [m.version]);
+      if (done) return;
+      await tx.exec(m.sql);
+      await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [
+        m.version,
+        m.name,
+        new Date().toISOString(),
+      ]);
+      applied.push(m.version);
+    });
+  }
+  return applied;
+}
