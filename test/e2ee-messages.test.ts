@@ -93,3 +93,30 @@ describe('E2EE wire messages', () => {
     );
   });
 });
+
+describe('sessions fed unvalidated objects', () => {
+  it('report them as rejected instead of throwing', () => {
+    const m = new SimulatedMeeting({
+      meetingId: 'wire-2',
+      leaderId: 'leader',
+      random: seededRandom('unvalidated'),
+      clock: new FakeClock().read,
+      autoAdmit: true,
+    });
+    const participant = m.join('room-a');
+    const junk: unknown[] = [
+      null,
+      7,
+      {},
+      { type: 'e2ee.key' },
+      { v: 1, type: 'e2ee.list', meetingId: 'wire-2', from: 'leader' },
+    ];
+    for (const value of junk) {
+      for (const session of [m.leader, participant]) {
+        const out = session.handle(value as never);
+        expect(out.outgoing).toEqual([]);
+        expect(out.events).toEqual([expect.objectContaining({ type: 'rejected', code: 'malformed' })]);
+      }
+    }
+  });
+});

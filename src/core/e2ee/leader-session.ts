@@ -15,6 +15,7 @@ import {
   type KeyMessage,
   type ListMessage,
   listEntryToWire,
+  validateE2eeMessage,
 } from './messages.js';
 import { type ListEntry, type ListEntryBody, signHeartbeat } from './participant-list.js';
 import { ParticipantSession } from './participant-session.js';
@@ -124,6 +125,7 @@ export class LeaderSession {
   handle(message: E2eeMessage): SessionOutput {
     const out: SessionOutput = { outgoing: [], events: [] };
     try {
+      validateE2eeMessage(message); // callers should have; a bad object must not reach the logic
       this.#requireLeading();
       if (message.meetingId !== this.state.meetingId) throw new E2eeError('wrong-meeting', 'another meeting');
       switch (message.type) {

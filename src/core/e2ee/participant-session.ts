@@ -14,6 +14,7 @@ import {
   type KeyMessage,
   type ListMessage,
   listEntryFromWire,
+  validateE2eeMessage,
 } from './messages.js';
 import { fromBase64Url } from './bytes.js';
 import { checkHeartbeat, type Heartbeat } from './participant-list.js';
@@ -75,6 +76,7 @@ export class ParticipantSession {
   handle(message: E2eeMessage): SessionOutput {
     const out: SessionOutput = { outgoing: [], events: [] };
     try {
+      validateE2eeMessage(message); // callers should have; a bad object must not reach the logic
       if (message.meetingId !== this.state.meetingId) {
         throw new E2eeError('wrong-meeting', 'message for another meeting');
       }

@@ -155,10 +155,15 @@ export class SessionState {
 
 export function rejected(message: { type: string; from: string }, error: unknown): SessionEvent {
   if (error instanceof E2eeError) {
+    // `message` may be anything a caller passed in unvalidated: read it defensively.
+    const fields = (typeof message === 'object' && message !== null ? message : {}) as Record<
+      string,
+      unknown
+    >;
     return {
       type: 'rejected',
-      messageType: message.type,
-      from: message.from,
+      messageType: String(fields.type ?? '?').slice(0, 64),
+      from: String(fields.from ?? '?').slice(0, 128),
       code: error.code,
       reason: error.message,
     };
