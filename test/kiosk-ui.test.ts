@@ -301,6 +301,67 @@ describe('kiosk screens', () => {
   });
 });
 
+describe('kiosk resilience', () => {
+  it('works by touch: taps start a meeting and mute', async () => {
+    const { page, room } = await setUp();
+    await page.tap('[data-testid=start-meeting]');
+    await page.waitForSelector('[data-testid=security-code]');
+    await page.tap('[data-testid=mute]');
+    await page.waitForSelector('[data-testid=mute][aria-pressed=true]');
+    expect(room.calls.map((c) => c.action)).toEqual(['startMeeting', 'setMicMuted']);
+  });
+
+  it('keeps a scrolled roster where it was when unrelated state changes', async () => {
+    const { page, store, room, server } = await setUp(toIdle, { width: 1280, height: 720 });
+    await busyMeeting({ store, room, server });
+    const roster = page.locator('[data-testid=roster]');
+    await page.waitForSelector('[data-testid=roster] li:nth-child(25)');
+    await roster.evaluate((el) => {
+      el.scrollTop = 200;
+    });
+    const before = await roster.evaluate((el) => el.scrollTop);
+    expect(before).toBeGreaterThan(100);
+    store.update((s) => {
+      s.media.volume = 35;
+    });
+    await page.waitForFunction(() => document.querySelector('[data-testid=volume]')?.textContent === '35%');
+    expect(await roster.evaluate((el) => el.scrollTop)).toBe(before);
+  });
+
+  it('says when it lost the daemon and catches up after the daemon restarts', async () => {
+    const first = await setUp();
+    await first.page.click('[data-testid=start-meeting]');
+    await first.page.waitForSelector('[data-testid=security-code]');
+    const port = Number(new URL(first.server.url).port);
+    await first.server.close();
+    await first.page.waitForSelector('[data-alert=kiosk-link]', { timeout: 10_000 });
+    // A restarted daemon starts over at a low revision, idle, and its screen must follow it anyway.
+    const store = new StateStore(initialState('0.1.0-test'));
+    toIdle(store);
+    store.update((s) => {
+      s.device.roomName = 'Boardroom (restarted)';
+    });
+    const again = await createControlServer({
+      state: store,
+      actions: new RoomDouble(store),
+      log: silentLogger,
+      uiDir: ui.dir,
+      port,
+    });
+    open.push({
+      context: await browser.newContext(),
+      room: { store, room: new RoomDouble(store), server: again },
+    });
+    await first.page.waitForFunction(
+      () => document.querySelector('[data-testid=room-name]')?.textContent === 'Boardroom (restarted)',
+      undefined,
+      { timeout: 15_000 },
+    );
+    expect(await first.page.getAttribute('.app', 'data-screen')).toBe('idle');
+    await first.page.waitForSelector('[data-alert=kiosk-link]', { state: 'detached' });
+  });
+});
+
 const SIZES = [
   { width: 1280, height: 720 },
   { width: 1920, height: 1080 },

@@ -11,7 +11,24 @@ let toastTimer: number | undefined;
 
 function render(): void {
   if (!state) return;
+  // Each state push redraws the screen; keep where people scrolled long lists and which button has
+  // keyboard focus, so a volume change elsewhere does not jump the roster back to the top.
+  const scrolled = new Map<string, number>();
+  for (const el of root.querySelectorAll<HTMLElement>('[data-testid=roster], [data-testid=waiting]')) {
+    scrolled.set(el.dataset.testid!, el.scrollTop);
+  }
+  const focused = document.activeElement?.closest<HTMLElement>('[data-testid], [data-key]');
+  const focusKey = focused?.dataset.testid
+    ? `[data-testid="${focused.dataset.testid}"]`
+    : focused?.dataset.key
+      ? `[data-key="${focused.dataset.key}"]`
+      : undefined;
   root.replaceChildren(renderApp(state, local, { act, setLocal }));
+  for (const [id, top] of scrolled) {
+    const el = root.querySelector<HTMLElement>(`[data-testid="${id}"]`);
+    if (el) el.scrollTop = top;
+  }
+  if (focusKey) root.querySelector<HTMLElement>(focusKey)?.focus({ preventScroll: true });
 }
 
 function setLocal(change: Partial<LocalState>): void {
@@ -54,6 +71,7 @@ function connect(): void {
   events.addEventListener('open', () => {
     fresh = true;
     window.clearTimeout(downTimer);
+    downTimer = undefined;
     if (!local.connected) setLocal({ connected: true });
   });
   events.addEventListener('state', (ev) => {
@@ -65,9 +83,18 @@ function connect(): void {
     render();
   });
   events.addEventListener('error', () => {
-    // EventSource retries on its own; only say so when the gap is long enough to notice.
-    window.clearTimeout(downTimer);
+    // A refused stream (an HTTP error instead of events) is final for EventSource: start over.
+    if (events.readyState === EventSource.CLOSED) {
+      window.clearTimeout(downTimer);
+      setLocal({ connected: false });
+      window.setTimeout(connect, 2000);
+      return;
+    }
+    // EventSource retries on its own (about every second); say so only when the gap is long enough
+    // to notice. Retries keep failing meanwhile, so arm the timer once, not on every error.
+    if (downTimer !== undefined) return;
     downTimer = window.setTimeout(() => {
+      downTimer = undefined;
       if (events.readyState !== EventSource.OPEN) setLocal({ connected: false });
     }, 2000);
   });
