@@ -75,6 +75,29 @@ describe('E2EE meeting sessions', () => {
     expectMediaFlows(m);
   });
 
+  it('auto-admits joiners in batches: several joins, one rekey on the next tick', () => {
+    const clock = new FakeClock();
+    const m = new SimulatedMeeting({
+      meetingId: 'meeting-batched',
+      leaderId: 'leader',
+      random: seededRandom('batched'),
+      clock: clock.read,
+      autoAdmit: true,
+      admitBatchMs: 500,
+    });
+    const epoch = m.leader.epoch;
+    for (const id of ['room-a', 'room-b', 'room-c']) m.join(id);
+    expect(m.leader.members).toEqual(['leader']);
+    clock.advance(499);
+    m.tick();
+    expect(m.leader.members).toEqual(['leader']);
+    clock.advance(1);
+    m.tick();
+    expect(m.leader.members.sort()).toEqual(['leader', 'room-a', 'room-b', 'room-c']);
+    expect(m.leader.epoch).toBe(epoch + 1);
+    expectMediaFlows(m);
+  });
+
   it('rekeys on leave; the departed participant cannot decrypt what follows', () => {
     const { m } = meeting('leave', { autoAdmit: true });
     for (const id of ['room-a', 'room-b', 'room-c']) m.join(id);

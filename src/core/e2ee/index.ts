@@ -11,7 +11,8 @@
 //   send(participant.start().outgoing);                 // its signed binding → relay → leader
 //   // everywhere: feed every E2EE message from the relay, send what comes out, act on the events
 //   const { outgoing, events } = session.handle(validateE2eeMessage(JSON.parse(text)));
-//   // leader only: leader.admit([ids]) / leader.deny(id) on 'admission-request', leader.remove(id)
+//   // leader only: leader.admit([ids]) / leader.deny(id) on 'admission-request' (or the options
+//   // autoAdmit + admitBatchMs: joiners are admitted together on tick()), leader.remove(id)
 //   // when the relay reports a leave, leader.lock()/unlock(), leader.handOver(id); and call
 //   // session.tick() every second or so (periodic heartbeat/rekey, certification timeout, overlap end).
 //   // a participant whose 'leader-changed' event has isSelf: LeaderSession.takeOver(participant).

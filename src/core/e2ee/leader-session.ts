@@ -29,8 +29,13 @@ import {
 } from './session-core.js';
 
 export interface LeaderOptions {
-  /** Admit every valid binding at once instead of emitting 'admission-request' (default false). */
+  /** Admit every valid binding without asking, instead of emitting 'admission-request' (default false). */
   autoAdmit?: boolean;
+  /**
+   * With autoAdmit: collect joiners for this long and admit them together in one rekey on tick()
+   * (default 0: admit each at once).
+   */
+  admitBatchMs?: number;
   /** Periodic rekey (default 5 minutes, as Zoom). */
   rekeyIntervalMs?: number;
   /** Periodic heartbeat (default 10 s). */
@@ -50,6 +55,7 @@ export const LIST_ENTRIES_PER_MESSAGE = 128;
 
 const DEFAULTS = {
   autoAdmit: false,
+  admitBatchMs: 0,
   rekeyIntervalMs: 300_000,
   heartbeatIntervalMs: 10_000,
   certifyTimeoutMs: 2_000,
@@ -63,6 +69,7 @@ export class LeaderSession {
   #lastRekeyAt = 0;
   #lastHeartbeatAt = 0;
   #steppedDown = false;
+  #batchOpenedAt: number | undefined; // autoAdmit batching: when the first waiting joiner arrived
 
   private constructor(state: SessionState, options: LeaderOptions) {
     this.state = state;
@@ -229,6 +236,16 @@ export class LeaderSession {
     const out: SessionOutput = { outgoing: [], events: [] };
     if (this.#steppedDown) return out;
     const now = this.state.clock();
+    if (
+      this.#batchOpenedAt !== undefined &&
+      now - this.#batchOpenedAt >= this.#options.admitBatchMs &&
+      !this.state.list.locked
+    ) {
+      this.#batchOpenedAt = undefined;
+      const admitted = this.admit(this.waiting);
+      out.outgoing.push(...admitted.outgoing);
+      out.events.push(...admitted.events);
+    }
     if (this.#pending && now - this.#pending.since >= this.#options.certifyTimeoutMs) this.#certify(out);
     if (now - this.#lastRekeyAt >= this.#options.rekeyIntervalMs) this.#rekey(out);
     else if (now - this.#lastHeartbeatAt >= this.#options.heartbeatIntervalMs) this.#heartbeat(out);
@@ -249,7 +266,9 @@ export class LeaderSession {
       throw new E2eeError('untrusted-identity', `${binding.participantId} is not trusted`);
     }
     this.#waiting.set(binding.participantId, binding);
-    if (this.#options.autoAdmit) {
+    if (this.#options.autoAdmit && this.#options.admitBatchMs > 0) {
+      this.#batchOpenedAt ??= this.state.clock(); // admitted together by tick()
+    } else if (this.#options.autoAdmit) {
       const admitted = this.admit([binding.participantId]);
       out.outgoing.push(...admitted.outgoing);
       out.events.push(...admitted.events);
