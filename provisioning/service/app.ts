@@ -28,9 +28,11 @@ export interface ServiceOptions {
   rateLimits?: { enrollmentsPerMinute?: number; claimsPerMinute?: number };
   bodyLimitBytes?: number;
   now?: () => Date;
+  /** PEM TLS certificate and key: serve HTTPS. */
+  https?: { cert: string; key: string };
 }
 
-export interface ResolvedOptions extends Required<Omit<ServiceOptions, 'logger' | 'rateLimits'>> {
+export interface ResolvedOptions extends Required<Omit<ServiceOptions, 'logger' | 'rateLimits' | 'https'>> {
   rateLimits: { enrollmentsPerMinute: number; claimsPerMinute: number };
 }
 
@@ -67,6 +69,7 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     loggerInstance: options.logger || undefined,
     logger: options.logger === false ? false : undefined,
     bodyLimit: opts.bodyLimitBytes,
+    ...(options.https ? { https: options.https } : {}),
     disableRequestLogging: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   } as never) as unknown as FastifyInstance;

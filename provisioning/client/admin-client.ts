@@ -1,0 +1,64 @@
+// What IT's tools say to the provisioning service, with an admin token. Used by `sealroom admin`.
+import { requestJson } from './http.js';
+
+export class AdminClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string,
+  ) {}
+
+  async #call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return (
+      await requestJson<T>(`${this.baseUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token}` },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      })
+    ).body;
+  }
+
+  claim(body: { activationCode: string; roomName: string; site: string; policy?: string; config?: object }) {
+    return this.#call<Record<string, unknown>>('POST', '/v1/claims', body);
+  }
+
+  listDevices(query: Record<string, string | number | undefined> = {}) {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
+    return this.#call<{ total: number; items: Record<string, unknown>[] }>('GET', `/v1/devices?${qs}`);
+  }
+
+  showDevice(id: string) {
+    return this.#call<Record<string, unknown>>('GET', `/v1/devices/${encodeURIComponent(id)}`);
+  }
+
+  revoke(id: string, reason?: string) {
+    return this.#call<Record<string, unknown>>('POST', `/v1/devices/${encodeURIComponent(id)}/revoke`, {
+      reason,
+    });
+  }
+
+  decommission(id: string, reason?: string) {
+    return this.#call<Record<string, unknown>>('POST', `/v1/devices/${encodeURIComponent(id)}/decommission`, {
+      reason,
+    });
+  }
+
+  setConfig(id: string, config: Record<string, unknown>) {
+    return this.#call<Record<string, unknown>>('PUT', `/v1/devices/${encodeURIComponent(id)}/config`, {
+      config,
+    });
+  }
+
+  audit(query: Record<string, string | number | undefined> = {}) {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
+    return this.#call<Record<string, unknown>[]>('GET', `/v1/audit?${qs}`);
+  }
+
+  createToken(name: string, scope: 'read' | 'admin') {
+    return this.#call<{ id: string; name: string; scope: string; token: string }>('POST', '/v1/tokens', {
+      name,
+      scope,
+    });
+  }
+}

@@ -1,0 +1,91 @@
+// What a device says to the provisioning service. Every call after enrollment is signed with the
+// identity key (provisioning/device-auth.ts). Used by device/enrollment's runner, tests and the bench.
+import type { KeyObject } from 'node:crypto';
+import { signDeviceRequest } from '../device-auth.js';
+import { requestJson } from './http.js';
+
+export interface EnrollResponse {
+  enrollmentId: string;
+  deviceId: string;
+  activationCode: string;
+  expiresAt: string;
+  claimUrl: string;
+}
+
+export interface CertificateResponse {
+  status: 'pending' | 'active' | 'revoked' | 'decommissioned';
+  deviceId: string;
+  certPem?: string;
+  caCertPem?: string;
+  serial?: string;
+  notAfter?: string;
+  roomName?: string;
+  site?: string;
+  org: string;
+  config?: Record<string, unknown>;
+  configVersion: number;
+}
+
+export interface HeartbeatResponse {
+  status: string;
+  configVersion: number;
+  config?: Record<string, unknown>;
+  renewCertificate: boolean;
+  serverTime: string;
+}
+
+export class DeviceProvisioningClient {
+  constructor(
+    readonly baseUrl: string,
+    readonly deviceId: string,
+    private readonly privateKey: KeyObject,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async enroll(body: { csr: string; softwareVersion: string; inventory: Record<string, unknown> }) {
+    return (
+      await requestJson<EnrollResponse>(`${this.baseUrl}/v1/enrollments`, {
+        method: 'POST',
+        body: JSON.stringify(body),
+      })
+    ).body;
+  }
+
+  async #signed<T>(method: string, path: string, payload?: unknown): Promise<{ status: number; body: T }> {
+    const body = payload === undefined ? '' : JSON.stringify(payload);
+    const headers = signDeviceRequest({
+      privateKey: this.privateKey,
+      deviceId: this.deviceId,
+      method,
+      path,
+      body,
+      now: this.now(),
+    });
+    return requestJson<T>(`${this.baseUrl}${path}`, {
+      method,
+      headers,
+      body: payload === undefined ? undefined : body,
+    });
+  }
+
+  async fetchCertificate(): Promise<CertificateResponse> {
+    return (await this.#signed<CertificateResponse>('GET', `/v1/devices/${this.deviceId}/certificate`)).body;
+  }
+
+  async heartbeat(body: {
+    softwareVersion: string;
+    configVersion: number;
+    health: Record<string, unknown>;
+  }): Promise<HeartbeatResponse> {
+    return (await this.#signed<HeartbeatResponse>('POST', `/v1/devices/${this.deviceId}/heartbeat`, body))
+      .body;
+  }
+
+  async renew(csr: string): Promise<CertificateResponse> {
+    return (
+      await this.#signed<CertificateResponse>('POST', `/v1/devices/${this.deviceId}/certificate/renewal`, {
+        csr,
+      })
+    ).body;
+  }
+}
