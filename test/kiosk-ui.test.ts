@@ -3,6 +3,7 @@
 // resolutions (screenshots in test-artifacts/kiosk/) and colour contrast with axe-core.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { initialState, StateStore, type VerifiedIdentity } from '../device/daemon/state.js';
@@ -154,6 +155,22 @@ describe('kiosk screens', () => {
     });
     const box = await qr.boundingBox();
     expect(box!.height).toBeGreaterThan(1080 * 0.4);
+    // The code as drawn on the wall decodes (jsQR, a reader we did not write) to the claim URL.
+    await page.addScriptTag({ path: createRequire(import.meta.url).resolve('jsqr/dist/jsQR.js') });
+    const decoded = await page.evaluate(() => {
+      const img = document.querySelector<HTMLImageElement>('[data-testid=claim-qr]')!;
+      const canvas = document.createElement('canvas');
+      canvas.width = img.width;
+      canvas.height = img.height;
+      const ctx = canvas.getContext('2d')!;
+      ctx.drawImage(img, 0, 0, img.width, img.height);
+      const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
+      type Reader = (d: Uint8ClampedArray, w: number, h: number) => { data: string } | null;
+      const lib = (window as unknown as { jsQR: Reader | { default: Reader } }).jsQR;
+      const read = typeof lib === 'function' ? lib : lib.default;
+      return read(pixels.data, pixels.width, pixels.height)?.data ?? null;
+    });
+    expect(decoded).toBe(store.get().enrollment!.claimUrl);
     const codeHeight = (await page.locator('[data-testid=activation-code]').boundingBox())!.height;
     expect(codeHeight).toBeGreaterThan(1080 * 0.08);
     expect(await page.textContent('.instructions')).toContain('provisioning console');
