@@ -335,6 +335,56 @@ describe('E2EE meeting sessions', () => {
     expect(old.receiveKeys.every((k) => k.key.some((b) => b !== 0))).toBe(true);
   });
 
+  it('copes with reordering: a heartbeat ahead of its list entries, a certification ahead of its key', () => {
+    const clock = new FakeClock();
+    const random = seededRandom('reorder');
+    const { session: leader } = LeaderSession.create({
+      meetingId: 'm-r',
+      participantId: 'leader',
+      identity: IdentityKeyPair.generate(random),
+      random,
+      clock: clock.read,
+      autoAdmit: true,
+    });
+    const p = new ParticipantSession({
+      meetingId: 'm-r',
+      participantId: 'room-a',
+      identity: IdentityKeyPair.generate(random),
+      random,
+      clock: clock.read,
+    });
+    const deliver = (messages: E2eeMessage[]) => {
+      const acks: E2eeMessage[] = [];
+      for (const msg of messages) acks.push(...p.handle(msg).outgoing);
+      return acks;
+    };
+    for (const ack of deliver(leader.handle(p.start().outgoing[0]!).outgoing))
+      deliver(leader.handle(ack).outgoing);
+    expect(p.epoch).toBe(leader.epoch);
+
+    // lock → [list entry, heartbeat for the new head]; the heartbeat arrives first.
+    const locked = leader.lock().outgoing;
+    const [list, heartbeat] = [
+      locked.find((x) => x.type === 'e2ee.list')!,
+      locked.find((x) => x.type === 'e2ee.heartbeat')!,
+    ];
+    expect(p.handle(heartbeat).events).toEqual([]); // kept: entries still on their way
+    expect(p.handle(list).events.some((e) => e.type === 'rejected')).toBe(false);
+    expect(p.state.list.locked).toBe(true);
+
+    // A rekey certified by timeout; the heartbeat overtakes the wrapped key.
+    const epoch = leader.epoch;
+    const wrapped = leader.rekey().outgoing.find((x) => x.type === 'e2ee.key')!;
+    clock.advance(2_500);
+    const certifying = leader.tick().outgoing.find((x) => x.type === 'e2ee.heartbeat')!;
+    expect(leader.epoch).toBe(epoch + 1);
+    expect(p.handle(certifying).events).toEqual([]);
+    expect(p.epoch).toBe(epoch);
+    const got = p.handle(wrapped);
+    expect(got.events).toContainEqual({ type: 'epoch-certified', epoch: epoch + 1 });
+    expect(p.epoch).toBe(epoch + 1);
+  });
+
   it('certifies after a timeout when a member does not acknowledge', () => {
     const clock = new FakeClock();
     const random = seededRandom('timeout');
