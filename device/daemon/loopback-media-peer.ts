@@ -51,7 +51,11 @@ export class LoopbackMediaPeer extends EventEmitter<{
       headerExtensions: { audio: [useSdesMid()], video: [useSdesMid(), useTransportWideCC()] },
       bundlePolicy: 'max-bundle',
     });
+    const seen = new Set<MediaStreamTrack>();
     this.pc.onTrack.subscribe((track) => {
+      // werift may announce the same remote track again after a renegotiation.
+      if (seen.has(track)) return;
+      seen.add(track);
       const kind = track.kind as Kind;
       track.onReceiveRtp.subscribe((rtp) =>
         this.emit('packet', {

@@ -85,6 +85,8 @@ export class MeetingClient
   #tick: NodeJS.Timeout | undefined;
   #rekeyDebounce: NodeJS.Timeout | undefined;
   #connectedOnce: { resolve: () => void; promise: Promise<void> };
+  #holding = false;
+  #held: ServerMessage[] = [];
   /** Every keys event this device received (tests: what a departed room could still decrypt). */
   readonly keyHistory: KeysEvent[] = [];
 
@@ -134,6 +136,26 @@ export class MeetingClient
   }
 
   async startMeeting(): Promise<{ meetingId: string }> {
+    return this.#holdingMessages(() => this.#startMeeting());
+  }
+
+  async joinMeeting(meetingId: string): Promise<void> {
+    return this.#holdingMessages(() => this.#joinMeeting(meetingId));
+  }
+
+  async #holdingMessages<T>(action: () => Promise<T>): Promise<T> {
+    this.#holding = true;
+    try {
+      return await action();
+    } finally {
+      this.#holding = false;
+      const held = this.#held;
+      this.#held = [];
+      for (const m of held) this.#onRelayMessage(m);
+    }
+  }
+
+  async #startMeeting(): Promise<{ meetingId: string }> {
     const connection = this.#requireConnection();
     if (this.#meeting) throw new Error('already in a meeting: leave it first');
     const reply = await connection.request({ type: 'create' });
@@ -163,7 +185,7 @@ export class MeetingClient
     return { meetingId: reply.meetingId };
   }
 
-  async joinMeeting(meetingId: string): Promise<void> {
+  async #joinMeeting(meetingId: string): Promise<void> {
     const connection = this.#requireConnection();
     if (this.#meeting) throw new Error('already in a meeting: leave it first');
     const reply = await connection.request({ type: 'join', meetingId: meetingId.trim().toLowerCase() });
@@ -335,6 +357,12 @@ export class MeetingClient
   // ---- relay messages ----
 
   #onRelayMessage(message: ServerMessage): void {
+    // While a create/join reply is being turned into #meeting, later frames (an instant admit, the
+    // first E2EE messages) wait, so none is dropped for arriving before the meeting exists.
+    if (this.#holding) {
+      this.#held.push(message);
+      return;
+    }
     this.emit('relay', message);
     const meeting = this.#meeting;
     switch (message.type) {

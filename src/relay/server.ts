@@ -205,13 +205,19 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
 
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
-  app.get('/healthz', async () => ({
-    ok: true,
-    relayId,
-    meetings: registry.meetingCount(),
-    mediaPeers: sfu.peerCount(),
-    connections: sessions.size,
-  }));
+  app.get('/healthz', async () => {
+    const media = sfu.stats();
+    return {
+      ok: true,
+      relayId,
+      meetings: registry.meetingCount(),
+      mediaPeers: media.length,
+      connections: sessions.size,
+      // Totals since start: RTP packets received from publishers, copies forwarded to subscribers.
+      packetsReceived: media.reduce((n, p) => n + p.received, 0),
+      packetsForwarded: media.reduce((n, p) => n + p.forwarded, 0),
+    };
+  });
   app.get(RELAY_WS_PATH, { websocket: true }, (socket) => {
     const session: Session = { id: `c-${randomBytes(6).toString('hex')}`, socket, nonce: newChallenge() };
     sessions.set(session.id, session);
