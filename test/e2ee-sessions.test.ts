@@ -236,7 +236,26 @@ describe('E2EE meeting sessions', () => {
     if (full.type !== 'e2ee.list') throw new Error('not a list');
     const swapped = [...full.entries];
     [swapped[1], swapped[2]] = [swapped[2]!, swapped[1]!];
-    expect(joiner.handle({ ...full, entries: swapped }).events[0]).toMatchObject({ code: 'chain-broken' });
+    const result = joiner.handle({ ...full, entries: swapped });
+    expect(result.events.at(-1)).toMatchObject({ type: 'rejected', code: 'chain-broken' });
+    expect(joiner.state.list.length).toBe(1); // only the create entry before the swap verified
+    expect(joiner.isMember).toBe(false);
+  });
+
+  it('a list message with a bad entry keeps (and reports) the valid entries before it', () => {
+    const { m } = meeting('partial', { autoAdmit: true });
+    m.join('room-a');
+    const p = m.participants.get('room-a')!;
+    const before = p.state.list.length;
+    const lock = m.leader.lock().outgoing.find((x) => x.type === 'e2ee.list')!;
+    const unlock = m.leader.unlock().outgoing.find((x) => x.type === 'e2ee.list')!;
+    if (lock.type !== 'e2ee.list' || unlock.type !== 'e2ee.list') throw new Error('no list');
+    const badUnlock = { ...unlock.entries[0]!, signature: lock.entries[0]!.signature };
+    const out = p.handle({ ...lock, entries: [lock.entries[0]!, badUnlock] });
+    expect(p.state.list.length).toBe(before + 1);
+    expect(out.events.map((e) => e.type)).toEqual(['roster', 'rejected']);
+    expect(out.events[0]).toMatchObject({ locked: true });
+    expect(p.handle(unlock).events.map((e) => e.type)).toEqual(['roster']);
   });
 
   it('a locked meeting takes nobody new until unlocked', () => {

@@ -127,36 +127,51 @@ export class ParticipantSession {
   #onList(message: ListMessage, out: SessionOutput): void {
     const { list } = this.state;
     const leaderBefore = list.leaderId;
-    let changed = false;
-    for (const wire of message.entries) {
-      const entry = listEntryFromWire(wire, this.state.meetingId);
-      if (entry.index < list.length) {
-        // Already applied (a newcomer gets both the full chain and the broadcast): must be identical.
-        if (!bytesEqual(list.entries[entry.index]!.signature, entry.signature)) {
-          throw new E2eeError('chain-broken', `entry ${entry.index} differs from the one already verified`);
-        }
-        continue;
+    const lengthBefore = list.length;
+    let failure: unknown;
+    try {
+      for (const wire of message.entries) {
+        if (this.#applyEntry(wire, out) === 'removed') return;
       }
-      const body = entry.body;
-      if (body.kind === 'create' && !this.state.trustIdentity(body.leaderId, body.leaderIdentityKey)) {
-        throw new E2eeError('untrusted-identity', `leader ${body.leaderId} is not trusted`);
+    } catch (error) {
+      failure = error; // entries before the bad one were verified and stay: report them, then it
+    }
+    if (list.length > lengthBefore) this.#afterListChange(leaderBefore, out);
+    if (failure !== undefined) throw failure;
+  }
+
+  #applyEntry(wire: ListMessage['entries'][number], out: SessionOutput): 'applied' | 'skipped' | 'removed' {
+    const { list } = this.state;
+    const entry = listEntryFromWire(wire, this.state.meetingId);
+    if (entry.index < list.length) {
+      // Already applied (a newcomer gets both the full chain and the broadcast): must be identical.
+      if (!bytesEqual(list.entries[entry.index]!.signature, entry.signature)) {
+        throw new E2eeError('chain-broken', `entry ${entry.index} differs from the one already verified`);
       }
-      if (body.kind === 'leader') {
-        const next = list.member(body.newLeaderId);
-        if (next && !this.state.trustIdentity(next.participantId, next.identityKey)) {
-          throw new E2eeError('untrusted-identity', `new leader ${body.newLeaderId} is not trusted`);
-        }
-      }
-      list.apply(entry);
-      changed = true;
-      if (body.kind === 'leave' && body.participantId === this.state.participantId) {
-        this.state.removed = true;
-        this.state.keys.clear();
-        out.events.push(this.state.roster(), { type: 'removed' });
-        return;
+      return 'skipped';
+    }
+    const body = entry.body;
+    if (body.kind === 'create' && !this.state.trustIdentity(body.leaderId, body.leaderIdentityKey)) {
+      throw new E2eeError('untrusted-identity', `leader ${body.leaderId} is not trusted`);
+    }
+    if (body.kind === 'leader') {
+      const next = list.member(body.newLeaderId);
+      if (next && !this.state.trustIdentity(next.participantId, next.identityKey)) {
+        throw new E2eeError('untrusted-identity', `new leader ${body.newLeaderId} is not trusted`);
       }
     }
-    if (!changed) return;
+    list.apply(entry);
+    if (body.kind === 'leave' && body.participantId === this.state.participantId) {
+      this.state.removed = true;
+      this.state.keys.clear();
+      out.events.push(this.state.roster(), { type: 'removed' });
+      return 'removed';
+    }
+    return 'applied';
+  }
+
+  #afterListChange(leaderBefore: string, out: SessionOutput): void {
+    const { list } = this.state;
     const self = list.member(this.state.participantId);
     if (!this.#joined && self && bytesEqual(self.ephemeralKey, this.state.ephemeral.publicKey)) {
       this.#joined = true;
@@ -175,7 +190,11 @@ export class ParticipantSession {
     const pending = this.#pendingHeartbeat;
     if (pending && pending.listLength <= list.length) {
       this.#pendingHeartbeat = undefined;
-      this.#onHeartbeat(pending, out);
+      try {
+        this.#onHeartbeat(pending, out);
+      } catch (error) {
+        out.events.push(rejected({ type: 'e2ee.heartbeat', from: pending.leaderId }, error));
+      }
     }
     pushDefined(out.events, this.state.keysEvent());
   }
