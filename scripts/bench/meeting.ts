@@ -238,15 +238,17 @@ async function relayForwarding(
   const peers = connections.map(() => new LoopbackMediaPeer());
   let received = 0;
   for (const p of peers.slice(1)) p.on('packet', () => received++);
-  connections.forEach((c, i) => connectMedia(c, peers[i] as LoopbackMediaPeer));
+  for (const [i, c] of connections.entries()) connectMedia(c, peers[i] as LoopbackMediaPeer);
   const publisher = peers[0] as LoopbackMediaPeer;
   await until('all media connections', () => peers.every((p) => p.connected), 60_000);
   const payload = Buffer.alloc(1000, 0x5a);
   let ts = 0;
   const perTick = Math.max(1, Math.round(PUBLISH_PPS / 100));
   const timer = setInterval(() => {
-    for (let i = 0; i < perTick; i++)
-      publisher.send('video', payload, (ts += 900), { marker: i === perTick - 1 });
+    for (let i = 0; i < perTick; i++) {
+      ts += 900;
+      publisher.send('video', payload, ts, { marker: i === perTick - 1 });
+    }
   }, 10);
   await until('every subscriber receiving', () => received > subscribers * 50, 30_000);
   // The relay's own counter of copies forwarded (subscribers decrypting SRTP in this one process
