@@ -40,6 +40,8 @@ export class DeviceProvisioningClient {
     readonly deviceId: string,
     private readonly privateKey: KeyObject,
     private readonly now: () => number = Date.now,
+    /** Aborts requests in flight (the runner's stop()). */
+    private readonly signal?: AbortSignal,
   ) {}
 
   async enroll(body: { csr: string; softwareVersion: string; inventory: Record<string, unknown> }) {
@@ -47,6 +49,7 @@ export class DeviceProvisioningClient {
       await requestJson<EnrollResponse>(`${this.baseUrl}/v1/enrollments`, {
         method: 'POST',
         body: JSON.stringify(body),
+        signal: this.signal,
       })
     ).body;
   }
@@ -65,6 +68,7 @@ export class DeviceProvisioningClient {
       method,
       headers,
       body: payload === undefined ? undefined : body,
+      signal: this.signal,
     });
   }
 

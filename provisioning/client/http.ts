@@ -11,13 +11,21 @@ export class ProvisioningHttpError extends Error {
 
 export async function requestJson<T>(
   url: string,
-  init: { method: string; headers?: Record<string, string>; body?: string; timeoutMs?: number },
+  init: {
+    method: string;
+    headers?: Record<string, string>;
+    body?: string;
+    timeoutMs?: number;
+    signal?: AbortSignal;
+  },
 ): Promise<{ status: number; body: T }> {
   const res = await fetch(url, {
     method: init.method,
     headers: { ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}), ...init.headers },
     body: init.body,
-    signal: AbortSignal.timeout(init.timeoutMs ?? 10_000),
+    signal: init.signal
+      ? AbortSignal.any([init.signal, AbortSignal.timeout(init.timeoutMs ?? 10_000)])
+      : AbortSignal.timeout(init.timeoutMs ?? 10_000),
   });
   const text = await res.text();
   let body: unknown;

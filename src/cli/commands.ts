@@ -9,6 +9,7 @@ import { registerRelayCommand } from './relay.js';
 import { registerRoomCommand } from './room.js';
 import { registerKioskCommand } from '../../device/kiosk/cli.js';
 import { registerHidCommand } from '../../device/hid/cli.js';
+import { registerProvisioningCommands } from '../../provisioning/cli.js';
 
 export function registerCommands(program: Command): void {
   registerSelftestCommand(program); // the crypto core loads only when `selftest` runs
@@ -19,4 +20,5 @@ export function registerCommands(program: Command): void {
   registerDemoCommand(program); // relay/daemon load only when run
   registerKioskCommand(program); // launcher loads only when `kiosk` runs
   registerHidCommand(program); // node-hid loads only when `hid` runs
+  registerProvisioningCommands(program); // `provisioning …` and `admin …`; fastify/stores load only when run
 }

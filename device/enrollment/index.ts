@@ -1,0 +1,38 @@
+// device/enrollment — how a room box joins the organisation and stays known to it.
+//
+// The daemon composer constructs one runner:
+//   const runner = new EnrollmentRunner({
+//     stateDir,            // e.g. /var/lib/sealroom: identity.key (0600), enrollment.json, device.pem, ca.pem
+//     serviceUrl,          // provisioning service base URL
+//     softwareVersion,
+//     state,               // the daemon's StateStore: runner writes `enrollment` (code, expiresAt, claimUrl,
+//                          // status), `device.{deviceId,roomName,org,site}` and phase enrolling → idle
+//     heartbeatIntervalMs?, pollIntervalMs?, backoff?, clock?, logger?, collectHealth?, collectInventory?
+//   });
+//   runner.on('enrolled', (cert) => …)   // { certPem, caCertPem, serial, notAfter, roomName, site, org }
+//   runner.on('config', (config, version) => …)
+//   runner.on('revoked', (message) => …)
+//   await runner.start(); … await runner.stop();
+//   runner.current  → EnrollmentState (phase unregistered | awaiting-claim | enrolled | revoked)
+//   runner.identity → { key, deviceId } (sign with key.privateKey; it never leaves the device)
+//
+// Pure core: ./machine.ts (states, events, nextAction, backoffDelay, toView). I/O: ./runner.ts, ./health.ts.
+export { collectHealth, collectInventory } from './health.js';
+export {
+  backoffDelay,
+  type Certificate,
+  type EnrollmentAction,
+  type EnrollmentEvent,
+  type EnrollmentState,
+  initialEnrollmentState,
+  nextAction,
+  reduce,
+  toView,
+} from './machine.js';
+export {
+  type Clock,
+  EnrollmentRunner,
+  type EnrollmentRunnerOptions,
+  STATE_FILE,
+  systemClock,
+} from './runner.js';

@@ -1,0 +1,281 @@
+// Runs the enrollment state machine against the provisioning service: registers the CSR and
+// inventory, shows the activation code (daemon StateStore → kiosk), polls for the certificate, then
+// sends heartbeats with health and applies config from the replies; renews when asked. State is
+// persisted atomically after each transition (<stateDir>/enrollment.json), so a restart resumes; an
+// unreachable service is retried with exponential backoff (injectable clock for tests).
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { DeviceProvisioningClient } from '../../provisioning/client/device-client.js';
+import { ProvisioningHttpError } from '../../provisioning/client/http.js';
+import { createCsr } from '../../src/pki/index.js';
+import { readJsonIfExists, writeFileAtomic } from '../../src/util/atomic-file.js';
+import { type Logger, silentLogger } from '../../src/util/log.js';
+import type { DeviceState, StateStore } from '../daemon/state.js';
+import { type DeviceIdentity, loadOrCreateIdentity } from '../identity/index.js';
+import { collectHealth, collectInventory } from './health.js';
+import {
+  backoffDelay,
+  type Certificate,
+  type EnrollmentEvent,
+  type EnrollmentState,
+  initialEnrollmentState,
+  nextAction,
+  reduce,
+  toView,
+} from './machine.js';
+
+export interface Clock {
+  now(): number;
+  /** Resolves after ms, or early when signal aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+  random(): number;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  random: () => Math.random(),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+      signal.addEventListener('abort', done);
+    }),
+};
+
+export interface EnrollmentRunnerOptions {
+  /** Holds identity.key (0600), enrollment.json, and device.pem + ca.pem once enrolled. */
+  stateDir: string;
+  /** Base URL of the provisioning service. */
+  serviceUrl: string;
+  softwareVersion: string;
+  /** The daemon's state: the runner writes `enrollment`, `device.{deviceId,roomName,org,site}`, and
+   *  moves `phase` between 'enrolling' and 'idle'. */
+  state?: StateStore;
+  clock?: Clock;
+  logger?: Logger;
+  pollIntervalMs?: number;
+  heartbeatIntervalMs?: number;
+  backoff?: { baseMs: number; maxMs: number };
+  collectInventory?: () => Promise<Record<string, unknown>>;
+  collectHealth?: (state?: DeviceState) => Promise<Record<string, unknown>>;
+}
+
+interface PersistedState {
+  version: 1;
+  state: EnrollmentState;
+}
+
+export const STATE_FILE = 'enrollment.json';
+
+export class EnrollmentRunner extends EventEmitter<{
+  change: [EnrollmentState];
+  enrolled: [Certificate];
+  config: [Record<string, unknown>, number];
+  revoked: [string];
+}> {
+  readonly #opts: EnrollmentRunnerOptions;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  #identity: DeviceIdentity | undefined;
+  #state: EnrollmentState | undefined;
+  #abort = new AbortController();
+  #loop: Promise<void> | undefined;
+  #attempt = 0;
+
+  constructor(opts: EnrollmentRunnerOptions) {
+    super();
+    this.#opts = opts;
+    this.#clock = opts.clock ?? systemClock;
+    this.#log = opts.logger ?? silentLogger;
+  }
+
+  get current(): EnrollmentState | undefined {
+    return this.#state;
+  }
+
+  get identity(): DeviceIdentity | undefined {
+    return this.#identity;
+  }
+
+  /** Loads (or makes) the identity key and the saved state, then runs in the background. */
+  async start(): Promise<void> {
+    if (this.#loop) return;
+    this.#abort = new AbortController();
+    this.#opts.state?.update((s) => {
+      s.enrollment = { status: 'generating-key' };
+    });
+    this.#identity = await loadOrCreateIdentity(this.#opts.stateDir);
+    if (this.#identity.created) this.#log.info({ deviceId: this.#identity.deviceId }, 'identity key created');
+    const saved = await readJsonIfExists<PersistedState>(join(this.#opts.stateDir, STATE_FILE));
+    this.#state =
+      saved?.version === 1 && saved.state.deviceId === this.#identity.deviceId
+        ? saved.state
+        : initialEnrollmentState(this.#identity.deviceId);
+    this.#publish();
+    this.#loop = this.#run().catch((err) =>
+      this.#log.error({ err }, 'enrollment runner stopped on an error'),
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#loop;
+    this.#loop = undefined;
+  }
+
+  async #run(): Promise<void> {
+    const identity = this.#identity!;
+    const signal = this.#abort.signal;
+    const client = new DeviceProvisioningClient(
+      this.#opts.serviceUrl.replace(/\/$/, ''),
+      identity.deviceId,
+      identity.key.privateKey,
+      () => this.#clock.now(),
+      signal,
+    );
+    while (!signal.aborted) {
+      const action = nextAction(this.#state!, this.#clock.now());
+      if (action === 'none') return;
+      let waitMs: number;
+      try {
+        waitMs = await this.#perform(action, client);
+        this.#attempt = 0;
+      } catch (err) {
+        if (signal.aborted) return;
+        const handled = await this.#onHttpError(action, err);
+        if (handled) continue;
+        waitMs = backoffDelay(
+          this.#attempt++,
+          this.#clock.random(),
+          this.#opts.backoff?.baseMs ?? 1000,
+          this.#opts.backoff?.maxMs ?? 60_000,
+        );
+        const why = err instanceof ProvisioningHttpError ? err.message : 'provisioning service unreachable';
+        this.#log.warn(
+          { action, attempt: this.#attempt, waitMs, err: String(err) },
+          'enrollment step failed',
+        );
+        this.#publish(`${why}; retrying in ${Math.ceil(waitMs / 1000)} s`);
+      }
+      await this.#clock.sleep(waitMs, signal);
+    }
+  }
+
+  /** Does one step; returns how long to wait before the next. */
+  async #perform(action: Exclude<ReturnType<typeof nextAction>, 'none'>, client: DeviceProvisioningClient) {
+    const identity = this.#identity!;
+    switch (action) {
+      case 'register': {
+        const csr = await createCsr(identity.key, { deviceId: identity.deviceId });
+        const inventory = await (this.#opts.collectInventory ?? collectInventory)();
+        const r = await client.enroll({ csr, softwareVersion: this.#opts.softwareVersion, inventory });
+        await this.#apply({ type: 'registered', ...r });
+        this.#log.info({ deviceId: identity.deviceId, expiresAt: r.expiresAt }, 'activation code issued');
+        return 0;
+      }
+      case 'poll-certificate': {
+        const r = await client.fetchCertificate();
+        if (r.status === 'active' && r.certPem && r.caCertPem) {
+          await this.#applyCertificate(r);
+          return 0;
+        }
+        return this.#opts.pollIntervalMs ?? 3000;
+      }
+      case 'renew': {
+        const csr = await createCsr(identity.key, { deviceId: identity.deviceId });
+        await this.#applyCertificate(await client.renew(csr));
+        return 0;
+      }
+      case 'heartbeat': {
+        const st = this.#state as Extract<EnrollmentState, { phase: 'enrolled' }>;
+        const health = await (this.#opts.collectHealth ?? collectHealth)(this.#opts.state?.get());
+        const r = await client.heartbeat({
+          softwareVersion: this.#opts.softwareVersion,
+          configVersion: st.configVersion,
+          health,
+        });
+        await this.#apply({
+          type: 'heartbeat',
+          config: r.config,
+          configVersion: r.configVersion,
+          renewCertificate: r.renewCertificate,
+        });
+        if (r.config) this.emit('config', r.config, r.configVersion);
+        return this.#opts.heartbeatIntervalMs ?? 30_000;
+      }
+    }
+  }
+
+  async #applyCertificate(r: Awaited<ReturnType<DeviceProvisioningClient['fetchCertificate']>>) {
+    const certificate: Certificate = {
+      certPem: r.certPem!,
+      caCertPem: r.caCertPem!,
+      serial: r.serial!,
+      notAfter: r.notAfter!,
+      roomName: r.roomName ?? '',
+      site: r.site ?? '',
+      org: r.org,
+    };
+    // The certificate files first: other parts (meeting client) read them once state says enrolled.
+    await writeFileAtomic(join(this.#opts.stateDir, 'device.pem'), certificate.certPem, 0o644);
+    await writeFileAtomic(join(this.#opts.stateDir, 'ca.pem'), certificate.caCertPem, 0o644);
+    await this.#apply({
+      type: 'certificate',
+      certificate,
+      config: r.config ?? {},
+      configVersion: r.configVersion,
+    });
+    this.emit('enrolled', certificate);
+    if (r.config) this.emit('config', r.config, r.configVersion);
+  }
+
+  /** Known answers that move the machine instead of retrying. Returns true when handled. */
+  async #onHttpError(action: string, err: unknown): Promise<boolean> {
+    if (!(err instanceof ProvisioningHttpError)) return false;
+    if (err.status === 403 && /revoked|decommissioned/.test(err.message)) {
+      await this.#apply({ type: 'revoked', reason: err.message.replace(/^this device is /, '') });
+      this.emit('revoked', err.message);
+      return true;
+    }
+    if (action === 'register' && err.status === 409) {
+      await this.#apply({ type: 'already-known' });
+      return true;
+    }
+    return false;
+  }
+
+  async #apply(event: EnrollmentEvent): Promise<void> {
+    const next = reduce(this.#state!, event);
+    await writeFileAtomic(
+      join(this.#opts.stateDir, STATE_FILE),
+      JSON.stringify({ version: 1, state: next } satisfies PersistedState),
+      0o600,
+    );
+    this.#state = next;
+    this.#publish();
+    this.emit('change', next);
+  }
+
+  #publish(problem?: string): void {
+    const store = this.#opts.state;
+    const st = this.#state;
+    if (!store || !st) return;
+    store.update((s) => {
+      s.enrollment = toView(st, problem);
+      s.device.deviceId = st.deviceId;
+      if (st.phase === 'enrolled') {
+        s.device.roomName = st.certificate.roomName;
+        s.device.org = st.certificate.org;
+        s.device.site = st.certificate.site;
+        if (s.phase === 'enrolling' || s.phase === 'starting') s.phase = 'idle';
+      } else if (s.phase === 'starting' || s.phase === 'idle') {
+        s.phase = st.phase === 'revoked' ? 'error' : 'enrolling';
+      }
+    });
+  }
+}

@@ -1,0 +1,341 @@
+// `sealroom provisioning …` (run the service, mint a token offline, run a device enrollment) and
+// `sealroom admin …` (IT's client: claim, list, show, revoke, decommission, config, audit, token).
+// Heavy modules (fastify, stores, pki) load only inside actions.
+import type { Command } from 'commander';
+
+/** Left-aligned text table with a header rule. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+const dash = (v: unknown) => (v === null || v === undefined || v === '' ? '–' : String(v));
+const ago = (iso: unknown) => {
+  if (typeof iso !== 'string') return 'never';
+  const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+};
+
+function print(json: boolean | undefined, value: unknown, readable: () => string): void {
+  console.log(json ? JSON.stringify(value, null, 2) : readable());
+}
+
+function deviceDetail(d: Record<string, unknown>): string {
+  const h = (d.health ?? {}) as Record<string, unknown>;
+  const per = (h.peripherals ?? {}) as { present?: string[]; missing?: string[] };
+  const mem = h.memory as { usedBytes: number; totalBytes: number } | undefined;
+  const disk = h.disk as { usedBytes: number; totalBytes: number } | undefined;
+  const pct = (x?: { usedBytes: number; totalBytes: number }) =>
+    x?.totalBytes ? `${Math.round((100 * x.usedBytes) / x.totalBytes)} %` : '–';
+  const rows: [string, string][] = [
+    ['device', dash(d.id)],
+    ['status', dash(d.status)],
+    ['room', dash(d.roomName)],
+    ['site', dash(d.site)],
+    ['policy', dash(d.policy)],
+    ['software', dash(d.softwareVersion)],
+    ['certificate', `${dash(d.certSerial)} (until ${dash(d.certNotAfter)})`],
+    ['claimed', `${dash(d.claimedAt)} by ${dash(d.claimedBy)}`],
+    ['last seen', ago(d.lastSeenAt)],
+    ['load', h.loadPercent === undefined ? '–' : `${h.loadPercent} %`],
+    ['temperature', h.temperatureC === null || h.temperatureC === undefined ? '–' : `${h.temperatureC} °C`],
+    ['memory', pct(mem)],
+    ['disk', pct(disk)],
+    [
+      'peripherals',
+      `present: ${(per.present ?? []).join(', ') || '–'}; missing: ${(per.missing ?? []).join(', ') || '–'}`,
+    ],
+    ['meeting', dash(h.meetingState)],
+    ['config', `v${dash(d.configVersion)} ${JSON.stringify(d.config ?? {})}`],
+    ['inventory', JSON.stringify(d.inventory ?? {})],
+  ];
+  if (d.revokedAt) rows.push(['revoked', String(d.revokedAt)]);
+  return rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join('\n');
+}
+
+export function registerProvisioningCommands(program: Command): void {
+  const prov = program
+    .command('provisioning')
+    .description('the provisioning service (enrollment, fleet, revocation)');
+
+  prov
+    .command('serve')
+    .description('run the provisioning service (SQLite in --data-dir, or PostgreSQL with DATABASE_URL)')
+    .option('--data-dir <dir>', 'SQLite file, org CA and the bootstrap admin token', '.data/provisioning')
+    .option('--host <host>', 'listen address', '127.0.0.1')
+    .option('--port <port>', 'listen port', '8443')
+    .option('--org <name>', 'organisation name (certificate O)', 'Sealroom')
+    .option('--public-url <url>', 'URL devices and IT use (claim links)')
+    .option('--database-url <url>', 'PostgreSQL connection URL (default: $DATABASE_URL)')
+    .option('--ca-cert <pem>', "IT's own Ed25519 CA certificate")
+    .option('--ca-key <pem>', "IT's own CA private key (PKCS#8 PEM)")
+    .option('--tls-cert <pem>', 'serve HTTPS with this certificate')
+    .option('--tls-key <pem>', 'and this key')
+    .option('--enrollments-per-minute <n>', 'rate limit per client address', '30')
+    .option('--claims-per-minute <n>', 'rate limit per client address', '30')
+    .option('--code-ttl <seconds>', 'activation code lifetime', '900')
+    .option('--cert-days <days>', 'device certificate validity', '365')
+    .action(async (o) => {
+      const { startProvisioningService } = await import('./service/serve.js');
+      const svc = await startProvisioningService({
+        dataDir: o.dataDir,
+        databaseUrl: o.databaseUrl ?? process.env.DATABASE_URL,
+        host: o.host,
+        port: Number(o.port),
+        org: o.org,
+        publicUrl: o.publicUrl,
+        caCertPath: o.caCert,
+        caKeyPath: o.caKey,
+        tlsCertPath: o.tlsCert,
+        tlsKeyPath: o.tlsKey,
+        rateLimits: {
+          enrollmentsPerMinute: Number(o.enrollmentsPerMinute),
+          claimsPerMinute: Number(o.claimsPerMinute),
+        },
+        codeTtlSeconds: Number(o.codeTtl),
+        certValidityDays: Number(o.certDays),
+      });
+      console.error(
+        `provisioning service on ${svc.url} (store: ${svc.store.kind}, OpenAPI: ${svc.url}/openapi.json)`,
+      );
+      if (svc.bootstrapTokenPath)
+        console.error(`first admin token written to ${svc.bootstrapTokenPath} (mode 0600)`);
+      const stop = async () => {
+        await svc.close();
+        process.exit(0);
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+
+  prov
+    .command('token')
+    .description('create an admin API token directly in the store (for bootstrap and automation)')
+    .requiredOption('--name <name>', 'who or what uses it (shown as the actor in the audit log)')
+    .option('--scope <scope>', 'read or admin', 'read')
+    .option('--data-dir <dir>', 'data directory of the service', '.data/provisioning')
+    .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
+    .action(async (o) => {
+      if (o.scope !== 'read' && o.scope !== 'admin') throw new Error('--scope must be read or admin');
+      const { openStore } = await import('./store/open.js');
+      const { generateAdminToken, hashAdminToken } = await import('./tokens.js');
+      const { randomBytes } = await import('node:crypto');
+      const store = await openStore({
+        dataDir: o.dataDir,
+        databaseUrl: o.databaseUrl ?? process.env.DATABASE_URL,
+      });
+      const token = generateAdminToken();
+      await store.createToken({
+        id: randomBytes(8).toString('hex'),
+        name: o.name,
+        tokenHash: hashAdminToken(token),
+        scope: o.scope,
+        actor: 'cli',
+        now: new Date().toISOString(),
+      });
+      await store.close();
+      console.log(token);
+    });
+
+  prov
+    .command('enroll-device')
+    .description(
+      'run the device side of enrollment and heartbeats on its own (prints one JSON line per change)',
+    )
+    .requiredOption('--state-dir <dir>', 'identity key, enrollment state, certificate')
+    .requiredOption('--service-url <url>', 'provisioning service base URL')
+    .option('--software-version <v>', 'reported software version', '0.1.0')
+    .option('--poll-interval <ms>', 'certificate polling interval', '3000')
+    .option('--heartbeat-interval <ms>', 'heartbeat interval', '30000')
+    .action(async (o) => {
+      const { EnrollmentRunner } = await import('../device/enrollment/runner.js');
+      const { StateStore, initialState } = await import('../device/daemon/state.js');
+      const state = new StateStore(initialState(o.softwareVersion));
+      const runner = new EnrollmentRunner({
+        stateDir: o.stateDir,
+        serviceUrl: o.serviceUrl,
+        softwareVersion: o.softwareVersion,
+        state,
+        pollIntervalMs: Number(o.pollInterval),
+        heartbeatIntervalMs: Number(o.heartbeatInterval),
+      });
+      state.on('change', (s) =>
+        console.log(JSON.stringify({ enrollment: s.enrollment, device: s.device, phase: s.phase })),
+      );
+      runner.on('config', (config, version) =>
+        console.log(JSON.stringify({ config, configVersion: version })),
+      );
+      runner.on('change', (st) => {
+        if (st.phase === 'enrolled')
+          console.log(JSON.stringify({ heartbeat: true, configVersion: st.configVersion }));
+      });
+      const stop = async () => {
+        await runner.stop();
+        process.exit(0);
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      await runner.start();
+    });
+
+  const admin = program
+    .command('admin')
+    .description("IT's client for the provisioning service")
+    .option('--url <url>', 'service URL (default: $SEALROOM_PROVISIONING_URL or http://127.0.0.1:8443)')
+    .option('--token <token>', 'admin token (default: $SEALROOM_ADMIN_TOKEN)')
+    .option('--token-file <path>', 'read the admin token from a file');
+
+  const client = async () => {
+    const o = admin.opts() as { url?: string; token?: string; tokenFile?: string };
+    const { readFile } = await import('node:fs/promises');
+    const token =
+      o.token ??
+      (o.tokenFile ? (await readFile(o.tokenFile, 'utf8')).trim() : process.env.SEALROOM_ADMIN_TOKEN);
+    if (!token) throw new Error('an admin token is needed: --token, --token-file or $SEALROOM_ADMIN_TOKEN');
+    const { AdminClient } = await import('./client/admin-client.js');
+    const url = o.url ?? process.env.SEALROOM_PROVISIONING_URL ?? 'http://127.0.0.1:8443';
+    return new AdminClient(url.replace(/\/$/, ''), token);
+  };
+
+  admin
+    .command('claim <code>')
+    .description('claim an activation code shown on a room screen; issues the device certificate')
+    .requiredOption('--room <name>', 'room name')
+    .requiredOption('--site <site>', 'site (building, city)')
+    .option('--policy <policy>', 'policy name', 'default')
+    .option('--config <json>', 'initial configuration (JSON object)')
+    .option('--json', 'print JSON')
+    .action(async (code: string, o) => {
+      const d = await (await client()).claim({
+        activationCode: code,
+        roomName: o.room,
+        site: o.site,
+        policy: o.policy,
+        ...(o.config ? { config: JSON.parse(o.config) } : {}),
+      });
+      print(o.json, d, () => `claimed ${d.id}: "${d.roomName}" at ${d.site}, certificate ${d.certSerial}`);
+    });
+
+  admin
+    .command('list')
+    .description('list devices')
+    .option('--status <status>', 'pending | active | revoked | decommissioned')
+    .option('--site <site>', 'only this site')
+    .option('--q <text>', 'device id or room name contains')
+    .option('--limit <n>', 'at most', '100')
+    .option('--offset <n>', 'skip', '0')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const r = await (await client()).listDevices({
+        status: o.status,
+        site: o.site,
+        q: o.q,
+        limit: Number(o.limit),
+        offset: Number(o.offset),
+      });
+      print(o.json, r, () =>
+        [
+          formatTable(
+            ['DEVICE', 'STATUS', 'ROOM', 'SITE', 'VERSION', 'LAST SEEN', 'CERT UNTIL'],
+            r.items.map((d) => [
+              dash(d.id),
+              dash(d.status),
+              dash(d.roomName),
+              dash(d.site),
+              dash(d.softwareVersion),
+              ago(d.lastSeenAt),
+              dash(d.certNotAfter).slice(0, 10),
+            ]),
+          ),
+          `${r.items.length} of ${r.total} devices`,
+        ].join('\n'),
+      );
+    });
+
+  admin
+    .command('show <device>')
+    .description('device detail with its last health report')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o) => {
+      const d = await (await client()).showDevice(id);
+      print(o.json, d, () => deviceDetail(d));
+    });
+
+  admin
+    .command('revoke <device>')
+    .description('revoke a device: its certificates go on the revocation list the relay enforces')
+    .option('--reason <text>', 'why (kept in the audit log)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o) => {
+      const d = await (await client()).revoke(id, o.reason);
+      print(o.json, d, () => `revoked ${d.id} ("${dash(d.roomName)}")`);
+    });
+
+  admin
+    .command('decommission <device>')
+    .description('retire a device (revokes it too)')
+    .option('--reason <text>', 'why')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o) => {
+      const d = await (await client()).decommission(id, o.reason);
+      print(o.json, d, () => `decommissioned ${d.id}`);
+    });
+
+  admin
+    .command('config <device> <json>')
+    .description('replace the device configuration (delivered with its next heartbeat)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, config: string, o) => {
+      const d = await (await client()).setConfig(id, JSON.parse(config));
+      print(o.json, d, () => `config v${d.configVersion} set for ${d.id}`);
+    });
+
+  admin
+    .command('audit')
+    .description('the audit log of admin actions, newest first')
+    .option('--actor <name>', 'token name')
+    .option('--action <action>', 'e.g. device.claim, device.revoke')
+    .option('--device <id>', 'device id')
+    .option('--since <iso>', 'from (ISO 8601)')
+    .option('--until <iso>', 'until (ISO 8601)')
+    .option('--limit <n>', 'at most', '100')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const r = await (await client()).audit({
+        actor: o.actor,
+        action: o.action,
+        deviceId: o.device,
+        since: o.since,
+        until: o.until,
+        limit: Number(o.limit),
+      });
+      print(o.json, r, () =>
+        formatTable(
+          ['WHEN', 'WHO', 'ACTION', 'DEVICE', 'DETAILS'],
+          r.map((a) => [
+            dash(a.at),
+            dash(a.actor),
+            dash(a.action),
+            dash(a.deviceId),
+            JSON.stringify(a.details),
+          ]),
+        ),
+      );
+    });
+
+  admin
+    .command('token')
+    .description('create another admin token (shown once)')
+    .requiredOption('--name <name>', 'who or what uses it')
+    .option('--scope <scope>', 'read or admin', 'read')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const t = await (await client()).createToken(o.name, o.scope);
+      print(o.json, t, () => t.token);
+    });
+}
