@@ -1,0 +1,159 @@
+// The browser participant's RTCRtpScriptTransform worker: SFrame over whole encoded frames, exactly as
+// Sealroom's media worker protects VP8 and Opus (device/media/frame-protect.ts: one SFrame over the
+// whole frame, no metadata). One sender per KID for audio and video together, so the two streams
+// share one counter and a (key, KID, CTR) is never used twice. Frames that fail to open are dropped,
+// never handed to a decoder. The page reads counters with a 'stats' message.
+import { WebSFrameError, WebSFrameReceiver, WebSFrameSender } from './sframe-webcrypto.js';
+
+type Side = 'send' | 'receive';
+type Kind = 'audio' | 'video';
+
+interface EncodedFrame {
+  data: ArrayBuffer;
+  /** Video only: how Chromium's depacketiser (receive) or encoder (send) classified the frame. */
+  type?: 'key' | 'delta' | 'empty';
+}
+
+interface ScriptTransformer {
+  readonly readable: ReadableStream<EncodedFrame>;
+  readonly writable: WritableStream<EncodedFrame>;
+  readonly options: { side: Side; kind: Kind };
+  sendKeyFrameRequest?(): Promise<void>;
+}
+
+export interface KeysMessage {
+  type: 'keys';
+  sendKid: string;
+  /** Hex. */
+  sendKey: string;
+  receiveKeys: { kid: string; key: string }[];
+}
+
+export interface KindCounters {
+  sealed: number;
+  opened: number;
+  /** Refusals by code (AUTH_FAILED, UNKNOWN_KEY, REPLAY, ...). */
+  failures: Record<string, number>;
+  /** Video: plaintext keyframes (VP8 P bit 0) seen. */
+  keyframes: number;
+  /**
+   * Receive side, video: frames whose type as Chromium labelled it before decryption (from the
+   * ciphertext's first byte) differs from the real VP8 frame type after decryption.
+   */
+  typeMislabelled: number;
+  /** Sent frames dropped because no send key was set yet. */
+  droppedWithoutKey: number;
+}
+
+export type WorkerCounters = Record<`${Side}-${Kind}`, KindCounters>;
+
+const scope = globalThis as unknown as {
+  onmessage: ((e: MessageEvent) => void) | null;
+  onrtctransform: ((e: { transformer: ScriptTransformer }) => void) | null;
+  postMessage(message: unknown): void;
+};
+
+const unhex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
+const newCounters = (): KindCounters => ({
+  sealed: 0,
+  opened: 0,
+  failures: {},
+  keyframes: 0,
+  typeMislabelled: 0,
+  droppedWithoutKey: 0,
+});
+const counters: WorkerCounters = {
+  'send-audio': newCounters(),
+  'send-video': newCounters(),
+  'receive-audio': newCounters(),
+  'receive-video': newCounters(),
+};
+
+let sender: WebSFrameSender | undefined;
+const receiver = new WebSFrameReceiver({ replayWindow: 256 });
+let receiveKids = new Set<bigint>();
+const KEYFRAME_REQUEST_INTERVAL_MS = 500;
+let lastKeyframeRequest = 0;
+
+/** VP8 (RFC 6386 §9.1): bit 0 of the frame tag is 0 on a key frame. */
+const isVp8Keyframe = (frame: Uint8Array) => frame.length > 0 && ((frame[0] as number) & 1) === 0;
+
+function setKeys(m: KeysMessage): void {
+  const kid = BigInt(m.sendKid);
+  if (sender?.kid !== kid) sender = new WebSFrameSender({ kid, baseKey: unhex(m.sendKey) });
+  const next = new Set<bigint>();
+  for (const { kid: k, key } of m.receiveKeys) {
+    const id = BigInt(k);
+    receiver.setKey(id, unhex(key));
+    next.add(id);
+  }
+  for (const old of receiveKids) if (!next.has(old)) receiver.removeKey(old);
+  receiveKids = next;
+}
+
+scope.onmessage = (e: MessageEvent) => {
+  const m = e.data as KeysMessage | { type: 'stats'; id: number };
+  if (m.type === 'keys') {
+    setKeys(m);
+    scope.postMessage({ type: 'keys-set' });
+  } else if (m.type === 'stats') scope.postMessage({ type: 'stats', id: m.id, counters });
+};
+
+function sealer(c: KindCounters, kind: Kind): Transformer<EncodedFrame, EncodedFrame> {
+  return {
+    async transform(frame, controller) {
+      const s = sender;
+      if (!s) {
+        c.droppedWithoutKey++; // never send media without a key
+        return;
+      }
+      const plain = new Uint8Array(frame.data);
+      if (kind === 'video' && isVp8Keyframe(plain)) c.keyframes++;
+      const sealed = await s.seal(plain);
+      frame.data = sealed.buffer as ArrayBuffer;
+      c.sealed++;
+      controller.enqueue(frame);
+    },
+  };
+}
+
+function opener(c: KindCounters, kind: Kind, t: ScriptTransformer): Transformer<EncodedFrame, EncodedFrame> {
+  return {
+    async transform(frame, controller) {
+      try {
+        const { plaintext } = await receiver.open(new Uint8Array(frame.data));
+        if (kind === 'video') {
+          const key = isVp8Keyframe(plaintext);
+          if (key) c.keyframes++;
+          if ((frame.type === 'key') !== key) c.typeMislabelled++;
+        }
+        frame.data = plaintext.buffer as ArrayBuffer;
+        c.opened++;
+        controller.enqueue(frame);
+      } catch (err) {
+        const code = err instanceof WebSFrameError ? err.code : 'ERROR';
+        c.failures[code] = (c.failures[code] ?? 0) + 1;
+        // Dropped; a video decoder then waits for a keyframe, so ask for one (rate-limited).
+        const now = Date.now();
+        if (
+          kind === 'video' &&
+          t.sendKeyFrameRequest &&
+          now - lastKeyframeRequest > KEYFRAME_REQUEST_INTERVAL_MS
+        ) {
+          lastKeyframeRequest = now;
+          t.sendKeyFrameRequest().catch(() => undefined);
+        }
+      }
+    },
+  };
+}
+
+scope.onrtctransform = ({ transformer: t }) => {
+  const { side, kind } = t.options;
+  const c = counters[`${side}-${kind}`];
+  const transformer = side === 'send' ? sealer(c, kind) : opener(c, kind, t);
+  t.readable
+    .pipeThrough(new TransformStream(transformer))
+    .pipeTo(t.writable)
+    .catch(() => undefined);
+};
