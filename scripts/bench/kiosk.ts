@@ -172,7 +172,12 @@ async function updateLatency(
       sent.set(next.revision, t);
       await sleep(UPDATE_GAP_MS);
     }
-    await sleep(300);
+    const last = Math.max(...sent.keys());
+    await page.waitForFunction(
+      (rev) => (window as unknown as { __dom: Record<number, number> }).__dom[rev] !== undefined,
+      last,
+      { timeout: 30_000 },
+    );
     const seen = await page.evaluate(() => {
       const w = window as unknown as { __dom: Record<number, number>; __stream: Record<number, number> };
       return { dom: w.__dom, stream: w.__stream };
