@@ -258,6 +258,61 @@ describe('E2EE meeting sessions', () => {
     expect(p.handle(unlock).events.map((e) => e.type)).toEqual(['roster']);
   });
 
+  it('a member that missed list entries asks for them and catches up', () => {
+    const clock = new FakeClock();
+    const random = seededRandom('resync');
+    const { session: leader } = LeaderSession.create({
+      meetingId: 'm-s',
+      participantId: 'leader',
+      identity: IdentityKeyPair.generate(random),
+      random,
+      clock: clock.read,
+      autoAdmit: true,
+    });
+    const p = new ParticipantSession({
+      meetingId: 'm-s',
+      participantId: 'room-a',
+      identity: IdentityKeyPair.generate(random),
+      random,
+      clock: clock.read,
+    });
+    const exchange = (messages: E2eeMessage[]) => {
+      for (const msg of messages) {
+        for (const reply of p.handle(msg).outgoing) exchange(leader.handle(reply).outgoing);
+      }
+    };
+    exchange(leader.handle(p.start().outgoing[0]!).outgoing);
+    expect(p.epoch).toBe(leader.epoch);
+
+    // The lock entry and its heartbeat are lost; the unlock entry arrives: a gap.
+    leader.lock();
+    const unlocked = leader.unlock().outgoing;
+    const unlockList = unlocked.find((x) => x.type === 'e2ee.list')!;
+    const gap = p.handle(unlockList);
+    expect(gap.events.at(-1)).toMatchObject({ type: 'rejected', code: 'chain-broken' });
+    expect(gap.outgoing).toEqual([
+      expect.objectContaining({ type: 'e2ee.resync', to: 'leader', fromIndex: 3 }),
+    ]);
+    exchange(leader.handle(gap.outgoing[0]!).outgoing);
+    expect(p.state.list.head).toEqual(leader.state.list.head);
+    expect(p.state.list.locked).toBe(false);
+
+    // A heartbeat naming entries that never come: after a while the participant asks on tick().
+    const rekeyed = leader.lock().outgoing.filter((x) => x.type === 'e2ee.heartbeat');
+    expect(p.handle(rekeyed[0]!).events).toEqual([]);
+    expect(p.tick().outgoing).toEqual([]);
+    clock.advance(2_000);
+    const asked = p.tick().outgoing;
+    expect(asked).toEqual([expect.objectContaining({ type: 'e2ee.resync', fromIndex: 5 })]);
+    exchange(leader.handle(asked[0]!).outgoing);
+    expect(p.state.list.locked).toBe(true);
+    expect(p.state.list.head).toEqual(leader.state.list.head);
+
+    // Only members may ask.
+    const stranger = { ...asked[0]!, from: 'room-z' } as E2eeMessage;
+    expect(leader.handle(stranger).events).toEqual([expect.objectContaining({ code: 'not-member' })]);
+  });
+
   it('a locked meeting takes nobody new until unlocked', () => {
     const { m } = meeting('lock');
     m.join('room-a');

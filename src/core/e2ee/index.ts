@@ -17,6 +17,7 @@
 //   // session.tick() every second or so (periodic heartbeat/rekey, certification timeout, overlap end).
 //   // a participant whose 'leader-changed' event has isSelf: LeaderSession.takeOver(participant).
 //
+// A member that missed list entries asks the leader with 'e2ee.resync' and catches up by itself.
 // Outgoing messages are plain JSON-ready objects (E2eeMessage); route them by `to` (absent = every
 // member of the meeting; for 'e2ee.binding' absent = the leader). Events (SessionEvent):
 //   keys              { epoch, sendKid, sendKey, receiveKeys[{kid, epoch, senderIndex, key}] } → media worker
@@ -61,7 +62,7 @@ export {
   ParticipantList,
   signHeartbeat,
 } from './participant-list.js';
-export { ParticipantSession } from './participant-session.js';
+export { ParticipantSession, RESYNC_AFTER_MS } from './participant-session.js';
 export {
   formatSecurityCode,
   SECURITY_CODE_DIGITS,

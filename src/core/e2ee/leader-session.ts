@@ -142,6 +142,9 @@ export class LeaderSession {
         case 'e2ee.ack':
           this.#onAck(message.from, message.epoch, out);
           break;
+        case 'e2ee.resync':
+          this.#onResync(message.from, message.fromIndex, out);
+          break;
         default:
           throw new E2eeError('invalid-state', `the leader does not handle ${message.type}`);
       }
@@ -285,6 +288,14 @@ export class LeaderSession {
     const pending = this.#pending;
     if (!pending || pending.epoch !== epoch || !pending.awaiting.delete(from)) return; // late or duplicate
     if (pending.awaiting.size === 0) this.#certify(out);
+  }
+
+  /** A member missed entries: resend the chain from where its copy stops, to it alone. */
+  #onResync(from: string, fromIndex: number, out: SessionOutput): void {
+    if (!this.state.list.member(from)) throw new E2eeError('not-member', `${from} is not a member`);
+    if (fromIndex > this.state.list.length) throw new E2eeError('malformed', 'resync beyond the chain');
+    const missing = this.state.list.entries.slice(fromIndex);
+    if (missing.length > 0) out.outgoing.push(...this.#listMessages(missing, from));
   }
 
   #setLocked(locked: boolean): SessionOutput {

@@ -108,12 +108,19 @@ export const AckMessageSchema = Type.Object(
   closed,
 );
 
+/** Member → leader: "my chain stops at `fromIndex`, send me the entries from there" (after a gap). */
+export const ResyncMessageSchema = Type.Object(
+  { ...envelope, type: Type.Literal('e2ee.resync'), to: Id, fromIndex: Count },
+  closed,
+);
+
 export const E2eeMessageSchema = Type.Union([
   BindingMessageSchema,
   ListMessageSchema,
   KeyMessageSchema,
   HeartbeatMessageSchema,
   AckMessageSchema,
+  ResyncMessageSchema,
 ]);
 
 export type BindingMessage = Static<typeof BindingMessageSchema>;
@@ -121,6 +128,7 @@ export type ListMessage = Static<typeof ListMessageSchema>;
 export type KeyMessage = Static<typeof KeyMessageSchema>;
 export type HeartbeatMessage = Static<typeof HeartbeatMessageSchema>;
 export type AckMessage = Static<typeof AckMessageSchema>;
+export type ResyncMessage = Static<typeof ResyncMessageSchema>;
 export type E2eeMessage = Static<typeof E2eeMessageSchema>;
 export type WireBinding = Static<typeof WireBindingSchema>;
 export type WireListEntry = Static<typeof WireListEntrySchema>;
@@ -130,6 +138,7 @@ export const E2EE_MESSAGE_TYPES = [
   'e2ee.key',
   'e2ee.heartbeat',
   'e2ee.ack',
+  'e2ee.resync',
 ] as const;
 
 const compiled = TypeCompiler.Compile(E2eeMessageSchema);

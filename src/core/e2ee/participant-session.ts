@@ -14,6 +14,7 @@ import {
   type KeyMessage,
   type ListMessage,
   listEntryFromWire,
+  type ResyncMessage,
   validateE2eeMessage,
 } from './messages.js';
 import { fromBase64Url } from './bytes.js';
@@ -27,6 +28,9 @@ import {
   SessionState,
 } from './session-core.js';
 
+/** How long a heartbeat may wait for the list entries it names before we ask for them again. */
+export const RESYNC_AFTER_MS = 2_000;
+
 export class ParticipantSession {
   readonly state: SessionState;
   #pendingHeartbeat: Heartbeat | undefined;
@@ -34,6 +38,9 @@ export class ParticipantSession {
   #lastHeartbeatAt: number; // local clock when a valid heartbeat (or the join) was last seen
   #silentReported = false;
   #joined = false;
+  #pendingSince = 0; // local clock when the pending (ahead) heartbeat arrived
+  #resyncFrom = -1; // chain length we last asked the leader to resend from…
+  #resyncAt = 0; // …and when (a lost answer is asked for again after RESYNC_AFTER_MS)
 
   constructor(options: SessionOptions | SessionState) {
     this.state = options instanceof SessionState ? options : new SessionState(options);
@@ -106,8 +113,13 @@ export class ParticipantSession {
    */
   tick(): SessionOutput {
     const events: SessionEvent[] = [];
+    const outgoing: E2eeMessage[] = [];
     pushDefined(events, this.state.expireOverlap());
     const now = this.state.clock();
+    // A heartbeat names entries that never came (a lost message): ask the leader for them.
+    if (this.#pendingHeartbeat && now - this.#pendingSince >= RESYNC_AFTER_MS) {
+      this.#requestResync({ outgoing, events });
+    }
     if (
       this.#joined &&
       !this.state.removed &&
@@ -121,7 +133,24 @@ export class ParticipantSession {
         lastHeartbeatAt: this.#lastHeartbeatAt,
       });
     }
-    return { outgoing: [], events };
+    return { outgoing, events };
+  }
+
+  #requestResync(out: SessionOutput): void {
+    const { list } = this.state;
+    const now = this.state.clock();
+    if (!this.#joined || (list.length === this.#resyncFrom && now - this.#resyncAt < RESYNC_AFTER_MS)) return;
+    this.#resyncFrom = list.length;
+    this.#resyncAt = now;
+    const request: ResyncMessage = {
+      v: PROTOCOL_VERSION,
+      type: 'e2ee.resync',
+      meetingId: this.state.meetingId,
+      from: this.state.participantId,
+      to: list.leaderId,
+      fromIndex: list.length,
+    };
+    out.outgoing.push(request);
   }
 
   #onList(message: ListMessage, out: SessionOutput): void {
@@ -143,6 +172,7 @@ export class ParticipantSession {
   #applyEntry(wire: ListMessage['entries'][number], out: SessionOutput): 'applied' | 'skipped' | 'removed' {
     const { list } = this.state;
     const entry = listEntryFromWire(wire, this.state.meetingId);
+    if (entry.index > list.length) this.#requestResync(out); // we missed entries: ask, then refuse this
     if (entry.index < list.length) {
       // Already applied (a newcomer gets both the full chain and the broadcast): must be identical.
       if (!bytesEqual(list.entries[entry.index]!.signature, entry.signature)) {
@@ -246,6 +276,7 @@ export class ParticipantSession {
   #onHeartbeat(heartbeat: Heartbeat, out: SessionOutput): void {
     const check = checkHeartbeat(heartbeat, this.state.list);
     if (check === 'ahead') {
+      if (!this.#pendingHeartbeat) this.#pendingSince = this.state.clock();
       this.#pendingHeartbeat = heartbeat; // entries still on their way
       return;
     }
