@@ -70,7 +70,6 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     logger: options.logger === false ? false : undefined,
     bodyLimit: opts.bodyLimitBytes,
     ...(options.https ? { https: options.https } : {}),
-    disableRequestLogging: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   } as never) as unknown as FastifyInstance;
 
