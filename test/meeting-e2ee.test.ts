@@ -1,6 +1,11 @@
-// E2EE meetings end to end over a real relay on loopback: device meeting clients with the synthetic
-// media engine (SFrame-protected frames of known plaintext through real werift PeerConnections).
-// Everything the relay receives is recorded and searched for plaintext and key material.
+// E2EE meetings end to end over a real relay process (`sealroom relay --record`) on loopback: device
+// meeting clients with the synthetic media engine (SFrame-protected frames of known plaintext through
+// real werift PeerConnections and the SFU). Everything that crosses the relay is recorded by it and
+// searched for plaintext and key material; the relay process is killed and restarted mid-meeting.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeetingClient } from '../device/daemon/meeting-client.js';
 import { initialState, StateStore } from '../device/daemon/state.js';
@@ -8,8 +13,8 @@ import { KNOWN_PLAINTEXT_PREFIX, SyntheticMedia } from '../device/daemon/synthet
 import { type KeysEvent, parseKid } from '../src/core/e2ee/index.js';
 import { decodeHeader, SFrameReceiver } from '../src/core/sframe/index.js';
 import type { CertificateAuthority } from '../src/pki/index.js';
-import { createDevelopmentCa, type DevelopmentDevice, issueDevelopmentDevice } from '../src/relay/dev-pki.js';
-import { type RecordEntry, type Relay, startRelay } from '../src/relay/server.js';
+import { loadOrCreateDevelopmentCa } from '../src/relay/dev-ca-store.js';
+import { type DevelopmentDevice, issueDevelopmentDevice } from '../src/relay/dev-pki.js';
 import { silentLogger } from '../src/util/log.js';
 
 interface Room {
@@ -20,20 +25,66 @@ interface Room {
   client: MeetingClient;
 }
 
+type Recorded = { kind: 'ws-in' | 'ws-out'; data: string } | { kind: 'rtp'; payload: Buffer };
+
 let ca: CertificateAuthority;
-let relay: Relay;
+let dir: string;
+let relayProcess: ChildProcess | undefined;
+let relayUrl = '';
 let relayPort = 0;
-const recorded: RecordEntry[] = [];
 const rooms: Room[] = [];
 
+/** `sealroom relay` as its own process, recording to a file; the same port on a restart. */
 async function startTheRelay(): Promise<void> {
-  relay = await startRelay({
-    log: silentLogger,
-    trust: { caPems: [ca.certPem] },
-    port: relayPort,
-    record: (e) => recorded.push(e),
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/sealroom.ts',
+      'relay',
+      '--dev-ca',
+      join(dir, 'ca'),
+      '--port',
+      String(relayPort),
+      '--record',
+      join(dir, 'record.jsonl'),
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, SEALROOM_LOG_LEVEL: 'warn' } },
+  );
+  relayProcess = child;
+  relayUrl = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('\n')) resolve((JSON.parse(out.split('\n')[0] ?? '') as { relay: string }).relay);
+    });
+    child.once('exit', (code) => reject(new Error(`relay exited with ${code}`)));
   });
-  relayPort = relay.port;
+  relayPort = Number(new URL(relayUrl).port);
+}
+
+async function stopTheRelay(signal: NodeJS.Signals): Promise<void> {
+  const child = relayProcess;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+function recorded(): Recorded[] {
+  const path = join(dir, 'record.jsonl');
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('{') && line.endsWith('}'))
+    .map((line) => {
+      const e = JSON.parse(line) as { kind: string; data?: string; payload?: string };
+      return e.kind === 'rtp'
+        ? { kind: 'rtp' as const, payload: Buffer.from(e.payload ?? '', 'base64') }
+        : { kind: e.kind as 'ws-in' | 'ws-out', data: e.data ?? '' };
+    });
 }
 
 async function room(name: string): Promise<Room> {
@@ -41,7 +92,7 @@ async function room(name: string): Promise<Room> {
   const state = new StateStore(initialState('test'));
   const media = new SyntheticMedia({ roomName: name, videoIntervalMs: 50, audioIntervalMs: 40 });
   const client = new MeetingClient({
-    relayUrl: relay.url,
+    relayUrl,
     credentials: { certificatePem: device.certificatePem, identityKey: device.identityKey },
     state,
     log: silentLogger,
@@ -78,7 +129,8 @@ let c: Room;
 let d: Room;
 
 beforeAll(async () => {
-  ca = await createDevelopmentCa();
+  dir = mkdtempSync(join(tmpdir(), 'sealroom-meeting-e2ee-'));
+  ca = await loadOrCreateDevelopmentCa(join(dir, 'ca'));
   await startTheRelay();
   a = await room('Boardroom');
   b = await room('Huddle');
@@ -91,7 +143,8 @@ afterAll(async () => {
     await r.client.stop();
     await r.media.close();
   }
-  await relay?.close();
+  await stopTheRelay('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('an E2EE meeting through the relay', () => {
@@ -153,7 +206,7 @@ describe('an E2EE meeting through the relay', () => {
     const epochBefore = a.state.get().meeting?.keyEpoch ?? 0;
     const departedKeys: KeysEvent[] = [...c.client.keyHistory];
     await c.client.leaveMeeting();
-    const leftAt = recorded.length;
+    const leftAt = recorded().length;
     await waitFor(
       () =>
         (a.state.get().meeting?.keyEpoch ?? 0) > epochBefore &&
@@ -168,9 +221,10 @@ describe('an E2EE meeting through the relay', () => {
       if (!receiver.hasKey(k.sendKid)) receiver.setKey(k.sendKid, k.sendKey);
       for (const r of k.receiveKeys) if (!receiver.hasKey(r.kid)) receiver.setKey(r.kid, r.key);
     }
-    const after = recorded
+    await new Promise((r) => setTimeout(r, 300)); // the relay's record file catches up
+    const after = recorded()
       .slice(leftAt)
-      .filter((e): e is Extract<RecordEntry, { kind: 'rtp' }> => e.kind === 'rtp');
+      .filter((e): e is Extract<Recorded, { kind: 'rtp' }> => e.kind === 'rtp');
     const atNewEpoch = after.filter((e) => parseKid(decodeHeader(e.payload).kid).epoch >= newEpoch);
     expect(atNewEpoch.length).toBeGreaterThan(20);
     let opened = 0;
@@ -192,7 +246,7 @@ describe('an E2EE meeting through the relay', () => {
   it('relay restart mid-meeting: rooms reconnect with the same code, rekey, and media resumes', async () => {
     const code = a.state.get().meeting?.securityCode;
     const epochBefore = a.state.get().meeting?.keyEpoch ?? 0;
-    await relay.close();
+    await stopTheRelay('SIGKILL');
     await waitFor(() => !a.state.get().relay.connected && !b.state.get().relay.connected);
     expect(a.state.get().alerts.some((al) => al.id === 'relay')).toBe(true);
     await startTheRelay();
@@ -211,8 +265,10 @@ describe('an E2EE meeting through the relay', () => {
   });
 
   it('nothing that crossed the relay contains a known plaintext or any key material', () => {
-    expect(recorded.filter((e) => e.kind === 'rtp').length).toBeGreaterThan(100);
-    const haystacks = recorded.map((e) => (e.kind === 'rtp' ? e.payload : Buffer.from(e.data)));
+    const all = recorded();
+    expect(all.filter((e) => e.kind === 'rtp').length).toBeGreaterThan(100);
+    expect(all.filter((e) => e.kind === 'ws-in').length).toBeGreaterThan(20);
+    const haystacks = all.map((e) => (e.kind === 'rtp' ? e.payload : Buffer.from(e.data)));
     const needles: { what: string; bytes: Buffer[] }[] = [
       { what: 'known plaintext', bytes: [Buffer.from(KNOWN_PLAINTEXT_PREFIX)] },
     ];
