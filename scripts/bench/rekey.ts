@@ -1,11 +1,13 @@
 // npm run bench:rekey — what a rekey costs.
-// leader_ms[N]: the leader produces a new epoch for a meeting of N participants besides itself:
-//   a fresh meeting key wrapped for each of them (HKDF + XChaCha20-Poly1305, the X25519 result being
-//   cached per participant), every message serialised to JSON, then their N acknowledgements and the
-//   signed heartbeat that certifies the epoch. Median over rounds.
-// participant_ms: one participant of the 100-participant meeting handles its wrapped key (unwrap,
-//   ack) and the heartbeat (verify, switch, derive the SFrame keys of all 100 senders). Median.
-// Beside it, one X25519 agreement and one Ed25519 sign/verify on node:crypto vs @noble/curves, same run.
+// leader_ms[N]: the leader produces a new epoch after a participant leaves a meeting of N
+//   participants besides itself: the signed `leave` list entry, a fresh meeting key wrapped for each
+//   remaining participant (HKDF + XChaCha20-Poly1305; the X25519 result is cached per participant),
+//   every message serialised to JSON, the participants' acknowledgements and the signed heartbeat
+//   that certifies the epoch. (The periodic rekey — no list entry — is printed beside it.) Median.
+// participant_ms: one participant of the 100-participant meeting handles that epoch: verifies the
+//   list entry, unwraps its key, acks, verifies the heartbeat, switches and derives the SFrame keys of
+//   all senders. Median.
+// Beside them, one X25519 agreement and one Ed25519 sign/verify, node:crypto vs @noble/curves.
 // Last line: {"bench":"rekey","leader_ms":{"2":..,"10":..,"25":..,"100":..},"participant_ms":..}
 
 import { diffieHellman, generateKeyPairSync } from 'node:crypto';
@@ -14,16 +16,17 @@ import {
   type E2eeMessage,
   EphemeralKeyPair,
   IdentityKeyPair,
-  type LeaderSession,
+  LeaderSession,
+  ParticipantSession,
   parseE2eeMessage,
-  type ParticipantSession,
-  SimulatedMeeting,
+  type SessionOutput,
   verifyEd25519,
 } from '../../src/core/e2ee/index.js';
 
 const SIZES = [2, 10, 25, 100] as const;
 const ROUNDS = Number(process.env.REKEY_BENCH_ROUNDS ?? 25);
 const WARMUP = 3;
+const WATCHER = 'watcher';
 
 const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -32,48 +35,100 @@ const median = (values: number[]): number => {
 const ms = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e6;
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-function meetingOf(n: number): SimulatedMeeting {
-  const m = new SimulatedMeeting({ meetingId: `bench-${n}`, leaderId: 'leader' });
-  const ids = Array.from({ length: n }, (_, i) => `room-${i}`);
-  for (const id of ids) m.join(id);
-  m.admit(ids);
-  return m;
-}
+/**
+ * A leader with N participants. Only `watcher` is a full participant that receives its messages;
+ * the others exist to post real bindings, and their acknowledgements are made up (the leader
+ * cannot tell), so the timings are the leader's own work.
+ */
+class Meeting {
+  readonly leader: LeaderSession;
+  readonly watcher: ParticipantSession;
+  #next = 0;
 
-function ackFrom(leader: LeaderSession, from: string, epoch: number): E2eeMessage {
-  return { v: 1, type: 'e2ee.ack', meetingId: leader.state.meetingId, from, to: leader.participantId, epoch };
-}
-
-/** One leader rekey with every ack; returns the leader's time and the messages for `watcher`. */
-function leaderRekey(m: SimulatedMeeting, watcher: string): { time: number; forWatcher: string[] } {
-  const leader = m.leader;
-  const start = process.hrtime.bigint();
-  const out = leader.rekey();
-  const wire = out.outgoing.map((message) => JSON.stringify(message));
-  const epoch = leader.state.keys.highestEpoch;
-  for (const id of leader.members) {
-    if (id === leader.participantId) continue;
-    const certified = leader.handle(ackFrom(leader, id, epoch));
-    for (const message of certified.outgoing) wire.push(JSON.stringify(message));
+  constructor(readonly n: number) {
+    this.leader = LeaderSession.create({
+      meetingId: `bench-${n}`,
+      participantId: 'leader',
+      identity: IdentityKeyPair.generate(),
+    }).session;
+    this.watcher = this.#participant(WATCHER);
+    const ids = [WATCHER];
+    this.leader.handle(this.watcher.bindingMessage());
+    for (let i = 1; i < n; i++) ids.push(this.#join());
+    this.deliver(this.certify(this.leader.admit(ids)).forWatcher);
   }
-  const time = ms(start);
-  if (leader.epoch !== epoch) throw new Error('epoch was not certified');
-  const forWatcher = wire.filter((text) => {
-    const message = JSON.parse(text) as E2eeMessage;
-    return message.type === 'e2ee.heartbeat' || message.to === watcher;
-  });
-  return { time, forWatcher };
-}
 
-function participantHandles(p: ParticipantSession, texts: string[]): number {
-  const messages = texts.map(parseE2eeMessage);
-  const start = process.hrtime.bigint();
-  for (const message of messages) {
-    const out = p.handle(message);
-    const refused = out.events.find((e) => e.type === 'rejected');
-    if (refused) throw new Error(`participant refused: ${JSON.stringify(refused)}`);
+  #participant(id: string): ParticipantSession {
+    return new ParticipantSession({
+      meetingId: `bench-${this.n}`,
+      participantId: id,
+      identity: IdentityKeyPair.generate(),
+    });
   }
-  return ms(start);
+
+  #join(): string {
+    const id = `room-${this.#next++}`;
+    this.leader.handle(this.#participant(id).bindingMessage());
+    return id;
+  }
+
+  /** Serialise the leader's output, acknowledge for everyone, serialise the heartbeat. */
+  certify(out: SessionOutput): { forWatcher: string[] } {
+    const wire = out.outgoing.map((message) => JSON.stringify(message));
+    const epoch = this.leader.state.keys.highestEpoch;
+    for (const id of this.leader.members) {
+      if (id === this.leader.participantId) continue;
+      const ack: E2eeMessage = {
+        v: 1,
+        type: 'e2ee.ack',
+        meetingId: `bench-${this.n}`,
+        from: id,
+        to: 'leader',
+        epoch,
+      };
+      for (const message of this.leader.handle(ack).outgoing) wire.push(JSON.stringify(message));
+    }
+    if (this.leader.epoch !== epoch) throw new Error('epoch was not certified');
+    return {
+      forWatcher: wire.filter((text) => {
+        const message = JSON.parse(text) as E2eeMessage;
+        return message.to === undefined || message.to === WATCHER;
+      }),
+    };
+  }
+
+  /** Leave of one participant: the leader's time for the whole epoch. Then someone joins (untimed). */
+  leave(): { leaderMs: number; forWatcher: string[] } {
+    const victim = this.leader.members.find((id) => id !== 'leader' && id !== WATCHER)!;
+    const start = process.hrtime.bigint();
+    const { forWatcher } = this.certify(this.leader.remove(victim));
+    const leaderMs = ms(start);
+    return { leaderMs, forWatcher };
+  }
+
+  rejoin(): void {
+    this.deliver(this.certify(this.leader.admit([this.#join()])).forWatcher);
+  }
+
+  periodic(): { leaderMs: number; forWatcher: string[] } {
+    const start = process.hrtime.bigint();
+    const { forWatcher } = this.certify(this.leader.rekey());
+    return { leaderMs: ms(start), forWatcher };
+  }
+
+  /** The watcher handles its messages (parsed as from the wire beforehand); returns its time. */
+  deliver(texts: string[]): number {
+    const messages = texts.map(parseE2eeMessage);
+    const start = process.hrtime.bigint();
+    for (const message of messages) {
+      const out = this.watcher.handle(message);
+      const refused = out.events.find((e) => e.type === 'rejected');
+      if (refused) throw new Error(`participant refused: ${JSON.stringify(refused)}`);
+    }
+    const time = ms(start);
+    if (this.watcher.epoch !== this.leader.epoch) throw new Error('participant did not switch');
+    return time;
+  }
 }
 
 function perOp(count: number, op: () => void): number {
@@ -84,8 +139,7 @@ function perOp(count: number, op: () => void): number {
 }
 
 function primitiveCosts() {
-  const a = EphemeralKeyPair.generate();
-  const b = EphemeralKeyPair.generate();
+  const ours = [EphemeralKeyPair.generate(), EphemeralKeyPair.generate()] as const;
   const nodeA = generateKeyPairSync('x25519');
   const nodeB = generateKeyPairSync('x25519');
   const identity = IdentityKeyPair.generate();
@@ -96,16 +150,14 @@ function primitiveCosts() {
   const nobleSecret = ed25519.utils.randomSecretKey();
   const noblePublic = ed25519.getPublicKey(nobleSecret);
   const nobleSig = ed25519.sign(message, nobleSecret);
+  const nobleX = perOp(40, () => x25519.getSharedSecret(nobleA, nobleB));
   return {
     x25519: {
       node: perOp(400, () => diffieHellman({ privateKey: nodeA.privateKey, publicKey: nodeB.publicKey })),
-      noble: perOp(40, () => x25519.getSharedSecret(nobleA, nobleB)),
+      noble: nobleX,
     },
-    x25519_raw_peer: {
-      // what a first contact costs here: importing the peer's raw 32-byte key, then agreeing
-      node: perOp(400, () => a.agree(b.publicKey)),
-      noble: perOp(40, () => x25519.getSharedSecret(nobleA, nobleB)),
-    },
+    // what a first contact costs here: importing the peer's raw 32-byte key, then agreeing
+    x25519_raw_peer: { node: perOp(400, () => ours[0].agree(ours[1].publicKey)), noble: nobleX },
     ed25519_sign: {
       node: perOp(400, () => identity.sign(message)),
       noble: perOp(40, () => ed25519.sign(message, nobleSecret)),
@@ -124,26 +176,29 @@ function main(): void {
   const leaderMs: Record<string, number> = {};
   let participantMs = 0;
   for (const n of SIZES) {
-    const m = meetingOf(n);
-    const watcherId = 'room-0';
-    const watcher = m.participants.get(watcherId)!;
-    const leaderTimes: number[] = [];
-    const participantTimes: number[] = [];
+    const meeting = new Meeting(n);
+    const leave: number[] = [];
+    const periodic: number[] = [];
+    const participant: number[] = [];
     for (let round = 0; round < WARMUP + ROUNDS; round++) {
-      const { time, forWatcher } = leaderRekey(m, watcherId);
-      const pTime = participantHandles(watcher, forWatcher);
-      if (watcher.epoch !== m.leader.epoch) throw new Error('participant did not switch');
+      const left = meeting.leave();
+      const pTime = meeting.deliver(left.forWatcher);
+      meeting.rejoin();
+      const rekeyed = meeting.periodic();
+      meeting.deliver(rekeyed.forWatcher);
       if (round >= WARMUP) {
-        leaderTimes.push(time);
-        participantTimes.push(pTime);
+        leave.push(left.leaderMs);
+        periodic.push(rekeyed.leaderMs);
+        participant.push(pTime);
       }
     }
-    leaderMs[n] = round3(median(leaderTimes));
-    const pm = round3(median(participantTimes));
+    leaderMs[n] = round3(median(leave));
+    const pm = round3(median(participant));
     if (n === 100) participantMs = pm;
     console.log(
-      `  N=${String(n).padStart(3)}: leader ${leaderMs[n]!.toFixed(3)} ms per epoch ` +
-        `(${(leaderMs[n]! / n).toFixed(3)} ms per participant); one participant unwrap+verify ${pm.toFixed(3)} ms`,
+      `  N=${String(n).padStart(3)}: leader, epoch after a leave ${leaderMs[n]!.toFixed(3)} ms ` +
+        `(${(leaderMs[n]! / n).toFixed(3)} ms per participant), periodic rekey ${median(periodic).toFixed(3)} ms; ` +
+        `one participant ${pm.toFixed(3)} ms`,
     );
   }
   const costs = primitiveCosts();
