@@ -252,6 +252,33 @@ describe('HID discovery', () => {
   });
 });
 
+describe('HID enumeration failures', () => {
+  it('logs a failing enumeration once, keeps polling, and recovers', async () => {
+    const backend = new FakeBackend();
+    let failing = true;
+    const enumerate = backend.enumerate.bind(backend);
+    backend.enumerate = async () => {
+      if (failing) throw new Error('node-hid binding failed to load');
+      return enumerate();
+    };
+    const errors: string[] = [];
+    const log = {
+      ...silentLogger,
+      error: (_o: unknown, msg: string) => errors.push(msg),
+    } as unknown as typeof silentLogger;
+    const manager = new HidManager({ state: store, actions: room, log, backend });
+    await manager.scan();
+    await manager.scan();
+    await manager.scan();
+    expect(errors).toEqual(['HID enumeration failed; room buttons unavailable']);
+    failing = false;
+    backend.plug('/dev/hidraw3', DESCRIPTOR);
+    await manager.scan();
+    expect(manager.devices().map((d) => d.status)).toEqual(['active']);
+    await manager.stop();
+  });
+});
+
 describe('real node-hid backend on this machine', () => {
   it('enumerates (no HID devices here) and the manager handles the empty list', async () => {
     const backend = nodeHidBackend();

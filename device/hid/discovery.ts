@@ -95,6 +95,7 @@ export class HidManager {
   #timer: NodeJS.Timeout | undefined;
   #scanning: Promise<void> | undefined;
   #stopped = false;
+  #enumerationError: string | undefined;
 
   constructor(options: HidManagerOptions) {
     this.#o = options;
@@ -140,8 +141,13 @@ export class HidManager {
     let found: Device[];
     try {
       found = await this.#backend.enumerate();
+      this.#enumerationError = undefined;
     } catch (err) {
-      log.error({ err }, 'HID enumeration failed');
+      // Say it once per distinct failure (e.g. node-hid's binary cannot load), not every poll.
+      const message = (err as Error).message;
+      if (this.#enumerationError !== message)
+        log.error({ err }, 'HID enumeration failed; room buttons unavailable');
+      this.#enumerationError = message;
       return;
     }
     // hidapi lists one entry per top-level collection: group them by device node.
