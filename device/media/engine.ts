@@ -50,6 +50,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   settings: EngineSettings = { ...DEFAULT_SETTINGS };
   #pipes: Partial<Record<keyof LaunchStrings, LivePipeline>> = {};
   readonly #cache = new Map<string, LivePipeline>();
+  #launch: LaunchStrings | undefined;
   #transport: MediaTransport | undefined;
   #sender: SFrameSender | undefined;
   #sendKid: bigint | undefined;
@@ -68,7 +69,12 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   readonly #streams = new Map<number, RemoteStream>();
   readonly #slotBySender = new Map<number, number>();
   readonly #names = new Map<number, string>();
-  readonly #remoteCounts = new Map<number, { videoFrames: number; audioFrames: number }>();
+  readonly #remoteCounts = new Map<
+    number,
+    { videoFrames: number; audioFrames: number; decodedFrames: number }
+  >();
+  /** latencyProbe: RTP timestamps of frames pushed into each tile's decoder, oldest first. */
+  readonly #pushedStamps = new Map<number, number[]>();
   #lastDisplay: Buffer | undefined;
   #speakerRing = Buffer.alloc(0);
   #latency: number[] = [];
@@ -82,7 +88,9 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     keyframesRequested: 0,
     keyframesForced: 0,
     displayFrames: 0,
+    cryptoMicros: 0,
   };
+  #cryptoNs = 0n;
 
   constructor(private readonly log: Logger) {
     super();
@@ -104,15 +112,22 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
 
   /** Builds and plays every pipeline; reports a bad template or missing element by name. */
   async start(patch: SettingsPatch): Promise<boolean> {
-    this.stopPipelines();
-    this.settings = { ...this.settings, ...patch };
+    const settings = { ...this.settings, ...patch };
     let launch: LaunchStrings;
     try {
-      launch = buildLaunchStrings(loadPipelineSet(this.settings.profile), this.settings);
+      launch = buildLaunchStrings(loadPipelineSet(settings.profile), settings);
     } catch (err) {
       this.#send({ type: 'error', code: 'template', message: (err as Error).message });
       return false;
     }
+    // Same pipelines already playing (e.g. the supervisor re-sending settings): nothing to rebuild.
+    const same =
+      this.#launch &&
+      Object.entries(launch).every(([k, v]) => this.#launch?.[k as keyof LaunchStrings] === v);
+    this.settings = settings;
+    if (same && this.#pipes.gallery?.playing) return true;
+    this.stopPipelines();
+    this.#launch = launch;
     const missing = await missingElements(launch);
     if (missing.length > 0) {
       for (const m of missing) {
@@ -193,6 +208,11 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
         this.counters.displayFrames++;
         this.#lastDisplay = buf;
       });
+    }
+    if (this.settings.latencyProbe) {
+      for (let slot = 0; slot < this.settings.tiles; slot++) {
+        gallery.onSample(`decoded${slot}`, () => this.#onDecoded(slot));
+      }
     }
     const speaker = p.speakerMix as LivePipeline;
     if (speaker.has('speaker')) {
@@ -302,10 +322,16 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     this.#status();
   }
 
-  setKeys(k: { sendKid: string; sendKey: string; receiveKeys: { kid: string; key: string }[] }): void {
+  setKeys(k: {
+    sendKid: string;
+    sendKey: string;
+    receiveKeys: { kid: string; key: string }[];
+    counterBase?: string;
+  }): void {
     const sendKid = kidFromWire(k.sendKid);
     if (sendKid !== this.#sendKid) {
-      this.#sender = new SFrameSender({ kid: sendKid, baseKey: keyFromWire(k.sendKey) });
+      const initialCounter = k.counterBase ? kidFromWire(k.counterBase) : 0n;
+      this.#sender = new SFrameSender({ kid: sendKid, baseKey: keyFromWire(k.sendKey), initialCounter });
       this.#sendKid = sendKid;
       this.#forceKeyframe(); // receivers switching epoch start from a keyframe
     }
@@ -363,10 +389,14 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     } else {
       const sender = this.#sender;
       if (!sender) return; // never send media without a key
+      const t0 = process.hrtime.bigint();
+      const sealed =
+        this.settings.codec === 'h264' ? sealH264AccessUnit(sender, frame) : sealWholeFrame(sender, frame);
+      this.#cryptoNs += process.hrtime.bigint() - t0;
       payloads =
         this.settings.codec === 'h264'
-          ? packetizeH264(sealH264AccessUnit(sender, frame))
-          : packetizeVp8(sealWholeFrame(sender, frame), this.#nextPictureId());
+          ? packetizeH264(sealed as Uint8Array[])
+          : packetizeVp8(sealed as Uint8Array, this.#nextPictureId());
     }
     transport.sendVideo(payloads, ts);
     this.counters.videoFramesSent++;
@@ -387,7 +417,9 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     if (this.settings.plaintextForBenchmark) payload = frame;
     else {
       if (!this.#sender) return;
+      const t0 = process.hrtime.bigint();
       payload = Buffer.from(sealWholeFrame(this.#sender, frame));
+      this.#cryptoNs += process.hrtime.bigint() - t0;
     }
     transport.sendAudio(payload, this.#audioTs);
     this.counters.audioFramesSent++;
@@ -414,7 +446,11 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   async disconnect(): Promise<void> {
     const t = this.#transport;
     this.#transport = undefined;
+    // A new PeerConnection is a new session: streams, gallery slots and their counts start afresh.
     this.#streams.clear();
+    this.#slotBySender.clear();
+    this.#remoteCounts.clear();
+    this.#pushedStamps.clear();
     if (t) await t.close();
   }
 
@@ -437,7 +473,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   #count(senderIndex: number, kind: 'video' | 'audio'): void {
     let c = this.#remoteCounts.get(senderIndex);
     if (!c) {
-      c = { videoFrames: 0, audioFrames: 0 };
+      c = { videoFrames: 0, audioFrames: 0, decodedFrames: 0 };
       this.#remoteCounts.set(senderIndex, c);
     }
     if (kind === 'video') c.videoFrames++;
@@ -482,14 +518,20 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
             kid: 0n,
             frame: Buffer.concat(units.flatMap((u) => [Buffer.from([0, 0, 0, 1]), u])),
           });
-        } else ({ kid, frame } = openH264AccessUnit(this.#receiver, units));
+        } else {
+          const t0 = process.hrtime.bigint();
+          ({ kid, frame } = openH264AccessUnit(this.#receiver, units));
+          this.#cryptoNs += process.hrtime.bigint() - t0;
+        }
         keyframe = isH264Keyframe(splitAnnexB(frame));
       } else {
         const sealed = depacketizeVp8(payloads);
         if (!sealed) throw new Error('malformed VP8 payload');
         if (this.settings.plaintextForBenchmark) ({ kid, frame } = { kid: 0n, frame: sealed });
         else {
+          const t0 = process.hrtime.bigint();
           const opened = openWholeFrame(this.#receiver, sealed);
+          this.#cryptoNs += process.hrtime.bigint() - t0;
           kid = opened.kid;
           frame = Buffer.from(opened.frame);
         }
@@ -507,6 +549,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
       this.#pli(ssrc, stream);
       return;
     }
+    const restarting = stream.awaitingKeyframe;
     stream.awaitingKeyframe = false;
     const senderIndex = this.settings.plaintextForBenchmark ? ssrc & 0xffff : parseKid(kid).senderIndex;
     const slot = this.#slotFor(senderIndex);
@@ -514,11 +557,30 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     this.counters.videoFramesDecrypted++;
     this.#count(senderIndex, 'video');
     if (this.settings.latencyProbe) {
-      // The RTP timestamp is the sender's wall clock at encoder output (90 kHz, same machine).
-      const behind = ((((Date.now() * 90) % 2 ** 32) - timestamp + 2 ** 32) % 2 ** 32) / 90;
-      this.#latency.push(behind);
+      // The decoder restarts at this keyframe: anything it never output before is not coming.
+      const fifo = (restarting ? undefined : this.#pushedStamps.get(slot)) ?? [];
+      fifo.push(timestamp);
+      if (fifo.length > 120) fifo.shift();
+      this.#pushedStamps.set(slot, fifo);
     }
     this.#pipes.gallery?.push(`vin${slot}`, frame);
+  }
+
+  /**
+   * A frame left tile `slot`'s decoder (latencyProbe). Decoders emit one picture per access unit in
+   * order, so it is the oldest one pushed; its RTP timestamp is the sender's wall clock at capture
+   * (90 kHz, both ends on one machine in the benchmark).
+   */
+  #onDecoded(slot: number): void {
+    const stamp = this.#pushedStamps.get(slot)?.shift();
+    const sender = [...this.#slotBySender].find(([, s]) => s === slot)?.[0];
+    if (sender !== undefined) {
+      const c = this.#remoteCounts.get(sender);
+      if (c) c.decodedFrames++;
+    }
+    if (stamp === undefined) return;
+    const behind = ((((Date.now() * 90) % 2 ** 32) - stamp + 2 ** 32) % 2 ** 32) / 90;
+    this.#latency.push(Math.round(behind * 10) / 10);
   }
 
   #pli(ssrc: number, stream: RemoteStream): void {
@@ -534,13 +596,20 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     let frame: Buffer = payload;
     if (!this.settings.plaintextForBenchmark) {
       try {
+        const t0 = process.hrtime.bigint();
         const opened = openWholeFrame(this.#receiver, payload);
+        this.#cryptoNs += process.hrtime.bigint() - t0;
         kid = opened.kid;
         frame = Buffer.from(opened.frame);
       } catch {
         this.counters.decryptFailures++;
         return;
       }
+    }
+    if (this.settings.plaintextForBenchmark) {
+      // Baseline runs have no KID to tell senders apart: one voice, no gallery slot taken.
+      this.#pipes.speakerMix?.push('ain0', frame);
+      return;
     }
     const senderIndex = parseKid(kid).senderIndex;
     const slot = this.#slotFor(senderIndex);
@@ -569,7 +638,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     this.#latency = [];
     return {
       type: 'stats',
-      counters: { ...this.counters },
+      counters: { ...this.counters, cryptoMicros: Number(this.#cryptoNs / 1000n) },
       remotes: [...this.#remoteCounts].map(([senderIndex, c]) => ({
         senderIndex,
         slot: this.#slotBySender.get(senderIndex) ?? -1,

@@ -50,6 +50,11 @@ export const ToWorker = Type.Union([
     sendKid: Kid,
     sendKey: Key,
     receiveKeys: Type.Array(Type.Object({ kid: Kid, key: Key }), { maxItems: 1024 }),
+    /**
+     * First SFrame CTR for sendKid. A restarted worker gets the same keys again; starting its counter
+     * past anything its predecessor can have used keeps every (key, CTR) pair unique (GCM nonce).
+     */
+    counterBase: Type.Optional(Kid),
   }),
   /** Gallery labels per sender index (from the KID), as the roster shows them. */
   Type.Object({
@@ -95,6 +100,8 @@ const Counters = Type.Object({
   keyframesRequested: Type.Integer(),
   keyframesForced: Type.Integer(),
   displayFrames: Type.Integer(),
+  /** Time spent in SFrame seal/open (µs), to report the cost of encryption. */
+  cryptoMicros: Type.Integer(),
 });
 export type Counters = Static<typeof Counters>;
 
@@ -119,6 +126,8 @@ export const FromWorker = Type.Union([
         slot: Type.Integer(),
         videoFrames: Type.Integer(),
         audioFrames: Type.Integer(),
+        /** Frames out of the decoder (only counted with latencyProbe). */
+        decodedFrames: Type.Integer(),
       }),
     ),
     rssBytes: Type.Integer(),

@@ -127,7 +127,15 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
       sendKey: keyToWire(keys.sendKey),
       receiveKeys: keys.receiveKeys.map((k) => ({ kid: kidToWire(k.kid), key: keyToWire(k.key) })),
     };
-    this.#post(this.#keys);
+    this.#post({ ...this.#keys, counterBase: this.#counterBase() });
+  }
+
+  /**
+   * Each worker generation gets its own 2^40 SFrame counters (decades of frames): a worker killed
+   * mid-stream can never have its successor reuse a (key, CTR) pair, i.e. an AES-GCM nonce.
+   */
+  #counterBase(): string {
+    return (BigInt(this.#restarts) << 40n).toString(10);
   }
 
   setRoster(participants: { senderIndex: number; name: string }[]): void {
@@ -288,7 +296,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
       case 'ready':
         // Everything the worker knew died with its predecessor: send it again.
         child.send({ type: 'start', settings: this.#settings } satisfies ToWorker);
-        if (this.#keys) child.send(this.#keys);
+        if (this.#keys) child.send({ ...this.#keys, counterBase: this.#counterBase() });
         if (this.#roster) child.send(this.#roster);
         child.send({ type: 'controls', ...this.#controls } satisfies ToWorker);
         this.#updateState((m) => {

@@ -53,6 +53,8 @@ export interface MediaSettings {
   cameraDevice?: string;
   micDevice?: string;
   speakerDevice?: string;
+  /** Benchmarks: a tiny appsink after each tile's decoder (decoded{slot}) to time decoded frames. */
+  latencyProbe?: boolean;
 }
 
 export const DEFAULT_SETTINGS: MediaSettings = {
@@ -82,7 +84,7 @@ const PLACEHOLDER = /\{([A-Za-z][A-Za-z0-9]*)\}/g;
 /** Fills {name} placeholders; an unknown name throws, naming the template. */
 export function renderTemplate(
   template: string,
-  params: Record<string, string | number | undefined>,
+  params: Record<string, string | number | boolean | undefined>,
   what: string,
 ): string {
   return template.replace(PLACEHOLDER, (_m, name: string) => {
@@ -144,7 +146,7 @@ export function buildLaunchStrings(
   checkSettingValues({ slateText });
   const codec = set.codecs[settings.codec];
   if (!codec) throw new TemplateError(`no codec template for ${settings.codec}`);
-  const base: Record<string, string | number | undefined> = {
+  const base: Record<string, string | number | boolean | undefined> = {
     ...settings,
     videoBps: settings.videoKbps * 1000,
     slateText,
@@ -169,6 +171,10 @@ export function buildLaunchStrings(
           tileHeight: tile.height,
           videoCaps: codec.caps,
           videoDecoder,
+          decodeTap: settings.latencyProbe ? `tee name=dtap${tile.slot} ! ` : '',
+          decodeBranch: settings.latencyProbe
+            ? ` dtap${tile.slot}. ! queue max-size-buffers=30 max-size-time=0 max-size-bytes=0 ! videoscale method=nearest-neighbour ! video/x-raw,width=16,height=16 ! appsink name=decoded${tile.slot} max-buffers=30 drop=false sync=false async=false`
+            : '',
         },
         where('galleryTile'),
       ),
