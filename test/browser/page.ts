@@ -23,6 +23,14 @@ export interface PageStats {
   };
   outboundVideo?: { framesEncoded: number; keyFramesEncoded: number; frameWidth?: number; bytesSent: number };
   inboundAudio?: { totalSamplesReceived: number; concealedSamples: number; audioLevel?: number };
+  /** Every ICE candidate pair Chromium formed: which local address sent checks to which remote one. */
+  candidatePairs: {
+    local: string;
+    remote: string;
+    state: string;
+    requestsSent: number;
+    responsesReceived: number;
+  }[];
 }
 
 export interface PixelSample {
@@ -48,6 +56,8 @@ function createParticipant() {
   const worker = new Worker('/transform-worker.js', { name: 'sframe-transform' });
   const pendingStats = new Map<number, (c: WorkerCounters) => void>();
   let keysAck: (() => void) | undefined;
+  let audio: AudioContext | undefined;
+  let analyser: AnalyserNode | undefined;
   worker.onmessage = (e: MessageEvent) => {
     const m = e.data as { type: 'stats'; id: number; counters: WorkerCounters } | { type: 'keys-set' };
     if (m.type === 'stats') pendingStats.get(m.id)?.(m.counters);
@@ -137,9 +147,22 @@ function createParticipant() {
         worker.postMessage({ type: 'stats', id });
       });
       pendingStats.delete(id);
-      const out: PageStats = { counters, connectionState: pc?.connectionState ?? 'new' };
+      const out: PageStats = { counters, connectionState: pc?.connectionState ?? 'new', candidatePairs: [] };
       const report = pc ? await pc.getStats() : new Map();
+      const address = (id: string) => {
+        const c = report.get(id);
+        return c ? `${c.address}:${c.port}/${c.candidateType}` : id;
+      };
       for (const s of report.values()) {
+        if (s.type === 'candidate-pair') {
+          out.candidatePairs.push({
+            local: address(s.localCandidateId),
+            remote: address(s.remoteCandidateId),
+            state: s.state,
+            requestsSent: s.requestsSent ?? 0,
+            responsesReceived: s.responsesReceived ?? 0,
+          });
+        }
         if (s.type === 'inbound-rtp' && s.kind === 'video') {
           out.inboundVideo = {
             framesDecoded: s.framesDecoded ?? 0,
@@ -198,7 +221,35 @@ function createParticipant() {
       };
     },
 
+    /**
+     * The received audio as a listener would hear it: the spectrum of the remote track (Web Audio
+     * analyser), as the level at each asked frequency and the loudest frequency.
+     */
+    async listen(freqs: number[]): Promise<{ peakHz: number; levelsDb: number[] } | undefined> {
+      const track = (video.srcObject as MediaStream | null)?.getAudioTracks()[0];
+      if (!track) return undefined;
+      audio ??= new AudioContext({ sampleRate: 48000 });
+      await audio.resume();
+      if (!analyser) {
+        analyser = audio.createAnalyser();
+        analyser.fftSize = 4096;
+        analyser.smoothingTimeConstant = 0;
+        audio.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      const bins = new Float32Array(analyser.frequencyBinCount);
+      analyser.getFloatFrequencyData(bins);
+      const hzPerBin = audio.sampleRate / analyser.fftSize;
+      let peak = 1;
+      for (let i = 2; i < bins.length; i++) if ((bins[i] ?? -Infinity) > (bins[peak] ?? -Infinity)) peak = i;
+      return {
+        peakHz: peak * hzPerBin,
+        levelsDb: freqs.map((f) => bins[Math.round(f / hzPerBin)] ?? -Infinity),
+      };
+    },
+
     close(): void {
+      audio?.close().catch(() => undefined);
       pc?.close();
       for (const t of local?.getTracks() ?? []) t.stop();
       worker.terminate();

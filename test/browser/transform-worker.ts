@@ -70,6 +70,7 @@ const counters: WorkerCounters = {
 };
 
 let sender: WebSFrameSender | undefined;
+let sendKeyHex = '';
 const receiver = new WebSFrameReceiver({ replayWindow: 256 });
 let receiveKids = new Set<bigint>();
 const KEYFRAME_REQUEST_INTERVAL_MS = 500;
@@ -80,7 +81,11 @@ const isVp8Keyframe = (frame: Uint8Array) => frame.length > 0 && ((frame[0] as n
 
 function setKeys(m: KeysMessage): void {
   const kid = BigInt(m.sendKid);
-  if (sender?.kid !== kid) sender = new WebSFrameSender({ kid, baseKey: unhex(m.sendKey) });
+  // A new KID or a new key for it: a new sender (its counter starts again, under the new key).
+  if (sender?.kid !== kid || m.sendKey !== sendKeyHex) {
+    sender = new WebSFrameSender({ kid, baseKey: unhex(m.sendKey) });
+    sendKeyHex = m.sendKey;
+  }
   const next = new Set<bigint>();
   for (const { kid: k, key } of m.receiveKeys) {
     const id = BigInt(k);
