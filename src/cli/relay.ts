@@ -67,6 +67,14 @@ export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> 
           onError: (err) => log.warn({ err: err.message }, 'revocation list not refreshed'),
         }),
     );
+    // The first list is in force before the relay accepts anyone; polling keeps it current.
+    await Promise.all(
+      feeds.map((f) =>
+        f
+          .refresh()
+          .catch((err: Error) => log.warn({ err: err.message }, 'revocation list unavailable at start')),
+      ),
+    );
     for (const f of feeds) f.start();
     isRevoked = (serial) => feeds.some((f) => f.isRevoked(serial));
     stopFeed = () => {
