@@ -376,7 +376,7 @@ describe('kiosk resilience', () => {
     );
     expect(await first.page.getAttribute('.app', 'data-screen')).toBe('idle');
     await first.page.waitForSelector('[data-alert=kiosk-link]', { state: 'detached' });
-  });
+  }, 60_000);
 });
 
 const SIZES = [
@@ -445,6 +445,6 @@ describe('kiosk layout', () => {
         }
       }
       expect(errors).toEqual([]);
-    });
+    }, 120_000);
   }
 });
