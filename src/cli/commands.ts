@@ -10,6 +10,7 @@ import { registerRoomCommand } from './room.js';
 import { registerKioskCommand } from '../../device/kiosk/cli.js';
 import { registerHidCommand } from '../../device/hid/cli.js';
 import { registerProvisioningCommands } from '../../provisioning/cli.js';
+import { registerMediaCommand } from '../../device/media/cli.js';
 
 export function registerCommands(program: Command): void {
   registerSelftestCommand(program); // the crypto core loads only when `selftest` runs
@@ -21,4 +22,5 @@ export function registerCommands(program: Command): void {
   registerKioskCommand(program); // launcher loads only when `kiosk` runs
   registerHidCommand(program); // node-hid loads only when `hid` runs
   registerProvisioningCommands(program); // `provisioning …` and `admin …`; fastify/stores load only when run
+  registerMediaCommand(program); // `media devices|check`; device detection and templates load only when run
 }
