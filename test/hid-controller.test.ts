@@ -123,6 +123,35 @@ describe('HID room controller', () => {
     await controller.stop();
   });
 
+  it('follows a latching mute switch instead of toggling', async () => {
+    const device = new FakeHidDevice(deviceInfo('/dev/hidraw0', 0x0b));
+    const controller = new HidRoomController({
+      name: 'speakermic',
+      device,
+      // Phone Mute as an absolute no-preferred-state switch, LED Mute as output; no report ids.
+      layout: layoutFromDescriptor(
+        Uint8Array.from([
+          0x05, 0x0b, 0x09, 0x05, 0xa1, 0x01, 0x15, 0x00, 0x25, 0x01, 0x75, 0x01, 0x95, 0x01, 0x09, 0x2f,
+          0x81, 0x22, 0x95, 0x07, 0x81, 0x01, 0x05, 0x08, 0x09, 0x09, 0x95, 0x01, 0x91, 0x02, 0x95, 0x07,
+          0x91, 0x01, 0xc0,
+        ]),
+      ),
+      state: store,
+      actions: room,
+      log: silentLogger,
+    });
+    await controller.start();
+    await room.setMicMuted(true); // muted from the touch screen first
+    device.send(1); // the switch reaches "muted" too: nothing to do
+    await controller.idle();
+    expect(room.calls.filter((c) => c.action === 'setMicMuted')).toHaveLength(1);
+    device.send(0); // switched to unmuted
+    await controller.idle();
+    expect(store.get().media.micMuted).toBe(false);
+    expect([...device.writes.at(-1)!]).toEqual([0, 0]);
+    await controller.stop();
+  });
+
   it('reports an unplug mid-read once and stops writing', async () => {
     const device = new FakeHidDevice(deviceInfo('/dev/hidraw0', 0x0b));
     const reasons: string[] = [];

@@ -120,6 +120,28 @@ describe('HID item grammar', () => {
     expect(encodeLedReports(layout, { muted: true, offHook: true })).toEqual([Uint8Array.from([0, 1])]);
   });
 
+  it('tells a latching mute switch from a mute button', () => {
+    // Phone Mute as an absolute, no-preferred-state switch: 1 while muted, 0 while not.
+    const layout = layoutFromDescriptor(
+      hex('05 0b 09 05 a1 01 15 00 25 01 75 01 95 01 09 2f 81 22 95 07 81 01 c0'),
+    );
+    let levels = {};
+    const feed = (byte: number) => {
+      const r = decodeInputReport(layout, Uint8Array.from([byte]), levels);
+      levels = r.levels;
+      return r.buttons;
+    };
+    expect(feed(1)).toEqual(['mute-on']);
+    expect(feed(1)).toEqual([]);
+    expect(feed(0)).toEqual(['mute-off']);
+    // The same usage as a push button (preferred state): each press toggles, release does nothing.
+    const button = layoutFromDescriptor(
+      hex('05 0b 09 05 a1 01 15 00 25 01 75 01 95 01 09 2f 81 02 95 07 81 01 c0'),
+    );
+    expect(decodeInputReport(button, Uint8Array.from([1]), {}).buttons).toEqual(['mute']);
+    expect(decodeInputReport(button, Uint8Array.from([0]), { phoneMute: 1 }).buttons).toEqual([]);
+  });
+
   it('reads 4-byte usages (page in the high word), usage ranges, push and pop', () => {
     const parsed = parseReportDescriptor(
       hex(`05 01 09 00 a1 01 85 03 15 00 25 01 75 01

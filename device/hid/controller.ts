@@ -109,6 +109,10 @@ export class HidRoomController {
         case 'mute':
           await actions.setMicMuted(!now.media.micMuted);
           break;
+        case 'mute-on':
+        case 'mute-off':
+          if (now.media.micMuted !== (button === 'mute-on')) await actions.setMicMuted(button === 'mute-on');
+          break;
         case 'volume-up':
         case 'volume-down': {
           const step = (this.#o.volumeStep ?? 5) * (button === 'volume-up' ? 1 : -1);

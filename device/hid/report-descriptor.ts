@@ -17,6 +17,8 @@ export interface HidField {
   variable: boolean;
   relative: boolean;
   constant: boolean;
+  /** Main-item bit 5: the control has no rest position (a latching switch, not a push button). */
+  noPreferredState: boolean;
   logicalMin: number;
   logicalMax: number;
   arrayUsages?: number[];
@@ -121,6 +123,7 @@ export function parseReportDescriptor(bytes: Uint8Array): ParsedDescriptor {
         const constant = (data & 0x1) !== 0;
         const variable = (data & 0x2) !== 0;
         const relative = (data & 0x4) !== 0;
+        const noPreferredState = (data & 0x20) !== 0;
         const common = {
           kind,
           reportId: global.reportId,
@@ -128,6 +131,7 @@ export function parseReportDescriptor(bytes: Uint8Array): ParsedDescriptor {
           variable,
           relative,
           constant,
+          noPreferredState,
           logicalMin: global.logicalMin,
           logicalMax: global.logicalMax,
         };

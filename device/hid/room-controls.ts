@@ -23,7 +23,18 @@ export interface RoomControlLayout {
   outputBytes: Map<number, number>;
 }
 
-export type RoomButton = 'mute' | 'hook-on' | 'hook-off' | 'volume-up' | 'volume-down';
+/**
+ * 'mute' toggles (a push button); 'mute-on'/'mute-off' set the state a latching mute switch reports
+ * (absolute Phone Mute without a preferred state, as on Google's Meet speakermic).
+ */
+export type RoomButton =
+  | 'mute'
+  | 'mute-on'
+  | 'mute-off'
+  | 'hook-on'
+  | 'hook-off'
+  | 'volume-up'
+  | 'volume-down';
 
 function findVariable(parsed: ParsedDescriptor, kind: HidField['kind'], page: number, id: number) {
   const usage = fullUsage(page, id);
@@ -87,6 +98,9 @@ export function decodeInputReport(
     if (name === 'hookSwitch') {
       if (value && !before) buttons.push('hook-off');
       if (!value && before) buttons.push('hook-on');
+    } else if (name === 'phoneMute' && !field.relative && field.noPreferredState) {
+      if (value && !before) buttons.push('mute-on');
+      if (!value && before) buttons.push('mute-off');
     } else if (value && (!before || field.relative)) {
       buttons.push(button!);
     }
