@@ -33,6 +33,24 @@ import {
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 2500);
 const K_STEPS = (process.env.BENCH_K ?? '1,2,4,6,8,9').split(',').map(Number);
+/** Seconds of one K=1 call at the end, sampling the receiver worker's RSS (`--soak 600` for longer). */
+const SOAK_SECONDS = Number(argValue('--soak') ?? process.env.BENCH_SOAK_SECONDS ?? 180);
+
+function argValue(flag: string): string | undefined {
+  const i = process.argv.indexOf(flag);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+/** Least-squares slope of (t seconds, y) in y units per hour. */
+function slopePerHour(points: { t: number; y: number }[]): number {
+  const n = points.length;
+  if (n < 2) return Number.NaN;
+  const mt = points.reduce((a, p) => a + p.t, 0) / n;
+  const my = points.reduce((a, p) => a + p.y, 0) / n;
+  const num = points.reduce((a, p) => a + (p.t - mt) * (p.y - my), 0);
+  const den = points.reduce((a, p) => a + (p.t - mt) ** 2, 0);
+  return (num / den) * 3600;
+}
 const DEFAULT_CODEC: VideoCodec = DEFAULT_SETTINGS.codec;
 const OTHER_CODEC: VideoCodec = DEFAULT_CODEC === 'h264' ? 'vp8' : 'h264';
 const meetingKey = new Uint8Array(32).fill(7);
@@ -376,6 +394,7 @@ async function main(): Promise<void> {
   });
   const results: PhaseResult[] = [];
   let pricedUsPerSecond = Number.NaN;
+  let soak: { seconds: number; firstMb: number; lastMb: number; slopeMbPerHour: number } | undefined;
   try {
     // 1. Both codecs, one stream, encrypted.
     for (const codec of [DEFAULT_CODEC, OTHER_CODEC]) {
@@ -402,6 +421,28 @@ async function main(): Promise<void> {
       results.push(r);
       console.log(describe(r));
       if (r.minFps < 29.7 || r.dropPct >= 1) break;
+    }
+    // 4. Soak: one K=1 call for SOAK_SECONDS, the receiver worker's RSS sampled every 5 s.
+    if (SOAK_SECONDS > 0) {
+      await sender.connect(1, receiver);
+      await sleep(WARMUP_MS);
+      const start = performance.now();
+      const rss: { t: number; y: number }[] = [];
+      const sample = (s: StatsMessage) => {
+        const t = (performance.now() - start) / 1000;
+        if (rss.length === 0 || t - (rss.at(-1)?.t ?? 0) >= 5) rss.push({ t, y: s.rssBytes / 2 ** 20 });
+      };
+      receiver.on('stats', sample);
+      await sleep(SOAK_SECONDS * 1000);
+      receiver.off('stats', sample);
+      // The first minute includes allocator warm-up; the trend is what matters.
+      const settled = rss.filter((p) => p.t >= Math.min(60, SOAK_SECONDS / 3));
+      soak = {
+        seconds: SOAK_SECONDS,
+        firstMb: rss[0]?.y ?? Number.NaN,
+        lastMb: rss.at(-1)?.y ?? Number.NaN,
+        slopeMbPerHour: slopePerHour(settled),
+      };
     }
     await sender.close();
     sender.stop();
