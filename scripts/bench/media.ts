@@ -473,6 +473,11 @@ async function main(): Promise<void> {
   console.log(
     `  cross-checks: with vs without SFrame windows ${cpuEnc.toFixed(1)} % vs ${cpuPlain.toFixed(1)} % of a core (${overheadPct >= 0 ? '+' : ''}${overheadPct.toFixed(1)} %, within the noise of a shared box); wall time inside seal/open calls ${directPct.toFixed(2)} % (inflated by descheduling under load)`,
   );
+  if (soak) {
+    console.log(
+      `soak (K=1 call, ${soak.seconds} s): receiver worker RSS ${soak.firstMb.toFixed(0)} → ${soak.lastMb.toFixed(0)} MB, trend after warm-up ${soak.slopeMbPerHour.toFixed(1)} MB/h`,
+    );
+  }
   console.log(
     `largest K holding 30 fps with < 1 % drops: ${maxK}; capture→decoded latency p95 (K=1): ${p95.toFixed(0)} ms; receiver worker RSS ${rss.toFixed(0)} MB`,
   );
