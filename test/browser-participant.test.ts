@@ -355,3 +355,88 @@ describe('known gap: whole-frame VP8 SFrame and Chromium’s receive side (docs/
     }
   }, 120_000);
 });
+
+/** Two browser pages peer-to-peer (a offers), signalling piped by the test, loopback candidates only. */
+async function browserPair(vp8Format: 'whole-frame' | 'clear-prefix', initialCounter: bigint) {
+  const mk = newMeetingKey();
+  const [A, B] = [4, 5];
+  const pages = await Promise.all([browser.newPage(), browser.newPage()]);
+  const [a, b] = pages as [Page, Page];
+  const forward = (to: Page) => (payload: SignalPayload) => {
+    if (payload.kind === 'candidate' && !isLoopbackCandidate(payload.candidate)) return;
+    to.evaluate((p) => window.participant.signal(p), payload).catch(() => undefined);
+  };
+  await a.exposeFunction('sealroomSignal', forward(b));
+  await b.exposeFunction('sealroomSignal', forward(a));
+  for (const [page, self, other] of [
+    [a, A, B],
+    [b, B, A],
+  ] as const) {
+    await page.goto(server.url);
+    await page.evaluate(() => window.participant.init());
+    await page.evaluate((k) => window.participant.setKeys(k), {
+      sendKid: makeKid(EPOCH, self).toString(),
+      sendKey: hex(deriveSenderBaseKey(mk, EPOCH, self)),
+      receiveKeys: [
+        { kid: makeKid(EPOCH, other).toString(), key: hex(deriveSenderBaseKey(mk, EPOCH, other)) },
+      ],
+      vp8Format,
+      initialCounter: initialCounter.toString(),
+    });
+  }
+  await a.evaluate(() => window.participant.offer());
+  return {
+    b,
+    statsB: () => b.evaluate(() => window.participant.stats()),
+    close: async () => {
+      for (const p of pages) {
+        await p.evaluate(() => window.participant.close()).catch(() => undefined);
+        await p.close();
+      }
+    },
+  };
+}
+
+describe('proposed fix, shown between two Chromium pages: VP8 header clear and bound as SFrame metadata', () => {
+  it('a sender past CTR 255: whole-frame SFrame is never decoded, the clear-prefix format is', async () => {
+    const outcome: Record<string, PageStats> = {};
+    for (const format of ['whole-frame', 'clear-prefix'] as const) {
+      const pair = await browserPair(format, 300n);
+      try {
+        outcome[format] = await waitFor(
+          `${format}: 60 frames opened by B`,
+          async () => {
+            const st = await pair.statsB();
+            return st.counters['receive-video'].opened > 60 ? st : undefined;
+          },
+          40_000,
+        );
+        if (format === 'clear-prefix') {
+          await waitFor('clear-prefix: the fake camera playing at B', async () => {
+            const px = await pair.b.evaluate((pts) => window.participant.sample(pts), BAR_POINTS);
+            return px && px.nonBlack > 0.5;
+          });
+        }
+      } finally {
+        await pair.close();
+      }
+    }
+    const whole = outcome['whole-frame'] as PageStats;
+    const prefix = outcome['clear-prefix'] as PageStats;
+    console.log(
+      '[browser participant] browser↔browser at CTR 300:',
+      JSON.stringify({ whole: whole.counters['receive-video'], wholeIn: whole.inboundVideo }),
+      JSON.stringify({ prefix: prefix.counters['receive-video'], prefixIn: prefix.inboundVideo }),
+    );
+    // Chromium ↔ Chromium retransmits (NACK/RTX): a duplicate frame is refused as REPLAY, correctly.
+    const { REPLAY: _w, ...wholeFailures } = whole.counters['receive-video'].failures;
+    const { REPLAY: _p, ...prefixFailures } = prefix.counters['receive-video'].failures;
+    expect(wholeFailures).toEqual({});
+    expect(whole.counters['receive-video'].typeMislabelled).toBeGreaterThan(0);
+    expect(whole.inboundVideo?.framesDecoded ?? 0).toBe(0);
+    expect(prefixFailures).toEqual({});
+    expect(prefix.counters['receive-video'].typeMislabelled).toBe(0);
+    expect(prefix.inboundVideo?.framesDecoded ?? 0).toBeGreaterThan(30);
+    expect(prefix.inboundVideo?.keyFramesDecoded ?? 0).toBeGreaterThan(0);
+  }, 120_000);
+});

@@ -70,7 +70,7 @@ function createParticipant() {
 
   const send = (payload: Signal) => window.sealroomSignal?.(payload);
 
-  async function answer(offerSdp: string): Promise<void> {
+  function newConnection(): RTCPeerConnection {
     const conn = new RTCPeerConnection({ iceServers: [] });
     pc = conn;
     conn.onicecandidate = (e) => {
@@ -83,7 +83,14 @@ function createParticipant() {
         });
       }
     };
+    return conn;
+  }
+
+  async function answer(offerSdp: string): Promise<void> {
+    const conn = newConnection();
     await conn.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    // Chromium 156 applies a transform only if it is attached before any further await here: set
+    // after replaceTrack() or setLocalDescription() it was silently ignored and frames left in clear.
     const remote = new MediaStream();
     const transceivers = conn.getTransceivers();
     for (const t of transceivers) {
@@ -115,6 +122,27 @@ function createParticipant() {
       });
       const [v, a] = [local.getVideoTracks()[0], local.getAudioTracks()[0]];
       return { video: v?.label ?? '', audio: a?.label ?? '' };
+    },
+
+    /**
+     * Peer-to-peer with another browser page: this page offers. Transforms are attached before any
+     * await after the transceivers exist (see answer()).
+     */
+    async offer(): Promise<void> {
+      const conn = newConnection();
+      const remote = new MediaStream();
+      for (const track of local?.getTracks() ?? []) {
+        const t = conn.addTransceiver(track, { direction: 'sendrecv' });
+        const kind = track.kind as 'audio' | 'video';
+        t.receiver.transform = new RTCRtpScriptTransform(worker, { side: 'receive', kind });
+        t.sender.transform = new RTCRtpScriptTransform(worker, { side: 'send', kind });
+        remote.addTrack(t.receiver.track);
+      }
+      video.srcObject = remote;
+      video.play().catch(() => undefined);
+      const desc = await conn.createOffer();
+      await conn.setLocalDescription(desc);
+      await send({ kind: 'description', type: 'offer', sdp: desc.sdp ?? '' });
     },
 
     setKeys(keys: Omit<KeysMessage, 'type'>): Promise<void> {

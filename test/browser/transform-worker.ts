@@ -1,9 +1,11 @@
 // The browser participant's RTCRtpScriptTransform worker: SFrame over whole encoded frames, exactly as
 // Sealroom's media worker protects VP8 and Opus (device/media/frame-protect.ts: one SFrame over the
-// whole frame, no metadata). One sender per KID for audio and video together, so the two streams
-// share one counter and a (key, KID, CTR) is never used twice. Frames that fail to open are dropped,
-// never handed to a decoder. The page reads counters with a 'stats' message.
+// whole frame, no metadata); VP8 may instead use the proposed clear-prefix format (vp8-protect.ts).
+// One sender per KID for audio and video together, so the two streams share one counter and a
+// (key, KID, CTR) is never used twice. Frames that fail to open are dropped, never handed to a
+// decoder. The page reads counters with a 'stats' message.
 import { WebSFrameError, WebSFrameReceiver, WebSFrameSender } from './sframe-webcrypto.js';
+import { type Vp8Format, Vp8FormatError, isVp8Keyframe, openVp8, sealVp8 } from './vp8-protect.js';
 
 type Side = 'send' | 'receive';
 type Kind = 'audio' | 'video';
@@ -27,6 +29,10 @@ export interface KeysMessage {
   /** Hex. */
   sendKey: string;
   receiveKeys: { kid: string; key: string }[];
+  /** VP8 frame format, both directions (default 'whole-frame', as the media worker sends). */
+  vp8Format?: Vp8Format;
+  /** First CTR of a new sender (decimal; tests use it to stand in for a long-running sender). */
+  initialCounter?: string;
 }
 
 export interface KindCounters {
@@ -71,19 +77,22 @@ const counters: WorkerCounters = {
 
 let sender: WebSFrameSender | undefined;
 let sendKeyHex = '';
+let vp8Format: Vp8Format = 'whole-frame';
 const receiver = new WebSFrameReceiver({ replayWindow: 256 });
 let receiveKids = new Set<bigint>();
 const KEYFRAME_REQUEST_INTERVAL_MS = 500;
 let lastKeyframeRequest = 0;
 
-/** VP8 (RFC 6386 §9.1): bit 0 of the frame tag is 0 on a key frame. */
-const isVp8Keyframe = (frame: Uint8Array) => frame.length > 0 && ((frame[0] as number) & 1) === 0;
-
 function setKeys(m: KeysMessage): void {
+  vp8Format = m.vp8Format ?? 'whole-frame';
   const kid = BigInt(m.sendKid);
   // A new KID or a new key for it: a new sender (its counter starts again, under the new key).
   if (sender?.kid !== kid || m.sendKey !== sendKeyHex) {
-    sender = new WebSFrameSender({ kid, baseKey: unhex(m.sendKey) });
+    sender = new WebSFrameSender({
+      kid,
+      baseKey: unhex(m.sendKey),
+      initialCounter: BigInt(m.initialCounter ?? 0),
+    });
     sendKeyHex = m.sendKey;
   }
   const next = new Set<bigint>();
@@ -114,7 +123,7 @@ function sealer(c: KindCounters, kind: Kind): Transformer<EncodedFrame, EncodedF
       }
       const plain = new Uint8Array(frame.data);
       if (kind === 'video' && isVp8Keyframe(plain)) c.keyframes++;
-      const sealed = await s.seal(plain);
+      const sealed = kind === 'video' ? await sealVp8(s, plain, vp8Format) : await s.seal(plain);
       frame.data = sealed.buffer as ArrayBuffer;
       c.sealed++;
       controller.enqueue(frame);
@@ -126,7 +135,9 @@ function opener(c: KindCounters, kind: Kind, t: ScriptTransformer): Transformer<
   return {
     async transform(frame, controller) {
       try {
-        const { plaintext } = await receiver.open(new Uint8Array(frame.data));
+        const data = new Uint8Array(frame.data);
+        const plaintext =
+          kind === 'video' ? await openVp8(receiver, data, vp8Format) : (await receiver.open(data)).plaintext;
         if (kind === 'video') {
           const key = isVp8Keyframe(plaintext);
           if (key) c.keyframes++;
@@ -136,7 +147,12 @@ function opener(c: KindCounters, kind: Kind, t: ScriptTransformer): Transformer<
         c.opened++;
         controller.enqueue(frame);
       } catch (err) {
-        const code = err instanceof WebSFrameError ? err.code : 'ERROR';
+        const code =
+          err instanceof WebSFrameError
+            ? err.code
+            : err instanceof Vp8FormatError
+              ? 'MALFORMED_VP8'
+              : 'ERROR';
         c.failures[code] = (c.failures[code] ?? 0) + 1;
         // Dropped; a video decoder then waits for a keyframe, so ask for one (rate-limited).
         const now = Date.now();
