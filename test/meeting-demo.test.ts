@@ -1,5 +1,6 @@
-// `npm start` runs `sealroom demo`: a relay and two room daemons as real processes on loopback that
-// meet in an E2EE meeting. Run briefly (stdin not a TTY, --duration): it prints both kiosk URLs and
+// `npm start` runs `sealroom demo`: the provisioning service, a relay and two room daemons as real
+// processes on loopback; the rooms enroll with activation codes, get certificates from the org CA,
+// and meet in an E2EE meeting. Run briefly (stdin not a TTY, --duration): it prints both kiosk URLs and
 // the same security code twice, stops by itself, and leaves no process behind.
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -26,6 +27,9 @@ describe('sealroom demo (npm start)', () => {
     const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
     expect(err).not.toMatch(/sealroom demo:/);
     expect(code).toBe(0);
+    expect(out).toMatch(/provisioning\s+http:\/\/127\.0\.0\.1:\d+/);
+    expect(out).toMatch(/enrolled\s+Boardroom with activation code [A-Z0-9]{4}-[A-Z0-9]{4}/);
+    expect(out).toMatch(/enrolled\s+Huddle Room with activation code/);
     expect(out).toMatch(/Boardroom kiosk\s+http:\/\/127\.0\.0\.1:\d+/);
     expect(out).toMatch(/Huddle Room kiosk\s+http:\/\/127\.0\.0\.1:\d+/);
     const codes = [...out.matchAll(/((?:\d{5} ){7}\d{5})/g)].map((m) => m[1]);

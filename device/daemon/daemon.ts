@@ -1,10 +1,12 @@
-// The device daemon composer: one StateStore, the meeting client connected to the relay, a media
-// engine (the supervised GStreamer worker, or the synthetic engine on hosts without cameras), and
-// the kiosk's local control server on loopback. `sealroom daemon` and `sealroom demo` start it.
-import { createPrivateKey } from 'node:crypto';
+// The device daemon composer: one StateStore, the enrollment runner (when the device has no
+// certificate yet), the meeting client connected to the relay, a media engine (the supervised
+// GStreamer worker, or the synthetic engine on hosts without cameras) and the kiosk's local control
+// server on loopback. `sealroom daemon` and `sealroom demo` start it.
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { x509 } from '../../src/pki/provider.js';
 import { singleField } from '../../src/pki/subject.js';
 import type { Logger } from '../../src/util/log.js';
+import { EnrollmentRunner } from '../enrollment/index.js';
 import { createControlServer } from '../kiosk/control-server.js';
 import type { SettingsPatch } from '../media/ipc.js';
 import { MediaSupervisor } from '../media/supervisor.js';
@@ -20,8 +22,12 @@ export type MediaEngine = 'worker' | 'synthetic' | 'none';
 
 export interface DaemonOptions {
   relayUrl: string;
-  certificatePem: string;
-  identityKeyPem: string;
+  /** A certificate and identity key the device already has (development CA, or installed by IT)… */
+  certificatePem?: string;
+  identityKeyPem?: string;
+  /** …or enrollment with the provisioning service, keeping key and certificate in stateDir. */
+  provisioningUrl?: string;
+  stateDir?: string;
   log: Logger;
   media?: MediaEngine;
   mediaSettings?: SettingsPatch;
@@ -37,7 +43,9 @@ export interface DaemonOptions {
 export interface Daemon {
   state: StateStore;
   actions: RoomActions;
-  meeting: MeetingClient;
+  /** Present once the device has a certificate. */
+  meeting?: MeetingClient;
+  enrollment?: EnrollmentRunner;
   media?: MediaPort;
   supervisor?: MediaSupervisor;
   /** The kiosk UI and local control API. */
@@ -57,12 +65,13 @@ export function deviceFromCertificate(certificatePem: string) {
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const log = opts.log;
-  const state = new StateStore(initialState(opts.version ?? '0.1.0'));
-  const device = deviceFromCertificate(opts.certificatePem);
-  state.update((s) => {
-    s.device = { ...s.device, ...device };
-    s.phase = 'starting';
-  });
+  const version = opts.version ?? '0.1.0';
+  const state = new StateStore(initialState(version));
+  if (!(opts.certificatePem && opts.identityKeyPem) && !(opts.provisioningUrl && opts.stateDir)) {
+    throw new Error(
+      'the daemon needs a certificate and key, or a provisioning service URL and a state directory',
+    );
+  }
 
   let supervisor: MediaSupervisor | undefined;
   let media: MediaPort | undefined;
@@ -83,29 +92,33 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       ),
     );
   } else if (engine === 'synthetic') {
-    media = new SyntheticMedia({ roomName: device.roomName });
+    media = new SyntheticMedia({ roomName: 'this room' });
   }
 
-  const meeting = new MeetingClient({
-    relayUrl: opts.relayUrl,
-    credentials: { certificatePem: opts.certificatePem, identityKey: createPrivateKey(opts.identityKeyPem) },
+  const daemon: Daemon = {
     state,
-    log: log.child({ part: 'meeting' }),
+    actions: createRoomActions({
+      meeting: () => daemon.meeting,
+      state,
+      ...(supervisor ? { supervisor } : {}),
+    }),
     ...(media ? { media } : {}),
-  });
-  const actions = createRoomActions({ meeting, state, ...(supervisor ? { supervisor } : {}) });
+    ...(supervisor ? { supervisor } : {}),
+    controlUrl: '',
+    stop: async () => {},
+  };
+
   const control = await createControlServer({
     state,
-    actions,
+    actions: daemon.actions,
     log,
     host: opts.controlHost ?? '127.0.0.1',
     port: opts.controlPort ?? 0,
     ...(opts.uiDir ? { uiDir: opts.uiDir } : {}),
   });
+  daemon.controlUrl = control.url;
 
-  const diagnostics: { name: string; ok: boolean; detail: string }[] = [
-    { name: 'certificate', ok: true, detail: `${device.roomName} (${device.org})` },
-  ];
+  const diagnostics: { name: string; ok: boolean; detail: string }[] = [];
   if (supervisor) {
     try {
       await supervisor.start();
@@ -121,25 +134,66 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       detail: engine === 'synthetic' ? 'synthetic test media' : 'no media',
     });
   }
+
+  /** With a certificate in hand: the meeting client connects to the relay. */
+  const startMeetingClient = (certificatePem: string, identityKey: KeyObject): void => {
+    if (daemon.meeting) return;
+    const device = deviceFromCertificate(certificatePem);
+    if (media instanceof SyntheticMedia) media.roomName = device.roomName;
+    state.update((s) => {
+      s.device = { ...s.device, ...device };
+      s.diagnostics = [
+        ...s.diagnostics.filter((d) => d.name !== 'certificate'),
+        { name: 'certificate', ok: true, detail: `${device.roomName} (${device.org})` },
+      ];
+      if (s.phase === 'starting' || s.phase === 'enrolling') s.phase = 'idle';
+    });
+    daemon.meeting = new MeetingClient({
+      relayUrl: opts.relayUrl,
+      credentials: { certificatePem, identityKey },
+      state,
+      log: log.child({ part: 'meeting' }),
+      ...(media ? { media } : {}),
+    });
+    void daemon.meeting.start();
+    log.info({ relay: opts.relayUrl, room: device.roomName }, 'meeting client started');
+  };
+
   state.update((s) => {
     s.diagnostics = diagnostics;
-    s.phase = 'idle';
   });
-  void meeting.start();
-  log.info({ control: control.url, relay: opts.relayUrl, room: device.roomName }, 'daemon running');
+  if (opts.certificatePem && opts.identityKeyPem) {
+    startMeetingClient(opts.certificatePem, createPrivateKey(opts.identityKeyPem));
+  } else {
+    const runner = new EnrollmentRunner({
+      stateDir: opts.stateDir ?? '',
+      serviceUrl: opts.provisioningUrl ?? '',
+      softwareVersion: version,
+      state,
+      logger: log.child({ part: 'enrollment' }),
+    });
+    daemon.enrollment = runner;
+    const useCertificate = (certPem: string) => {
+      const key = runner.identity?.key.privateKey;
+      if (key) startMeetingClient(certPem, key);
+    };
+    runner.on('enrolled', (cert) => useCertificate(cert.certPem));
+    runner.on('revoked', (message) => {
+      state.raiseAlert('revoked', 'error', `This device was revoked by IT: ${message}`);
+      void daemon.meeting?.stop();
+    });
+    await runner.start();
+    const current = runner.current;
+    if (current?.phase === 'enrolled') useCertificate(current.certificate.certPem);
+  }
+  log.info({ control: control.url, relay: opts.relayUrl }, 'daemon running');
 
-  return {
-    state,
-    actions,
-    meeting,
-    ...(media ? { media } : {}),
-    ...(supervisor ? { supervisor } : {}),
-    controlUrl: control.url,
-    stop: async () => {
-      await meeting.leaveMeeting().catch(() => undefined);
-      await meeting.stop();
-      await control.close();
-      await media?.close();
-    },
+  daemon.stop = async () => {
+    await daemon.meeting?.leaveMeeting().catch(() => undefined);
+    await daemon.meeting?.stop();
+    await daemon.enrollment?.stop();
+    await control.close();
+    await media?.close();
   };
+  return daemon;
 }

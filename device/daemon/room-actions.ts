@@ -6,19 +6,26 @@ import type { MeetingClient } from './meeting-client.js';
 import type { StateStore } from './state.js';
 
 export function createRoomActions(deps: {
-  meeting: MeetingClient;
+  /** The meeting client once the device has its certificate (undefined while enrolling). */
+  meeting: () => MeetingClient | undefined;
   state: StateStore;
   supervisor?: MediaSupervisor;
 }): RoomActions {
-  const { meeting, state, supervisor } = deps;
+  const { state, supervisor } = deps;
+  const meeting = (): MeetingClient => {
+    const client = deps.meeting();
+    if (!client)
+      throw new Error('this room is not enrolled yet: IT must claim it with the code on the screen');
+    return client;
+  };
   return {
-    startMeeting: () => meeting.startMeeting(),
-    joinMeeting: (id) => meeting.joinMeeting(id),
-    leaveMeeting: () => meeting.leaveMeeting(),
-    admit: (id) => meeting.admit(id),
-    deny: (id) => meeting.deny(id),
-    lockMeeting: (locked) => meeting.lockMeeting(locked),
-    acknowledgeLeaderChange: () => meeting.acknowledgeLeaderChange(),
+    startMeeting: async () => meeting().startMeeting(),
+    joinMeeting: async (id) => meeting().joinMeeting(id),
+    leaveMeeting: async () => deps.meeting()?.leaveMeeting(),
+    admit: async (id) => meeting().admit(id),
+    deny: async (id) => meeting().deny(id),
+    lockMeeting: async (locked) => meeting().lockMeeting(locked),
+    acknowledgeLeaderChange: async () => meeting().acknowledgeLeaderChange(),
     async setMicMuted(muted) {
       supervisor?.setMicMuted(muted);
       state.update((s) => {

@@ -32,6 +32,8 @@ export class SyntheticMedia
   implements MediaPort
 {
   readonly #opts: SyntheticMediaOptions;
+  /** Written into every frame's known plaintext. */
+  roomName: string;
   #peer: LoopbackMediaPeer | undefined;
   #signalListeners: ((p: SignalPayload) => void)[] = [];
   #sender: SFrameSender | undefined;
@@ -47,6 +49,7 @@ export class SyntheticMedia
   constructor(opts: SyntheticMediaOptions) {
     super();
     this.#opts = opts;
+    this.roomName = opts.roomName;
   }
 
   get connected(): boolean {
@@ -68,7 +71,7 @@ export class SyntheticMedia
       this.#counter++;
       const filler = kind === 'video' ? 'v'.repeat(this.#opts.videoBytes ?? 1000) : 'a'.repeat(80);
       const plaintext = Buffer.from(
-        `${KNOWN_PLAINTEXT_PREFIX}${this.#opts.roomName}|${kind}|${this.#counter}|${filler}`,
+        `${KNOWN_PLAINTEXT_PREFIX}${this.roomName}|${kind}|${this.#counter}|${filler}`,
       );
       const frame = this.#sender.encrypt(plaintext);
       peer.send(kind, Buffer.from(frame), ((Date.now() - start) * 90) >>> 0);

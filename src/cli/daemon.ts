@@ -6,6 +6,7 @@ export interface DaemonCommandOptions {
   cert?: string;
   key?: string;
   devCa?: string;
+  provisioning?: string;
   room?: string;
   dataDir: string;
   controlPort: string;
@@ -27,6 +28,10 @@ export function registerDaemonCommand(program: Command): void {
     .requiredOption('--relay <url>', 'relay WebSocket URL, e.g. ws://relay.example:7443/v1/ws')
     .option('--cert <file>', "this device's X.509 certificate (PEM)")
     .option('--key <file>', "this device's Ed25519 identity key (PEM, mode 0600)")
+    .option(
+      '--provisioning <url>',
+      'enroll with this provisioning service when the device has no certificate yet',
+    )
     .option('--dev-ca <dir>', 'development: issue this device a certificate from the development CA in <dir>')
     .option('--room <name>', 'development: room name for a --dev-ca certificate', 'Demo Room')
     .option('--data-dir <dir>', 'where the daemon keeps its key and certificate', '/var/lib/sealroom')
@@ -48,21 +53,20 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
   const { join } = await import('node:path');
   const { cliLogger } = await import('../relay/readable-log.js');
   const log = cliLogger('daemon', { json: opts.logJson ?? false });
-  let certificatePem: string;
-  let identityKeyPem: string;
+  let credentials: { certificatePem: string; identityKeyPem: string } | undefined;
   if (opts.cert && opts.key) {
-    certificatePem = readFileSync(opts.cert, 'utf8');
-    identityKeyPem = readFileSync(opts.key, 'utf8');
+    credentials = {
+      certificatePem: readFileSync(opts.cert, 'utf8'),
+      identityKeyPem: readFileSync(opts.key, 'utf8'),
+    };
   } else if (opts.devCa) {
     const { loadOrIssueDevelopmentDevice } = await import('../relay/dev-ca-store.js');
-    ({ certificatePem, identityKeyPem } = await loadOrIssueDevelopmentDevice(
-      opts.devCa,
-      join(opts.dataDir, 'identity'),
-      { roomName: opts.room ?? 'Demo Room' },
-    ));
-  } else {
+    credentials = await loadOrIssueDevelopmentDevice(opts.devCa, join(opts.dataDir, 'identity'), {
+      roomName: opts.room ?? 'Demo Room',
+    });
+  } else if (!opts.provisioning) {
     throw new Error(
-      'no device certificate: pass --cert and --key (from enrollment) or --dev-ca <dir> for development',
+      'no device certificate: pass --provisioning <url> to enroll, --cert and --key, or --dev-ca <dir> for development',
     );
   }
   const media = opts.media;
@@ -80,8 +84,7 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
   const { startDaemon } = await import('../../device/daemon/daemon.js');
   const daemon = await startDaemon({
     relayUrl: opts.relay,
-    certificatePem,
-    identityKeyPem,
+    ...(credentials ?? { provisioningUrl: opts.provisioning, stateDir: opts.dataDir }),
     log,
     media,
     mediaSettings: settings,

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 
 export interface DemoOptions {
   media: string;
+  provisioning?: boolean;
   duration?: string;
   keep?: boolean;
   size: string;
@@ -34,6 +35,10 @@ export function registerDemoCommand(program: Command): void {
     .option('--size <WxH>', 'test camera resolution', '640x360')
     .option('--fps <n>', 'test camera frame rate', '15')
     .option('--duration <seconds>', 'stop by itself after this many seconds')
+    .option(
+      '--no-provisioning',
+      'skip the provisioning service: rooms get certificates from a development CA',
+    )
     .option('--keep', 'keep the temporary directory (CA, device keys, logs) after stopping')
     .action(async (opts: DemoOptions) => {
       process.exitCode = await runDemo(opts);
@@ -46,6 +51,8 @@ function spawnPart(
   args: string[],
   logFile: string,
   parts: ChildProcess[],
+  /** Parts that announce themselves on stderr instead (the provisioning service): capture group 1. */
+  stderrReady?: RegExp,
 ): Promise<Record<string, string>> {
   return import('node:child_process').then(async ({ spawn }) => {
     const { createWriteStream } = await import('node:fs');
@@ -59,6 +66,17 @@ function spawnPart(
     child.stderr?.pipe(log);
     return new Promise<Record<string, string>>((resolve, reject) => {
       let buffered = '';
+      let errText = '';
+      if (stderrReady) {
+        child.stderr?.on('data', (chunk: Buffer) => {
+          errText += chunk.toString();
+          const m = stderrReady.exec(errText);
+          if (m?.[1]) {
+            clearTimeout(timer);
+            resolve({ url: m[1] });
+          }
+        });
+      }
       const timer = setTimeout(
         () => reject(new Error(`${name} did not start within 60 s (see ${logFile})`)),
         60_000,
@@ -104,7 +122,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 }
 
 export async function runDemo(opts: DemoOptions): Promise<number> {
-  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const { loadOrCreateDevelopmentCa } = await import('../relay/dev-ca-store.js');
@@ -142,14 +160,34 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
 
   try {
     say('Sealroom — local deployment on loopback');
+    // Trust: the provisioning service's org CA (rooms enroll with activation codes, as in the field),
+    // or without it a development CA that issues the rooms' certificates directly.
+    let provisioningUrl: string | undefined;
+    let adminToken = '';
+    const provDir = join(dir, 'provisioning');
+    if (opts.provisioning !== false) {
+      try {
+        const prov = await spawnPart(
+          'provisioning',
+          ['provisioning', 'serve', '--data-dir', provDir, '--port', '0', '--org', 'Sealroom Demo Org'],
+          join(dir, 'provisioning.log'),
+          parts,
+          /provisioning service on (\S+)/,
+        );
+        provisioningUrl = prov.url;
+        adminToken = readFileSync(join(provDir, 'admin-token'), 'utf8').trim();
+        say(`  provisioning       ${provisioningUrl}   (admin token in ${join(provDir, 'admin-token')})`);
+      } catch (err) {
+        say(`  provisioning       not started (${(err as Error).message}); using a development CA`);
+        provisioningUrl = undefined;
+      }
+    }
     const caDir = join(dir, 'org-ca');
-    await loadOrCreateDevelopmentCa(caDir, 'Sealroom Demo Org');
-    const relay = await spawnPart(
-      'relay',
-      ['relay', '--dev-ca', caDir, '--port', '0'],
-      join(dir, 'relay.log'),
-      parts,
-    );
+    const trust = provisioningUrl
+      ? ['--ca', join(provDir, 'ca.pem'), '--revocations', provisioningUrl]
+      : ['--dev-ca', caDir];
+    if (!provisioningUrl) await loadOrCreateDevelopmentCa(caDir, 'Sealroom Demo Org');
+    const relay = await spawnPart('relay', ['relay', ...trust, '--port', '0'], join(dir, 'relay.log'), parts);
     const relayUrl = relay.relay ?? '';
     say(`  relay              ${relayUrl}   (log ${join(dir, 'relay.log')})`);
     const rooms = ['Boardroom', 'Huddle Room'];
@@ -161,10 +199,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
             'daemon',
             '--relay',
             relayUrl,
-            '--dev-ca',
-            caDir,
-            '--room',
-            room,
+            ...(provisioningUrl ? ['--provisioning', provisioningUrl] : ['--dev-ca', caDir, '--room', room]),
             '--data-dir',
             join(dir, `room-${i}`),
             '--control-port',
@@ -187,6 +222,25 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       say(
         `  ${`${room} kiosk`.padEnd(18)} ${daemons[i]?.control ?? ''}   (log ${join(dir, `room-${i}.log`)})`,
       );
+    if (provisioningUrl) {
+      // IT's part: read the activation code off each room's screen and claim it.
+      for (const [i, control] of [a, b].entries()) {
+        const code = await until(`${rooms[i]}'s activation code`, async () => {
+          const s = (await api(control, 'GET', '/api/state')) as { enrollment?: { activationCode?: string } };
+          return s.enrollment?.activationCode;
+        });
+        const res = await fetch(new URL('/v1/claims', provisioningUrl), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
+          body: JSON.stringify({ activationCode: code, roomName: rooms[i], site: 'Loopback HQ' }),
+        });
+        if (!res.ok)
+          throw new Error(
+            `claiming ${rooms[i]}: ${(await res.json().catch(() => ({}))).error ?? res.status}`,
+          );
+        say(`  enrolled           ${rooms[i]} with activation code ${code}`);
+      }
+    }
     await until('both rooms to reach the relay', async () => {
       const states = (await Promise.all([a, b].map((c) => api(c, 'GET', '/api/state')))) as {
         relay: { connected: boolean };
@@ -214,6 +268,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         : '  ✗ THE CODES DIFFER',
     );
     say(`  open a kiosk screen in a browser, or: sealroom room status --control ${a}`);
+    if (provisioningUrl)
+      say(
+        `  the fleet as IT sees it: sealroom admin list --url ${provisioningUrl} --token-file ${join(provDir, 'admin-token')}`,
+      );
     const duration = opts.duration !== undefined ? Number(opts.duration) * 1000 : undefined;
     say(
       duration !== undefined
