@@ -165,6 +165,7 @@ const fromBrowser = (s: StatsMessage | undefined) => s?.remotes.find((r) => r.se
 
 describe('browser participant (Chromium, RTCRtpScriptTransform, WebCrypto SFrame) ↔ media worker (VP8)', () => {
   it('each side decrypts and decodes the other’s video and audio', async () => {
+    const started = Date.now();
     const s = await connect(newMeetingKey());
     try {
       // Browser → worker: the worker opens the browser's SFrames and its gallery shows them.
@@ -225,10 +226,16 @@ describe('browser participant (Chromium, RTCRtpScriptTransform, WebCrypto SFrame
       // Every ICE pair Chromium formed is loopback to loopback.
       expect(final.candidatePairs.length).toBeGreaterThan(0);
       for (const pair of final.candidatePairs) expect(pair.local).toMatch(/^(127\.|::1)/);
-      // How Chromium labelled the worker's whole-frame SFrames (see docs/interop.md).
+      // Figures for docs/interop.md (informative, not asserted): how Chromium labelled the worker's
+      // whole-frame SFrames, and the browser's uplink without transport-wide congestion feedback.
+      const seconds = (Date.now() - started) / 1000;
+      const rvFinal = final.counters['receive-video'];
+      const out = final.outboundVideo;
       console.log(
-        `[browser participant] Chromium labelled ${final.counters['receive-video'].typeMislabelled} of ` +
-          `${final.counters['receive-video'].opened} decrypted VP8 frames with the wrong type`,
+        `[browser participant] ${seconds.toFixed(1)} s: browser decoded ${final.inboundVideo?.framesDecoded} ` +
+          `worker frames (Chromium labelled ${rvFinal.typeMislabelled} of ${rvFinal.opened} with the wrong ` +
+          `type; ${rvFinal.keyframes} real keyframes); browser sent ${out?.framesEncoded} frames at ` +
+          `${out?.frameWidth}px, ${(((out?.bytesSent ?? 0) * 8) / seconds / 1000).toFixed(0)} kbit/s average`,
       );
     } catch (err) {
       await dump(s);
