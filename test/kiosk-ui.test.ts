@@ -424,6 +424,30 @@ describe('kiosk layout', () => {
           () => room.leaderChangedTo(PARTNER, randomSecurityCode()),
           '[data-testid=leader-changed]',
         ],
+        [
+          'waiting-to-join',
+          async () => {
+            await room.leaveMeeting();
+            await room.joinMeeting('k7px-m3qd-a2bc');
+          },
+          '[data-testid=meeting-status][data-status=waiting]',
+        ],
+        [
+          'startup-failing',
+          () =>
+            store.update((s) => {
+              s.phase = 'error';
+              delete s.meeting;
+              s.diagnostics = Array.from({ length: 16 }, (_, i) => ({
+                name: `Check ${i + 1}`,
+                ok: i % 3 !== 0,
+                detail: `a long explanation of what was checked and what came back, number ${i + 1}, `.repeat(
+                  2,
+                ),
+              }));
+            }),
+          '[data-screen=startup] .diag:nth-child(16)',
+        ],
       ];
       for (const [name, enter, ready] of screens) {
         await enter();

@@ -98,7 +98,7 @@ function startupScreen(state: DeviceState): HTMLElement {
     ),
     h(
       'ul',
-      { class: 'diagnostics', 'data-testid': 'diagnostics' },
+      { class: 'diagnostics', 'data-testid': 'diagnostics', tabindex: 0 },
       state.diagnostics.map((d) =>
         h(
           'li',
