@@ -27,12 +27,20 @@ fi
 #    (`npm install`, not `npm ci`: npm 11 here writes only this platform's optional packages into the
 #    lock, and `npm ci` then refuses it as out of sync; `npm install` keeps the locked versions.)
 stamp=node_modules/.sealroom-installed
-if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+stale=0
+[ -f "$stamp" ] || stale=1
+for f in package-lock.json package.json patches/*.patch; do
+  [ -e "$f" ] && [ "$f" -nt "$stamp" ] && stale=1
+done
+if [ "$stale" = 1 ]; then
   say "installing npm packages from package-lock.json"
   npm install --ignore-scripts --no-audit --no-fund --loglevel=error
-  say "building native addons: better-sqlite3, gstreamer-superficial"
+  # Our fixes to dependencies (patches/, e.g. gstreamer-superficial's GValue leaks) go in before the
+  # native build, so the addon is compiled from the patched source.
+  say "applying patches/ to dependencies"
+  npx patch-package --error-on-fail
+  say "building native addons: better-sqlite3, gstreamer-superficial (about a minute)"
   npm rebuild better-sqlite3 gstreamer-superficial --foreground-scripts=false --loglevel=error
-  npx patch-package --error-on-fail >/dev/null
   touch "$stamp"
 fi
 
