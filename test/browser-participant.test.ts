@@ -281,6 +281,7 @@ describe('wrong keys', () => {
       expect(failing.w?.counters.videoFramesDecrypted).toBe(0);
       expect(failing.w?.counters.audioFramesDecrypted).toBe(0);
       expect(failing.w?.remotes).toEqual([]);
+      expect(failing.w?.counters.keyframesRequested).toBeGreaterThan(0);
       expect(await displayPixel(s.room, 48, 27)).toEqual([0, 0, 0]);
       expect((await s.room.probe()).type).toBe('probe');
 
