@@ -155,8 +155,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     interrupted = resolve;
   });
   const onSignal = (signal: NodeJS.Signals) => interrupted?.(signal);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal); // 'on': a second Ctrl-C while stopping must not kill us halfway
+  process.on('SIGTERM', onSignal);
 
   try {
     say('Sealroom — local deployment on loopback');
