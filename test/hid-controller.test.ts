@@ -123,6 +123,21 @@ describe('HID room controller', () => {
     await controller.stop();
   });
 
+  it('lights the ring LED while someone waits for this leading room to admit them', async () => {
+    const device = new FakeHidDevice(deviceInfo('/dev/hidraw0', 0x0b));
+    const controller = await controllerWith(device);
+    await room.startMeeting();
+    await controller.idle();
+    expect([...device.writes.at(-1)!]).toEqual([2, 0b001, 0]);
+    room.requestToJoin({ participantId: 'p2', deviceId: 'd2', roomName: 'Huddle', org: 'Partner' });
+    await controller.idle();
+    expect([...device.writes.at(-1)!]).toEqual([2, 0b101, 0]); // Off-Hook + Ring
+    await room.admit('p2');
+    await controller.idle();
+    expect([...device.writes.at(-1)!]).toEqual([2, 0b001, 0]);
+    await controller.stop();
+  });
+
   it('follows a latching mute switch instead of toggling', async () => {
     const device = new FakeHidDevice(deviceInfo('/dev/hidraw0', 0x0b));
     const controller = new HidRoomController({

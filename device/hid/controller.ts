@@ -36,7 +36,12 @@ export interface ControllerOptions {
 }
 
 export function ledStateFor(state: DeviceState): LedState {
-  return { muted: state.media.micMuted, offHook: state.phase === 'in-meeting' };
+  const meeting = state.phase === 'in-meeting' ? state.meeting : undefined;
+  return {
+    muted: state.media.micMuted,
+    offHook: state.phase === 'in-meeting',
+    ring: meeting?.role === 'leader' && meeting.waiting.length > 0,
+  };
 }
 
 export class HidRoomController {
@@ -140,7 +145,9 @@ export class HidRoomController {
   async #syncLeds(force: boolean): Promise<void> {
     if (this.#gone || this.#stopped) return;
     const leds = ledStateFor(this.#o.state.get());
-    if (!force && this.#lastLeds?.muted === leds.muted && this.#lastLeds.offHook === leds.offHook) return;
+    const last = this.#lastLeds;
+    if (!force && last?.muted === leds.muted && last.offHook === leds.offHook && last.ring === leds.ring)
+      return;
     this.#lastLeds = leds;
     for (const report of encodeLedReports(this.#o.layout, leds)) {
       try {

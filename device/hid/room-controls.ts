@@ -18,6 +18,7 @@ export interface RoomControlLayout {
   volumeDown?: HidField;
   ledMute?: HidField;
   ledOffHook?: HidField;
+  ledRing?: HidField;
   usesReportIds: boolean;
   /** Output report sizes (payload bytes) for the reports the LEDs live in. */
   outputBytes: Map<number, number>;
@@ -49,10 +50,11 @@ export function roomControlLayout(parsed: ParsedDescriptor): RoomControlLayout {
     volumeDown: findVariable(parsed, 'input', Page.Consumer, Usage.VolumeDecrement),
     ledMute: findVariable(parsed, 'output', Page.LED, Usage.LedMute),
     ledOffHook: findVariable(parsed, 'output', Page.LED, Usage.LedOffHook),
+    ledRing: findVariable(parsed, 'output', Page.LED, Usage.LedRing),
     usesReportIds: parsed.usesReportIds,
     outputBytes: new Map(),
   };
-  for (const led of [layout.ledMute, layout.ledOffHook]) {
+  for (const led of [layout.ledMute, layout.ledOffHook, layout.ledRing]) {
     if (led) layout.outputBytes.set(led.reportId, reportByteLength(parsed, 'output', led.reportId));
   }
   return layout;
@@ -111,6 +113,8 @@ export function decodeInputReport(
 export interface LedState {
   muted: boolean;
   offHook: boolean;
+  /** Someone waits to be admitted and this room leads: the ring light asks the room to look. */
+  ring?: boolean;
 }
 
 /** Output reports (report-id byte first, 0 when the device has no ids) that set the LEDs. */
@@ -128,5 +132,6 @@ export function encodeLedReports(layout: RoomControlLayout, leds: LedState): Uin
   };
   set(layout.ledMute, leds.muted);
   set(layout.ledOffHook, leds.offHook);
+  set(layout.ledRing, leds.ring ?? false);
   return [...reports.values()];
 }

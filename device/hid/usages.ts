@@ -10,6 +10,7 @@ export const Usage = {
   VolumeDecrement: 0xea,
   LedMute: 0x09,
   LedOffHook: 0x17,
+  LedRing: 0x18,
 } as const;
 
 export function fullUsage(page: number, id: number): number {
