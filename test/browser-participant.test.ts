@@ -102,11 +102,16 @@ const isLoopbackCandidate = (c: string) => / (127\.\d+\.\d+\.\d+|::1) \d+ typ /.
  */
 async function connect(
   meetingKey: Uint8Array,
-  opts: { browserMeetingKey?: Uint8Array; room?: MediaSupervisor; browserIndex?: number } = {},
+  opts: {
+    browserMeetingKey?: Uint8Array;
+    room?: MediaSupervisor;
+    browserIndex?: number;
+    codec?: 'vp8' | 'h264';
+  } = {},
 ): Promise<Session> {
   let room = opts.room;
   if (!room) {
-    room = worker({ codec: 'vp8', pattern: 'smpte', toneHz: 1000, width: 320, height: 240 });
+    room = worker({ codec: opts.codec ?? 'vp8', pattern: 'smpte', toneHz: 1000, width: 320, height: 240 });
     workers.push(room);
     await room.start();
     room.setKeys(meetingKeys(meetingKey, EPOCH, ROOM, [ROOM, BROWSER]));
@@ -127,10 +132,10 @@ async function connect(
   await page.goto(server.url);
   const devices = await page.evaluate(() => window.participant.init());
   expect(devices.video).not.toBe('');
-  await page.evaluate(
-    (k) => window.participant.setKeys(k),
-    browserKeys(opts.browserMeetingKey ?? meetingKey, opts.browserIndex ?? BROWSER),
-  );
+  await page.evaluate((k) => window.participant.setKeys(k), {
+    ...browserKeys(opts.browserMeetingKey ?? meetingKey, opts.browserIndex ?? BROWSER),
+    videoCodec: opts.codec,
+  });
   room.on('signal', (payload) => {
     page.evaluate((p) => window.participant.signal(p), payload).catch(() => undefined);
   });
@@ -447,4 +452,46 @@ describe('proposed fix, shown between two Chromium pages: VP8 header clear and b
     expect(prefix.inboundVideo?.framesDecoded ?? 0).toBeGreaterThan(30);
     expect(prefix.inboundVideo?.keyFramesDecoded ?? 0).toBeGreaterThan(0);
   }, 120_000);
+});
+
+describe('H.264, the media worker’s default codec, with its per-NAL SFrame protection', () => {
+  it('browser → worker works; worker → browser is dropped by Chromium before the transform (docs/interop.md)', async () => {
+    const s = await connect(newMeetingKey(), { codec: 'h264' });
+    try {
+      // Chromium's H.264 (one SFrame per NAL unit, header byte clear) opens and decodes in the worker.
+      await waitFor(
+        'the browser’s H.264 decrypted by the worker',
+        () => (fromBrowser(s.roomStats())?.videoFrames ?? 0) > 60,
+        40_000,
+      );
+      await waitFor('the browser’s H.264 in the worker’s gallery', async () => {
+        const px = await displayPixel(s.room, 48, 27);
+        return px && px[0] + px[1] + px[2] > 60;
+      });
+      expect(s.roomStats()?.counters.decryptFailures).toBe(0);
+      // The other way, Chromium's receive path parses SPS/PPS/slice headers before the transform;
+      // with their bodies encrypted, next to nothing reaches the transform and nothing is decoded.
+      const st = await waitFor(
+        'Chromium asking for keyframes it never gets',
+        async () => {
+          const x = await s.pageStats();
+          return (x.inboundVideo?.pliCount ?? 0) > 20 ? x : undefined;
+        },
+        40_000,
+      );
+      const sent = s.roomStats()?.counters.videoFramesSent ?? 0;
+      expect(sent).toBeGreaterThan(100);
+      expect(st.counters['receive-video'].opened).toBeLessThan(sent / 10);
+      expect(st.inboundVideo?.framesDecoded ?? 0).toBe(0);
+      console.log(
+        `[browser participant] H.264 worker → browser: ${st.counters['receive-video'].opened} of ${sent} frames ` +
+          `reached the transform, ${st.inboundVideo?.pliCount} PLIs, 0 decoded`,
+      );
+    } catch (err) {
+      await dump(s);
+      throw err;
+    } finally {
+      await s.close();
+    }
+  }, 90_000);
 });

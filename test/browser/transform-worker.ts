@@ -5,6 +5,7 @@
 // (key, KID, CTR) is never used twice. Frames that fail to open are dropped, never handed to a
 // decoder. The page reads counters with a 'stats' message.
 import { WebSFrameError, WebSFrameReceiver, WebSFrameSender } from './sframe-webcrypto.js';
+import { openH264, sealH264 } from './h264-protect.js';
 import { type Vp8Format, Vp8FormatError, isVp8Keyframe, openVp8, sealVp8 } from './vp8-protect.js';
 
 type Side = 'send' | 'receive';
@@ -31,6 +32,8 @@ export interface KeysMessage {
   receiveKeys: { kid: string; key: string }[];
   /** VP8 frame format, both directions (default 'whole-frame', as the media worker sends). */
   vp8Format?: Vp8Format;
+  /** Video codec of the call (default VP8); H.264 uses the worker's per-NAL protection. */
+  videoCodec?: 'vp8' | 'h264';
   /** First CTR of a new sender (decimal; tests use it to stand in for a long-running sender). */
   initialCounter?: string;
 }
@@ -78,6 +81,7 @@ const counters: WorkerCounters = {
 let sender: WebSFrameSender | undefined;
 let sendKeyHex = '';
 let vp8Format: Vp8Format = 'whole-frame';
+let videoCodec: 'vp8' | 'h264' = 'vp8';
 const receiver = new WebSFrameReceiver({ replayWindow: 256 });
 let receiveKids = new Set<bigint>();
 const KEYFRAME_REQUEST_INTERVAL_MS = 500;
@@ -85,6 +89,7 @@ let lastKeyframeRequest = 0;
 
 function setKeys(m: KeysMessage): void {
   vp8Format = m.vp8Format ?? 'whole-frame';
+  videoCodec = m.videoCodec ?? 'vp8';
   const kid = BigInt(m.sendKid);
   // A new KID or a new key for it: a new sender (its counter starts again, under the new key).
   if (sender?.kid !== kid || m.sendKey !== sendKeyHex) {
@@ -122,8 +127,13 @@ function sealer(c: KindCounters, kind: Kind): Transformer<EncodedFrame, EncodedF
         return;
       }
       const plain = new Uint8Array(frame.data);
-      if (kind === 'video' && isVp8Keyframe(plain)) c.keyframes++;
-      const sealed = kind === 'video' ? await sealVp8(s, plain, vp8Format) : await s.seal(plain);
+      if (kind === 'video' && videoCodec === 'vp8' && isVp8Keyframe(plain)) c.keyframes++;
+      const sealed =
+        kind === 'audio'
+          ? await s.seal(plain)
+          : videoCodec === 'h264'
+            ? await sealH264(s, plain)
+            : await sealVp8(s, plain, vp8Format);
       frame.data = sealed.buffer as ArrayBuffer;
       c.sealed++;
       controller.enqueue(frame);
@@ -137,8 +147,12 @@ function opener(c: KindCounters, kind: Kind, t: ScriptTransformer): Transformer<
       try {
         const data = new Uint8Array(frame.data);
         const plaintext =
-          kind === 'video' ? await openVp8(receiver, data, vp8Format) : (await receiver.open(data)).plaintext;
-        if (kind === 'video') {
+          kind === 'audio'
+            ? (await receiver.open(data)).plaintext
+            : videoCodec === 'h264'
+              ? await openH264(receiver, data)
+              : await openVp8(receiver, data, vp8Format);
+        if (kind === 'video' && videoCodec === 'vp8') {
           const key = isVp8Keyframe(plaintext);
           if (key) c.keyframes++;
           if ((frame.type === 'key') !== key) c.typeMislabelled++;
