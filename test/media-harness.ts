@@ -136,3 +136,11 @@ export async function speakerPcm(s: MediaSupervisor): Promise<Buffer | undefined
   const p = await s.probe();
   return p.speaker ? Buffer.from(p.speaker, 'base64') : undefined;
 }
+
+/** RMS of mono S16LE samples, 0..1. */
+export function rms(pcm: Buffer): number {
+  const n = Math.floor(pcm.length / 2);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += (pcm.readInt16LE(i * 2) / 32768) ** 2;
+  return n > 0 ? Math.sqrt(sum / n) : 0;
+}

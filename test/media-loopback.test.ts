@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { MediaSupervisor } from '../device/media/supervisor.js';
 import {
   displayPixel,
+  rms,
   isBlack,
   isBlue,
   isRed,
@@ -53,6 +54,14 @@ describe.each(['h264', 'vp8'] as const)('two rooms exchange media (%s)', (codec)
     expect(tonePower(pcmA, 1500)).toBeGreaterThan(20 * tonePower(pcmA, 440));
 
     expect((await b.probe()).labels).toEqual(['Room A']);
+    // The daemon's volume reaches the speaker: at 0 the last 100 ms are silent, A's tone still arrives.
+    b.setVolume(0);
+    await waitFor('silence at B’s speaker', async () => {
+      const pcm = await speakerPcm(b);
+      const tail = pcm?.subarray(pcm.length - 9600);
+      return tail && tail.length === 9600 && tonePower(tail, 440) < 1e-3 && rms(tail) < 0.001;
+    });
+    b.setVolume(60);
     const s = await waitFor('stats from B after decoding', () => {
       const last = statsB();
       return last && last.remotes.length > 0 ? last : undefined;

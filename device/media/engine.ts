@@ -57,6 +57,8 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   readonly #receiver = new SFrameReceiver({ replayWindow: 256 });
   #receiveKids = new Set<bigint>();
   #micMuted = false;
+  /** Speaker level 0..1; kept out of the launch string so a change never rebuilds a pipeline. */
+  #volume = 0.6;
   #cameraOff = false;
   #camera: DeviceStatus = 'ok';
   #microphone: DeviceStatus = 'ok';
@@ -173,8 +175,14 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     if (this.#cameraOff) this.#showSlate('Camera off');
     else p.videoSend?.start();
     this.#labelTiles();
+    this.#applyVolume();
     this.#status();
     return true;
+  }
+
+  #applyVolume(): void {
+    const mix = this.#pipes.speakerMix;
+    if (mix?.has('speakervolume')) mix.set('speakervolume', 'volume', this.#volume);
   }
 
   #wirePipelines(): void {
@@ -306,8 +314,12 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
 
   // ---------------------------------------------------------------- controls and keys
 
-  setControls(c: { micMuted?: boolean; cameraOff?: boolean }): void {
+  setControls(c: { micMuted?: boolean; cameraOff?: boolean; volume?: number }): void {
     if (c.micMuted !== undefined) this.#micMuted = c.micMuted;
+    if (c.volume !== undefined) {
+      this.#volume = c.volume / 100;
+      this.#applyVolume();
+    }
     if (c.cameraOff !== undefined && c.cameraOff !== this.#cameraOff) {
       this.#cameraOff = c.cameraOff;
       const video = this.#pipes.videoSend;

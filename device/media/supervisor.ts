@@ -37,6 +37,8 @@ export interface MediaSupervisorOptions {
   threadPoolSize?: number;
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
+  /** How long a new worker may take to say ready before it counts as hung (default 30 s). */
+  startTimeoutMs?: number;
   backoffMs?: number[];
   /** ICE on 127.0.0.1 only (tests, benchmarks). */
   loopbackOnly?: boolean;
@@ -83,7 +85,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   #settings: SettingsPatch;
   #keys: ToWorker | undefined;
   #roster: ToWorker | undefined;
-  #controls = { micMuted: false, cameraOff: false };
+  #controls = { micMuted: false, cameraOff: false, volume: 60 };
   #probes = new Map<number, (p: ProbeMessage) => void>();
   #probeId = 0;
 
@@ -172,6 +174,16 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     });
   }
 
+  /** Speaker volume 0..100. */
+  setVolume(volume: number): void {
+    const v = Math.max(0, Math.min(100, Math.round(volume)));
+    this.#controls.volume = v;
+    this.#post({ type: 'controls', volume: v });
+    this.#updateState((m) => {
+      m.volume = v;
+    });
+  }
+
   requestKeyframe(): void {
     this.#post({ type: 'keyframe' });
   }
@@ -246,9 +258,16 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     clearInterval(this.#pingTimer);
     const interval = this.#opts.pingIntervalMs ?? 2000;
     const timeout = this.#opts.pingTimeoutMs ?? 6000;
+    let readySeen = false;
+    child.once('message', () => {
+      readySeen = true;
+      this.#lastPong = Date.now();
+    });
     this.#pingTimer = setInterval(() => {
       if (this.#child !== child) return;
-      if (Date.now() - this.#lastPong > timeout) {
+      // Start-up (loading GStreamer, compiling under load) gets its own, longer allowance.
+      const allowed = readySeen ? timeout : (this.#opts.startTimeoutMs ?? 30_000);
+      if (Date.now() - this.#lastPong > allowed) {
         this.#log.warn({ pid: child.pid }, 'media worker stopped answering; killing it');
         child.kill('SIGKILL');
         return;

@@ -67,6 +67,9 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] as number;
 }
 
+/** Every sender made, so any exit path can stop its pipelines (a pending bus poll blocks exit). */
+const allSenders: BenchSender[] = [];
+
 /** The sending room: one encoder, its frames sealed for each of K senders and sent on K tracks. */
 class BenchSender {
   readonly video: LivePipeline;
@@ -111,6 +114,7 @@ class BenchSender {
     this.audio.onSample('aenc', (frame) => this.#onAudio(frame));
     this.video.start();
     this.audio.start();
+    allSenders.push(this);
   }
 
   #seal(sframe: SFrameSender, frame: Buffer, kind: 'video' | 'audio'): Uint8Array | Uint8Array[] {
@@ -492,10 +496,28 @@ async function main(): Promise<void> {
   );
 }
 
+function stopEverything(): void {
+  for (const sender of allSenders) {
+    void sender.close();
+    sender.stop();
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    stopEverything();
+    process.exit(130);
+  });
+}
+
 main().then(
-  () => process.exit(0),
+  () => {
+    stopEverything();
+    process.exit(0);
+  },
   (err) => {
     console.error(err);
+    stopEverything();
     process.exit(1);
   },
 );
