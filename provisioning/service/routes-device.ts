@@ -158,18 +158,27 @@ export function registerDeviceRoutes(app: FastifyInstance, opts: ResolvedOptions
       preHandler: deviceAuth,
     },
     async (req) => {
-      const device = await store.getDevice(req.params.id);
-      if (!device) throw httpError(404, 'unknown device');
-      if (device.status !== 'active') throw httpError(403, `this device is ${device.status}`);
       const now = opts.now();
-      await store.recordHeartbeat(device.id, req.body.health, req.body.softwareVersion, now.toISOString());
-      const renewAt = device.certNotAfter
-        ? Date.parse(device.certNotAfter) - opts.renewBeforeDays * 86_400_000
+      // One statement on the hot path; the device row is read only when the heartbeat is refused.
+      const seen = await store.recordHeartbeat(
+        req.params.id,
+        req.body.health,
+        req.body.softwareVersion,
+        now.toISOString(),
+      );
+      if (!seen) {
+        const device = await store.getDevice(req.params.id);
+        throw httpError(device ? 403 : 404, device ? `this device is ${device.status}` : 'unknown device');
+      }
+      const renewAt = seen.certNotAfter
+        ? Date.parse(seen.certNotAfter) - opts.renewBeforeDays * 86_400_000
         : 0;
       return {
-        status: device.status,
-        configVersion: device.configVersion,
-        ...(req.body.configVersion < device.configVersion ? { config: device.config } : {}),
+        status: 'active' as const,
+        configVersion: seen.configVersion,
+        ...(req.body.configVersion < seen.configVersion
+          ? { config: await store.getConfig(req.params.id) }
+          : {}),
         renewCertificate: now.getTime() >= renewAt,
         serverTime: now.toISOString(),
       };

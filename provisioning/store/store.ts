@@ -285,18 +285,27 @@ export class ProvisioningStore {
     return { total: Number(total?.n ?? 0), items: rows.map(toDevice) };
   }
 
+  /**
+   * Records a heartbeat of an active device in one statement (UPDATE … RETURNING, on both SQLite ≥ 3.35
+   * and PostgreSQL) and returns what the reply needs; undefined when the device is not active.
+   */
   async recordHeartbeat(
     deviceId: string,
     health: Record<string, unknown>,
     softwareVersion: string,
     now: string,
-  ) {
-    await this.db.run('UPDATE devices SET last_seen_at = ?, health = ?, software_version = ? WHERE id = ?', [
-      now,
-      json(health),
-      softwareVersion,
-      deviceId,
-    ]);
+  ): Promise<{ configVersion: number; certNotAfter: string | null } | undefined> {
+    const r = await this.db.get(
+      `UPDATE devices SET last_seen_at = ?, health = ?, software_version = ? WHERE id = ? AND status = 'active'
+       RETURNING config_version, cert_not_after`,
+      [now, json(health), softwareVersion, deviceId],
+    );
+    return r ? { configVersion: Number(r.config_version), certNotAfter: str(r.cert_not_after) } : undefined;
+  }
+
+  async getConfig(deviceId: string): Promise<Record<string, unknown>> {
+    const r = await this.db.get('SELECT config FROM devices WHERE id = ?', [deviceId]);
+    return r ? parse(r.config) : {};
   }
 
   async setConfig(
