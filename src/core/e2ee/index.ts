@@ -17,7 +17,8 @@
 //   // session.tick() every second or so (periodic heartbeat/rekey, certification timeout, overlap end).
 //   // a participant whose 'leader-changed' event has isSelf: LeaderSession.takeOver(participant).
 //
-// A member that missed list entries asks the leader with 'e2ee.resync' and catches up by itself.
+// Lost messages repair themselves through tick(): members ask the leader ('e2ee.resync'), joiners
+// re-post their binding, an outgoing leader re-sends the hand-over entry (docs/protocol.md §8).
 // Outgoing messages are plain JSON-ready objects (E2eeMessage); route them by `to` (absent = every
 // member of the meeting; for 'e2ee.binding' absent = the leader). Events (SessionEvent):
 //   keys              { epoch, sendKid, sendKey, receiveKeys[{kid, epoch, senderIndex, key}] } → media worker
@@ -62,7 +63,12 @@ export {
   ParticipantList,
   signHeartbeat,
 } from './participant-list.js';
-export { ParticipantSession, RESYNC_AFTER_MS } from './participant-session.js';
+export {
+  ParticipantSession,
+  REPOST_BINDING_MS,
+  RESYNC_AFTER_MS,
+  UNCERTIFIED_RESYNC_MS,
+} from './participant-session.js';
 export {
   formatSecurityCode,
   SECURITY_CODE_DIGITS,

@@ -37,6 +37,11 @@ export class KeyRing {
   get sendEpoch(): number {
     return this.#sendEpoch;
   }
+  /** An epoch a heartbeat certified whose key has not arrived (0 if none). */
+  get awaitingEpoch(): number {
+    const epoch = this.#certifiedPending;
+    return epoch > this.#sendEpoch && !this.#keys.has(epoch) && epoch > this.#highest ? epoch : 0;
+  }
   has(epoch: number): boolean {
     return this.#keys.has(epoch);
   }

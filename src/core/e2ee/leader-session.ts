@@ -2,7 +2,7 @@
 // removes leavers, locks/unlocks, draws a fresh meeting key on every membership change and
 // periodically, wraps it for each member, and certifies it with a heartbeat once every member has
 // acknowledged it (or a timeout passed). The caller drives time with tick().
-import { toBase64Url } from './bytes.js';
+import { bytesEqual, toBase64Url } from './bytes.js';
 import { verifyBinding, type KeyBinding } from './binding.js';
 import { E2eeError } from './errors.js';
 import { PROTOCOL_VERSION } from './labels.js';
@@ -17,7 +17,7 @@ import {
   listEntryToWire,
   validateE2eeMessage,
 } from './messages.js';
-import { type ListEntry, type ListEntryBody, signHeartbeat } from './participant-list.js';
+import { type ListEntry, type ListEntryBody, type Member, signHeartbeat } from './participant-list.js';
 import { ParticipantSession } from './participant-session.js';
 import {
   pushDefined,
@@ -65,6 +65,7 @@ export class LeaderSession {
   readonly state: SessionState;
   readonly #options: Required<LeaderOptions>;
   readonly #waiting = new Map<string, KeyBinding>();
+  readonly #denied = new Set<string>(); // signatures of denied bindings: their re-posts are ignored
   #pending: PendingEpoch | undefined;
   #lastRekeyAt = 0;
   #lastHeartbeatAt = 0;
@@ -111,6 +112,10 @@ export class LeaderSession {
   get participantId(): string {
     return this.state.participantId;
   }
+  /** False once leadership was handed over. */
+  get active(): boolean {
+    return !this.#steppedDown;
+  }
   get securityCode(): string {
     return this.state.securityCode()!;
   }
@@ -143,7 +148,7 @@ export class LeaderSession {
           this.#onAck(message.from, message.epoch, out);
           break;
         case 'e2ee.resync':
-          this.#onResync(message.from, message.fromIndex, out);
+          this.#onResync(message.from, message.fromIndex, message.epoch, out);
           break;
         default:
           throw new E2eeError('invalid-state', `the leader does not handle ${message.type}`);
@@ -180,6 +185,8 @@ export class LeaderSession {
 
   /** Refuse a waiting participant. */
   deny(participantId: string): SessionOutput {
+    const binding = this.#waiting.get(participantId);
+    if (binding) this.#denied.add(toBase64Url(binding.signature));
     this.#waiting.delete(participantId);
     return { outgoing: [], events: [] };
   }
@@ -231,7 +238,9 @@ export class LeaderSession {
     const out: SessionOutput = { outgoing: this.#listMessages([entry]), events: [this.state.roster()] };
     pushDefined(out.events, this.state.codeEvent());
     out.events.push({ type: 'leader-changed', leaderId: newLeaderId, isSelf: false });
-    return { output: out, participant: new ParticipantSession(this.state) };
+    const participant = new ParticipantSession(this.state);
+    participant.watchHandOver(newLeaderId, entry.index);
+    return { output: out, participant };
   }
 
   /** Drive time: certification timeout, periodic rekey and heartbeat, end of key overlap. */
@@ -261,9 +270,19 @@ export class LeaderSession {
     if (binding.participantId !== message.from)
       throw new E2eeError('malformed', 'binding of another participant');
     verifyBinding(binding, this.state.meetingId);
-    if (this.state.list.member(binding.participantId)) {
-      throw new E2eeError('invalid-state', `${binding.participantId} is already a member`);
+    const member = this.state.list.member(binding.participantId);
+    if (member) {
+      if (!bytesEqual(member.binding.signature, binding.signature)) {
+        throw new E2eeError('invalid-state', `${binding.participantId} is already a member`);
+      }
+      // Admitted, but it re-posted the same binding: what we sent it was lost. Send it again.
+      const epochs = [this.state.keys.sendEpoch, this.#pending?.epoch ?? 0].filter((e) => e > 0);
+      this.#catchUp(member, 0, epochs, out);
+      return;
     }
+    const waiting = this.#waiting.get(binding.participantId);
+    if (waiting && bytesEqual(waiting.signature, binding.signature)) return; // a repeat: already asked
+    if (this.#denied.has(toBase64Url(binding.signature))) return; // denied: its re-posts stay quiet
     if (this.state.list.locked) throw new E2eeError('locked', 'the meeting is locked');
     if (!this.state.trustIdentity(binding.participantId, binding.identityKey)) {
       throw new E2eeError('untrusted-identity', `${binding.participantId} is not trusted`);
@@ -290,12 +309,13 @@ export class LeaderSession {
     if (pending.awaiting.size === 0) this.#certify(out);
   }
 
-  /** A member missed entries: resend the chain from where its copy stops, to it alone. */
-  #onResync(from: string, fromIndex: number, out: SessionOutput): void {
-    if (!this.state.list.member(from)) throw new E2eeError('not-member', `${from} is not a member`);
+  /** A member missed messages: resend, to it alone, the entries and key it lacks and a heartbeat. */
+  #onResync(from: string, fromIndex: number, epoch: number | undefined, out: SessionOutput): void {
+    const member = this.state.list.member(from);
+    if (!member) throw new E2eeError('not-member', `${from} is not a member`);
     if (fromIndex > this.state.list.length) throw new E2eeError('malformed', 'resync beyond the chain');
-    const missing = this.state.list.entries.slice(fromIndex);
-    if (missing.length > 0) out.outgoing.push(...this.#listMessages(missing, from));
+    const current = [this.state.keys.sendEpoch, this.#pending?.epoch ?? 0];
+    this.#catchUp(member, fromIndex, epoch !== undefined && current.includes(epoch) ? [epoch] : [], out);
   }
 
   #setLocked(locked: boolean): SessionOutput {
@@ -318,31 +338,7 @@ export class LeaderSession {
     const awaiting = new Set<string>();
     for (const member of state.list.members()) {
       if (member.participantId === state.participantId) continue;
-      const context = {
-        meetingId: state.meetingId,
-        leaderId: state.participantId,
-        recipientId: member.participantId,
-        epoch,
-        leaderEphemeralKey: state.ephemeral.publicKey,
-        recipientEphemeralKey: member.ephemeralKey,
-      };
-      const wrapped = sealMeetingKey(
-        state.secrets.get(member.ephemeralKey),
-        context,
-        meetingKey,
-        state.random(WRAP_NONCE_BYTES),
-      );
-      const message: KeyMessage = {
-        v: PROTOCOL_VERSION,
-        type: 'e2ee.key',
-        meetingId: state.meetingId,
-        from: state.participantId,
-        to: member.participantId,
-        epoch,
-        nonce: toBase64Url(wrapped.nonce),
-        ciphertext: toBase64Url(wrapped.ciphertext),
-      };
-      out.outgoing.push(message);
+      out.outgoing.push(this.#wrapFor(member, epoch, meetingKey));
       awaiting.add(member.participantId);
     }
     state.keys.add(epoch, meetingKey, now);
@@ -351,6 +347,41 @@ export class LeaderSession {
     pushDefined(out.events, state.codeEvent());
     if (awaiting.size === 0) this.#certify(out);
     else pushDefined(out.events, state.keysEvent()); // receive keys of the next epoch
+  }
+
+  #wrapFor(member: Member, epoch: number, meetingKey: Uint8Array): KeyMessage {
+    const { state } = this;
+    const context = {
+      meetingId: state.meetingId,
+      leaderId: state.participantId,
+      recipientId: member.participantId,
+      epoch,
+      leaderEphemeralKey: state.ephemeral.publicKey,
+      recipientEphemeralKey: member.ephemeralKey,
+    };
+    const nonce = state.random(WRAP_NONCE_BYTES);
+    const wrapped = sealMeetingKey(state.secrets.get(member.ephemeralKey), context, meetingKey, nonce);
+    return {
+      v: PROTOCOL_VERSION,
+      type: 'e2ee.key',
+      meetingId: state.meetingId,
+      from: state.participantId,
+      to: member.participantId,
+      epoch,
+      nonce: toBase64Url(wrapped.nonce),
+      ciphertext: toBase64Url(wrapped.ciphertext),
+    };
+  }
+
+  /** Everything a member needs to catch up: entries from `fromIndex`, the keys it lacks, a heartbeat. */
+  #catchUp(member: Member, fromIndex: number, epochs: number[], out: SessionOutput): void {
+    const missing = this.state.list.entries.slice(fromIndex);
+    if (missing.length > 0) out.outgoing.push(...this.#listMessages(missing, member.participantId));
+    for (const epoch of epochs) {
+      const key = this.state.keys.key(epoch);
+      if (key) out.outgoing.push(this.#wrapFor(member, epoch, key));
+    }
+    this.#heartbeat(out, member.participantId);
   }
 
   #certify(out: SessionOutput): void {
@@ -364,7 +395,7 @@ export class LeaderSession {
     pushDefined(out.events, this.state.keysEvent());
   }
 
-  #heartbeat(out: SessionOutput): void {
+  #heartbeat(out: SessionOutput, to?: string): void {
     const { state } = this;
     const now = state.clock();
     const heartbeat = signHeartbeat(
@@ -378,8 +409,10 @@ export class LeaderSession {
       },
       state.identity,
     );
-    out.outgoing.push(heartbeatToWire(heartbeat, state.participantId));
-    this.#lastHeartbeatAt = now;
+    const message = heartbeatToWire(heartbeat, state.participantId);
+    if (to !== undefined) message.to = to;
+    else this.#lastHeartbeatAt = now;
+    out.outgoing.push(message);
   }
 
   #append(body: ListEntryBody, now: number): ListEntry {

@@ -108,9 +108,12 @@ export const AckMessageSchema = Type.Object(
   closed,
 );
 
-/** Member → leader: "my chain stops at `fromIndex`, send me the entries from there" (after a gap). */
+/**
+ * Member → leader, after a lost message: "my chain stops at `fromIndex`; send me the entries from
+ * there, a heartbeat, and (if given) the key of certified `epoch` that I lack".
+ */
 export const ResyncMessageSchema = Type.Object(
-  { ...envelope, type: Type.Literal('e2ee.resync'), to: Id, fromIndex: Count },
+  { ...envelope, type: Type.Literal('e2ee.resync'), to: Id, fromIndex: Count, epoch: Type.Optional(Epoch) },
   closed,
 );
 

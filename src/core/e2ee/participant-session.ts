@@ -14,6 +14,7 @@ import {
   type KeyMessage,
   type ListMessage,
   listEntryFromWire,
+  listEntryToWire,
   type ResyncMessage,
   validateE2eeMessage,
 } from './messages.js';
@@ -28,8 +29,12 @@ import {
   SessionState,
 } from './session-core.js';
 
-/** How long a heartbeat may wait for the list entries it names before we ask for them again. */
+/** How long a heartbeat may wait for its list entries, or a certified epoch for its key, before we ask. */
 export const RESYNC_AFTER_MS = 2_000;
+/** How long we may hold a newer key that no heartbeat certifies before we ask (a lost heartbeat). */
+export const UNCERTIFIED_RESYNC_MS = 5_000;
+/** How often a joiner that was never admitted posts its binding again (a lost binding or chain). */
+export const REPOST_BINDING_MS = 10_000;
 
 export class ParticipantSession {
   readonly state: SessionState;
@@ -39,8 +44,12 @@ export class ParticipantSession {
   #silentReported = false;
   #joined = false;
   #pendingSince = 0; // local clock when the pending (ahead) heartbeat arrived
-  #resyncFrom = -1; // chain length we last asked the leader to resend from…
-  #resyncAt = 0; // …and when (a lost answer is asked for again after RESYNC_AFTER_MS)
+  #resyncAt = Number.NEGATIVE_INFINITY; // when we last asked the leader to resend (one per RESYNC_AFTER_MS)
+  #keyWaitEpoch = 0; // a heartbeat certified this epoch but its key has not come…
+  #keyWaitSince = 0; // …since
+  #uncertifiedSince = 0; // we hold a newer key that no heartbeat certified, since…
+  #bindingSentAt: number | undefined; // joiner: when the binding was last posted
+  #handOver: { to: string; fromIndex: number; at: number } | undefined; // outgoing leader, until relieved
 
   constructor(options: SessionOptions | SessionState) {
     this.state = options instanceof SessionState ? options : new SessionState(options);
@@ -64,8 +73,17 @@ export class ParticipantSession {
     return this.state.isMember;
   }
 
+  /**
+   * Called on the outgoing leader's new participant session: until a heartbeat of `successorId`
+   * shows it leads, tick() re-sends it the `leader` entry (and what follows) in case it was lost.
+   */
+  watchHandOver(successorId: string, entryIndex: number): void {
+    this.#handOver = { to: successorId, fromIndex: entryIndex, at: this.state.clock() };
+  }
+
   /** Join: the signed binding to post (post it again if the relay lost it). */
   start(): SessionOutput {
+    this.#bindingSentAt = this.state.clock();
     return { outgoing: [this.bindingMessage()], events: [] };
   }
 
@@ -116,10 +134,8 @@ export class ParticipantSession {
     const outgoing: E2eeMessage[] = [];
     pushDefined(events, this.state.expireOverlap());
     const now = this.state.clock();
-    // A heartbeat names entries that never came (a lost message): ask the leader for them.
-    if (this.#pendingHeartbeat && now - this.#pendingSince >= RESYNC_AFTER_MS) {
-      this.#requestResync({ outgoing, events });
-    }
+    this.#recoverLostMessages(now, { outgoing, events });
+    this.#remindSuccessor(now, outgoing);
     if (
       this.#joined &&
       !this.state.removed &&
@@ -136,20 +152,63 @@ export class ParticipantSession {
     return { outgoing, events };
   }
 
-  #requestResync(out: SessionOutput): void {
-    const { list } = this.state;
+  /**
+   * The relay may lose messages (e.g. across its restart). Each loss leaves a trace we can see and
+   * repair by asking the leader: a heartbeat waiting for entries, a certified epoch without its key,
+   * a newer key never certified, or — before admission — no chain at all.
+   */
+  #recoverLostMessages(now: number, out: SessionOutput): void {
+    if (this.state.removed) return;
+    if (!this.#joined) {
+      if (this.#bindingSentAt !== undefined && now - this.#bindingSentAt >= REPOST_BINDING_MS) {
+        this.#bindingSentAt = now;
+        out.outgoing.push(this.bindingMessage());
+      }
+      return;
+    }
+    const { keys } = this.state;
+    if (this.#pendingHeartbeat && now - this.#pendingSince >= RESYNC_AFTER_MS) {
+      this.#requestResync(out, undefined, this.#pendingHeartbeat.leaderId); // it may be a new leader
+    } else if (keys.awaitingEpoch && now - this.#keyWaitSince >= RESYNC_AFTER_MS) {
+      this.#requestResync(out, keys.awaitingEpoch);
+    } else if (keys.highestEpoch > keys.sendEpoch && now - this.#uncertifiedSince >= UNCERTIFIED_RESYNC_MS) {
+      this.#requestResync(out);
+    }
+  }
+
+  #remindSuccessor(now: number, outgoing: E2eeMessage[]): void {
+    const handOver = this.#handOver;
+    if (!handOver || now - handOver.at < RESYNC_AFTER_MS) return;
+    if (this.state.removed || !this.state.list.member(handOver.to)) {
+      this.#handOver = undefined; // it left: nothing to remind
+      return;
+    }
+    handOver.at = now;
+    outgoing.push({
+      v: PROTOCOL_VERSION,
+      type: 'e2ee.list',
+      meetingId: this.state.meetingId,
+      from: this.state.participantId,
+      to: handOver.to,
+      entries: this.state.list.entries
+        .slice(handOver.fromIndex, handOver.fromIndex + 128)
+        .map(listEntryToWire),
+    });
+  }
+
+  #requestResync(out: SessionOutput, epoch?: number, leaderId = this.state.list.leaderId): void {
     const now = this.state.clock();
-    if (!this.#joined || (list.length === this.#resyncFrom && now - this.#resyncAt < RESYNC_AFTER_MS)) return;
-    this.#resyncFrom = list.length;
+    if (!this.#joined || now - this.#resyncAt < RESYNC_AFTER_MS) return; // the answer may be on its way
     this.#resyncAt = now;
     const request: ResyncMessage = {
       v: PROTOCOL_VERSION,
       type: 'e2ee.resync',
       meetingId: this.state.meetingId,
       from: this.state.participantId,
-      to: list.leaderId,
-      fromIndex: list.length,
+      to: leaderId,
+      fromIndex: this.state.list.length,
     };
+    if (epoch !== undefined) request.epoch = epoch;
     out.outgoing.push(request);
   }
 
@@ -160,7 +219,7 @@ export class ParticipantSession {
     let failure: unknown;
     try {
       for (const wire of message.entries) {
-        if (this.#applyEntry(wire, out) === 'removed') return;
+        if (this.#applyEntry(wire, message.from, out) === 'removed') return;
       }
     } catch (error) {
       failure = error; // entries before the bad one were verified and stay: report them, then it
@@ -169,10 +228,14 @@ export class ParticipantSession {
     if (failure !== undefined) throw failure;
   }
 
-  #applyEntry(wire: ListMessage['entries'][number], out: SessionOutput): 'applied' | 'skipped' | 'removed' {
+  #applyEntry(
+    wire: ListMessage['entries'][number],
+    from: string,
+    out: SessionOutput,
+  ): 'applied' | 'skipped' | 'removed' {
     const { list } = this.state;
     const entry = listEntryFromWire(wire, this.state.meetingId);
-    if (entry.index > list.length) this.#requestResync(out); // we missed entries: ask, then refuse this
+    if (entry.index > list.length) this.#requestResync(out, undefined, from); // missed entries: ask, refuse this
     if (entry.index < list.length) {
       // Already applied (a newcomer gets both the full chain and the broadcast): must be identical.
       if (!bytesEqual(list.entries[entry.index]!.signature, entry.signature)) {
@@ -258,6 +321,7 @@ export class ParticipantSession {
     });
     const sendBefore = this.state.keys.sendEpoch;
     this.state.keys.add(message.epoch, meetingKey, this.state.clock());
+    this.#uncertifiedSince = this.state.clock();
     const ack: AckMessage = {
       v: PROTOCOL_VERSION,
       type: 'e2ee.ack',
@@ -287,11 +351,15 @@ export class ParticipantSession {
       throw new E2eeError('stale-epoch', `heartbeat certifies old epoch ${heartbeat.epoch}`);
     }
     this.#lastHeartbeatTime = heartbeat.time;
+    if (this.#handOver?.to === heartbeat.leaderId) this.#handOver = undefined; // the successor leads
     this.#lastHeartbeatAt = this.state.clock();
     this.#silentReported = false;
     if (this.state.keys.certify(heartbeat.epoch, this.state.clock())) {
       out.events.push({ type: 'epoch-certified', epoch: heartbeat.epoch });
       pushDefined(out.events, this.state.keysEvent());
+    } else if (this.state.keys.awaitingEpoch === heartbeat.epoch && this.#keyWaitEpoch !== heartbeat.epoch) {
+      this.#keyWaitEpoch = heartbeat.epoch; // certified, but its key has not come (yet)
+      this.#keyWaitSince = this.state.clock();
     }
   }
 }

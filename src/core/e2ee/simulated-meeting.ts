@@ -30,6 +30,8 @@ export class SimulatedMeeting {
   /** Every delivery, in order: which participant received which message. */
   readonly delivered: Delivery[] = [];
   readonly #options: SimulatedMeetingOptions;
+  readonly #lose = new Map<string, number>(); // participants whose next incoming messages get lost
+  #waitingAtHandOver: string[] = [];
 
   constructor(options: SimulatedMeetingOptions) {
     this.#options = options;
@@ -87,24 +89,34 @@ export class SimulatedMeeting {
     for (const [id, p] of this.participants) this.#route(id, p.tick());
   }
 
-  /** Hand leadership to a member; it takes over and rekeys. */
+  /**
+   * Hand leadership to a member. It takes over (and rekeys) as soon as the `leader` entry reaches
+   * it — at once, or after the outgoing leader re-sends it if it was lost.
+   */
   handOver(newLeaderId: string): void {
+    if (!this.participants.has(newLeaderId)) throw new Error(`${newLeaderId} is not simulated here`);
     const oldId = this.leader.participantId;
-    const waiting = this.leader.waiting;
+    this.#waitingAtHandOver = this.leader.waiting;
     const { output, participant } = this.leader.handOver(newLeaderId);
     this.participants.set(oldId, participant);
     this.#route(oldId, output);
-    const successor = this.participants.get(newLeaderId);
-    if (!successor) throw new Error(`${newLeaderId} is not simulated here`);
+  }
+
+  /** What the daemon does on 'leader-changed' with isSelf: that participant becomes the leader. */
+  #promote(id: string, queue: { from: string; output: SessionOutput }[]): void {
+    const successor = this.participants.get(id);
+    if (!successor) return;
     const taken = LeaderSession.takeOver(successor, this.#options);
-    this.participants.delete(newLeaderId);
+    this.participants.delete(id);
     this.leader = taken.session;
-    this.#route(newLeaderId, taken.output);
+    queue.push({ from: id, output: taken.output });
     // As the relay does: joiners still waiting post their bindings again, now to the new leader.
-    for (const id of waiting) {
-      const joiner = this.participants.get(id);
-      if (joiner) this.#route(id, { outgoing: [joiner.bindingMessage()], events: [] });
+    for (const waitingId of this.#waitingAtHandOver) {
+      const joiner = this.participants.get(waitingId);
+      if (joiner)
+        queue.push({ from: waitingId, output: { outgoing: [joiner.bindingMessage()], events: [] } });
     }
+    this.#waitingAtHandOver = [];
   }
 
   /** Security code of every session, leader included. */
@@ -126,17 +138,38 @@ export class SimulatedMeeting {
     return undefined;
   }
 
+  /** Fault injection: the next message routed to `participantId` is lost (as a relay might). */
+  loseNextMessageTo(participantId: string): void {
+    this.#lose.set(participantId, (this.#lose.get(participantId) ?? 0) + 1);
+  }
+
+  /** Ends fault injection: messages not yet lost will be delivered. */
+  cancelLosses(): void {
+    this.#lose.clear();
+  }
+
+  #loses(to: string): boolean {
+    const count = this.#lose.get(to) ?? 0;
+    if (count === 0) return false;
+    if (count === 1) this.#lose.delete(to);
+    else this.#lose.set(to, count - 1);
+    return true;
+  }
+
   #route(from: string, output: SessionOutput): void {
     const queue: { from: string; output: SessionOutput }[] = [{ from, output }];
     while (queue.length > 0) {
       const { from: sender, output: next } = queue.shift()!;
       this.#record(sender, next.events);
+      if (next.events.some((e) => e.type === 'leader-changed' && e.isSelf)) this.#promote(sender, queue);
       for (const message of next.outgoing) {
         const text = JSON.stringify(message);
         this.wire.push(text);
         for (const to of this.#recipients(sender, message)) {
-          const session = to === this.leader.participantId ? this.leader : this.participants.get(to);
+          const session =
+            to === this.leader.participantId && this.leader.active ? this.leader : this.participants.get(to);
           if (!session) continue;
+          if (this.#loses(to)) continue;
           const delivered = parseE2eeMessage(text);
           this.delivered.push({ to, message: delivered });
           queue.push({ from: to, output: session.handle(delivered) });
