@@ -13,9 +13,11 @@
 //   const { outgoing, events } = session.handle(validateE2eeMessage(JSON.parse(text)));
 //   // leader only: leader.admit([ids]) / leader.deny(id) on 'admission-request' (or the options
 //   // autoAdmit + admitBatchMs: joiners are admitted together on tick()), leader.remove(id)
-//   // when the relay reports a leave, leader.lock()/unlock(), leader.handOver(id); and call
-//   // session.tick() every second or so (periodic heartbeat/rekey, certification timeout, overlap end).
-//   // a participant whose 'leader-changed' event has isSelf: LeaderSession.takeOver(participant).
+//   // when the relay reports a leave, leader.lock()/unlock(); leader.handOver(id) returns
+//   // { output, participant }: carry on with (and keep ticking) that participant session.
+//   // Call session.tick() every second or so (heartbeats, rekeys, certification timeout, overlap
+//   // end, lost-message recovery). A participant whose 'leader-changed' event has isSelf calls
+//   // LeaderSession.takeOver(participant) and carries on with the returned leader session.
 //
 // Lost messages repair themselves through tick(): members ask the leader ('e2ee.resync'), joiners
 // re-post their binding, an outgoing leader re-sends the hand-over entry (docs/protocol.md §8).
