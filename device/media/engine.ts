@@ -94,7 +94,11 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   };
   #cryptoNs = 0n;
 
-  constructor(private readonly log: Logger) {
+  constructor(
+    private readonly log: Logger,
+    /** ICE on 127.0.0.1 only (tests, benchmarks). */
+    private readonly loopbackOnly = false,
+  ) {
     super();
   }
 
@@ -439,9 +443,9 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
 
   // ---------------------------------------------------------------- transport and receive path
 
-  async connect(role: 'offer' | 'answer', loopbackOnly: boolean): Promise<void> {
+  async connect(role: 'offer' | 'answer'): Promise<void> {
     await this.disconnect();
-    const transport = new MediaTransport({ codec: this.settings.codec, loopbackOnly });
+    const transport = new MediaTransport({ codec: this.settings.codec, loopbackOnly: this.loopbackOnly });
     this.#transport = transport;
     transport.on('signal', (payload) => this.#send({ type: 'signal', payload }));
     transport.on('state', () => this.#status());
@@ -451,7 +455,8 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   }
 
   async handleSignal(payload: SignalPayload): Promise<void> {
-    if (!this.#transport) await this.connect('answer', false);
+    // Against the SFU nobody needs to call connect(): the relay's first offer creates the connection.
+    if (!this.#transport) await this.connect('answer');
     await this.#transport?.handleSignal(payload);
   }
 

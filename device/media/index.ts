@@ -3,7 +3,9 @@
 //   const media = new MediaSupervisor({ state, log, settings: (await chooseProfile(await detectDevices(), config)).settings });
 //   await media.start();                       // forks the worker (UV_THREADPOOL_SIZE set), plays pipelines
 //   media.on('signal', (p) => relay.send({ type: 'signal', payload: p }));   // worker → relay
-//   relay.on('signal', (p) => media.signal(p));                              // relay → worker (SFU offers)
+//   relay.on('signal', (p) => media.signal(p));                              // relay → worker: the worker
+//                                              // answers every SFU offer (its PeerConnection is created by
+//                                              // the first one; connect('offer') is for peer-to-peer only)
 //   media.setKeys({ epoch, sendKid, sendKey, receiveKeys: [{ kid, key }] }); // current + next epoch only
 //   media.setRoster([{ senderIndex, name }]);  // gallery labels; senderIndex = parseKid(kid).senderIndex
 //   media.setMicMuted(true); media.setCameraOff(true);   // also written into StateStore.media

@@ -6,8 +6,8 @@ import { MediaEngine } from './engine.js';
 import { type FromWorker, type ToWorker, parseToWorker } from './ipc.js';
 
 const log = createLogger('media-worker');
-const engine = new MediaEngine(log);
 const loopbackOnly = process.env.SEALROOM_MEDIA_LOOPBACK === '1';
+const engine = new MediaEngine(log, loopbackOnly);
 const STATS_INTERVAL_MS = Number(process.env.SEALROOM_MEDIA_STATS_MS ?? 1000);
 
 function send(msg: FromWorker): void {
@@ -31,7 +31,7 @@ async function handle(msg: ToWorker): Promise<void> {
     case 'roster':
       return engine.setRoster(msg.participants);
     case 'connect':
-      return engine.connect(msg.role, loopbackOnly);
+      return engine.connect(msg.role);
     case 'disconnect':
       return engine.disconnect();
     case 'signal':
