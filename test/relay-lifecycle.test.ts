@@ -247,4 +247,24 @@ describe('meeting lifecycle', () => {
     leader.close();
     intruder.close();
   });
+
+  it('the leader ends the meeting: everyone is told, and the id is free again', async () => {
+    const leader = await connect(rooms.a);
+    const member = await connect(rooms.b);
+    const created = await leader.request({ type: 'create', meetingId: 'room-abcd-0002' });
+    const joined = await member.request({ type: 'join', meetingId: 'room-abcd-0002' });
+    if (created.type !== 'meeting' || joined.type !== 'meeting') throw new Error('expected meetings');
+    await expect(member.request({ type: 'end' })).rejects.toMatchObject({ code: 'not-leader' });
+    await leader.request({ type: 'admit', participantId: joined.participantId });
+    const ended = next(member, 'ended');
+    await leader.request({ type: 'end' });
+    expect(await ended).toMatchObject({
+      meetingId: 'room-abcd-0002',
+      reason: 'the leader ended the meeting',
+    });
+    expect(relay.registry.meetingCount()).toBe(0);
+    await member.request({ type: 'create', meetingId: 'room-abcd-0002' });
+    leader.close();
+    member.close();
+  });
 });

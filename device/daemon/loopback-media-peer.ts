@@ -4,15 +4,7 @@
 // media worker: in each relay offer, m-lines 0 (audio) and 1 (video) are what this device sends,
 // every later m-line carries another participant's audio or video.
 import { EventEmitter } from 'node:events';
-import {
-  MediaStreamTrack,
-  RTCPeerConnection,
-  type RTCRtpTransceiver,
-  RtpHeader,
-  RtpPacket,
-  useSdesMid,
-  useTransportWideCC,
-} from 'werift';
+import { MediaStreamTrack, RTCPeerConnection, type RTCRtpTransceiver, RtpHeader, RtpPacket } from 'werift';
 import type { SignalPayload } from '../../src/core/protocol/relay.js';
 import { codecsFor } from '../../src/relay/sfu.js';
 import { applyWeriftFixes } from '../../src/relay/werift-fixes.js';
@@ -48,7 +40,8 @@ export class LoopbackMediaPeer extends EventEmitter<{
     this.pc = new RTCPeerConnection({
       iceServers: [],
       codecs: codecsFor(videoCodec),
-      headerExtensions: { audio: [useSdesMid()], video: [useSdesMid(), useTransportWideCC()] },
+      // Like the media worker: no header extensions (no transport-wide CC loop between werift peers).
+      headerExtensions: { audio: [], video: [] },
       bundlePolicy: 'max-bundle',
     });
     const seen = new Set<MediaStreamTrack>();
