@@ -239,7 +239,7 @@ class Participant:
         self.members, self.leader, self.leader_key = {}, None, None
         self.nonce, self.locked, self.next_index, self.last_time = None, False, 0, 0
         self.keys, self.highest, self.send_epoch, self.pending, self.hb_time = {}, 0, 0, 0, 0
-        self.pending_hb, self.rejected = None, []
+        self.pending_hb, self.rejected, self.floor = None, [], 0
 
     def handle(self, m):
         try:
@@ -279,7 +279,7 @@ class Participant:
             elif kind == 'leave':
                 fields = [body['participantId']]
             elif kind == 'leader':
-                fields = [body['newLeaderId']]
+                fields = [body['newLeaderId'], body['minEpoch']]
             elif kind in ('lock', 'unlock'):
                 fields = []
             else:
@@ -308,8 +308,9 @@ class Participant:
                 raise ValueError('lock state')
             self.locked = kind == 'lock'
         elif kind == 'leader':
-            if fields[0] not in self.members or fields[0] == self.leader:
+            if fields[0] not in self.members or fields[0] == self.leader or fields[1] < self.floor:
                 raise ValueError('bad new leader')
+            self.floor = fields[1]
             self.leader, self.leader_key = fields[0], self.members[fields[0]]['identity']
         self.entries.append(w)
         self.last_time = w['time']

@@ -507,6 +507,28 @@ describe('E2EE meeting sessions', () => {
     for (const [id] of m.events) expect(eventsOf(m, id, 'rejected')).toEqual([]);
   });
 
+  it('a successor that missed the latest wrapped key still takes over with an unused epoch', () => {
+    const { m, clock } = meeting('floor', { autoAdmit: true });
+    for (const id of ['room-a', 'room-b']) m.join(id);
+    m.loseNextMessageTo('room-a'); // the wrapped key of the next epoch
+    m.rekey();
+    const drawn = m.leader.state.keys.highestEpoch;
+    expect(m.participants.get('room-a')!.state.keys.highestEpoch).toBe(drawn - 1);
+    m.handOver('room-a');
+    expect(m.leader.participantId).toBe('room-a');
+    expect(m.leader.state.keys.highestEpoch).toBe(drawn + 1); // not `drawn`: that one is room-b's key
+    for (let i = 0; i < 4; i++) {
+      clock.advance(2_100);
+      m.tick();
+    }
+    expectMediaFlows(m);
+    for (const [id] of m.events) {
+      expect(
+        eventsOf(m, id, 'rejected').filter((e) => e.type === 'rejected' && e.code !== 'stale-epoch'),
+      ).toEqual([]);
+    }
+  });
+
   it('an untrusted leader identity is refused by the participant', () => {
     const { m } = meeting('trust');
     const p = new ParticipantSession({

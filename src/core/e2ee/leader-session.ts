@@ -232,7 +232,9 @@ export class LeaderSession {
    */
   handOver(newLeaderId: string): { output: SessionOutput; participant: ParticipantSession } {
     this.#requireLeading();
-    const entry = this.#append({ kind: 'leader', newLeaderId }, this.state.clock());
+    // The successor may have missed our latest wrapped key: tell it which epochs are taken.
+    const minEpoch = this.state.keys.highestEpoch;
+    const entry = this.#append({ kind: 'leader', newLeaderId, minEpoch }, this.state.clock());
     this.#steppedDown = true;
     this.#pending = undefined;
     const out: SessionOutput = { outgoing: this.#listMessages([entry]), events: [this.state.roster()] };
@@ -333,7 +335,7 @@ export class LeaderSession {
   #rekey(out: SessionOutput): void {
     const { state } = this;
     const now = state.clock();
-    const epoch = state.keys.highestEpoch + 1;
+    const epoch = Math.max(state.keys.highestEpoch, state.list.epochFloor) + 1;
     const meetingKey = drawMeetingKey(state.random);
     const awaiting = new Set<string>();
     for (const member of state.list.members()) {

@@ -56,7 +56,7 @@ export const WireListEntryBodySchema = Type.Union([
   Type.Object({ kind: Type.Literal('leave'), participantId: Id }, closed),
   Type.Object({ kind: Type.Literal('lock') }, closed),
   Type.Object({ kind: Type.Literal('unlock') }, closed),
-  Type.Object({ kind: Type.Literal('leader'), newLeaderId: Id }, closed),
+  Type.Object({ kind: Type.Literal('leader'), newLeaderId: Id, minEpoch: Epoch }, closed),
 ]);
 
 export const WireListEntrySchema = Type.Object(

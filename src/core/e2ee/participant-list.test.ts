@@ -187,8 +187,9 @@ describe('participant list', () => {
 
   it('hands leadership over: later entries must be signed by the new leader', () => {
     const fresh = replay(entries);
-    fresh.append({ kind: 'leader', newLeaderId: 'room-b' }, 'leader', leaderIdentity, T0 + 70);
+    fresh.append({ kind: 'leader', newLeaderId: 'room-b', minEpoch: 3 }, 'leader', leaderIdentity, T0 + 70);
     expect(fresh.leaderId).toBe('room-b');
+    expect(fresh.epochFloor).toBe(3);
     expect(fresh.leaderIdentityKey).toEqual(people[1]!.identity.publicKey);
     expectCode(() => fresh.append({ kind: 'lock' }, 'leader', leaderIdentity, T0 + 71), 'bad-signature');
     fresh.append({ kind: 'lock' }, 'room-b', people[1]!.identity, T0 + 71);

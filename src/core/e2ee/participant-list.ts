@@ -13,7 +13,7 @@ import { encodeCanonical, type Field } from './canonical.js';
 import { E2eeError } from './errors.js';
 import { type IdentityKeyPair, verifyEd25519 } from './keys.js';
 import { LABELS } from './labels.js';
-import { MAX_SENDER_INDEX } from './sender-keys.js';
+import { MAX_EPOCH, MAX_SENDER_INDEX } from './sender-keys.js';
 
 export type ListEntryBody =
   | { kind: 'create'; leaderId: string; leaderIdentityKey: Uint8Array; creationNonce: Uint8Array }
@@ -21,7 +21,8 @@ export type ListEntryBody =
   | { kind: 'leave'; participantId: string }
   | { kind: 'lock' }
   | { kind: 'unlock' }
-  | { kind: 'leader'; newLeaderId: string };
+  // minEpoch: the highest epoch the outgoing leader drew; the successor's first epoch exceeds it.
+  | { kind: 'leader'; newLeaderId: string; minEpoch: number };
 
 export interface ListEntry {
   meetingId: string;
@@ -59,7 +60,7 @@ function bodyFields(body: ListEntryBody): Field[] {
     case 'leave':
       return [body.participantId];
     case 'leader':
-      return [body.newLeaderId];
+      return [body.newLeaderId, body.minEpoch];
     case 'lock':
     case 'unlock':
       return [];
@@ -97,6 +98,7 @@ export class ParticipantList {
   #creationNonce: Uint8Array = new Uint8Array(0);
   #locked = false;
   #nextSenderIndex = 0;
+  #epochFloor = 0;
 
   constructor(meetingId: string) {
     this.meetingId = meetingId;
@@ -122,6 +124,10 @@ export class ParticipantList {
   }
   get nextSenderIndex(): number {
     return this.#nextSenderIndex;
+  }
+  /** The last hand-over's minEpoch: a new leader's epochs must exceed it. */
+  get epochFloor(): number {
+    return this.#epochFloor;
   }
   get entries(): readonly ListEntry[] {
     return this.#entries;
@@ -224,6 +230,13 @@ export class ParticipantList {
         if (!this.#members.has(body.newLeaderId) || body.newLeaderId === this.#leaderId) {
           throw new E2eeError('not-member', 'new leader must be another member');
         }
+        if (
+          !Number.isSafeInteger(body.minEpoch) ||
+          body.minEpoch < this.#epochFloor ||
+          body.minEpoch > MAX_EPOCH
+        ) {
+          throw new E2eeError('chain-broken', 'hand-over epoch floor goes backwards or out of range');
+        }
         return;
     }
   }
@@ -257,6 +270,7 @@ export class ParticipantList {
         const next = this.#members.get(body.newLeaderId)!;
         this.#leaderId = next.participantId;
         this.#leaderIdentityKey = next.identityKey;
+        this.#epochFloor = body.minEpoch;
         break;
       }
     }
