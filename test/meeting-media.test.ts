@@ -9,11 +9,13 @@ import { type Relay, startRelay } from '../src/relay/server.js';
 import { silentLogger } from '../src/util/log.js';
 
 let relay: Relay;
+let caPem = '';
 const daemons: Daemon[] = [];
 const lastStats = new Map<Daemon, StatsMessage>();
 
 beforeAll(async () => {
   const ca = await createDevelopmentCa();
+  caPem = ca.certPem;
   relay = await startRelay({ log: silentLogger, trust: { caPems: [ca.certPem] } });
   for (const roomName of ['Boardroom', 'Huddle']) {
     const device = await issueDevelopmentDevice(ca, { roomName });
@@ -71,5 +73,29 @@ describe('two rooms with real media workers', () => {
     // Decoded, not just decrypted: the remote sender shows up with frames in each gallery.
     for (const d of [a, b]) expect(lastStats.get(d)?.remotes.some((r) => r.videoFrames > 0)).toBe(true);
     expect(decrypted(a).failures + decrypted(b).failures).toBe(0);
+  });
+
+  it('after a relay restart both rooms reconnect, rekey and decode each other again', async () => {
+    const [a, b] = daemons as [Daemon, Daemon];
+    const epoch = b.state.get().meeting?.keyEpoch ?? 0;
+    const port = relay.port;
+    await relay.close();
+    await expect
+      .poll(() => a.state.get().relay.connected || b.state.get().relay.connected, { timeout: 10_000 })
+      .toBe(false);
+    relay = await startRelay({ log: silentLogger, trust: { caPems: [caPem] }, port });
+    await expect
+      .poll(
+        () => (b.state.get().meeting?.keyEpoch ?? 0) > epoch && b.state.get().meeting?.status === 'active',
+        { timeout: 30_000 },
+      )
+      .toBe(true);
+    const before = { a: decrypted(a).video, b: decrypted(b).video };
+    await expect
+      .poll(() => decrypted(a).video > before.a + 15 && decrypted(b).video > before.b + 15, {
+        timeout: 40_000,
+      })
+      .toBe(true);
+    expect(b.state.get().meeting?.securityCode).toBe(a.state.get().meeting?.securityCode);
   });
 });
