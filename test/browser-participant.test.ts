@@ -169,9 +169,10 @@ async function dump(s: Session): Promise<void> {
 const fromBrowser = (s: StatsMessage | undefined) => s?.remotes.find((r) => r.senderIndex === BROWSER);
 
 describe('browser participant (Chromium, RTCRtpScriptTransform, WebCrypto SFrame) ↔ media worker (VP8)', () => {
-  it('each side decrypts and decodes the other’s video and audio', async () => {
+  it('each side decrypts and decodes the other’s video and audio, and keeps doing so across a rekey', async () => {
     const started = Date.now();
-    const s = await connect(newMeetingKey());
+    const mk = newMeetingKey();
+    const s = await connect(mk);
     try {
       // Browser → worker: the worker opens the browser's SFrames and its gallery shows them.
       const seen = await waitFor(
@@ -242,6 +243,36 @@ describe('browser participant (Chromium, RTCRtpScriptTransform, WebCrypto SFrame
           `type; ${rvFinal.keyframes} real keyframes); browser sent ${out?.framesEncoded} frames at ` +
           `${out?.frameWidth}px, ${(((out?.bytesSent ?? 0) * 8) / seconds / 1000).toFixed(0)} kbit/s average`,
       );
+
+      // Rekey: the key manager moves both ends to epoch 2 (new KIDs, new base keys); receivers keep
+      // epoch 1 until it is retired, so frames in flight still open.
+      const both = (self: number) =>
+        [1, 2].map((e) => ({ kid: makeKid(e, self), key: deriveSenderBaseKey(mk, e, self) }));
+      const roomBefore = fromBrowser(s.roomStats())?.videoFrames ?? 0;
+      s.room.setKeys({
+        epoch: 2,
+        sendKid: makeKid(2, ROOM),
+        sendKey: deriveSenderBaseKey(mk, 2, ROOM),
+        receiveKeys: [...both(ROOM), ...both(BROWSER)],
+      });
+      await s.page.evaluate((k) => window.participant.setKeys(k), {
+        sendKid: makeKid(2, BROWSER).toString(),
+        sendKey: hex(deriveSenderBaseKey(mk, 2, BROWSER)),
+        receiveKeys: both(ROOM).map(({ kid, key }) => ({ kid: kid.toString(), key: hex(key) })),
+      });
+      const decodedBefore = final.inboundVideo?.framesDecoded ?? 0;
+      const epoch2 = makeKid(2, ROOM).toString();
+      const rekeyed = await waitFor('epoch-2 video decoded in the browser', async () => {
+        const st = await s.pageStats();
+        const opened2 = st.counters['receive-video'].openedByKid[epoch2] ?? 0;
+        return opened2 > 30 && (st.inboundVideo?.framesDecoded ?? 0) > decodedBefore + 30 ? st : undefined;
+      });
+      expect(rekeyed.counters['receive-video'].failures).toEqual({});
+      await waitFor(
+        'the worker decrypting the browser’s epoch-2 video',
+        () => (fromBrowser(s.roomStats())?.videoFrames ?? 0) > roomBefore + 30,
+      );
+      expect(s.roomStats()?.counters.decryptFailures).toBe(0);
     } catch (err) {
       await dump(s);
       throw err;

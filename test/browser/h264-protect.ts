@@ -59,7 +59,10 @@ export async function sealH264(sender: WebSFrameSender, au: Uint8Array): Promise
  * or not at all. A sealed body may itself contain 00 00 01: the split is only as good as the
  * packetiser's NAL boundaries, which is why the worker never re-splits on the receive side either.
  */
-export async function openH264(receiver: WebSFrameReceiver, au: Uint8Array): Promise<Uint8Array> {
+export async function openH264(
+  receiver: Pick<WebSFrameReceiver, 'open'>,
+  au: Uint8Array,
+): Promise<Uint8Array> {
   const opened: Uint8Array[] = [];
   for (const unit of splitNalUnits(au)) {
     const header = unit.subarray(0, 1);

@@ -41,6 +41,8 @@ export interface KeysMessage {
 export interface KindCounters {
   sealed: number;
   opened: number;
+  /** Opened frames per KID (decimal): shows which epoch's key a frame came under. */
+  openedByKid: Record<string, number>;
   /** Refusals by code (AUTH_FAILED, UNKNOWN_KEY, REPLAY, ...). */
   failures: Record<string, number>;
   /** Video: plaintext keyframes (VP8 P bit 0) seen. */
@@ -66,6 +68,7 @@ const unhex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (b) => Number
 const newCounters = (): KindCounters => ({
   sealed: 0,
   opened: 0,
+  openedByKid: {},
   failures: {},
   keyframes: 0,
   typeMislabelled: 0,
@@ -146,12 +149,22 @@ function opener(c: KindCounters, kind: Kind, t: ScriptTransformer): Transformer<
     async transform(frame, controller) {
       try {
         const data = new Uint8Array(frame.data);
+        // Counts the KID of every SFrame that opened (an H.264 frame has one per NAL unit).
+        let kid = '';
+        const counting = {
+          open: async (f: Uint8Array, m?: Uint8Array) => {
+            const r = await receiver.open(f, m);
+            kid = r.kid.toString();
+            return r;
+          },
+        };
         const plaintext =
           kind === 'audio'
-            ? (await receiver.open(data)).plaintext
+            ? (await counting.open(data)).plaintext
             : videoCodec === 'h264'
-              ? await openH264(receiver, data)
-              : await openVp8(receiver, data, vp8Format);
+              ? await openH264(counting, data)
+              : await openVp8(counting, data, vp8Format);
+        c.openedByKid[kid] = (c.openedByKid[kid] ?? 0) + 1;
         if (kind === 'video' && videoCodec === 'vp8') {
           const key = isVp8Keyframe(plaintext);
           if (key) c.keyframes++;

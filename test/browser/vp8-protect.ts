@@ -39,7 +39,7 @@ export async function sealVp8(
 
 /** Inverse of sealVp8; throws (WebSFrameError / Vp8FormatError) rather than return unauthenticated bytes. */
 export async function openVp8(
-  receiver: WebSFrameReceiver,
+  receiver: Pick<WebSFrameReceiver, 'open'>,
   protectedFrame: Uint8Array,
   format: Vp8Format,
 ): Promise<Uint8Array> {
