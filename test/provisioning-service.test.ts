@@ -139,6 +139,19 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
       'device.config',
       'device.claim',
     ]);
+    await admin.decommission(dev.deviceId, 'recycled');
+    expect(await admin.showDevice(dev.deviceId)).toMatchObject({ status: 'decommissioned' });
+    expect(await status(admin.decommission(dev.deviceId))).toMatchObject({ status: 409 });
+    expect((await admin.audit({ action: 'device.decommission' })).map((a) => a.deviceId)).toEqual([
+      dev.deviceId,
+    ]);
+  });
+
+  it('serves the claim page the QR code points to, refusing markup in the code', async () => {
+    const page = await fetch(`${svc.url}/claim?code=ABCD-EFGH`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('claim ABCD-EFGH');
+    expect((await fetch(`${svc.url}/claim?code=%3Cscript%3E`)).status).toBe(400);
   });
 
   it('answers bad input with a 4xx and a clear message, changing nothing', async () => {

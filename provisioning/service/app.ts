@@ -171,6 +171,34 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true, store: opts.store.kind }));
+  // Where the QR code on a room screen leads: the code and how to claim it. Shows nothing secret
+  // (the code alone is useless without an admin token).
+  app.get<{ Querystring: { code?: string } }>(
+    '/claim',
+    {
+      schema: {
+        hide: true,
+        querystring: {
+          type: 'object',
+          properties: { code: { type: 'string', pattern: '^[A-Za-z0-9 -]{0,16}$' } },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (req, reply) => {
+      const code = req.query.code ?? '';
+      return reply
+        .type('text/html; charset=utf-8')
+        .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
+        .send(
+          `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
+            `<title>Claim a Sealroom device</title><body style="font-family:sans-serif;max-width:40em;margin:2em auto">` +
+            `<h1>Claim a Sealroom device</h1><p>Activation code: <strong style="font-size:2em">${code}</strong></p>` +
+            `<p>With an admin token, run:</p><pre>sealroom admin --url ${opts.publicUrl} claim ${code} --room "ROOM" --site "SITE"</pre>` +
+            `<p>or <code>POST ${opts.publicUrl}/v1/claims</code> (see <a href="/openapi.json">the API</a>).</p></body></html>`,
+        );
+    },
+  );
 
   await app.register(
     async (v1) => {
