@@ -176,6 +176,8 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
   app.get<{ Querystring: { code?: string } }>(
     '/claim',
     {
+      // The URL carries an activation code: keep it out of the request log.
+      logLevel: 'warn',
       schema: {
         hide: true,
         querystring: {
