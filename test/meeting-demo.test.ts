@@ -35,6 +35,7 @@ describe('sealroom demo (npm start)', () => {
     const codes = [...out.matchAll(/((?:\d{5} ){7}\d{5})/g)].map((m) => m[1]);
     expect(codes).toHaveLength(2);
     expect(codes[0]).toBe(codes[1]);
+    expect(out).toMatch(/media\s+flowing: the relay has forwarded \d+ encrypted RTP packets/);
     expect(out).toMatch(/Stopped\./);
     // Every part it started is gone: its kiosk port no longer answers.
     const kiosk = /Boardroom kiosk\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? '';

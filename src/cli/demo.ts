@@ -82,6 +82,7 @@ function spawnPart(
         60_000,
       );
       child.stdout?.on('data', (chunk: Buffer) => {
+        if (stderrReady) return; // its stdout is a log, not the ready line
         buffered += chunk.toString();
         const nl = buffered.indexOf('\n');
         if (nl < 0) return;
@@ -266,6 +267,17 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       codes[0] === codes[1]
         ? '  ✓ both rooms show the same code: read it aloud to check no one is in the middle'
         : '  ✗ THE CODES DIFFER',
+    );
+    // Media is flowing when the relay forwards packets (SFrame ciphertext it cannot read).
+    const health = relayUrl.replace(/^ws/, 'http').replace(/\/v1\/ws$/, '/healthz');
+    const forwarded = await until('media through the relay', async () => {
+      const h = (await (await fetch(health)).json()) as { packetsForwarded: number; mediaPeers: number };
+      return h.mediaPeers >= 2 && h.packetsForwarded > 100 ? h.packetsForwarded : undefined;
+    }).catch(() => undefined);
+    say(
+      forwarded !== undefined
+        ? `  media              flowing: the relay has forwarded ${forwarded} encrypted RTP packets so far`
+        : '  media              not flowing yet (see the room logs)',
     );
     say(`  open a kiosk screen in a browser, or: sealroom room status --control ${a}`);
     if (provisioningUrl)
