@@ -77,6 +77,26 @@ describe('media supervisor', () => {
     expect(state.get().media.worker).toBe('stopped');
   }, 60_000);
 
+  it('kills and restarts a worker that stops answering pings (SIGSTOP)', async () => {
+    const state = new StateStore(initialState('test'));
+    const a = worker(
+      { pattern: 'red' },
+      { state, pingIntervalMs: 500, pingTimeoutMs: 2500, backoffMs: [200] },
+    );
+    running.push(a);
+    await a.start();
+    const hung = a.pid as number;
+    const exits: (string | null)[] = [];
+    a.on('exit', (e) => exits.push(e.signal));
+    const restarted = new Promise<{ restarts: number }>((r) => a.once('ready', r));
+    process.kill(hung, 'SIGSTOP');
+    expect((await restarted).restarts).toBe(1);
+    expect(exits).toEqual(['SIGKILL']);
+    expect(isAlive(hung)).toBe(false);
+    expect(state.get().media.worker).toBe('running');
+    await a.stop();
+  }, 60_000);
+
   it('an injected camera error shows the slate and raises an alert, then the camera pipeline recovers', async () => {
     const mk = newMeetingKey();
     const state = new StateStore(initialState('test'));
