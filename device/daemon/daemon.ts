@@ -12,7 +12,7 @@ import type { SettingsPatch } from '../media/ipc.js';
 import { MediaSupervisor } from '../media/supervisor.js';
 import type { RoomActions } from './actions.js';
 import type { MediaPort } from './media-port.js';
-import { MeetingClient } from './meeting-client.js';
+import { MeetingClient, type MeetingClientOptions } from './meeting-client.js';
 import { createRoomActions } from './room-actions.js';
 import { initialState, StateStore } from './state.js';
 import { SyntheticMedia } from './synthetic-media.js';
@@ -38,6 +38,11 @@ export interface DaemonOptions {
   controlPort?: number;
   uiDir?: string;
   version?: string;
+  /** Meeting-client timing (tests: short liveness and reconnect timeouts). */
+  meetingTiming?: Pick<
+    MeetingClientOptions,
+    'connectTimeoutMs' | 'liveness' | 'reconnectMinMs' | 'reconnectMaxMs' | 'resumeGraceMs' | 'tickMs'
+  >;
 }
 
 export interface Daemon {
@@ -84,6 +89,22 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       ...(opts.loopbackOnly ? { loopbackOnly: true } : {}),
     });
     media = new WorkerMedia(supervisor);
+    // A readable pulse of the media in the log every 30 s: what was sent, decrypted, and from whom.
+    let lastStatsLog = 0;
+    supervisor.on('stats', ({ counters: c, remotes }) => {
+      if (Date.now() - lastStatsLog < 30_000) return;
+      lastStatsLog = Date.now();
+      log.info(
+        {
+          videoSent: c.videoFramesSent,
+          videoDecrypted: c.videoFramesDecrypted,
+          audioDecrypted: c.audioFramesDecrypted,
+          decryptFailures: c.decryptFailures,
+          remotes: remotes.length,
+        },
+        'media',
+      );
+    });
     // Worker errors are reported (and the supervisor restarts what failed); they never end the daemon.
     supervisor.on('error', (e) =>
       log.warn(
@@ -154,6 +175,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       state,
       log: log.child({ part: 'meeting' }),
       ...(media ? { media } : {}),
+      ...opts.meetingTiming,
     });
     void daemon.meeting.start();
     log.info({ relay: opts.relayUrl, room: device.roomName }, 'meeting client started');

@@ -23,7 +23,7 @@ import { x509 } from '../../src/pki/provider.js';
 import type { Logger } from '../../src/util/log.js';
 import type { RoomActions } from './actions.js';
 import type { MediaPort } from './media-port.js';
-import { type DeviceCredentials, RelayConnection } from './relay-connection.js';
+import { type DeviceCredentials, type LivenessOptions, RelayConnection } from './relay-connection.js';
 import type { MeetingView, RosterEntry, StateStore } from './state.js';
 
 export interface MeetingClientOptions {
@@ -41,6 +41,10 @@ export interface MeetingClientOptions {
   tickMs?: number;
   /** Leader: rekey interval (default 5 minutes, as Zoom). */
   rekeyIntervalMs?: number;
+  /** How long a connection attempt may take until authenticated (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Ping/pong liveness of the relay connection (default DEFAULT_LIVENESS): notices silent cuts. */
+  liveness?: LivenessOptions;
 }
 
 type MeetingActions = Pick<
@@ -85,6 +89,8 @@ export class MeetingClient
   #tick: NodeJS.Timeout | undefined;
   #rekeyDebounce: NodeJS.Timeout | undefined;
   #connectedOnce: { resolve: () => void; promise: Promise<void> };
+  /** The relay instance of the previous connection: tells a relay restart from being dropped by it. */
+  #relayId: string | undefined;
   #holding = false;
   #held: ServerMessage[] = [];
   /** Every keys event this device received (tests: what a departed room could still decrypt). */
@@ -253,7 +259,12 @@ export class MeetingClient
     while (!this.#stopped) {
       let connection: RelayConnection;
       try {
-        connection = await RelayConnection.connect(this.#opts.relayUrl, this.#opts.credentials);
+        connection = await RelayConnection.connect(
+          this.#opts.relayUrl,
+          this.#opts.credentials,
+          this.#opts.connectTimeoutMs,
+          this.#opts.liveness,
+        );
       } catch (err) {
         this.#opts.state.raiseAlert('relay', 'warning', 'Relay unreachable: reconnecting');
         this.#opts.log.warn({ err: (err as Error).message, retryInMs: delay }, 'relay connection failed');
@@ -275,7 +286,9 @@ export class MeetingClient
       this.#opts.state.clearAlert('relay');
       this.#opts.log.info({ url: this.#opts.relayUrl }, 'connected to the relay');
       this.#connectedOnce.resolve();
-      if (this.#meeting) void this.#resume(connection);
+      const previousRelayId = this.#relayId;
+      this.#relayId = connection.relayId;
+      if (this.#meeting) void this.#resume(connection, previousRelayId === connection.relayId);
       await closed;
       this.#connection = undefined;
       if (this.#stopped) return;
@@ -292,7 +305,7 @@ export class MeetingClient
   }
 
   /** Back into the same meeting with the same participant id after the relay connection dropped. */
-  async #resume(connection: RelayConnection): Promise<void> {
+  async #resume(connection: RelayConnection, sameRelay: boolean): Promise<void> {
     const meeting = this.#meeting;
     if (!meeting) return;
     const deadline = Date.now() + 30_000;
@@ -315,6 +328,8 @@ export class MeetingClient
           this.#writeMeeting({ status: 'active' });
           this.#startMedia();
           this.#scheduleRekey();
+        } else if (sameRelay) {
+          await this.#rejoinAfresh(connection, meeting);
         } else {
           const reply = await connection.request({
             type: 'join',
@@ -342,6 +357,32 @@ export class MeetingClient
         await sleep(250);
       }
     }
+  }
+
+  /**
+   * Back at the same relay (not a restart): it dropped our old connection (a cut it noticed through
+   * its liveness check, or will soon), and the leader removes us from the key when it does. That old
+   * E2EE identity cannot be re-added — every member's copy of the signed list removes it — so we
+   * ask to join again as a new participant with a new binding, and the leader admits us as usual.
+   */
+  async #rejoinAfresh(connection: RelayConnection, meeting: ActiveMeeting): Promise<void> {
+    const reply = await connection.request({ type: 'join', meetingId: meeting.meetingId });
+    if (reply.type !== 'meeting' || this.#meeting !== meeting) return;
+    const session = new ParticipantSession({
+      meetingId: reply.meetingId,
+      participantId: reply.participantId,
+      identity: this.#identity,
+      trustIdentity: (id, key) => this.#trustIdentity(id, key),
+    });
+    meeting.participantId = reply.participantId;
+    meeting.session = session;
+    meeting.known.set(reply.leader.participantId, reply.leader);
+    meeting.admittedAtRelay = reply.status === 'active';
+    meeting.e2eeMembers = [];
+    meeting.waiting = [];
+    this.#writeMeeting({ status: meeting.admittedAtRelay ? 'active' : 'waiting', rekeying: false });
+    this.#route(session.start());
+    this.#opts.log.info({ participantId: reply.participantId }, 'rejoining the meeting as a new participant');
   }
 
   #finishResume(meeting: ActiveMeeting): void {
@@ -494,7 +535,15 @@ export class MeetingClient
           })),
         );
         return;
+      case 'leader-silent':
+        this.#opts.state.raiseAlert(
+          'leader-silent',
+          'warning',
+          'No signed heartbeat from the leading room: the key list may be stale',
+        );
+        return;
       case 'epoch-certified':
+        this.#opts.state.clearAlert('leader-silent');
         this.#writeMeeting({ keyEpoch: event.epoch, rekeying: false });
         return;
       case 'admission-request':
@@ -557,6 +606,7 @@ export class MeetingClient
     if (!meeting) return;
     if (meeting.resuming) clearTimeout(meeting.resuming.timer);
     this.#meeting = undefined;
+    this.#opts.state.clearAlert('leader-silent');
     this.#opts.media?.disconnect();
     this.#opts.state.update((s) => {
       if (s.meeting) s.meeting = { ...s.meeting, status, rekeying: false, waiting: [] };
