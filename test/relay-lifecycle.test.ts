@@ -268,3 +268,16 @@ describe('meeting lifecycle', () => {
     member.close();
   });
 });
+
+describe('relay observability', () => {
+  it('exposes health and Prometheus metrics without ids or keys', async () => {
+    const base = relay.url.replace(/^ws/, 'http').replace(/\/v1\/ws$/, '');
+    const health = (await (await fetch(`${base}/healthz`)).json()) as Record<string, unknown>;
+    expect(health).toMatchObject({ ok: true, meetings: expect.any(Number), connections: expect.any(Number) });
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/sealroom_relay_authentications_total\{result="ok"\} [1-9]/);
+    expect(text).toMatch(/sealroom_relay_authentications_total\{result="refused"\} [1-9]/);
+    expect(text).toMatch(/sealroom_relay_meetings \d+/);
+    expect(text).not.toContain(rooms.a.deviceId);
+  });
+});

@@ -22,6 +22,7 @@ import {
   verifyDeviceCertificatePem,
 } from './authenticate.js';
 import { type ConnectionId, MeetingError, MeetingRegistry, type Result } from './meetings.js';
+import { createRelayMetrics } from './metrics.js';
 import { type MediaKind, Sfu } from './sfu.js';
 
 /** One thing that crossed the relay, for tests that prove no plaintext or key ever does. */
@@ -43,6 +44,13 @@ export interface RelayOptions {
   port?: number;
   videoCodec?: 'VP8' | 'H264';
   record?: (entry: RecordEntry) => void;
+  /**
+   * Liveness: every interval each connection is pinged, and one that answered nothing (no pong, no
+   * message) since the previous round is terminated, which leaves its meeting like a close would.
+   * Without it a silent cut (no FIN/RST) keeps a dead participant in the meeting and its keys.
+   * Default 10 s: a dead connection is dropped within 10–20 s.
+   */
+  livenessIntervalMs?: number;
 }
 
 export interface Relay {
@@ -58,6 +66,8 @@ export interface Relay {
 interface Session {
   id: ConnectionId;
   socket: WebSocket;
+  /** Heard from since the last liveness round. */
+  alive: boolean;
   nonce: string;
   identity?: VerifiedDevice;
   certificate?: string;
@@ -113,6 +123,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         throw new MeetingError('bad-signature', 'challenge signature does not match the certificate key');
       }
       session.identity = identity;
+      metrics.authentications.inc({ result: 'ok' });
       session.certificate = message.certificate;
       log.info(
         {
@@ -205,25 +216,38 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
 
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
-  app.get('/healthz', async () => {
+  const sample = () => {
     const media = sfu.stats();
     return {
-      ok: true,
-      relayId,
+      connections: sessions.size,
       meetings: registry.meetingCount(),
       mediaPeers: media.length,
-      connections: sessions.size,
-      // Totals since start: RTP packets received from publishers, copies forwarded to subscribers.
+      // Totals of the current peers: RTP packets received from publishers, copies forwarded.
       packetsReceived: media.reduce((n, p) => n + p.received, 0),
       packetsForwarded: media.reduce((n, p) => n + p.forwarded, 0),
     };
+  };
+  const metrics = createRelayMetrics(sample);
+  app.get('/healthz', async () => ({ ok: true, relayId, ...sample() }));
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
   });
   app.get(RELAY_WS_PATH, { websocket: true }, (socket) => {
-    const session: Session = { id: `c-${randomBytes(6).toString('hex')}`, socket, nonce: newChallenge() };
+    const session: Session = {
+      id: `c-${randomBytes(6).toString('hex')}`,
+      socket,
+      alive: true,
+      nonce: newChallenge(),
+    };
     sessions.set(session.id, session);
+    socket.on('pong', () => {
+      session.alive = true;
+    });
     // Handle messages in order per connection: a join must not overtake the auth before it.
     let queue = Promise.resolve();
     socket.on('message', (raw: Buffer, isBinary: boolean) => {
+      session.alive = true;
       queue = queue.then(async () => {
         if (isBinary)
           return send(session.id, { type: 'error', code: 'bad-message', message: 'text frames only' });
@@ -242,7 +266,10 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
               code: err instanceof PkiError ? `certificate-${err.code}` : err.code,
               message: err.message,
             });
-            if (!session.identity) socket.close(4401, 'authentication failed');
+            if (!session.identity) {
+              metrics.authentications.inc({ result: 'refused' });
+              socket.close(4401, 'authentication failed');
+            }
           } else {
             log.error({ err, connection: session.id }, 'request failed');
             send(session.id, { type: 'error', id, code: 'internal', message: 'internal error' });
@@ -260,6 +287,19 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     send(session.id, { type: 'challenge', nonce: session.nonce, relayId });
   });
 
+  const liveness = setInterval(() => {
+    for (const session of sessions.values()) {
+      if (!session.alive) {
+        log.info({ connection: session.id }, 'connection silent for a liveness round; dropping it');
+        session.socket.terminate(); // 'close' follows: the participant leaves its meeting
+        continue;
+      }
+      session.alive = false;
+      if (session.socket.readyState === session.socket.OPEN) session.socket.ping();
+    }
+  }, opts.livenessIntervalMs ?? 10_000);
+  liveness.unref();
+
   const address = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   const port = Number(new URL(address).port);
   const url = `ws://${opts.host ?? '127.0.0.1'}:${port}${RELAY_WS_PATH}`;
@@ -271,6 +311,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     registry,
     sfu,
     close: async () => {
+      clearInterval(liveness);
       for (const s of sessions.values()) s.socket.terminate();
       await sfu.close();
       await app.close();
