@@ -113,6 +113,10 @@ export class LoopbackMediaPeer extends EventEmitter<{
       return;
     }
     if (payload.type !== 'offer') return;
+    // werift reuses a transceiver whose m-line went inactive for the next new remote m-line (meant
+    // for our own addTransceiver), dropping the old m-line from its list and misaligning the answer:
+    // after someone left and someone joined, their media never arrives. Keep inactive ones in place.
+    for (const t of this.pc.getTransceivers()) if (t.currentDirection === 'inactive') t.usedForSender = true;
     await this.pc.setRemoteDescription({ type: 'offer', sdp: payload.sdp });
     const transceivers = this.pc.getTransceivers();
     for (const [index, kind] of [[0, 'audio'] as const, [1, 'video'] as const]) {

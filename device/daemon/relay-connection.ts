@@ -25,6 +25,18 @@ export class RelayRequestError extends Error {
   }
 }
 
+/**
+ * Liveness of an established session: a WebSocket ping every intervalMs, and the socket is terminated
+ * (so the client reconnects) when nothing at all — pong or message — arrived for timeoutMs. Without
+ * it a silent cut (no FIN/RST: a dead switch, a NAT that forgot us) leaves the room "connected" forever.
+ */
+export interface LivenessOptions {
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+export const DEFAULT_LIVENESS: LivenessOptions = { intervalMs: 5_000, timeoutMs: 15_000 };
+
 type Reply = Extract<ServerMessage, { type: 'meeting' | 'ok' }>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type Request = DistributiveOmit<Extract<ClientMessage, { id?: number }>, 'id'>;
@@ -33,7 +45,10 @@ export class RelayConnection extends EventEmitter<{ message: [ServerMessage]; cl
   readonly #socket: WebSocket;
   readonly #pending = new Map<number, { resolve: (m: Reply) => void; reject: (e: Error) => void }>();
   #nextId = 1;
+  #liveness: NodeJS.Timeout | undefined;
   identity?: Extract<ServerMessage, { type: 'authenticated' }>['identity'];
+  /** The relay instance (from its challenge): a new one after a relay restart. */
+  relayId?: string;
 
   private constructor(socket: WebSocket) {
     super();
@@ -45,6 +60,7 @@ export class RelayConnection extends EventEmitter<{ message: [ServerMessage]; cl
     url: string,
     credentials: DeviceCredentials,
     timeoutMs = 10_000,
+    liveness: LivenessOptions = DEFAULT_LIVENESS,
   ): Promise<RelayConnection> {
     const socket = new WebSocket(url, { handshakeTimeout: timeoutMs });
     const connection = new RelayConnection(socket);
@@ -66,6 +82,7 @@ export class RelayConnection extends EventEmitter<{ message: [ServerMessage]; cl
         const message = parsed.message;
         if (!connection.identity) {
           if (message.type === 'challenge') {
+            connection.relayId = message.relayId;
             const signature = sign(null, authSignedBytes(message.nonce), credentials.identityKey).toString(
               'base64',
             );
@@ -75,6 +92,7 @@ export class RelayConnection extends EventEmitter<{ message: [ServerMessage]; cl
             clearTimeout(timer);
             socket.removeAllListeners('error');
             socket.on('error', () => undefined);
+            connection.#watchLiveness(liveness);
             resolve(connection);
           } else if (message.type === 'error') {
             fail(new RelayRequestError(message.code, message.message));
@@ -116,6 +134,23 @@ export class RelayConnection extends EventEmitter<{ message: [ServerMessage]; cl
     this.#socket.terminate();
   }
 
+  #watchLiveness({ intervalMs, timeoutMs }: LivenessOptions): void {
+    let lastHeard = Date.now();
+    const heard = () => {
+      lastHeard = Date.now();
+    };
+    this.#socket.on('pong', heard);
+    this.#socket.on('message', heard);
+    this.#liveness = setInterval(() => {
+      if (Date.now() - lastHeard > timeoutMs) {
+        clearInterval(this.#liveness);
+        this.#socket.terminate(); // emits 'close' (1006): the meeting client reconnects
+        return;
+      }
+      if (this.#socket.readyState === WebSocket.OPEN) this.#socket.ping();
+    }, intervalMs);
+  }
+
   #sendRaw(message: ClientMessage): boolean {
     if (this.#socket.readyState !== WebSocket.OPEN) return false;
     this.#socket.send(JSON.stringify(message));
@@ -136,6 +171,7 @@ export class RelayConnection extends EventEmitter<{ message: [ServerMessage]; cl
   }
 
   #onClose(code: number, reason: string): void {
+    clearInterval(this.#liveness);
     for (const p of this.#pending.values()) p.reject(new Error('relay connection closed'));
     this.#pending.clear();
     this.emit('close', code, reason);
