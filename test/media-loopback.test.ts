@@ -68,7 +68,13 @@ describe.each(['h264', 'vp8'] as const)('two rooms exchange media (%s)', (codec)
     });
     expect(s.counters.decryptFailures).toBe(0);
     expect(s.remotes).toEqual([expect.objectContaining({ senderIndex: 1, slot: 0 })]);
-    await Promise.all([a.stop(), b.stop()]);
+
+    // A leaves: once the roster no longer lists A, B's tile goes black instead of freezing on A.
+    await a.stop();
+    b.setRoster([]);
+    await waitFor('A’s tile cleared at B', async () => isBlack(await displayPixel(b, ...TILE0)));
+    expect((await b.probe()).labels).toEqual([]);
+    await b.stop();
   }, 60_000);
 });
 

@@ -35,6 +35,7 @@ function readJson(path: string): Record<string, unknown> {
 
 const TEMPLATE_KEYS: (keyof PipelineTemplates)[] = [
   'videoSend',
+  'blankTile',
   'slate',
   'audioSend',
   'gallery',

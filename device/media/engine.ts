@@ -67,6 +67,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   #timers = new Set<NodeJS.Timeout>();
   #pictureId = 0;
   #faultCaps: string | undefined;
+  readonly #blankFrames = new Map<string, Buffer>();
   #audioTs = Math.floor(Math.random() * 2 ** 31);
   readonly #streams = new Map<number, RemoteStream>();
   readonly #slotBySender = new Map<number, number>();
@@ -180,8 +181,33 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     else p.videoSend?.start();
     this.#labelTiles();
     this.#applyVolume();
+    this.#encodeBlank();
     this.#status();
     return true;
+  }
+
+  /** Runs the one-frame blankTile pipeline once per codec and keeps its black keyframe. */
+  #encodeBlank(): void {
+    const blank = this.#pipes.blankTile;
+    if (!blank || this.#blankFrames.has(this.settings.codec)) return;
+    const codec = this.settings.codec;
+    blank.onSample('blankout', (buf) => {
+      this.#blankFrames.set(codec, buf);
+      this.#after(0, () => blank.stop());
+    });
+    blank.start();
+    this.#after(3000, () => blank.stop());
+  }
+
+  /** A participant left this tile: show black, drop the label, free the slot for someone else. */
+  #retireSlot(sender: number, slot: number): void {
+    this.#slotBySender.delete(sender);
+    this.#pushedStamps.delete(slot);
+    const gallery = this.#pipes.gallery;
+    if (!gallery) return;
+    gallery.set(`label${slot}`, 'text', '');
+    const blank = this.#blankFrames.get(this.settings.codec);
+    if (blank) gallery.push(`vin${slot}`, blank);
   }
 
   #applyVolume(): void {
@@ -207,6 +233,9 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
       }
       this.#sendAudioFrame(buf);
     });
+    p.blankTile?.on('error', (e) =>
+      this.log.warn({ err: e.message, element: e.element }, 'blank tile encoder failed'),
+    );
     video.on('error', (e) => this.#cameraFailed(e));
     audio.on('error', (e) => this.#micFailed(e));
     slate.on('error', (e) => this.#pipelineFailed(e));
@@ -362,8 +391,13 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   }
 
   setRoster(participants: { senderIndex: number; name: string }[]): void {
+    const before = new Set(this.#names.keys());
     this.#names.clear();
     for (const p of participants) this.#names.set(p.senderIndex, p.name);
+    // Someone who was on the roster and is no longer: clear their tile now rather than freeze it.
+    for (const [sender, slot] of [...this.#slotBySender]) {
+      if (before.has(sender) && !this.#names.has(sender)) this.#retireSlot(sender, slot);
+    }
     this.#labelTiles();
   }
 
@@ -465,7 +499,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     this.#transport = undefined;
     // A new PeerConnection is a new session: streams, gallery slots and their counts start afresh.
     this.#streams.clear();
-    this.#slotBySender.clear();
+    for (const [sender, slot] of [...this.#slotBySender]) this.#retireSlot(sender, slot);
     this.#remoteCounts.clear();
     this.#pushedStamps.clear();
     if (t) await t.close();

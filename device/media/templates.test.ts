@@ -57,6 +57,7 @@ describe('pipeline templates', () => {
   it('reports a missing element by name, before and when a pipeline is built', async () => {
     const missing = await missingElements({
       videoSend: 'videotestsrc ! nosuchelement42 ! fakesink',
+      blankTile: '',
       slate: '',
       audioSend: '',
       gallery: '',

@@ -5,6 +5,7 @@ import type { VideoCodec } from './bitstream.js';
 
 export interface PipelineTemplates {
   videoSend: string;
+  blankTile: string;
   slate: string;
   audioSend: string;
   gallery: string;
@@ -131,6 +132,8 @@ export function galleryLayout(tiles: number, width: number, height: number): Gal
 
 export interface LaunchStrings {
   videoSend: string;
+  /** One black keyframe of the video codec (run once), to clear a departed participant's tile. */
+  blankTile: string;
   slate: string;
   audioSend: string;
   gallery: string;
@@ -199,6 +202,7 @@ export function buildLaunchStrings(
   };
   return {
     videoSend: renderTemplate(t.videoSend, params, where('videoSend')),
+    blankTile: renderTemplate(t.blankTile, params, where('blankTile')),
     slate: renderTemplate(t.slate, params, where('slate')),
     audioSend: renderTemplate(t.audioSend, params, where('audioSend')),
     gallery: renderTemplate(t.gallery, params, where('gallery')),
