@@ -7,7 +7,8 @@
 // relay_pps_per_core: the relay as its own process (`sealroom relay`); 1 publisher → 4, 8, 16
 //   subscribers; RTP packets forwarded per second (the relay's own counter) divided by the relay's
 //   CPU use for forwarding (from /proc, minus its idle baseline with the same connections measured
-//   just before), so "packets/s if it had one core to itself". The final figure is the 16-subscriber one.
+//   just before), so "packets/s if it had one core to itself". The final figure is the one with the
+//   most subscribers that could be measured (16 unless the machine was too loaded to connect them).
 // Shared 2-core machine: figures are noisy; run it on a quiet machine for numbers to compare.
 // Last line: {"bench":"meeting","join_to_first_frame_ms":..,"rekey_after_leave_ms":{"5":..,"25":..,"50":..},"relay_pps_per_core":..}
 import { spawn } from 'node:child_process';
@@ -220,66 +221,77 @@ async function relayForwarding(
   subscribers: number,
 ): Promise<{ pps: number; cpu: number; idleCpu: number; perCore: number; deliveredPct: number }> {
   const relay = await startRelayProcess(caDir);
-  const devices = await Promise.all(
-    Array.from({ length: subscribers + 1 }, (_, i) => issueDevelopmentDevice(ca, { roomName: `R${i}` })),
-  );
-  const connections = await Promise.all(
-    devices.map((d) =>
-      RelayConnection.connect(relay.url, { certificatePem: d.certificatePem, identityKey: d.identityKey }),
-    ),
-  );
-  const [pubConn, ...subConns] = connections as [RelayConnection, ...RelayConnection[]];
-  const created = await pubConn.request({ type: 'create' });
-  if (created.type !== 'meeting') throw new Error('no meeting');
-  for (const c of subConns) {
-    const joined = await c.request({ type: 'join', meetingId: created.meetingId });
-    if (joined.type === 'meeting')
-      await pubConn.request({ type: 'admit', participantId: joined.participantId });
-  }
-  const peers = connections.map(() => new LoopbackMediaPeer());
-  let received = 0;
-  for (const p of peers.slice(1)) p.on('packet', () => received++);
-  for (const [i, c] of connections.entries()) connectMedia(c, peers[i] as LoopbackMediaPeer);
-  const publisher = peers[0] as LoopbackMediaPeer;
-  await until('all media connections', () => peers.every((p) => p.connected), 60_000);
-  // Baseline in the same run: the relay's CPU with every connection up but no media (ICE
-  // keepalives, RTCP timers, WebSockets), subtracted so the figure is the cost of forwarding.
-  await sleep(500);
-  const i0 = cpuSeconds(relay.pid);
-  const it0 = performance.now();
-  await sleep(1500);
-  const idleCpu = (cpuSeconds(relay.pid) - i0) / ((performance.now() - it0) / 1000);
-  const payload = Buffer.alloc(1000, 0x5a);
-  let ts = 0;
-  const perTick = Math.max(1, Math.round(PUBLISH_PPS / 100));
-  const timer = setInterval(() => {
-    for (let i = 0; i < perTick; i++) {
-      ts += 900;
-      publisher.send('video', payload, ts, { marker: i === perTick - 1 });
+  const connections: RelayConnection[] = [];
+  const peers: LoopbackMediaPeer[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const devices = await Promise.all(
+      Array.from({ length: subscribers + 1 }, (_, i) => issueDevelopmentDevice(ca, { roomName: `R${i}` })),
+    );
+    for (const d of devices)
+      connections.push(
+        await RelayConnection.connect(relay.url, {
+          certificatePem: d.certificatePem,
+          identityKey: d.identityKey,
+        }),
+      );
+    const [pubConn, ...subConns] = connections as [RelayConnection, ...RelayConnection[]];
+    const created = await pubConn.request({ type: 'create' });
+    if (created.type !== 'meeting') throw new Error('no meeting');
+    for (const c of subConns) {
+      const joined = await c.request({ type: 'join', meetingId: created.meetingId });
+      if (joined.type === 'meeting')
+        await pubConn.request({ type: 'admit', participantId: joined.participantId });
     }
-  }, 10);
-  await until('every subscriber receiving', () => received > subscribers * 50, 30_000);
-  // The relay's own counter of copies forwarded (subscribers decrypting SRTP in this one process
-  // would otherwise cap the figure) and its CPU time from /proc, over the same window.
-  const health = relay.url.replace(/^ws/, 'http').replace(/\/v1\/ws$/, '/healthz');
-  const forwarded = async () =>
-    ((await (await fetch(health)).json()) as { packetsForwarded: number }).packetsForwarded;
-  const f0 = await forwarded();
-  const r0 = received;
-  const c0 = cpuSeconds(relay.pid);
-  const t0 = performance.now();
-  await sleep(PPS_SECONDS * 1000);
-  const f1 = await forwarded();
-  const wall = (performance.now() - t0) / 1000;
-  const cpu = (cpuSeconds(relay.pid) - c0) / wall;
-  const pps = (f1 - f0) / wall;
-  const deliveredPct = f1 > f0 ? (100 * (received - r0)) / (f1 - f0) : 0;
-  clearInterval(timer);
-  for (const p of peers) await p.close();
-  for (const c of connections) c.close();
-  await relay.stop();
-  const forwardingCpu = Math.max(cpu - idleCpu, 0.001);
-  return { pps, cpu, idleCpu, perCore: pps / forwardingCpu, deliveredPct };
+    let received = 0;
+    for (const [i, c] of connections.entries()) {
+      const peer = new LoopbackMediaPeer();
+      peers.push(peer);
+      if (i > 0) peer.on('packet', () => received++);
+      connectMedia(c, peer);
+    }
+    const publisher = peers[0] as LoopbackMediaPeer;
+    await until('all media connections', () => peers.every((p) => p.connected), 120_000);
+    // Baseline in the same run: the relay's CPU with every connection up but no media (ICE
+    // keepalives, RTCP timers, WebSockets), subtracted so the figure is the cost of forwarding.
+    await sleep(500);
+    const i0 = cpuSeconds(relay.pid);
+    const it0 = performance.now();
+    await sleep(1500);
+    const idleCpu = (cpuSeconds(relay.pid) - i0) / ((performance.now() - it0) / 1000);
+    const payload = Buffer.alloc(1000, 0x5a);
+    let ts = 0;
+    const perTick = Math.max(1, Math.round(PUBLISH_PPS / 100));
+    timer = setInterval(() => {
+      for (let i = 0; i < perTick; i++) {
+        ts += 900;
+        publisher.send('video', payload, ts, { marker: i === perTick - 1 });
+      }
+    }, 10);
+    await until('every subscriber receiving', () => received > subscribers * 50, 30_000);
+    // The relay's own counter of copies forwarded (subscribers decrypting SRTP in this one process
+    // would otherwise cap the figure) and its CPU time from /proc, over the same window.
+    const health = relay.url.replace(/^ws/, 'http').replace(/\/v1\/ws$/, '/healthz');
+    const forwarded = async () =>
+      ((await (await fetch(health)).json()) as { packetsForwarded: number }).packetsForwarded;
+    const f0 = await forwarded();
+    const r0 = received;
+    const c0 = cpuSeconds(relay.pid);
+    const t0 = performance.now();
+    await sleep(PPS_SECONDS * 1000);
+    const f1 = await forwarded();
+    const wall = (performance.now() - t0) / 1000;
+    const cpu = (cpuSeconds(relay.pid) - c0) / wall;
+    const pps = (f1 - f0) / wall;
+    const deliveredPct = f1 > f0 ? (100 * (received - r0)) / (f1 - f0) : 0;
+    const forwardingCpu = Math.max(cpu - idleCpu, 0.001);
+    return { pps, cpu, idleCpu, perCore: pps / forwardingCpu, deliveredPct };
+  } finally {
+    if (timer) clearInterval(timer);
+    for (const p of peers) await p.close();
+    for (const c of connections) c.close();
+    await relay.stop();
+  }
 }
 
 async function main(): Promise<void> {
@@ -309,11 +321,18 @@ async function main(): Promise<void> {
 
     let last = Number.NaN;
     for (const subscribers of [4, 8, 16]) {
-      const r = await relayForwarding(ca, caDir, subscribers);
-      console.log(
-        `relay forwarding, 1 publisher → ${subscribers} subscribers: ${Math.round(r.pps)} packets/s out at ${round1(r.cpu * 100)} % of a core (${round1(r.idleCpu * 100)} % idle baseline) = ${Math.round(r.perCore)} packets/s per core (${Math.round(r.deliveredPct)} % counted at the subscribers)`,
-      );
-      last = r.perCore;
+      try {
+        const r = await relayForwarding(ca, caDir, subscribers);
+        console.log(
+          `relay forwarding, 1 publisher → ${subscribers} subscribers: ${Math.round(r.pps)} packets/s out at ${round1(r.cpu * 100)} % of a core (${round1(r.idleCpu * 100)} % idle baseline) = ${Math.round(r.perCore)} packets/s per core (${Math.round(r.deliveredPct)} % counted at the subscribers)`,
+        );
+        last = r.perCore;
+      } catch (err) {
+        // On a loaded machine 17 PeerConnections in one process may not all connect in time.
+        console.log(
+          `relay forwarding, 1 publisher → ${subscribers} subscribers: not measured (${(err as Error).message})`,
+        );
+      }
     }
     console.log('(target ≥ 20 000 packets/s per core)');
     console.log(
