@@ -19,6 +19,7 @@ const RELAY_LIVENESS_MS = 600;
 /** Room: ping every 250 ms, give up on the connection after 1.5 s of silence. */
 const ROOM_LIVENESS = { intervalMs: 250, timeoutMs: 1_500 };
 
+let ca: Awaited<ReturnType<typeof createDevelopmentCa>>;
 let relay: Relay;
 let proxy: TcpFaultProxy;
 let leader: Daemon;
@@ -26,7 +27,6 @@ let joiner: Daemon;
 const daemons: Daemon[] = [];
 
 async function room(roomName: string, relayUrl: string): Promise<Daemon> {
-  const ca = caForRooms;
   const device = await issueDevelopmentDevice(ca, { roomName });
   const daemon = await startDaemon({
     relayUrl,
@@ -48,8 +48,6 @@ async function room(roomName: string, relayUrl: string): Promise<Daemon> {
   return daemon;
 }
 
-let caForRooms: Awaited<ReturnType<typeof createDevelopmentCa>>;
-
 /** What the room's screen is driven by: its local control API. */
 async function stateOf(daemon: Daemon): Promise<DeviceState> {
   const response = await fetch(`${daemon.controlUrl}/api/state`);
@@ -68,10 +66,10 @@ function framesFrom(receiver: Daemon, sender: Daemon): number {
 const poll = <T>(f: () => T | Promise<T>, timeout = 15_000) => expect.poll(f, { timeout, interval: 100 });
 
 beforeAll(async () => {
-  caForRooms = await createDevelopmentCa();
+  ca = await createDevelopmentCa();
   relay = await startRelay({
     log: silentLogger,
-    trust: { caPems: [caForRooms.certPem] },
+    trust: { caPems: [ca.certPem] },
     livenessIntervalMs: RELAY_LIVENESS_MS,
   });
   proxy = await TcpFaultProxy.start({ port: relay.port });
@@ -84,6 +82,34 @@ afterAll(async () => {
   await proxy?.close();
   await relay?.close();
 });
+
+/**
+ * After the link is back: the cut room reconnects, asks to join again (the relay dropped it, so the
+ * leader decides, as for any joiner), is admitted, holds the current key with the same security code,
+ * and media flows both ways again.
+ */
+async function rejoinsWithTheSameCode(code: string | undefined): Promise<void> {
+  await poll(async () => (await stateOf(joiner)).relay.connected).toBe(true);
+  // Back in the meeting by its rules: a room that dropped out waits for the leader again.
+  await poll(async () => (await stateOf(leader)).meeting?.waiting.length).toBe(1);
+  await leader.actions.admit((await stateOf(leader)).meeting?.waiting[0]?.participantId ?? '');
+  await poll(async () => {
+    const [l, j] = [await stateOf(leader), await stateOf(joiner)];
+    return (
+      j.meeting?.status === 'active' &&
+      l.meeting?.roster.length === 2 &&
+      j.meeting?.keyEpoch === l.meeting?.keyEpoch &&
+      j.meeting?.securityCode === l.meeting?.securityCode
+    );
+  }).toBe(true);
+  expect((await stateOf(joiner)).meeting?.securityCode).toBe(code);
+  expect((await stateOf(joiner)).alerts.some((a) => a.id === 'relay')).toBe(false);
+  const fromLeader = framesFrom(joiner, leader);
+  const fromJoiner = framesFrom(leader, joiner);
+  await poll(
+    () => framesFrom(joiner, leader) > fromLeader + 10 && framesFrom(leader, joiner) > fromJoiner + 10,
+  ).toBe(true);
+}
 
 describe('a room behind a faulty link', () => {
   it('meets through the proxy: admitted, same security code, media both ways', async () => {
@@ -121,25 +147,24 @@ describe('a room behind a faulty link', () => {
     expect((await stateOf(joiner)).relay.connected).toBe(false);
 
     proxy.setMode('pass');
-    await poll(async () => (await stateOf(joiner)).relay.connected).toBe(true);
-    // Back in the meeting by its rules: a room that dropped out waits for the leader again.
-    await poll(async () => (await stateOf(leader)).meeting?.waiting.length).toBe(1);
-    await leader.actions.admit((await stateOf(leader)).meeting?.waiting[0]?.participantId ?? '');
+    await rejoinsWithTheSameCode(code);
+  });
+
+  it('reset (RST): the room sees the close at once, the relay drops it at once; it rejoins', async () => {
+    const before = await stateOf(leader);
+    const code = before.meeting?.securityCode;
+    const epochBefore = before.meeting?.keyEpoch ?? 0;
+    proxy.setMode('close');
     await poll(async () => {
       const [l, j] = [await stateOf(leader), await stateOf(joiner)];
       return (
-        j.meeting?.status === 'active' &&
-        l.meeting?.roster.length === 2 &&
-        j.meeting?.keyEpoch === l.meeting?.keyEpoch &&
-        j.meeting?.securityCode === l.meeting?.securityCode
+        !j.relay.connected &&
+        j.alerts.some((a) => a.id === 'relay') &&
+        l.meeting?.roster.length === 1 &&
+        (l.meeting?.keyEpoch ?? 0) > epochBefore
       );
     }).toBe(true);
-    expect((await stateOf(joiner)).meeting?.securityCode).toBe(code);
-    expect((await stateOf(joiner)).alerts.some((a) => a.id === 'relay')).toBe(false);
-    const fromLeader = framesFrom(joiner, leader);
-    const fromJoiner = framesFrom(leader, joiner);
-    await poll(
-      () => framesFrom(joiner, leader) > fromLeader + 10 && framesFrom(leader, joiner) > fromJoiner + 10,
-    ).toBe(true);
+    proxy.setMode('pass');
+    await rejoinsWithTheSameCode(code);
   });
 });
