@@ -4,14 +4,15 @@
 // manager and pipes the signalling. VP8: both directions decrypt and decode, also across a rekey;
 // with a wrong key on either side nothing is decoded and nothing crashes. Two interop gaps are pinned
 // as they are today (docs/interop.md): a browser joining after the worker's SFrame counter passed
-// 255 never decodes VP8 (with the proposed clear-prefix format shown to fix it, between two Chromium
-// pages), and the worker's per-NAL H.264 never reaches Chromium's receive transform.
+// 255 never decodes VP8, and the worker's per-NAL H.264 never reaches Chromium's receive transform.
+// The proposed fixes are shown between two Chromium pages in test/browser/proposed-formats.test.ts.
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignalPayload } from '../src/core/protocol/relay.js';
 import { deriveSenderBaseKey, makeKid } from '../src/core/e2ee/sender-keys.js';
 import type { MediaSupervisor, StatsMessage } from '../device/media/supervisor.js';
 import type { PageStats, PixelSample } from './browser/page.js';
+import { CHROMIUM, CHROMIUM_ARGS, isLoopbackCandidate } from './browser/chromium.js';
 import { type ParticipantServer, startParticipantServer } from './browser/server.js';
 import {
   displayPixel,
@@ -31,23 +32,6 @@ const rms = (pcm: Buffer) => {
   for (let i = 0; i < n; i++) sum += (pcm.readInt16LE(i * 2) / 32768) ** 2;
   return Math.sqrt(sum / Math.max(1, n));
 };
-
-const CHROMIUM = process.env.SEALROOM_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  // WebRTC ignores loopback interfaces unless told otherwise; no mDNS host names (no multicast).
-  '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--autoplay-policy=no-user-gesture-required',
-];
 
 const EPOCH = 1;
 const ROOM = 1; // the media worker's sender index
@@ -96,8 +80,6 @@ interface Session {
   close: () => Promise<void>;
   closePage: () => Promise<void>;
 }
-
-const isLoopbackCandidate = (c: string) => / (127\.\d+\.\d+\.\d+|::1) \d+ typ /.test(c);
 
 /**
  * One media worker and one browser page, keys handed out as the key manager would (per-sender base
@@ -401,91 +383,6 @@ describe('known gap: whole-frame VP8 SFrame and Chromium’s receive side (docs/
     } finally {
       await late.close();
     }
-  }, 120_000);
-});
-
-/** Two browser pages peer-to-peer (a offers), signalling piped by the test, loopback candidates only. */
-async function browserPair(vp8Format: 'whole-frame' | 'clear-prefix', initialCounter: bigint) {
-  const mk = newMeetingKey();
-  const [A, B] = [4, 5];
-  const pages = await Promise.all([browser.newPage(), browser.newPage()]);
-  const [a, b] = pages as [Page, Page];
-  const forward = (to: Page) => (payload: SignalPayload) => {
-    if (payload.kind === 'candidate' && !isLoopbackCandidate(payload.candidate)) return;
-    to.evaluate((p) => window.participant.signal(p), payload).catch(() => undefined);
-  };
-  await a.exposeFunction('sealroomSignal', forward(b));
-  await b.exposeFunction('sealroomSignal', forward(a));
-  for (const [page, self, other] of [
-    [a, A, B],
-    [b, B, A],
-  ] as const) {
-    await page.goto(server.url);
-    await page.evaluate(() => window.participant.init());
-    await page.evaluate((k) => window.participant.setKeys(k), {
-      sendKid: makeKid(EPOCH, self).toString(),
-      sendKey: hex(deriveSenderBaseKey(mk, EPOCH, self)),
-      receiveKeys: [
-        { kid: makeKid(EPOCH, other).toString(), key: hex(deriveSenderBaseKey(mk, EPOCH, other)) },
-      ],
-      vp8Format,
-      initialCounter: initialCounter.toString(),
-    });
-  }
-  await a.evaluate(() => window.participant.offer());
-  return {
-    b,
-    statsB: () => b.evaluate(() => window.participant.stats()),
-    close: async () => {
-      for (const p of pages) {
-        await p.evaluate(() => window.participant.close()).catch(() => undefined);
-        await p.close();
-      }
-    },
-  };
-}
-
-describe('proposed fix, shown between two Chromium pages: VP8 header clear and bound as SFrame metadata', () => {
-  it('a sender past CTR 255: whole-frame SFrame is never decoded, the clear-prefix format is', async () => {
-    const outcome: Record<string, PageStats> = {};
-    for (const format of ['whole-frame', 'clear-prefix'] as const) {
-      const pair = await browserPair(format, 300n);
-      try {
-        outcome[format] = await waitFor(
-          `${format}: 60 frames opened by B`,
-          async () => {
-            const st = await pair.statsB();
-            return st.counters['receive-video'].opened > 60 ? st : undefined;
-          },
-          40_000,
-        );
-        if (format === 'clear-prefix') {
-          await waitFor('clear-prefix: the fake camera playing at B', async () => {
-            const px = await pair.b.evaluate((pts) => window.participant.sample(pts), BAR_POINTS);
-            return px && px.nonBlack > 0.5;
-          });
-        }
-      } finally {
-        await pair.close();
-      }
-    }
-    const whole = outcome['whole-frame'] as PageStats;
-    const prefix = outcome['clear-prefix'] as PageStats;
-    console.log(
-      '[browser participant] browser↔browser at CTR 300:',
-      JSON.stringify({ whole: whole.counters['receive-video'], wholeIn: whole.inboundVideo }),
-      JSON.stringify({ prefix: prefix.counters['receive-video'], prefixIn: prefix.inboundVideo }),
-    );
-    // Chromium ↔ Chromium retransmits (NACK/RTX): a duplicate frame is refused as REPLAY, correctly.
-    const { REPLAY: _w, ...wholeFailures } = whole.counters['receive-video'].failures;
-    const { REPLAY: _p, ...prefixFailures } = prefix.counters['receive-video'].failures;
-    expect(wholeFailures).toEqual({});
-    expect(whole.counters['receive-video'].typeMislabelled).toBeGreaterThan(0);
-    expect(whole.inboundVideo?.framesDecoded ?? 0).toBe(0);
-    expect(prefixFailures).toEqual({});
-    expect(prefix.counters['receive-video'].typeMislabelled).toBe(0);
-    expect(prefix.inboundVideo?.framesDecoded ?? 0).toBeGreaterThan(30);
-    expect(prefix.inboundVideo?.keyFramesDecoded ?? 0).toBeGreaterThan(0);
   }, 120_000);
 });
 

@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { openH264AccessUnit, sealH264AccessUnit } from '../../device/media/frame-protect.js';
 import { makeKid } from '../../src/core/e2ee/sender-keys.js';
 import { SFrameReceiver, SFrameSender } from '../../src/core/sframe/index.js';
-import { openH264, sealH264, splitNalUnits } from './h264-protect.js';
+import {
+  openH264,
+  openH264As,
+  sealH264,
+  sealH264As,
+  sliceHeaderPrefix,
+  splitNalUnits,
+} from './h264-protect.js';
 import { WebSFrameReceiver, WebSFrameSender } from './sframe-webcrypto.js';
 
 const kid = makeKid(2, 7);
@@ -59,5 +66,35 @@ describe('browser H.264 protection (one SFrame per NAL unit, header byte clear)'
     const bad = Uint8Array.from(sealed);
     bad[4] = 0x27; // SPS header 0x67 → 0x27 (nal_ref_idc changed)
     await expect(openH264(receiver, bad)).rejects.toMatchObject({ code: 'AUTH_FAILED' });
+  });
+});
+
+describe('proposed clear-params H.264 format', () => {
+  it('SPS/PPS and slice-header ids stay clear, everything is authenticated, and it round-trips', async () => {
+    const sender = new WebSFrameSender({ kid, baseKey });
+    const receiver = new WebSFrameReceiver();
+    receiver.setKey(kid, baseKey);
+    const sealed = await sealH264As(sender, au, 'clear-params');
+    const units = splitNalUnits(sealed);
+    const nals = splitNalUnits(withoutAud);
+    // SPS and PPS: the NAL unit itself first, unchanged; the slice: header byte + slice-header prefix.
+    expect(units[0]?.subarray(0, 5)).toEqual(nals[0]);
+    expect(units[1]?.subarray(0, 4)).toEqual(nals[1]);
+    const prefix = sliceHeaderPrefix(nals[2] as Uint8Array);
+    expect(units[2]?.subarray(0, prefix)).toEqual(nals[2]?.subarray(0, prefix));
+    expect(await openH264As(receiver, sealed, 'clear-params')).toEqual(
+      Uint8Array.from(nals.flatMap((n) => [...sc, ...n])),
+    );
+    for (const at of [5, 12, 20]) {
+      const bad = Uint8Array.from(sealed);
+      bad[at] = (bad[at] as number) ^ 0x01;
+      await expect(openH264As(receiver, bad, 'clear-params')).rejects.toThrow();
+    }
+  });
+
+  it('finds the slice header ids: first_mb_in_slice, slice_type, pic_parameter_set_id', () => {
+    // 0x88 = 1|0001|000 → ue 0, ue 7 (slice_type), then the pps_id bits continue into byte 2.
+    expect(sliceHeaderPrefix(Uint8Array.of(0x65, 0x88, 0x84, 0x00))).toBe(3);
+    expect(sliceHeaderPrefix(Uint8Array.of(0x41, 0xe0, 0x00))).toBe(2); // 1|1|1 → 0, 0, 0
   });
 });

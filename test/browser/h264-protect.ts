@@ -74,3 +74,96 @@ export async function openH264(
   }
   return joinNalUnits(opened);
 }
+
+// ---- PROPOSED (docs/interop.md): what Chromium's H.264 receive path needs in the clear ----
+//
+// SPS and PPS travel clear, authenticated by an SFrame over no plaintext with the NAL unit as
+// metadata, appended after it with its length in one last byte. A slice keeps its header byte and
+// the slice header up to pic_parameter_set_id (three Exp-Golomb fields) clear, bound as metadata.
+
+const NAL_SPS = 7;
+const NAL_PPS = 8;
+
+/** Bytes of a slice NAL unit (header byte included) that hold first_mb_in_slice, slice_type, pps_id. */
+export function sliceHeaderPrefix(nal: Uint8Array): number {
+  let bit = 8; // after the NAL header byte
+  const readBit = () => {
+    const byte = nal[bit >> 3];
+    if (byte === undefined) throw new RangeError('slice header truncated');
+    const v = (byte >> (7 - (bit & 7))) & 1;
+    bit++;
+    return v;
+  };
+  for (let field = 0; field < 3; field++) {
+    let zeros = 0;
+    while (readBit() === 0) if (++zeros > 31) throw new RangeError('bad Exp-Golomb code');
+    for (let i = 0; i < zeros; i++) readBit();
+  }
+  return Math.ceil(bit / 8);
+}
+
+async function sealUnitClearParams(sender: WebSFrameSender, nal: Uint8Array): Promise<Uint8Array> {
+  const type = (nal[0] as number) & 0x1f;
+  if (type === NAL_SPS || type === NAL_PPS) {
+    const tag = await sender.seal(new Uint8Array(0), nal);
+    const out = new Uint8Array(nal.length + tag.length + 1);
+    out.set(nal, 0);
+    out.set(tag, nal.length);
+    out[out.length - 1] = tag.length;
+    return out;
+  }
+  const n = sliceHeaderPrefix(nal);
+  const clear = nal.subarray(0, n);
+  const body = await sender.seal(nal.subarray(n), clear);
+  const out = new Uint8Array(n + body.length);
+  out.set(clear, 0);
+  out.set(body, n);
+  return out;
+}
+
+async function openUnitClearParams(
+  receiver: Pick<WebSFrameReceiver, 'open'>,
+  unit: Uint8Array,
+): Promise<Uint8Array> {
+  const type = (unit[0] as number) & 0x1f;
+  if (type === NAL_SPS || type === NAL_PPS) {
+    const len = unit[unit.length - 1] ?? 0;
+    const nal = unit.subarray(0, unit.length - 1 - len);
+    await receiver.open(unit.subarray(unit.length - 1 - len, unit.length - 1), nal);
+    return nal;
+  }
+  const n = sliceHeaderPrefix(unit);
+  const clear = unit.subarray(0, n);
+  const { plaintext } = await receiver.open(unit.subarray(n), clear);
+  const out = new Uint8Array(n + plaintext.length);
+  out.set(clear, 0);
+  out.set(plaintext, n);
+  return out;
+}
+
+export type H264Format = 'per-nal' | 'clear-params';
+
+export async function sealH264As(
+  sender: WebSFrameSender,
+  au: Uint8Array,
+  format: H264Format,
+): Promise<Uint8Array> {
+  if (format === 'per-nal') return sealH264(sender, au);
+  const units: Uint8Array[] = [];
+  for (const nal of splitNalUnits(au)) {
+    if (((nal[0] as number) & 0x1f) === NAL_AUD) continue;
+    units.push(await sealUnitClearParams(sender, nal));
+  }
+  return joinNalUnits(units);
+}
+
+export async function openH264As(
+  receiver: Pick<WebSFrameReceiver, 'open'>,
+  au: Uint8Array,
+  format: H264Format,
+): Promise<Uint8Array> {
+  if (format === 'per-nal') return openH264(receiver, au);
+  const nals: Uint8Array[] = [];
+  for (const unit of splitNalUnits(au)) nals.push(await openUnitClearParams(receiver, unit));
+  return joinNalUnits(nals);
+}

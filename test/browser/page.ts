@@ -23,6 +23,8 @@ export interface PageStats {
   };
   outboundVideo?: { framesEncoded: number; keyFramesEncoded: number; frameWidth?: number; bytesSent: number };
   inboundAudio?: { totalSamplesReceived: number; concealedSamples: number; audioLevel?: number };
+  /** Signalling messages that failed to apply (a broken negotiation shows here). */
+  signallingErrors: string[];
   /** Every ICE candidate pair Chromium formed: which local address sent checks to which remote one. */
   candidatePairs: {
     local: string;
@@ -67,6 +69,8 @@ function createParticipant() {
   const canvas = document.querySelector('canvas') as HTMLCanvasElement;
   // Signalling messages are applied strictly in order (a candidate must not overtake the offer).
   let queue: Promise<void> = Promise.resolve();
+  const early: RTCIceCandidateInit[] = [];
+  const signallingErrors: string[] = [];
 
   const send = (payload: Signal) => window.sealroomSignal?.(payload);
 
@@ -128,12 +132,15 @@ function createParticipant() {
      * Peer-to-peer with another browser page: this page offers. Transforms are attached before any
      * await after the transceivers exist (see answer()).
      */
-    async offer(): Promise<void> {
+    async offer(videoMimeType?: string): Promise<void> {
       const conn = newConnection();
       const remote = new MediaStream();
       for (const track of local?.getTracks() ?? []) {
         const t = conn.addTransceiver(track, { direction: 'sendrecv' });
         const kind = track.kind as 'audio' | 'video';
+        const codecs = RTCRtpReceiver.getCapabilities(kind)?.codecs ?? [];
+        const only = codecs.filter((c) => c.mimeType === videoMimeType);
+        if (kind === 'video' && videoMimeType && only.length > 0) t.setCodecPreferences(only);
         t.receiver.transform = new RTCRtpScriptTransform(worker, { side: 'receive', kind });
         t.sender.transform = new RTCRtpScriptTransform(worker, { side: 'send', kind });
         remote.addTrack(t.receiver.track);
@@ -153,18 +160,27 @@ function createParticipant() {
     },
 
     signal(payload: Signal): Promise<void> {
-      queue = queue.then(async () => {
-        if (payload.kind === 'description') {
-          if (payload.type === 'offer') await answer(payload.sdp);
-          else await pc?.setRemoteDescription({ type: 'answer', sdp: payload.sdp });
-        } else {
-          await pc?.addIceCandidate({
-            candidate: payload.candidate,
-            sdpMid: payload.sdpMid ?? null,
-            sdpMLineIndex: payload.sdpMLineIndex ?? null,
-          });
-        }
-      });
+      queue = queue
+        .then(async () => {
+          if (payload.kind === 'description') {
+            if (payload.type === 'offer') await answer(payload.sdp);
+            else await pc?.setRemoteDescription({ type: 'answer', sdp: payload.sdp });
+            // Candidates that overtook the description (the far end trickles while it is still
+            // sending it) were kept until now.
+            for (const c of early.splice(0)) await pc?.addIceCandidate(c);
+          } else {
+            const c = {
+              candidate: payload.candidate,
+              sdpMid: payload.sdpMid ?? null,
+              sdpMLineIndex: payload.sdpMLineIndex ?? null,
+            };
+            if (pc?.remoteDescription) await pc.addIceCandidate(c);
+            else early.push(c);
+          }
+        })
+        .catch((err: Error) => {
+          signallingErrors.push(err.message);
+        });
       return queue;
     },
 
@@ -175,7 +191,12 @@ function createParticipant() {
         worker.postMessage({ type: 'stats', id });
       });
       pendingStats.delete(id);
-      const out: PageStats = { counters, connectionState: pc?.connectionState ?? 'new', candidatePairs: [] };
+      const out: PageStats = {
+        counters,
+        connectionState: pc?.connectionState ?? 'new',
+        candidatePairs: [],
+        signallingErrors: [...signallingErrors],
+      };
       const report = pc ? await pc.getStats() : new Map();
       const address = (id: string) => {
         const c = report.get(id);

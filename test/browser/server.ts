@@ -45,18 +45,26 @@ export async function bundleParticipant(): Promise<Record<'page.js' | 'transform
   return { 'page.js': text('page.js'), 'transform-worker.js': text('transform-worker.js') };
 }
 
+/** Path → (content type, body) of everything the participant page loads. */
+export async function participantFiles(): Promise<Map<string, { type: string; body: string }>> {
+  const scripts = await bundleParticipant();
+  const js = 'text/javascript; charset=utf-8';
+  return new Map([
+    ['/', { type: 'text/html; charset=utf-8', body: PAGE_HTML }],
+    ['/page.js', { type: js, body: scripts['page.js'] }],
+    ['/transform-worker.js', { type: js, body: scripts['transform-worker.js'] }],
+  ]);
+}
+
 export interface ParticipantServer {
   url: string;
   close(): Promise<void>;
 }
 
 export async function startParticipantServer(): Promise<ParticipantServer> {
-  const scripts = await bundleParticipant();
+  const files = await participantFiles();
   const app = Fastify({ logger: false });
-  app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE_HTML));
-  for (const [name, body] of Object.entries(scripts)) {
-    app.get(`/${name}`, (_req, reply) => reply.type('text/javascript; charset=utf-8').send(body));
-  }
+  for (const [path, file] of files) app.get(path, (_req, reply) => reply.type(file.type).send(file.body));
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return { url, close: () => app.close() };
 }

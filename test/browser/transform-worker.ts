@@ -5,7 +5,7 @@
 // (key, KID, CTR) is never used twice. Frames that fail to open are dropped, never handed to a
 // decoder. The page reads counters with a 'stats' message.
 import { WebSFrameError, WebSFrameReceiver, WebSFrameSender } from './sframe-webcrypto.js';
-import { openH264, sealH264 } from './h264-protect.js';
+import { type H264Format, openH264As, sealH264As } from './h264-protect.js';
 import { type Vp8Format, Vp8FormatError, isVp8Keyframe, openVp8, sealVp8 } from './vp8-protect.js';
 
 type Side = 'send' | 'receive';
@@ -34,6 +34,8 @@ export interface KeysMessage {
   vp8Format?: Vp8Format;
   /** Video codec of the call (default VP8); H.264 uses the worker's per-NAL protection. */
   videoCodec?: 'vp8' | 'h264';
+  /** H.264 frame format (default 'per-nal', as the media worker sends; 'clear-params' is proposed). */
+  h264Format?: H264Format;
   /** First CTR of a new sender (decimal; tests use it to stand in for a long-running sender). */
   initialCounter?: string;
 }
@@ -85,6 +87,7 @@ let sender: WebSFrameSender | undefined;
 let sendKeyHex = '';
 let vp8Format: Vp8Format = 'whole-frame';
 let videoCodec: 'vp8' | 'h264' = 'vp8';
+let h264Format: H264Format = 'per-nal';
 const receiver = new WebSFrameReceiver({ replayWindow: 256 });
 let receiveKids = new Set<bigint>();
 const KEYFRAME_REQUEST_INTERVAL_MS = 500;
@@ -93,6 +96,7 @@ let lastKeyframeRequest = 0;
 function setKeys(m: KeysMessage): void {
   vp8Format = m.vp8Format ?? 'whole-frame';
   videoCodec = m.videoCodec ?? 'vp8';
+  h264Format = m.h264Format ?? 'per-nal';
   const kid = BigInt(m.sendKid);
   // A new KID or a new key for it: a new sender (its counter starts again, under the new key).
   if (sender?.kid !== kid || m.sendKey !== sendKeyHex) {
@@ -135,7 +139,7 @@ function sealer(c: KindCounters, kind: Kind): Transformer<EncodedFrame, EncodedF
         kind === 'audio'
           ? await s.seal(plain)
           : videoCodec === 'h264'
-            ? await sealH264(s, plain)
+            ? await sealH264As(s, plain, h264Format)
             : await sealVp8(s, plain, vp8Format);
       frame.data = sealed.buffer as ArrayBuffer;
       c.sealed++;
@@ -162,7 +166,7 @@ function opener(c: KindCounters, kind: Kind, t: ScriptTransformer): Transformer<
           kind === 'audio'
             ? (await counting.open(data)).plaintext
             : videoCodec === 'h264'
-              ? await openH264(counting, data)
+              ? await openH264As(counting, data, h264Format)
               : await openVp8(counting, data, vp8Format);
         c.openedByKid[kid] = (c.openedByKid[kid] ?? 0) + 1;
         if (kind === 'video' && videoCodec === 'vp8') {
