@@ -136,6 +136,12 @@ export class MediaTransport extends EventEmitter<TransportEvents> {
       });
       return;
     }
+    // werift reuses a transceiver whose m-line went inactive (a participant left) for the next new
+    // remote m-line, dropping the old m-line from its list and misaligning the answer: the next
+    // participant's media never arrived. Marked as used, inactive transceivers stay in place.
+    if (payload.type === 'offer')
+      for (const t of this.#pc.getTransceivers())
+        if (t.currentDirection === 'inactive') t.usedForSender = true;
     await this.#pc.setRemoteDescription({ type: payload.type, sdp: payload.sdp });
     if (payload.type === 'offer') {
       this.#attachToOffer();
