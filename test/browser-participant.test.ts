@@ -123,7 +123,15 @@ async function connect(
     videoCodec: opts.codec,
   });
   room.on('signal', (payload) => {
-    page.evaluate((p) => window.participant.signal(p), payload).catch(() => undefined);
+    // Chromium gets no candidate of the worker: any remote candidate, even 127.0.0.1, would be paired
+    // with Chromium's non-loopback interfaces too (checks from the host address). It learns the
+    // worker's address from the worker's own checks to its 127.0.0.1 candidate (peer-reflexive).
+    if (payload.kind === 'candidate') return;
+    const p =
+      payload.kind === 'description'
+        ? { ...payload, sdp: payload.sdp.replace(/^a=candidate:.*\r?\n/gm, '') }
+        : payload;
+    page.evaluate((m) => window.participant.signal(m), p).catch(() => undefined);
   });
   room.connect('offer');
   return {
