@@ -1,16 +1,18 @@
-// Network faults between a room and the relay: two room daemons (synthetic media: SFrame frames over
-// real werift PeerConnections through the SFU) and a relay on loopback, in an E2EE meeting. The
-// joining room reaches the relay through a fault-injecting TCP proxy (test/fault-proxy.ts); the
-// leading room connects directly. Liveness timeouts are short so each fault resolves in seconds.
+// Network faults between a room and the relay: two room daemons and a relay on loopback, in an E2EE
+// meeting, once with synthetic media (SFrame frames over real werift PeerConnections through the
+// SFU) and once with the real media worker (GStreamer test sources, decoded). The joining room
+// reaches the relay through a fault-injecting TCP proxy (test/fault-proxy.ts); the leading room
+// connects directly. Liveness timeouts are short so each fault resolves in seconds.
 //
 // What is observed is what the room shows: its local control API (GET /api/state).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Daemon, startDaemon } from '../device/daemon/daemon.js';
+import { type Daemon, type MediaEngine, startDaemon } from '../device/daemon/daemon.js';
 import { SyntheticMedia } from '../device/daemon/synthetic-media.js';
 import type { DeviceState } from '../device/daemon/state.js';
 import { parseKid } from '../src/core/e2ee/index.js';
 import { createDevelopmentCa, issueDevelopmentDevice } from '../src/relay/dev-pki.js';
 import { type Relay, RELAY_WS_PATH, startRelay } from '../src/relay/server.js';
+import type { StatsMessage } from '../device/media/supervisor.js';
 import { silentLogger } from '../src/util/log.js';
 import { TcpFaultProxy } from './fault-proxy.js';
 
@@ -19,152 +21,167 @@ const RELAY_LIVENESS_MS = 600;
 /** Room: ping every 250 ms, give up on the connection after 1.5 s of silence. */
 const ROOM_LIVENESS = { intervalMs: 250, timeoutMs: 1_500 };
 
-let ca: Awaited<ReturnType<typeof createDevelopmentCa>>;
-let relay: Relay;
-let proxy: TcpFaultProxy;
-let leader: Daemon;
-let joiner: Daemon;
-const daemons: Daemon[] = [];
-
-async function room(roomName: string, relayUrl: string): Promise<Daemon> {
-  const device = await issueDevelopmentDevice(ca, { roomName });
-  const daemon = await startDaemon({
-    relayUrl,
-    certificatePem: device.certificatePem,
-    identityKeyPem: device.identityKeyPem,
-    log: silentLogger,
-    media: 'synthetic',
-    loopbackOnly: true,
-    controlPort: 0,
-    meetingTiming: {
-      liveness: ROOM_LIVENESS,
-      connectTimeoutMs: 2_000,
-      reconnectMinMs: 100,
-      reconnectMaxMs: 500,
-      tickMs: 250,
-    },
-  });
-  daemons.push(daemon);
-  return daemon;
-}
-
 /** What the room's screen is driven by: its local control API. */
 async function stateOf(daemon: Daemon): Promise<DeviceState> {
   const response = await fetch(`${daemon.controlUrl}/api/state`);
   return (await response.json()) as DeviceState;
 }
 
-/** Frames this room decrypted from the other room's current sender index. */
-function framesFrom(receiver: Daemon, sender: Daemon): number {
-  const last = sender.meeting?.keyHistory.at(-1);
-  const media = receiver.media;
-  if (!last || !(media instanceof SyntheticMedia)) return 0;
-  const d = media.decoded.get(parseKid(last.sendKid).senderIndex);
-  return d ? d.audio + d.video : 0;
-}
-
 const poll = <T>(f: () => T | Promise<T>, timeout = 15_000) => expect.poll(f, { timeout, interval: 100 });
 
-beforeAll(async () => {
-  ca = await createDevelopmentCa();
-  relay = await startRelay({
-    log: silentLogger,
-    trust: { caPems: [ca.certPem] },
-    livenessIntervalMs: RELAY_LIVENESS_MS,
-  });
-  proxy = await TcpFaultProxy.start({ port: relay.port });
-  leader = await room('Boardroom', relay.url);
-  joiner = await room('Huddle', `ws://127.0.0.1:${proxy.port}${RELAY_WS_PATH}`);
-}, 30_000);
+function faultSuite(engine: Extract<MediaEngine, 'synthetic' | 'worker'>): void {
+  let ca: Awaited<ReturnType<typeof createDevelopmentCa>>;
+  let relay: Relay;
+  let proxy: TcpFaultProxy;
+  let leader: Daemon;
+  let joiner: Daemon;
+  const daemons: Daemon[] = [];
+  const lastStats = new Map<Daemon, StatsMessage>();
 
-afterAll(async () => {
-  for (const d of daemons) await d.stop();
-  await proxy?.close();
-  await relay?.close();
-});
+  async function room(roomName: string, relayUrl: string): Promise<Daemon> {
+    const device = await issueDevelopmentDevice(ca, { roomName });
+    const daemon = await startDaemon({
+      relayUrl,
+      certificatePem: device.certificatePem,
+      identityKeyPem: device.identityKeyPem,
+      log: silentLogger,
+      media: engine,
+      mediaSettings: { width: 320, height: 180, fps: 15, tiles: 4, galleryWidth: 640, galleryHeight: 360 },
+      loopbackOnly: true,
+      controlPort: 0,
+      meetingTiming: {
+        liveness: ROOM_LIVENESS,
+        connectTimeoutMs: 2_000,
+        reconnectMinMs: 100,
+        reconnectMaxMs: 500,
+        tickMs: 250,
+      },
+    });
+    daemon.supervisor?.on('stats', (st) => lastStats.set(daemon, st));
+    daemons.push(daemon);
+    return daemon;
+  }
 
-/**
- * After the link is back: the cut room reconnects, asks to join again (the relay dropped it, so the
- * leader decides, as for any joiner), is admitted, holds the current key with the same security code,
- * and media flows both ways again.
- */
-async function rejoinsWithTheSameCode(code: string | undefined): Promise<void> {
-  await poll(async () => (await stateOf(joiner)).relay.connected).toBe(true);
-  // Back in the meeting by its rules: a room that dropped out waits for the leader again.
-  await poll(async () => (await stateOf(leader)).meeting?.waiting.length).toBe(1);
-  await leader.actions.admit((await stateOf(leader)).meeting?.waiting[0]?.participantId ?? '');
-  await poll(async () => {
-    const [l, j] = [await stateOf(leader), await stateOf(joiner)];
-    return (
-      j.meeting?.status === 'active' &&
-      l.meeting?.roster.length === 2 &&
-      j.meeting?.keyEpoch === l.meeting?.keyEpoch &&
-      j.meeting?.securityCode === l.meeting?.securityCode
-    );
-  }).toBe(true);
-  expect((await stateOf(joiner)).meeting?.securityCode).toBe(code);
-  expect((await stateOf(joiner)).alerts.some((a) => a.id === 'relay')).toBe(false);
-  const fromLeader = framesFrom(joiner, leader);
-  const fromJoiner = framesFrom(leader, joiner);
-  await poll(
-    () => framesFrom(joiner, leader) > fromLeader + 10 && framesFrom(leader, joiner) > fromJoiner + 10,
-  ).toBe(true);
-}
+  /** Frames this room decrypted (worker: and decoded) from the other room's current sender index. */
+  function framesFrom(receiver: Daemon, sender: Daemon): number {
+    const last = sender.meeting?.keyHistory.at(-1);
+    if (!last) return 0;
+    const senderIndex = parseKid(last.sendKid).senderIndex;
+    const media = receiver.media;
+    if (media instanceof SyntheticMedia) {
+      const d = media.decoded.get(senderIndex);
+      return d ? d.audio + d.video : 0;
+    }
+    const remote = lastStats.get(receiver)?.remotes.find((r) => r.senderIndex === senderIndex);
+    return remote ? remote.videoFrames + remote.audioFrames : 0;
+  }
 
-describe('a room behind a faulty link', () => {
-  it('meets through the proxy: admitted, same security code, media both ways', async () => {
-    await poll(
-      async () => (await stateOf(leader)).relay.connected && (await stateOf(joiner)).relay.connected,
-    ).toBe(true);
-    const { meetingId } = await leader.actions.startMeeting();
-    await joiner.actions.joinMeeting(meetingId);
+  /**
+   * After the link is back: the cut room reconnects, asks to join again (the relay dropped it, so the
+   * leader decides, as for any joiner), is admitted, holds the current key with the same security
+   * code, and media flows both ways again.
+   */
+  async function rejoinsWithTheSameCode(code: string | undefined): Promise<void> {
+    await poll(async () => (await stateOf(joiner)).relay.connected).toBe(true);
+    // Back in the meeting by its rules: a room that dropped out waits for the leader again.
     await poll(async () => (await stateOf(leader)).meeting?.waiting.length).toBe(1);
     await leader.actions.admit((await stateOf(leader)).meeting?.waiting[0]?.participantId ?? '');
-    await poll(async () => (await stateOf(joiner)).meeting?.securityCode).toBeDefined();
-    expect((await stateOf(joiner)).meeting?.securityCode).toBe((await stateOf(leader)).meeting?.securityCode);
-    await poll(() => framesFrom(leader, joiner) > 5 && framesFrom(joiner, leader) > 5).toBe(true);
-  });
-
-  it('silent cut: the room notices, the relay drops it, the other room rekeys; restored, it rejoins', async () => {
-    const before = await stateOf(leader);
-    const code = before.meeting?.securityCode;
-    const epochBefore = before.meeting?.keyEpoch ?? 0;
-    expect(before.meeting?.roster).toHaveLength(2);
-
-    proxy.setMode('blackhole');
-    // The room: its liveness check gives up on the silent connection and says so on screen.
-    await poll(async () => {
-      const s = await stateOf(joiner);
-      return !s.relay.connected && s.alerts.some((a) => a.id === 'relay' && /unreachable/i.test(a.message));
-    }).toBe(true);
-    // The relay: the silent participant is dropped, the leader removes it from the key and rekeys.
-    await poll(async () => {
-      const s = await stateOf(leader);
-      return s.meeting?.roster.length === 1 && (s.meeting?.keyEpoch ?? 0) > epochBefore;
-    }).toBe(true);
-    expect(proxy.droppedBytes).toBeGreaterThan(0);
-    // Still cut: the room keeps trying (connections that never complete) and stays disconnected.
-    expect((await stateOf(joiner)).relay.connected).toBe(false);
-
-    proxy.setMode('pass');
-    await rejoinsWithTheSameCode(code);
-  });
-
-  it('reset (RST): the room sees the close at once, the relay drops it at once; it rejoins', async () => {
-    const before = await stateOf(leader);
-    const code = before.meeting?.securityCode;
-    const epochBefore = before.meeting?.keyEpoch ?? 0;
-    proxy.setMode('close');
     await poll(async () => {
       const [l, j] = [await stateOf(leader), await stateOf(joiner)];
       return (
-        !j.relay.connected &&
-        j.alerts.some((a) => a.id === 'relay') &&
-        l.meeting?.roster.length === 1 &&
-        (l.meeting?.keyEpoch ?? 0) > epochBefore
+        j.meeting?.status === 'active' &&
+        l.meeting?.roster.length === 2 &&
+        j.meeting?.keyEpoch === l.meeting?.keyEpoch &&
+        j.meeting?.securityCode === l.meeting?.securityCode
       );
     }).toBe(true);
-    proxy.setMode('pass');
-    await rejoinsWithTheSameCode(code);
+    expect((await stateOf(joiner)).meeting?.securityCode).toBe(code);
+    expect((await stateOf(joiner)).alerts.some((a) => a.id === 'relay')).toBe(false);
+    const fromLeader = framesFrom(joiner, leader);
+    const fromJoiner = framesFrom(leader, joiner);
+    await poll(
+      () => framesFrom(joiner, leader) > fromLeader + 10 && framesFrom(leader, joiner) > fromJoiner + 10,
+    ).toBe(true);
+  }
+
+  beforeAll(async () => {
+    ca = await createDevelopmentCa();
+    relay = await startRelay({
+      log: silentLogger,
+      trust: { caPems: [ca.certPem] },
+      livenessIntervalMs: RELAY_LIVENESS_MS,
+    });
+    proxy = await TcpFaultProxy.start({ port: relay.port });
+    leader = await room('Boardroom', relay.url);
+    joiner = await room('Huddle', `ws://127.0.0.1:${proxy.port}${RELAY_WS_PATH}`);
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const d of daemons) await d.stop();
+    await proxy?.close();
+    await relay?.close();
   });
-});
+
+  describe(`a room behind a faulty link (${engine} media)`, () => {
+    it('meets through the proxy: admitted, same security code, media both ways', async () => {
+      await poll(
+        async () => (await stateOf(leader)).relay.connected && (await stateOf(joiner)).relay.connected,
+      ).toBe(true);
+      const { meetingId } = await leader.actions.startMeeting();
+      await joiner.actions.joinMeeting(meetingId);
+      await poll(async () => (await stateOf(leader)).meeting?.waiting.length).toBe(1);
+      await leader.actions.admit((await stateOf(leader)).meeting?.waiting[0]?.participantId ?? '');
+      await poll(async () => (await stateOf(joiner)).meeting?.securityCode).toBeDefined();
+      expect((await stateOf(joiner)).meeting?.securityCode).toBe(
+        (await stateOf(leader)).meeting?.securityCode,
+      );
+      await poll(() => framesFrom(leader, joiner) > 5 && framesFrom(joiner, leader) > 5).toBe(true);
+    });
+
+    it('silent cut: the room notices, the relay drops it, the other room rekeys; restored, it rejoins', async () => {
+      const before = await stateOf(leader);
+      const code = before.meeting?.securityCode;
+      const epochBefore = before.meeting?.keyEpoch ?? 0;
+      expect(before.meeting?.roster).toHaveLength(2);
+
+      proxy.setMode('blackhole');
+      // The room: its liveness check gives up on the silent connection and says so on screen.
+      await poll(async () => {
+        const s = await stateOf(joiner);
+        return !s.relay.connected && s.alerts.some((a) => a.id === 'relay' && /unreachable/i.test(a.message));
+      }).toBe(true);
+      // The relay: the silent participant is dropped, the leader removes it from the key and rekeys.
+      await poll(async () => {
+        const s = await stateOf(leader);
+        return s.meeting?.roster.length === 1 && (s.meeting?.keyEpoch ?? 0) > epochBefore;
+      }).toBe(true);
+      expect(proxy.droppedBytes).toBeGreaterThan(0);
+      // Still cut: the room keeps trying (connections that never complete) and stays disconnected.
+      expect((await stateOf(joiner)).relay.connected).toBe(false);
+
+      proxy.setMode('pass');
+      await rejoinsWithTheSameCode(code);
+    });
+
+    it('reset (RST): the room sees the close at once, the relay drops it at once; it rejoins', async () => {
+      const before = await stateOf(leader);
+      const code = before.meeting?.securityCode;
+      const epochBefore = before.meeting?.keyEpoch ?? 0;
+      proxy.setMode('close');
+      await poll(async () => {
+        const [l, j] = [await stateOf(leader), await stateOf(joiner)];
+        return (
+          !j.relay.connected &&
+          j.alerts.some((a) => a.id === 'relay') &&
+          l.meeting?.roster.length === 1 &&
+          (l.meeting?.keyEpoch ?? 0) > epochBefore
+        );
+      }).toBe(true);
+      proxy.setMode('pass');
+      await rejoinsWithTheSameCode(code);
+    });
+  });
+}
+
+faultSuite('synthetic');
+faultSuite('worker');
