@@ -39,6 +39,14 @@ describe('enrollment state machine', () => {
     expect(toView(s).status).toBe('error');
   });
 
+  it('starts over when the service has forgotten the device', () => {
+    const s = reduce(reduce(initialEnrollmentState('sr-x'), { type: 'already-known' }), {
+      type: 'forgotten',
+    });
+    expect(s).toEqual({ phase: 'unregistered', deviceId: 'sr-x' });
+    expect(nextAction(s, 0)).toBe('register');
+  });
+
   it('after "already known" it only polls for the certificate', () => {
     const s = reduce(initialEnrollmentState('sr-x'), { type: 'already-known' });
     expect(nextAction(s, Number.MAX_SAFE_INTEGER)).toBe('poll-certificate');

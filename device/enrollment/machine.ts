@@ -41,6 +41,8 @@ export type EnrollmentState =
 export type EnrollmentEvent =
   | { type: 'registered'; enrollmentId: string; activationCode: string; expiresAt: string; claimUrl: string }
   | { type: 'already-known' }
+  /** The service does not know this device (its database was reset): start over. */
+  | { type: 'forgotten' }
   | { type: 'certificate'; certificate: Certificate; config: Record<string, unknown>; configVersion: number }
   | { type: 'heartbeat'; config?: Record<string, unknown>; configVersion: number; renewCertificate: boolean }
   | { type: 'revoked'; reason: string };
@@ -78,6 +80,8 @@ export function reduce(state: EnrollmentState, event: EnrollmentEvent): Enrollme
         expiresAt: event.expiresAt,
         claimUrl: event.claimUrl,
       };
+    case 'forgotten':
+      return initialEnrollmentState(deviceId);
     case 'already-known':
       return {
         phase: 'awaiting-claim',

@@ -242,6 +242,14 @@ export class EnrollmentRunner extends EventEmitter<{
       this.emit('revoked', err.message);
       return true;
     }
+    if (err.status === 401 && /unknown device/.test(err.message) && this.#state?.phase !== 'revoked') {
+      this.#log.warn(
+        { deviceId: this.#state?.deviceId },
+        'the service does not know this device: enrolling again',
+      );
+      await this.#apply({ type: 'forgotten' });
+      return true;
+    }
     if (action === 'register' && err.status === 409) {
       await this.#apply({ type: 'already-known' });
       return true;
