@@ -65,6 +65,7 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
       claimsPerMinute: options.rateLimits?.claimsPerMinute ?? 30,
     },
   };
+  // One options object for the HTTP and HTTPS overloads of Fastify(); the casts only pick the overload.
   const app = Fastify({
     loggerInstance: options.logger || undefined,
     logger: options.logger === false ? false : undefined,
