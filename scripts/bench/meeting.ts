@@ -251,7 +251,11 @@ async function relayForwarding(
       connectMedia(c, peer);
     }
     const publisher = peers[0] as LoopbackMediaPeer;
-    await until('all media connections', () => peers.every((p) => p.connected), 120_000);
+    await until('all media connections', () => peers.every((p) => p.connected), 120_000).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}: ${peers.map((p) => p.pc.connectionState).join(' ')}`);
+      },
+    );
     // Baseline in the same run: the relay's CPU with every connection up but no media (ICE
     // keepalives, RTCP timers, WebSockets), subtracted so the figure is the cost of forwarding.
     await sleep(500);
