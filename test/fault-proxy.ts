@@ -11,6 +11,7 @@
 // bytes, and a WebSocket cannot resynchronise its framing. Like a real path that came back after the
 // endpoints' TCP state went stale, it is up to the endpoints' timeouts to drop it; new connections
 // pass normally.
+import { createSocket as createDgramSocket, type Socket as DgramSocket } from 'node:dgram';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 
 export type TcpFaultMode = 'pass' | 'blackhole' | 'close';
@@ -130,5 +131,89 @@ export class TcpFaultProxy {
       if (link.upstream.connecting) link.upstream.destroy();
       else link.upstream.resetAndDestroy();
     }
+  }
+}
+
+export type UdpFaultMode = 'pass' | 'blackhole';
+
+/**
+ * A UDP proxy for one media flow (one client ↔ one target): the client sends to `port`, the target
+ * sends to `upstreamPort` (advertise these in place of the real ICE candidates). Besides pass and
+ * blackhole it drops a random fraction of datagrams (`loss`) and delays each by up to `jitterMs`
+ * (which also reorders them), independently in both directions.
+ */
+export class UdpFaultProxy {
+  readonly #front: DgramSocket;
+  readonly #back: DgramSocket;
+  readonly #target: { host: string; port: number };
+  #client: { address: string; port: number } | undefined;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  mode: UdpFaultMode = 'pass';
+  /** Fraction of datagrams dropped in pass mode, 0..1. */
+  loss = 0;
+  jitterMs = 0;
+  forwarded = 0;
+  dropped = 0;
+
+  private constructor(front: DgramSocket, back: DgramSocket, target: { host: string; port: number }) {
+    this.#front = front;
+    this.#back = back;
+    this.#target = target;
+    front.on('message', (msg, from) => {
+      this.#client = { address: from.address, port: from.port };
+      this.#forward(msg, (m) => this.#back.send(m, this.#target.port, this.#target.host));
+    });
+    back.on('message', (msg) => {
+      const client = this.#client;
+      if (!client) {
+        this.dropped++;
+        return;
+      }
+      this.#forward(msg, (m) => this.#front.send(m, client.port, client.address));
+    });
+  }
+
+  static async start(target: { host: string; port: number }): Promise<UdpFaultProxy> {
+    const bind = async () => {
+      const socket = createDgramSocket('udp4');
+      socket.on('error', () => undefined);
+      await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+      return socket;
+    };
+    return new UdpFaultProxy(await bind(), await bind(), target);
+  }
+
+  /** Where the client sends (stands in for the target's candidate). */
+  get port(): number {
+    return this.#front.address().port;
+  }
+
+  /** Where the target sends (stands in for the client's candidate). */
+  get upstreamPort(): number {
+    return this.#back.address().port;
+  }
+
+  close(): void {
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    this.#front.close();
+    this.#back.close();
+  }
+
+  #forward(msg: Buffer, send: (m: Buffer) => void): void {
+    if (this.mode === 'blackhole' || Math.random() < this.loss) {
+      this.dropped++;
+      return;
+    }
+    this.forwarded++;
+    if (this.jitterMs <= 0) {
+      send(msg);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      send(msg);
+    }, Math.random() * this.jitterMs);
+    this.#timers.add(timer);
   }
 }
