@@ -264,6 +264,25 @@ describe('an E2EE meeting through the relay', () => {
     expect(a.state.get().alerts.some((al) => al.id === 'relay')).toBe(false);
   });
 
+  it('the leader leaves: the other room takes over with a new code and a prompt to re-check it, and admits newcomers', async () => {
+    const oldCode = b.state.get().meeting?.securityCode;
+    await a.client.leaveMeeting();
+    await waitFor(
+      () => b.state.get().meeting?.role === 'leader' && b.state.get().meeting?.securityCode !== oldCode,
+    );
+    expect(b.state.get().meeting?.status).toBe('active');
+    expect(b.state.get().meeting?.leaderChanged).toBe(true);
+    expect(b.state.get().meeting?.leader?.roomName).toBe('Huddle');
+    // The meeting goes on under its new leader: the lobby asks again and is admitted this time.
+    await d.client.joinMeeting(b.client.meetingId ?? '');
+    await waitFor(() => b.state.get().meeting?.waiting.length === 1);
+    await b.client.admit(b.state.get().meeting?.waiting[0]?.participantId ?? '');
+    await waitFor(() => framesFrom(d, b) > 5 && framesFrom(b, d) > 5);
+    expect(d.state.get().meeting?.securityCode).toBe(b.state.get().meeting?.securityCode);
+    await b.client.acknowledgeLeaderChange();
+    expect(b.state.get().meeting?.leaderChanged).toBe(false);
+  });
+
   it('nothing that crossed the relay contains a known plaintext or any key material', () => {
     const all = recorded();
     expect(all.filter((e) => e.kind === 'rtp').length).toBeGreaterThan(100);

@@ -269,6 +269,35 @@ describe('meeting lifecycle', () => {
   });
 });
 
+describe('leadership handover', () => {
+  it('the leader hands over to an admitted participant, who then leads; others cannot', async () => {
+    const leader = await connect(rooms.a);
+    const member = await connect(rooms.b);
+    await leader.request({ type: 'create', meetingId: 'room-abcd-0003' });
+    const joined = await member.request({ type: 'join', meetingId: 'room-abcd-0003' });
+    if (joined.type !== 'meeting') throw new Error('expected a meeting');
+    await expect(
+      leader.request({ type: 'handover', participantId: joined.participantId }),
+    ).rejects.toMatchObject({ code: 'not-admitted' });
+    await leader.request({ type: 'admit', participantId: joined.participantId });
+    await expect(
+      member.request({ type: 'handover', participantId: joined.participantId }),
+    ).rejects.toMatchObject({ code: 'not-leader' });
+    const promoted = next(member, 'meeting', (m) => m.role === 'leader');
+    await leader.request({ type: 'handover', participantId: joined.participantId });
+    expect(await promoted).toMatchObject({
+      participantId: joined.participantId,
+      leader: { roomName: 'Huddle 2' },
+    });
+    // The old leader leaving no longer ends the meeting; the new leader can lock it.
+    leader.close();
+    await expect.poll(() => relay.registry.meetingCount()).toBe(1);
+    await member.request({ type: 'lock', locked: true });
+    await member.request({ type: 'end' });
+    member.close();
+  });
+});
+
 describe('relay observability', () => {
   it('exposes health and Prometheus metrics without ids or keys', async () => {
     const base = relay.url.replace(/^ws/, 'http').replace(/\/v1\/ws$/, '');

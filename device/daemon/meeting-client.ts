@@ -73,6 +73,8 @@ interface ActiveMeeting {
   admittedAtRelay: boolean;
   /** The signed participant list's members (from the last E2EE roster event). */
   e2eeMembers: string[];
+  /** Admitted participants connected to the relay (from its last roster). */
+  relayActive: Set<string>;
 }
 
 const KEY_EVENTS_KEPT = 64;
@@ -183,6 +185,7 @@ export class MeetingClient
       pendingAdmits: new Set(),
       admittedAtRelay: true,
       e2eeMembers: [reply.participantId],
+      relayActive: new Set([reply.participantId]),
     };
     this.#writeMeeting({ status: 'active', rekeying: false });
     this.#route(output);
@@ -212,6 +215,7 @@ export class MeetingClient
       pendingAdmits: new Set(),
       admittedAtRelay: reply.status === 'active',
       e2eeMembers: [],
+      relayActive: new Set(),
     };
     this.#writeMeeting({ status: reply.status === 'active' ? 'active' : 'waiting', rekeying: false });
     // The signed binding goes to the leader now, so it can admit us as soon as someone taps admit.
@@ -222,8 +226,30 @@ export class MeetingClient
   async leaveMeeting(): Promise<void> {
     const meeting = this.#meeting;
     if (!meeting) return;
+    // A leading room that leaves hands the meeting to another room first, so it goes on (with a new
+    // leader, a new security code, and a prompt on every screen to compare it again).
+    const successor = meeting.session instanceof LeaderSession ? this.#successor(meeting) : undefined;
+    if (successor && meeting.session instanceof LeaderSession && this.#connection?.open) {
+      try {
+        await this.#connection.request({ type: 'handover', participantId: successor });
+        this.#route(meeting.session.handOver(successor).output);
+        this.#opts.log.info(
+          { meetingId: meeting.meetingId, successor },
+          'handed the meeting over before leaving',
+        );
+      } catch (err) {
+        this.#opts.log.warn({ err: (err as Error).message }, 'could not hand the meeting over; it ends');
+      }
+    }
     this.#endLocally('ended');
     if (this.#connection?.open) await this.#connection.request({ type: 'leave' }).catch(() => undefined);
+  }
+
+  /** The longest-standing other member that is still connected to the relay. */
+  #successor(meeting: ActiveMeeting): string | undefined {
+    const session = meeting.session;
+    if (!(session instanceof LeaderSession)) return undefined;
+    return session.members.find((id) => id !== meeting.participantId && meeting.relayActive.has(id));
   }
 
   async admit(participantId: string): Promise<void> {
@@ -438,6 +464,7 @@ export class MeetingClient
         if (!meeting || message.meetingId !== meeting.meetingId) return;
         for (const p of [...message.participants, ...message.waiting]) meeting.known.set(p.participantId, p);
         meeting.waiting = message.waiting;
+        meeting.relayActive = new Set(message.participants.map((p) => p.participantId));
         if (meeting.role === 'leader') this.#readmitReturning(meeting);
         this.#writeMeeting({ locked: message.locked });
         return;
@@ -535,6 +562,21 @@ export class MeetingClient
           })),
         );
         return;
+      case 'leader-changed':
+        if (event.isSelf && meeting && meeting.session instanceof ParticipantSession) {
+          // The outgoing leader named this room: take over the list and draw a fresh meeting key.
+          const { session, output } = LeaderSession.takeOver(meeting.session, {
+            ...(this.#opts.rekeyIntervalMs ? { rekeyIntervalMs: this.#opts.rekeyIntervalMs } : {}),
+          });
+          meeting.session = session;
+          meeting.role = 'leader';
+          this.#opts.log.info({ meetingId: meeting.meetingId }, 'this room now leads the meeting');
+          this.#writeMeeting({ role: 'leader', leaderChanged: true });
+          this.#route(output);
+        } else {
+          this.#writeMeeting({ leaderChanged: true });
+        }
+        return;
       case 'leader-silent':
         this.#opts.state.raiseAlert(
           'leader-silent',
@@ -575,8 +617,17 @@ export class MeetingClient
 
   /** A binding's identity key must be the key of the certificate the relay verified for that id. */
   #trustIdentity(participantId: string, identityKey: Uint8Array): boolean {
-    const info = this.#meeting?.known.get(participantId);
-    if (!info) return false;
+    const meeting = this.#meeting;
+    const info = meeting?.known.get(participantId);
+    // Someone the relay does not list any more (a leader who handed over and left, in the history a
+    // newcomer replays): its entries stand on the signatures of the leaders who signed the list.
+    // Everyone present must match the certificate the relay verified.
+    if (!info)
+      return (
+        meeting !== undefined &&
+        !meeting.relayActive.has(participantId) &&
+        !meeting.waiting.some((w) => w.participantId === participantId)
+      );
     try {
       const spki = Buffer.from(new x509.X509Certificate(info.certificate).publicKey.rawData);
       return Buffer.compare(spki.subarray(spki.length - 32), Buffer.from(identityKey)) === 0;

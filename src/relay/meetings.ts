@@ -240,6 +240,33 @@ export class MeetingRegistry {
     };
   }
 
+  /** The leader hands leadership to an admitted participant; everyone learns the new leader. */
+  handover(connection: ConnectionId, requestId: number | undefined, participantId: string): Result {
+    const meeting = this.#ledMeeting(connection);
+    const next = [...meeting.members.values()].find((m) => m.info.participantId === participantId);
+    if (next?.status !== 'active' || next.connection === connection) {
+      throw new MeetingError('not-admitted', `${participantId} is not an admitted participant`);
+    }
+    meeting.leader = next.connection;
+    const leader = next.info;
+    const outgoing: Outgoing[] = [{ to: connection, message: { type: 'ok', id: requestId } }];
+    for (const m of meeting.members.values()) {
+      if (m.status !== 'active') continue;
+      outgoing.push({
+        to: m.connection,
+        message: {
+          type: 'meeting',
+          meetingId: meeting.id,
+          participantId: m.info.participantId,
+          role: m.connection === next.connection ? 'leader' : 'participant',
+          status: 'active',
+          leader,
+        },
+      });
+    }
+    return { outgoing: [...outgoing, ...this.#rosters(meeting)], media: [] };
+  }
+
   /** A participant leaves (or its connection closed). The leader leaving ends the meeting. */
   leave(connection: ConnectionId, requestId?: number): Result {
     const meetingId = this.#byConnection.get(connection);

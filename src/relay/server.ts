@@ -166,6 +166,12 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         return apply(registry.deny(session.id, message.id, message.participantId));
       case 'lock':
         return apply(registry.lock(session.id, message.id, message.locked));
+      case 'handover':
+        log.info(
+          { meetingId: registry.meetingOf(session.id), to: message.participantId },
+          'leadership handed over',
+        );
+        return apply(registry.handover(session.id, message.id, message.participantId));
       case 'leave':
         return apply(registry.leave(session.id, message.id));
       case 'end':

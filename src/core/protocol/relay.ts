@@ -67,6 +67,8 @@ export const ClientMessage = Type.Union([
   Type.Object({ type: Type.Literal('admit'), id: RequestId, participantId: Id }),
   Type.Object({ type: Type.Literal('deny'), id: RequestId, participantId: Id }),
   Type.Object({ type: Type.Literal('lock'), id: RequestId, locked: Type.Boolean() }),
+  /** Leader only: hand leadership to an admitted participant (before leaving, so the meeting goes on). */
+  Type.Object({ type: Type.Literal('handover'), id: RequestId, participantId: Id }),
   Type.Object({ type: Type.Literal('leave'), id: RequestId }),
   Type.Object({ type: Type.Literal('end'), id: RequestId }),
   /**
