@@ -1,8 +1,10 @@
-// The fault proxy itself, on plain TCP: what each mode does to bytes and to closes, so the meeting
-// tests that rely on it test what they claim (a blackhole must never close or reset anything).
+// The fault proxies themselves, on plain TCP and UDP: what each mode does to bytes and to closes, so
+// the meeting tests that rely on them test what they claim (a blackhole must never close or reset
+// anything; loss drops, it does not corrupt).
+import { createSocket as createDgramSocket, type Socket as DgramSocket } from 'node:dgram';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TcpFaultProxy } from './fault-proxy.js';
+import { TcpFaultProxy, UdpFaultProxy } from './fault-proxy.js';
 
 let echo: Server;
 let proxy: TcpFaultProxy;
@@ -115,5 +117,73 @@ describe('TcpFaultProxy', () => {
     });
     expect(ended).toBe('ECONNRESET');
     proxy.setMode('pass');
+  });
+});
+
+describe('UdpFaultProxy', () => {
+  let target: DgramSocket;
+  let client: DgramSocket;
+  let udp: UdpFaultProxy;
+  const atTarget: string[] = [];
+  const atClient: string[] = [];
+
+  beforeAll(async () => {
+    const bind = async () => {
+      const s = createDgramSocket('udp4');
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      return s;
+    };
+    target = await bind();
+    client = await bind();
+    // The target answers datagrams (not the loss test's) to wherever they came from: the proxy.
+    target.on('message', (m, from) => {
+      atTarget.push(m.toString());
+      if (!/^(lost|half)-/.test(m.toString())) target.send(`re:${m.toString()}`, from.port, from.address);
+    });
+    client.on('message', (m) => atClient.push(m.toString()));
+    udp = await UdpFaultProxy.start({ host: '127.0.0.1', port: target.address().port });
+  });
+
+  afterAll(() => {
+    udp.close();
+    target.close();
+    client.close();
+  });
+
+  const send = (text: string) => client.send(text, udp.port, '127.0.0.1');
+
+  it('pass: datagrams both ways, the answer comes back from the proxy', async () => {
+    send('one');
+    await poll(() => atClient).toContain('re:one');
+    expect(atTarget).toContain('one');
+  });
+
+  it('loss 1: everything is dropped; loss 0.5 lets about half through, unchanged', async () => {
+    udp.loss = 1;
+    for (let i = 0; i < 20; i++) send(`lost-${i}`);
+    await poll(() => udp.dropped).toBe(20);
+    udp.loss = 0.5;
+    const droppedBefore = udp.dropped;
+    const arrived = () => atTarget.filter((m) => m.startsWith('half-')).length;
+    for (let i = 0; i < 200; i++) send(`half-${i}`);
+    // Every datagram is either dropped by the proxy or arrives.
+    await poll(() => udp.dropped - droppedBefore + arrived()).toBe(200);
+    udp.loss = 0;
+    expect(atTarget.some((m) => m.startsWith('lost-'))).toBe(false);
+    const through = atTarget.filter((m) => m.startsWith('half-'));
+    expect(through.length).toBeGreaterThan(40);
+    expect(through.length).toBeLessThan(160);
+    expect(through.every((m) => /^half-\d+$/.test(m))).toBe(true);
+  });
+
+  it('blackhole: nothing either way; pass again: flows', async () => {
+    udp.mode = 'blackhole';
+    const dropped = udp.dropped;
+    send('void');
+    await poll(() => udp.dropped).toBe(dropped + 1);
+    expect(atTarget).not.toContain('void');
+    udp.mode = 'pass';
+    send('back');
+    await poll(() => atClient).toContain('re:back');
   });
 });
