@@ -29,7 +29,15 @@ async function stateOf(daemon: Daemon): Promise<DeviceState> {
 
 const poll = <T>(f: () => T | Promise<T>, timeout = 15_000) => expect.poll(f, { timeout, interval: 100 });
 
-function faultSuite(engine: Extract<MediaEngine, 'synthetic' | 'worker'>): void {
+/**
+ * One relay, a leading room connected directly and a joining room behind the fault proxy. With a
+ * relay faster than the room (the default here) the relay drops a cut room first; with a slower one
+ * the room notices first and is back before the relay has let go of its old connection.
+ */
+function faultSuite(
+  engine: Extract<MediaEngine, 'synthetic' | 'worker'>,
+  relayLivenessMs = RELAY_LIVENESS_MS,
+): void {
   let ca: Awaited<ReturnType<typeof createDevelopmentCa>>;
   let relay: Relay;
   let proxy: TcpFaultProxy;
@@ -109,7 +117,7 @@ function faultSuite(engine: Extract<MediaEngine, 'synthetic' | 'worker'>): void 
     relay = await startRelay({
       log: silentLogger,
       trust: { caPems: [ca.certPem] },
-      livenessIntervalMs: RELAY_LIVENESS_MS,
+      livenessIntervalMs: relayLivenessMs,
     });
     proxy = await TcpFaultProxy.start({ port: relay.port });
     leader = await room('Boardroom', relay.url);
@@ -122,7 +130,7 @@ function faultSuite(engine: Extract<MediaEngine, 'synthetic' | 'worker'>): void 
     await relay?.close();
   });
 
-  describe(`a room behind a faulty link (${engine} media)`, () => {
+  describe(`a room behind a faulty link (${engine} media, relay liveness ${relayLivenessMs} ms)`, () => {
     it('meets through the proxy: admitted, same security code, media both ways', async () => {
       await poll(
         async () => (await stateOf(leader)).relay.connected && (await stateOf(joiner)).relay.connected,
@@ -137,6 +145,36 @@ function faultSuite(engine: Extract<MediaEngine, 'synthetic' | 'worker'>): void 
       );
       await poll(() => framesFrom(leader, joiner) > 5 && framesFrom(joiner, leader) > 5).toBe(true);
     });
+
+    if (relayLivenessMs > ROOM_LIVENESS.timeoutMs) {
+      it('short cut: the room is back before the relay drops its old self; admitted, the old one goes', async () => {
+        const code = (await stateOf(leader)).meeting?.securityCode;
+        proxy.setMode('blackhole');
+        await poll(async () => (await stateOf(joiner)).relay.connected).toBe(false);
+        proxy.setMode('pass');
+        // Back and asking to join while the relay still holds the old connection in the meeting.
+        await poll(async () => (await stateOf(leader)).meeting?.waiting.length).toBe(1);
+        expect((await stateOf(leader)).meeting?.roster).toHaveLength(2);
+        await leader.actions.admit((await stateOf(leader)).meeting?.waiting[0]?.participantId ?? '');
+        // Then the relay's liveness drops the old connection; the leader removes it and rekeys.
+        await poll(async () => {
+          const [l, j] = [await stateOf(leader), await stateOf(joiner)];
+          return (
+            j.meeting?.status === 'active' &&
+            l.meeting?.roster.length === 2 &&
+            j.meeting?.roster.length === 2 &&
+            j.meeting?.keyEpoch === l.meeting?.keyEpoch &&
+            j.meeting?.securityCode === code
+          );
+        }).toBe(true);
+        const fromLeader = framesFrom(joiner, leader);
+        const fromJoiner = framesFrom(leader, joiner);
+        await poll(
+          () => framesFrom(joiner, leader) > fromLeader + 10 && framesFrom(leader, joiner) > fromJoiner + 10,
+        ).toBe(true);
+      });
+      return;
+    }
 
     it('silent cut: the room notices, the relay drops it, the other room rekeys; restored, it rejoins', async () => {
       const before = await stateOf(leader);
@@ -185,3 +223,4 @@ function faultSuite(engine: Extract<MediaEngine, 'synthetic' | 'worker'>): void 
 
 faultSuite('synthetic');
 faultSuite('worker');
+faultSuite('synthetic', 4_000);
