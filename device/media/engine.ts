@@ -24,6 +24,7 @@ import {
   buildLaunchStrings,
 } from './templates.js';
 import { MediaTransport, type RemoteRtp } from './transport.js';
+import { openVp8Frame, sealVp8Frame } from './vp8-protect.js';
 
 type DeviceStatus = 'ok' | 'missing' | 'restarting';
 type EngineSettings = MediaSettings & { latencyProbe?: boolean; plaintextForBenchmark?: boolean };
@@ -441,7 +442,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
       if (!sender) return; // never send media without a key
       const t0 = process.hrtime.bigint();
       const sealed =
-        this.settings.codec === 'h264' ? sealH264AccessUnit(sender, frame) : sealWholeFrame(sender, frame);
+        this.settings.codec === 'h264' ? sealH264AccessUnit(sender, frame) : sealVp8Frame(sender, frame);
       this.#cryptoNs += process.hrtime.bigint() - t0;
       payloads =
         this.settings.codec === 'h264'
@@ -581,7 +582,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
         if (this.settings.plaintextForBenchmark) ({ kid, frame } = { kid: 0n, frame: sealed });
         else {
           const t0 = process.hrtime.bigint();
-          const opened = openWholeFrame(this.#receiver, sealed);
+          const opened = openVp8Frame(this.#receiver, sealed);
           this.#cryptoNs += process.hrtime.bigint() - t0;
           kid = opened.kid;
           frame = Buffer.from(opened.frame);

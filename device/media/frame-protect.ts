@@ -1,7 +1,8 @@
 // SFrame protection of encoded media frames, per codec. Pure (node:crypto through src/core/sframe).
 //
-// VP8 and Opus: one SFrame over the whole encoded frame (what a browser's RTCRtpScriptTransform does
-// too); the RTP payload format carries it as opaque bytes.
+// Opus: one SFrame over the whole encoded frame; the RTP payload format carries it as opaque bytes.
+// VP8: the clear-prefix format of vp8-protect.ts (its uncompressed data chunk clear, as metadata),
+// because browsers read the frame type from byte 0 before their receive transform runs.
 // H.264: one SFrame per NAL unit over the bytes after the one-byte NAL header, which stays clear and
 // is bound as SFrame metadata (authenticated, not sent twice). The RTP packetiser and any SFU or
 // browser depacketiser need NAL boundaries and types (FU-A fragmentation, STAP-A, IDR detection);
@@ -11,6 +12,7 @@
 import type { SFrameReceiver, SFrameSender } from '../../src/core/sframe/index.js';
 import { NAL_AUD, joinAnnexB, nalType, splitAnnexB } from './bitstream.js';
 
+/** Opus (and anything whose RTP payload format and receivers need no clear bytes). */
 export function sealWholeFrame(sender: SFrameSender, frame: Uint8Array): Uint8Array {
   return sender.encrypt(frame);
 }

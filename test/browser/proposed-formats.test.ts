@@ -1,8 +1,10 @@
-// The proposed frame formats (docs/interop.md) shown in Chromium itself, between two pages of one
-// browser running in a network namespace that holds only lo. Both pages encrypt and decrypt with
-// the WebCrypto SFrame of test/browser/; the receiving page reports what Chromium decoded.
+// The browser-compatible frame formats (docs/interop.md) against the ones they replace, shown in
+// Chromium itself, between two pages of one browser running in a network namespace that holds only
+// lo. Both pages encrypt and decrypt with the WebCrypto SFrame of test/browser/; the receiving page
+// reports what Chromium decoded.
 //  - VP8 from a sender whose SFrame counter is past 255: whole-frame SFrame (the media worker's
-//    format today) is never decoded; with the VP8 header clear and bound as metadata it is.
+//    former format) is never decoded; with the VP8 header clear and bound as metadata (the
+//    clear-prefix format the worker now sends, device/media/vp8-protect.ts) it is.
 //  - H.264: one SFrame per NAL unit (the worker's format) never reaches the receive transform; with
 //    SPS/PPS and the slice header up to pic_parameter_set_id clear and authenticated, it decodes.
 import { fileURLToPath } from 'node:url';

@@ -1,6 +1,7 @@
-// The browser participant's RTCRtpScriptTransform worker: SFrame over whole encoded frames, exactly as
-// Sealroom's media worker protects VP8 and Opus (device/media/frame-protect.ts: one SFrame over the
-// whole frame, no metadata); VP8 may instead use the proposed clear-prefix format (vp8-protect.ts).
+// The browser participant's RTCRtpScriptTransform worker: SFrame over encoded frames exactly as
+// Sealroom's media worker protects them — Opus as one SFrame over the whole frame, VP8 in the
+// clear-prefix format (device/media/vp8-protect.ts); the former whole-frame VP8 format and the
+// H.264 formats are selectable for the format tests.
 // One sender per KID for audio and video together, so the two streams share one counter and a
 // (key, KID, CTR) is never used twice. Frames that fail to open are dropped, never handed to a
 // decoder. The page reads counters with a 'stats' message.
@@ -30,7 +31,7 @@ export interface KeysMessage {
   /** Hex. */
   sendKey: string;
   receiveKeys: { kid: string; key: string }[];
-  /** VP8 frame format, both directions (default 'whole-frame', as the media worker sends). */
+  /** VP8 frame format, both directions (default 'clear-prefix', as the media worker sends). */
   vp8Format?: Vp8Format;
   /** Video codec of the call (default VP8); H.264 uses the worker's per-NAL protection. */
   videoCodec?: 'vp8' | 'h264';
@@ -85,7 +86,7 @@ const counters: WorkerCounters = {
 
 let sender: WebSFrameSender | undefined;
 let sendKeyHex = '';
-let vp8Format: Vp8Format = 'whole-frame';
+let vp8Format: Vp8Format = 'clear-prefix';
 let videoCodec: 'vp8' | 'h264' = 'vp8';
 let h264Format: H264Format = 'per-nal';
 const receiver = new WebSFrameReceiver({ replayWindow: 256 });
@@ -94,7 +95,7 @@ const KEYFRAME_REQUEST_INTERVAL_MS = 500;
 let lastKeyframeRequest = 0;
 
 function setKeys(m: KeysMessage): void {
-  vp8Format = m.vp8Format ?? 'whole-frame';
+  vp8Format = m.vp8Format ?? 'clear-prefix';
   videoCodec = m.videoCodec ?? 'vp8';
   h264Format = m.h264Format ?? 'per-nal';
   const kid = BigInt(m.sendKid);

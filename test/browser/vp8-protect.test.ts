@@ -1,8 +1,9 @@
-// The two VP8 frame formats of the browser participant: today's whole-frame SFrame (what the media
-// worker sends) and the proposed clear-prefix format (docs/interop.md), including interop of the
-// whole-frame format with the media worker's own code (device/media/frame-protect.ts).
+// The two VP8 frame formats of the browser participant: the clear-prefix format (what the media worker
+// sends, device/media/vp8-protect.ts) and the former whole-frame SFrame (docs/interop.md), each
+// interoperating with the media worker's own node:crypto code.
 import { describe, expect, it } from 'vitest';
 import { openWholeFrame, sealWholeFrame } from '../../device/media/frame-protect.js';
+import { openVp8Frame, sealVp8Frame } from '../../device/media/vp8-protect.js';
 import { makeKid } from '../../src/core/e2ee/sender-keys.js';
 import { SFrameReceiver, SFrameSender } from '../../src/core/sframe/index.js';
 import { WebSFrameReceiver, WebSFrameSender } from './sframe-webcrypto.js';
@@ -34,6 +35,22 @@ function pair() {
 }
 
 describe('VP8 frame formats', () => {
+  it('clear-prefix: the media worker opens what the browser seals, and the reverse, byte for byte', async () => {
+    const { sender, receiver } = pair();
+    const node = new SFrameReceiver();
+    node.setKey(kid, baseKey);
+    const workerSender = new SFrameSender({ kid, baseKey, initialCounter: 300n });
+    const browserSender = new WebSFrameSender({ kid, baseKey, initialCounter: 300n });
+    for (const frame of [keyframe, deltaFrame]) {
+      const fromBrowser = await sealVp8(sender, frame, 'clear-prefix');
+      expect(openVp8Frame(node, fromBrowser).frame).toEqual(frame);
+      const fromWorker = sealVp8Frame(workerSender, frame);
+      expect(await openVp8(receiver, fromWorker, 'clear-prefix')).toEqual(frame);
+      // Same key, KID and CTR: both implementations put the same bytes on the wire.
+      expect(await sealVp8(browserSender, frame, 'clear-prefix')).toEqual(fromWorker);
+    }
+  });
+
   it('whole-frame: the media worker opens what the browser seals, and the reverse', async () => {
     const { sender, receiver } = pair();
     const node = new SFrameReceiver();
