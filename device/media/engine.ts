@@ -11,6 +11,7 @@ import type { Logger } from '../../src/util/log.js';
 import { isH264Keyframe, isVp8Keyframe, splitAnnexB } from './bitstream.js';
 import { loadPipelineSet, missingElements } from './catalog.js';
 import { FrameAssembler } from './frame-assembler.js';
+import { KeyframeLimiter } from './keyframe-limiter.js';
 import { openH264AccessUnit, openWholeFrame, sealH264AccessUnit, sealWholeFrame } from './frame-protect.js';
 import { LivePipeline, PipelineError } from './gst.js';
 import type { Counters, FromWorker, SettingsPatch } from './ipc.js';
@@ -56,6 +57,8 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   #sender: SFrameSender | undefined;
   #sendKid: bigint | undefined;
   readonly #receiver = new SFrameReceiver({ replayWindow: 256 });
+  /** Keyframes asked for by receivers (PLI/FIR, SFU, daemon): at most one per 500 ms, coalesced. */
+  readonly #keyframeLimit = new KeyframeLimiter();
   #receiveKids = new Set<bigint>();
   #micMuted = false;
   /** Speaker level 0..1; kept out of the launch string so a change never rebuilds a pipeline. */
@@ -410,8 +413,10 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     }
   }
 
+  /** Forces a keyframe now (the engine's own reasons: new epoch, camera back, slate). */
   #forceKeyframe(): void {
     const p = this.#pipes;
+    this.#keyframeLimit.forced(performance.now());
     try {
       if (p.videoSend?.playing) p.videoSend.forceKeyUnit('videoout');
       if (p.slate?.playing) p.slate.forceKeyUnit('slateout');
@@ -421,8 +426,14 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     }
   }
 
+  /** A receiver asked for a keyframe: rate-limited, never dropped (keyframe-limiter.ts). */
   requestKeyframe(): void {
-    this.#forceKeyframe();
+    const decision = this.#keyframeLimit.request(performance.now());
+    if (decision.action === 'force') this.#forceKeyframe();
+    else if (decision.action === 'schedule')
+      this.#after(decision.inMs, () => {
+        if (this.#keyframeLimit.fire()) this.#forceKeyframe();
+      });
   }
 
   // ---------------------------------------------------------------- send path
@@ -484,7 +495,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     this.#transport = transport;
     transport.on('signal', (payload) => this.#send({ type: 'signal', payload }));
     transport.on('state', () => this.#status());
-    transport.on('keyframeRequest', () => this.#forceKeyframe());
+    transport.on('keyframeRequest', () => this.requestKeyframe());
     transport.on('rtp', (rtp) => this.#onRtp(rtp));
     if (role === 'offer') await transport.offer();
   }
