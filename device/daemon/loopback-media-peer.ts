@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { MediaStreamTrack, RTCPeerConnection, type RTCRtpTransceiver, RtpHeader, RtpPacket } from 'werift';
 import type { SignalPayload } from '../../src/core/protocol/relay.js';
-import { codecsFor } from '../../src/relay/sfu.js';
+import { codecsFor, onlyInterface } from '../../src/relay/sfu.js';
 import { applyWeriftFixes } from '../../src/relay/werift-fixes.js';
 
 export type Kind = 'audio' | 'video';
@@ -43,6 +43,7 @@ export class LoopbackMediaPeer extends EventEmitter<{
       // Like the media worker: no header extensions (no transport-wide CC loop between werift peers).
       headerExtensions: { audio: [], video: [] },
       bundlePolicy: 'max-bundle',
+      ...onlyInterface('127.0.0.1'),
     });
     const seen = new Set<MediaStreamTrack>();
     this.pc.onTrack.subscribe((track) => {

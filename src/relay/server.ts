@@ -93,6 +93,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const sfu = new Sfu({
     log,
     sendSignal: (connection, payload) => send(connection, { type: 'signal', payload }),
+    ...((opts.host ?? '127.0.0.1').startsWith('127.') ? { mediaAddress: opts.host ?? '127.0.0.1' } : {}),
     ...(opts.videoCodec ? { videoCodec: opts.videoCodec } : {}),
     ...(record
       ? {

@@ -27,8 +27,22 @@ export interface SfuOptions {
   sendSignal: (connection: ConnectionId, payload: SignalPayload) => void;
   /** Video codec every participant uses in this deployment (default H264, the media worker's default). */
   videoCodec?: 'VP8' | 'H264';
+  /**
+   * The one IPv4 address to gather ICE candidates on. Set when the relay listens on loopback, so a
+   * loopback deployment never offers (or sends media to) the machine's other interfaces.
+   */
+  mediaAddress?: string;
   /** Sees every RTP packet a publisher sends (tests record what crosses the relay). */
   onPublisherRtp?: (meetingId: string, participantId: string, kind: MediaKind, packet: RtpPacket) => void;
+}
+
+/** werift ICE options that gather host candidates on one IPv4 address only. */
+export function onlyInterface(address: string) {
+  return {
+    iceAdditionalHostAddresses: [address],
+    iceInterfaceAddresses: { udp4: address },
+    iceUseIpv6: false,
+  };
 }
 
 export function codecsFor(videoCodec: 'VP8' | 'H264') {
@@ -145,6 +159,7 @@ export class Sfu {
       codecs: this.#codecs,
       headerExtensions: { audio: [useSdesMid()], video: [useSdesMid(), useTransportWideCC()] },
       bundlePolicy: 'max-bundle',
+      ...(this.#opts.mediaAddress ? onlyInterface(this.#opts.mediaAddress) : {}),
     });
     const peer: Peer = {
       connection,
