@@ -7,6 +7,7 @@ import { makeKid } from '../src/core/e2ee/sender-keys.js';
 import { SFrameReceiver, decodeHeader } from '../src/core/sframe/index.js';
 import { FrameAssembler } from '../device/media/frame-assembler.js';
 import { openH264AccessUnit, openWholeFrame } from '../device/media/frame-protect.js';
+import { splitProtectedNal } from '../device/media/h264-protect.js';
 import { depacketizeH264 } from '../device/media/rtp-payload.js';
 import type { MediaSupervisor } from '../device/media/supervisor.js';
 import { opusCodecParameters, videoCodecParameters } from '../device/media/transport.js';
@@ -81,7 +82,7 @@ describe('worker against an SFU-shaped offerer', () => {
     for (const frame of units) {
       for (const unit of frame) {
         expect([1, 5, 7, 8]).toContain((unit[0] as number) & 0x1f);
-        expect(decodeHeader(unit.subarray(1)).kid).toBe(kid);
+        expect(decodeHeader(splitProtectedNal(unit).sframe).kid).toBe(kid);
       }
     }
     let opened = 0;

@@ -5,8 +5,10 @@
 //  - VP8 from a sender whose SFrame counter is past 255: whole-frame SFrame (the media worker's
 //    former format) is never decoded; with the VP8 header clear and bound as metadata (the
 //    clear-prefix format the worker now sends, device/media/vp8-protect.ts) it is.
-//  - H.264: one SFrame per NAL unit (the worker's format) never reaches the receive transform; with
-//    SPS/PPS and the slice header up to pic_parameter_set_id clear and authenticated, it decodes.
+//  - H.264: one SFrame per NAL unit with only the header byte clear (the worker's former format) never
+//    reaches the receive transform; with SPS/PPS and the slice header up to pic_parameter_set_id clear
+//    and authenticated (the clear-params format the worker now sends, device/media/h264-protect.ts),
+//    it decodes.
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -180,7 +182,7 @@ describe('VP8: header clear and bound as SFrame metadata', () => {
 });
 
 describe('H.264: parameter sets and slice-header ids clear and authenticated', () => {
-  it('per-NAL SFrame (the worker’s format) never reaches Chromium’s receive transform; the clear-params format decodes', async () => {
+  it('per-NAL SFrame (the worker’s former format) never reaches Chromium’s receive transform; the clear-params format decodes', async () => {
     const outcome: Record<string, PageStats> = {};
     for (const h264Format of ['per-nal', 'clear-params'] as const) {
       const pair = await browserPair({ h264Format }, 0n);

@@ -33,9 +33,9 @@ export interface KeysMessage {
   receiveKeys: { kid: string; key: string }[];
   /** VP8 frame format, both directions (default 'clear-prefix', as the media worker sends). */
   vp8Format?: Vp8Format;
-  /** Video codec of the call (default VP8); H.264 uses the worker's per-NAL protection. */
+  /** Video codec of the call (default VP8). */
   videoCodec?: 'vp8' | 'h264';
-  /** H.264 frame format (default 'per-nal', as the media worker sends; 'clear-params' is proposed). */
+  /** H.264 frame format (default 'clear-params', as the media worker sends; 'per-nal' is the former one). */
   h264Format?: H264Format;
   /** First CTR of a new sender (decimal; tests use it to stand in for a long-running sender). */
   initialCounter?: string;
@@ -88,7 +88,7 @@ let sender: WebSFrameSender | undefined;
 let sendKeyHex = '';
 let vp8Format: Vp8Format = 'clear-prefix';
 let videoCodec: 'vp8' | 'h264' = 'vp8';
-let h264Format: H264Format = 'per-nal';
+let h264Format: H264Format = 'clear-params';
 const receiver = new WebSFrameReceiver({ replayWindow: 256 });
 let receiveKids = new Set<bigint>();
 const KEYFRAME_REQUEST_INTERVAL_MS = 500;
@@ -97,7 +97,7 @@ let lastKeyframeRequest = 0;
 function setKeys(m: KeysMessage): void {
   vp8Format = m.vp8Format ?? 'clear-prefix';
   videoCodec = m.videoCodec ?? 'vp8';
-  h264Format = m.h264Format ?? 'per-nal';
+  h264Format = m.h264Format ?? 'clear-params';
   const kid = BigInt(m.sendKid);
   // A new KID or a new key for it: a new sender (its counter starts again, under the new key).
   if (sender?.kid !== kid || m.sendKey !== sendKeyHex) {
