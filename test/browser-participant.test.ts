@@ -447,8 +447,8 @@ describe('H.264, the media worker’s default codec, in the clear-params format'
       const sent = s.roomStats()?.counters.videoFramesSent ?? 0;
       const forced = s.roomStats()?.counters.keyframesForced ?? 0;
       console.log(
-        `[browser participant] H.264 worker → browser: ${st.counters['receive-video'].opened} of ${sent} frames ` +
-          `opened, ${st.inboundVideo?.framesDecoded} decoded (${st.inboundVideo?.decoderImplementation}), ` +
+        `[browser participant] H.264 worker → browser: ${st.counters['receive-video'].opened} frames opened ` +
+          `(worker's last stats: ${sent} sent), ${st.inboundVideo?.framesDecoded} decoded (${st.inboundVideo?.decoderImplementation}), ` +
           `${st.inboundVideo?.pliCount ?? 0} PLIs, ${forced} keyframes forced by the worker`,
       );
     } catch (err) {
