@@ -15,8 +15,10 @@ import { splitAnnexB } from '../../device/media/bitstream.js';
 import { loadPipelineSet } from '../../device/media/catalog.js';
 import {
   openH264AccessUnit,
+  openVp8Frame,
   openWholeFrame,
   sealH264AccessUnit,
+  sealVp8Frame,
   sealWholeFrame,
 } from '../../device/media/frame-protect.js';
 import { LivePipeline } from '../../device/media/gst.js';
@@ -120,9 +122,11 @@ class BenchSender {
   #seal(sframe: SFrameSender, frame: Buffer, kind: 'video' | 'audio'): Uint8Array | Uint8Array[] {
     const t0 = process.hrtime.bigint();
     const sealed =
-      kind === 'video' && this.codec === 'h264'
-        ? sealH264AccessUnit(sframe, frame)
-        : sealWholeFrame(sframe, frame);
+      kind === 'audio'
+        ? sealWholeFrame(sframe, frame)
+        : this.codec === 'h264'
+          ? sealH264AccessUnit(sframe, frame)
+          : sealVp8Frame(sframe, frame);
     this.cryptoNs += process.hrtime.bigint() - t0;
     return sealed;
   }
@@ -351,7 +355,7 @@ function priceEncryption(codec: VideoCodec, video: Buffer[], audio: Buffer[], fp
   for (let i = 0; i < rounds; i++) {
     for (const f of video) {
       if (codec === 'h264') openH264AccessUnit(rx, sealH264AccessUnit(tx, f));
-      else openWholeFrame(rx, sealWholeFrame(tx, f));
+      else openVp8Frame(rx, sealVp8Frame(tx, f));
     }
   }
   const videoCpu = process.cpuUsage(cpu0);
