@@ -244,6 +244,19 @@ describe('browser participant (Chromium, RTCRtpScriptTransform, WebCrypto SFrame
       const both = (self: number) =>
         [1, 2].map((e) => ({ kid: makeKid(e, self), key: deriveSenderBaseKey(mk, e, self) }));
       const roomBefore = fromBrowser(s.roomStats())?.videoFrames ?? 0;
+      // Receivers learn the epoch-2 keys before any sender uses them, as the key manager orders it
+      // (otherwise the first epoch-2 frames may meet an unknown KID).
+      s.room.setKeys({
+        epoch: 1,
+        sendKid: makeKid(1, ROOM),
+        sendKey: deriveSenderBaseKey(mk, 1, ROOM),
+        receiveKeys: [...both(ROOM), ...both(BROWSER)],
+      });
+      await s.page.evaluate((k) => window.participant.setKeys(k), {
+        sendKid: makeKid(1, BROWSER).toString(),
+        sendKey: hex(deriveSenderBaseKey(mk, 1, BROWSER)),
+        receiveKeys: both(ROOM).map(({ kid, key }) => ({ kid: kid.toString(), key: hex(key) })),
+      });
       s.room.setKeys({
         epoch: 2,
         sendKid: makeKid(2, ROOM),

@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SFrameReceiver, SFrameSender, decodeHeader } from '../../src/core/sframe/index.js';
 import { joinAnnexB, splitAnnexB } from './bitstream.js';
 import {
   H264FormatError,
+  escapeEmulation,
   openH264AccessUnit,
   sealH264AccessUnit,
   sliceHeaderPrefix,
+  unescapeEmulation,
   splitProtectedNal,
 } from './h264-protect.js';
 
@@ -80,5 +83,50 @@ describe('H.264 clear-params protection', () => {
     expect(sliceHeaderPrefix(Uint8Array.of(0x65, 0x88, 0x84, 0x00))).toBe(3);
     expect(sliceHeaderPrefix(Uint8Array.of(0x41, 0xe0, 0x00))).toBe(2); // 1|1|1 → 0, 0, 0
     expect(() => sliceHeaderPrefix(Uint8Array.of(0x41, 0x00, 0x00))).toThrow(H264FormatError);
+  });
+});
+
+describe('emulation prevention of the protected bytes', () => {
+  /** 00 00 00, 00 00 01 or 00 00 02: what Annex B parsers take for a start code (00 00 03 is the escape). */
+  const hasStartCodeLike = (b: Uint8Array) => {
+    for (let i = 0; i + 2 < b.length; i++)
+      if (b[i] === 0 && b[i + 1] === 0 && (b[i + 2] as number) <= 2) return true;
+    return false;
+  };
+
+  it('escape/unescape round-trip for any bytes and any preceding zeros, and leave no start code', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 200 }).map((a) => a.map((x) => (x < 160 ? 0 : x % 5))), // zero-heavy
+        fc.integer({ min: 0, max: 2 }),
+        (bytes, zeros) => {
+          const escaped = escapeEmulation(bytes, zeros);
+          expect(unescapeEmulation(escaped, zeros)).toEqual(bytes);
+          // Followed by a non-zero byte, as the next start code or the parameter-set length byte is.
+          const onWire = Uint8Array.from([...new Array(zeros).fill(0), ...escaped, 0xff]);
+          expect(hasStartCodeLike(onWire)).toBe(false);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a protected unit never holds a start code, whatever the ciphertext (64 × 1 MB slices, real AES-GCM)', () => {
+    const { sender, receiver } = pair();
+    // 64 MB of ciphertext: 00 00 0x (x ≤ 3) turns up about 16 times (4 / 2^24 per byte).
+    const bigSlice = Buffer.concat([Uint8Array.of(0x65, 0x88, 0x84), Buffer.alloc(1 << 20, 0x5a)]);
+    const bigAu = joinAnnexB([sps, pps, bigSlice]);
+    let escapes = 0;
+    for (let i = 0; i < 64; i++) {
+      const units = sealH264AccessUnit(sender, bigAu);
+      for (const u of units) expect(hasStartCodeLike(u)).toBe(false);
+      const slice = units[2] as Uint8Array;
+      const { clear, sframe } = splitProtectedNal(slice);
+      escapes += slice.length - clear.length - sframe.length;
+      expect(
+        Buffer.from(openH264AccessUnit(receiver, units).frame).equals(joinAnnexB([sps, pps, bigSlice])),
+      ).toBe(true);
+    }
+    expect(escapes).toBeGreaterThan(0);
   });
 });

@@ -10,6 +10,13 @@
 //                           pic_parameter_set_id (first_mb_in_slice, slice_type, pps_id: 3 Exp-Golomb).
 //   any other NAL unit:     nal[0:1] || SFrame(nal[1:], metadata = nal[0:1])   (header byte only)
 //   access-unit delimiters (9) are dropped.
+//   SFrame bytes (written S above) go on the wire with H.264 emulation prevention: 03 inserted after
+//   every 00 00 that is followed by a byte ≤ 03, counting zeros from the end of the clear bytes.
+//
+// Emulation prevention keeps a protected unit free of start codes (00 00 01), so a browser that
+// hands its transform's output to a packetiser splitting at start codes (Chromium does), or splits
+// the access unit it receives the same way, never cuts ciphertext in two. The worker's own RTP path
+// carries NAL units whole and would not need it; the format is one for both.
 //
 // The receiver derives n from the clear bytes alone (type from byte 0, the Exp-Golomb fields from the
 // clear prefix), so the layout needs no extra signalling. The layout helpers are pure and crypto-free
@@ -61,14 +68,66 @@ export function splitPlainNal(nal: Uint8Array): PlainNalSplit {
   return { parameterSet: false, clear: nal.subarray(0, n), body: nal.subarray(n) };
 }
 
+/** Trailing zero bytes of `b` that an emulation-prevention run continuing after it must count (0–2). */
+function trailingZeros(b: Uint8Array): number {
+  if (b.length >= 1 && b[b.length - 1] === 0) return b.length >= 2 && b[b.length - 2] === 0 ? 2 : 1;
+  return 0;
+}
+
+/**
+ * H.264 emulation prevention (§7.4.1): 00 00 0x (x ≤ 3) → 00 00 03 0x; `zeros` zero bytes precede
+ * `bytes`. Returns `bytes` itself when nothing needs escaping (the usual case).
+ */
+export function escapeEmulation(bytes: Uint8Array, zeros = 0): Uint8Array {
+  let out: Uint8Array | undefined;
+  let o = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    if (zeros >= 2 && b <= 3) {
+      if (!out) {
+        out = new Uint8Array(bytes.length + Math.ceil(bytes.length / 2) + 1);
+        out.set(bytes.subarray(0, i), 0);
+        o = i;
+      }
+      out[o++] = 3;
+      zeros = 0;
+    }
+    if (out) out[o++] = b;
+    zeros = b === 0 ? zeros + 1 : 0;
+  }
+  return out ? out.subarray(0, o) : bytes;
+}
+
+/** Inverse of escapeEmulation: drops the 03 of every 00 00 03. Returns `bytes` itself if none. */
+export function unescapeEmulation(bytes: Uint8Array, zeros = 0): Uint8Array {
+  let out: Uint8Array | undefined;
+  let o = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    if (zeros >= 2 && b === 3) {
+      if (!out) {
+        out = new Uint8Array(bytes.length);
+        out.set(bytes.subarray(0, i), 0);
+        o = i;
+      }
+      zeros = 0;
+      continue;
+    }
+    if (out) out[o++] = b;
+    zeros = b === 0 ? zeros + 1 : 0;
+  }
+  return out ? out.subarray(0, o) : bytes;
+}
+
 /** The protected unit for a split and its SFrame. */
 export function joinSealedNal(split: PlainNalSplit, sframe: Uint8Array): Uint8Array {
-  if (!split.parameterSet) return concat(split.clear, sframe);
-  if (sframe.length > 255) throw new H264FormatError('parameter-set SFrame longer than 255 bytes');
-  const out = new Uint8Array(split.clear.length + sframe.length + 1);
+  const escaped = escapeEmulation(sframe, trailingZeros(split.clear));
+  if (!split.parameterSet) return concat(split.clear, escaped);
+  if (escaped.length > 255) throw new H264FormatError('parameter-set SFrame longer than 255 bytes');
+  const out = new Uint8Array(split.clear.length + escaped.length + 1);
   out.set(split.clear, 0);
-  out.set(sframe, split.clear.length);
-  out[out.length - 1] = sframe.length;
+  out.set(escaped, split.clear.length);
+  out[out.length - 1] = escaped.length;
   return out;
 }
 
@@ -83,11 +142,17 @@ export function splitProtectedNal(unit: Uint8Array): {
     const len = unit[unit.length - 1] as number;
     if (unit.length < len + 2) throw new H264FormatError('protected parameter set too short');
     const end = unit.length - 1;
-    return { parameterSet: true, clear: unit.subarray(0, end - len), sframe: unit.subarray(end - len, end) };
+    const clear = unit.subarray(0, end - len);
+    return {
+      parameterSet: true,
+      clear,
+      sframe: unescapeEmulation(unit.subarray(end - len, end), trailingZeros(clear)),
+    };
   }
   const n = clearBytes(unit);
   if (unit.length <= n) throw new H264FormatError('protected NAL unit too short');
-  return { parameterSet: false, clear: unit.subarray(0, n), sframe: unit.subarray(n) };
+  const clear = unit.subarray(0, n);
+  return { parameterSet: false, clear, sframe: unescapeEmulation(unit.subarray(n), trailingZeros(clear)) };
 }
 
 /** The plain NAL unit from a protected unit's clear bytes and its opened plaintext. */

@@ -22,8 +22,14 @@ export const splitNalUnits = splitAnnexB;
 
 export type H264Format = 'per-nal' | 'clear-params';
 
-/** The former per-NAL layout: header byte clear and bound as metadata, the rest SFrame. */
+/** The former per-NAL layout: header byte clear and bound as metadata, the rest SFrame (unescaped). */
 const formerSplit = (nal: Uint8Array) => ({ clear: nal.subarray(0, 1), rest: nal.subarray(1) });
+const concat = (a: Uint8Array, b: Uint8Array) => {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+};
 
 export async function sealH264As(
   sender: WebSFrameSender,
@@ -34,7 +40,7 @@ export async function sealH264As(
   for (const nal of nalUnitsToProtect(au)) {
     if (format === 'per-nal') {
       const { clear, rest } = formerSplit(nal);
-      units.push(joinSealedNal({ parameterSet: false, clear, body: rest }, await sender.seal(rest, clear)));
+      units.push(concat(clear, await sender.seal(rest, clear)));
     } else {
       const split = splitPlainNal(nal);
       units.push(joinSealedNal(split, await sender.seal(split.body, split.clear)));
@@ -57,7 +63,7 @@ export async function openH264As(
   for (const unit of splitAnnexB(au)) {
     if (format === 'per-nal') {
       const { clear, rest } = formerSplit(unit);
-      nals.push(joinOpenedNal(false, clear, (await receiver.open(rest, clear)).plaintext));
+      nals.push(concat(clear, (await receiver.open(rest, clear)).plaintext));
     } else {
       const { parameterSet, clear, sframe } = splitProtectedNal(unit);
       nals.push(joinOpenedNal(parameterSet, clear, (await receiver.open(sframe, clear)).plaintext));
