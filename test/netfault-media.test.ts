@@ -64,7 +64,9 @@ class MediaDetour {
   async #towardsRoom(payload: SignalPayload): Promise<SignalPayload> {
     const rewrite = async (candidate: string): Promise<string | undefined> => {
       const m = CANDIDATE.exec(candidate);
-      if (!m || (m[6] ?? '').includes(':')) return undefined; // IPv6 or unparsable: not through us
+      // Only the relay's loopback candidate goes through us; others (IPv6, the host's other
+      // addresses that werift still advertises) are dropped so the pair is always the proxied one.
+      if (!m || !(m[6] ?? '').startsWith('127.')) return undefined;
       const key = `${m[6]}:${m[7]}`;
       let proxy = this.proxies.get(key);
       if (!proxy) {

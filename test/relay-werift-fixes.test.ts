@@ -10,6 +10,7 @@ import {
 } from 'werift';
 import { describe, expect, it } from 'vitest';
 import { applyWeriftFixes, clonePacketForSubscriber } from '../src/relay/werift-fixes.js';
+import { keepCandidatesOn } from '../src/relay/sfu.js';
 
 function feedback(deltas: number): TransportWideCC {
   return new TransportWideCC({
@@ -66,5 +67,23 @@ describe('werift fixes', () => {
     expect(b.payload.equals(payload)).toBe(true);
     expect(b.header.marker).toBe(true);
     expect(b.header.timestamp).toBe(1234);
+  });
+});
+
+describe('loopback-only offers', () => {
+  it('keeps only the ICE candidates on the relay’s media address', () => {
+    const sdp = [
+      'v=0',
+      'a=candidate:1 1 udp 2116026367 127.0.0.1 34481 typ host generation 0',
+      'a=candidate:2 1 udp 2116026367 192.0.2.2 36108 typ host generation 0',
+      'a=candidate:3 1 udp 2116026367 fd00::2 39065 typ host generation 0',
+      'a=end-of-candidates',
+      '',
+    ].join('\r\n');
+    const kept = keepCandidatesOn(sdp, '127.0.0.1');
+    expect(kept).toContain('127.0.0.1 34481');
+    expect(kept).not.toContain('192.0.2.2');
+    expect(kept).not.toContain('fd00::2');
+    expect(kept).toContain('a=end-of-candidates');
   });
 });

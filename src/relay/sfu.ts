@@ -45,6 +45,17 @@ export function onlyInterface(address: string) {
   };
 }
 
+/**
+ * Drops the SDP's ICE candidates on other addresses: werift binds to the chosen interface but still
+ * advertises the host's other addresses, which a loopback deployment must never offer.
+ */
+export function keepCandidatesOn(sdp: string, address: string): string {
+  return sdp
+    .split('\r\n')
+    .filter((line) => !line.startsWith('a=candidate:') || line.split(' ')[4] === address)
+    .join('\r\n');
+}
+
 export function codecsFor(videoCodec: 'VP8' | 'H264') {
   const feedback = [useNACK(), usePLI(), { type: 'transport-cc' }];
   const video =
@@ -312,7 +323,8 @@ export class Sfu {
     try {
       const offer = await peer.pc.createOffer();
       await peer.pc.setLocalDescription(offer);
-      const sdp = peer.pc.localDescription?.sdp ?? offer.sdp;
+      const gathered = peer.pc.localDescription?.sdp ?? offer.sdp;
+      const sdp = this.#opts.mediaAddress ? keepCandidatesOn(gathered, this.#opts.mediaAddress) : gathered;
       if (!peer.closed) this.#opts.sendSignal(peer.connection, { kind: 'description', type: 'offer', sdp });
       this.#opts.log.debug(
         { participantId: peer.participantId, subscriptions: peer.subscriptions.length },
