@@ -1,15 +1,10 @@
 // Headless Debian Chromium as the browser participant runs it: the common no-network flags, fake
 // camera and microphone, WebRTC allowed on loopback, no mDNS host names, autoplay without a gesture.
-export const CHROMIUM = process.env.SEALROOM_CHROMIUM ?? '/usr/bin/chromium';
+import { CHROMIUM_PATH, HEADLESS_ARGS } from '../kiosk-browser.js';
+export const CHROMIUM = CHROMIUM_PATH;
 
 export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
+  ...HEADLESS_ARGS,
   '--use-fake-device-for-media-stream',
   '--use-fake-ui-for-media-stream',
   // WebRTC ignores loopback interfaces unless told otherwise; no mDNS host names (no multicast).
