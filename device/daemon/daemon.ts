@@ -7,6 +7,7 @@ import { x509 } from '../../src/pki/provider.js';
 import { singleField } from '../../src/pki/subject.js';
 import type { Logger } from '../../src/util/log.js';
 import { EnrollmentRunner } from '../enrollment/index.js';
+import { runBootSelfTest } from './boot-selftest.js';
 import { createControlServer } from '../kiosk/control-server.js';
 import type { SettingsPatch } from '../media/ipc.js';
 import { MediaSupervisor } from '../media/supervisor.js';
@@ -71,6 +72,9 @@ export function deviceFromCertificate(certificatePem: string) {
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const log = opts.log;
   const version = opts.version ?? '0.1.0';
+  // Before any key is touched: the crypto must reproduce its known answers, or the daemon stops here.
+  const selfTest = runBootSelfTest();
+  log.info({ detail: selfTest.detail }, 'crypto self-test passed');
   const state = new StateStore(initialState(version));
   if (!(opts.certificatePem && opts.identityKeyPem) && !(opts.provisioningUrl && opts.stateDir)) {
     throw new Error(
@@ -139,7 +143,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   daemon.controlUrl = control.url;
 
-  const diagnostics: { name: string; ok: boolean; detail: string }[] = [];
+  const diagnostics: { name: string; ok: boolean; detail: string }[] = [selfTest];
   if (supervisor) {
     try {
       await supervisor.start();
