@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Daemon, type MediaEngine, startDaemon } from '../device/daemon/daemon.js';
 import { SyntheticMedia } from '../device/daemon/synthetic-media.js';
+import { framesFrom as framesFromStats } from './frames-from.js';
 import type { StatsMessage } from '../device/media/supervisor.js';
-import { parseKid } from '../src/core/e2ee/index.js';
 import type { SignalPayload } from '../src/core/protocol/relay.js';
 import { createDevelopmentCa, issueDevelopmentDevice } from '../src/relay/dev-pki.js';
 import { type Relay, startRelay } from '../src/relay/server.js';
@@ -133,18 +133,8 @@ function mediaFaultSuite(engine: Extract<MediaEngine, 'synthetic' | 'worker'>): 
   const daemons: Daemon[] = [];
   const lastStats = new Map<Daemon, StatsMessage>();
 
-  function framesFrom(receiver: Daemon, sender: Daemon): number {
-    const last = sender.meeting?.keyHistory.at(-1);
-    if (!last) return 0;
-    const senderIndex = parseKid(last.sendKid).senderIndex;
-    const media = receiver.media;
-    if (media instanceof SyntheticMedia) {
-      const d = media.decoded.get(senderIndex);
-      return d ? d.audio + d.video : 0;
-    }
-    const remote = lastStats.get(receiver)?.remotes.find((r) => r.senderIndex === senderIndex);
-    return remote ? remote.videoFrames + remote.audioFrames : 0;
-  }
+  const framesFrom = (receiver: Daemon, sender: Daemon): number =>
+    framesFromStats(receiver, sender, lastStats);
 
   function decryptFailures(): number {
     return [leader, joiner].reduce((n, d) => {

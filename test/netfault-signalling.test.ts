@@ -7,9 +7,8 @@
 // What is observed is what the room shows: its local control API (GET /api/state).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Daemon, type MediaEngine, startDaemon } from '../device/daemon/daemon.js';
-import { SyntheticMedia } from '../device/daemon/synthetic-media.js';
+import { framesFrom as framesFromStats } from './frames-from.js';
 import type { DeviceState } from '../device/daemon/state.js';
-import { parseKid } from '../src/core/e2ee/index.js';
 import { createDevelopmentCa, issueDevelopmentDevice } from '../src/relay/dev-pki.js';
 import { type Relay, RELAY_WS_PATH, startRelay } from '../src/relay/server.js';
 import type { StatsMessage } from '../device/media/supervisor.js';
@@ -70,19 +69,8 @@ function faultSuite(
     return daemon;
   }
 
-  /** Frames this room decrypted (worker: and decoded) from the other room's current sender index. */
-  function framesFrom(receiver: Daemon, sender: Daemon): number {
-    const last = sender.meeting?.keyHistory.at(-1);
-    if (!last) return 0;
-    const senderIndex = parseKid(last.sendKid).senderIndex;
-    const media = receiver.media;
-    if (media instanceof SyntheticMedia) {
-      const d = media.decoded.get(senderIndex);
-      return d ? d.audio + d.video : 0;
-    }
-    const remote = lastStats.get(receiver)?.remotes.find((r) => r.senderIndex === senderIndex);
-    return remote ? remote.videoFrames + remote.audioFrames : 0;
-  }
+  const framesFrom = (receiver: Daemon, sender: Daemon): number =>
+    framesFromStats(receiver, sender, lastStats);
 
   /**
    * After the link is back: the cut room reconnects, asks to join again (the relay dropped it, so the
