@@ -23,6 +23,10 @@
 //   signRevocationList(ca, entries) / verifyRevocationList(list, caCertPem) → Set<serial>
 //   new RevocationFeed({ baseUrl, caCertPem, intervalMs? }): start()/stop()/refresh(), isRevoked(serial)
 //     polls GET /v1/revocations of the provisioning service; the list is signed by the CA key.
+// Device trust (the E2EE trust callback; synchronous)
+//   new TrustStore({ orgCaPem, partnerCaPems?, revokedSerials? }).verify(der, identityKey?)
+//     → { ok: true, identity } | { ok: false, reason: TrustFailure, detail }   (never throws; cached per DER)
+//   signPartnerCas(ca, pems) / verifyPartnerCas(bundle, orgCaPem): partner-org CAs in signed config
 export {
   type CertificateAuthority,
   type LoadedCa,
@@ -57,6 +61,21 @@ export {
   verifyRevocationList,
 } from './revocations.js';
 export { type DeviceSubject, deviceUri } from './subject.js';
+export {
+  type PartnerCaBundle,
+  MAX_PARTNER_CAS,
+  signPartnerCas,
+  verifyPartnerCas,
+} from './partner-cas.js';
+export {
+  type CertifiedIdentity,
+  MAX_CERTIFICATE_DER_BYTES,
+  type TrustAnchors,
+  type TrustFailure,
+  TrustStore,
+  type TrustStoreOptions,
+  type TrustVerdict,
+} from './trust-store.js';
 export {
   type VerifiedDevice,
   type VerifyOptions,
