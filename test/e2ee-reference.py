@@ -33,13 +33,22 @@ def encode(label, *fields):
     return b''.join(field(f) for f in (label,) + fields)
 
 
-def b64(text, n):
-    if any(c not in 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_' for c in text):
+def b64(text, n, at_most=False):
+    """Unpadded, canonical base64url of exactly n bytes (or of 0..n bytes with at_most)."""
+    if not isinstance(text, str) or any(
+            c not in 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_' for c in text):
         raise ValueError('not base64url')
+    if len(text) % 4 == 1:
+        raise ValueError('non-canonical base64url')
     raw = base64.urlsafe_b64decode(text + '=' * (-len(text) % 4))
-    if base64.urlsafe_b64encode(raw).rstrip(b'=').decode() != text or len(raw) != n:
+    if base64.urlsafe_b64encode(raw).rstrip(b'=').decode() != text or not (
+            len(raw) <= n if at_most else len(raw) == n):
         raise ValueError('non-canonical base64url or wrong length')
     return raw
+
+
+def b64e(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b'=').decode()
 
 # ---------------------------------------------------------------- Ed25519 verify (RFC 8032 §6)
 
@@ -112,6 +121,33 @@ def ed25519_verify(public, msg, sig):
         return False
     h = int.from_bytes(hashlib.sha512(sig[:32] + public + msg).digest(), 'little') % Q
     return point_equal(point_mul(s, G), point_add(R, point_mul(h, A)))
+
+
+def compress(pt):
+    zinv = pow(pt[2], P - 2, P)
+    x, y = pt[0] * zinv % P, pt[1] * zinv % P
+    return (y | ((x & 1) << 255)).to_bytes(32, 'little')
+
+
+def ed25519_expand(seed):
+    h = hashlib.sha512(seed).digest()
+    a = int.from_bytes(h[:32], 'little')
+    a &= (1 << 254) - 8
+    a |= 1 << 254
+    return a, h[32:]
+
+
+def ed25519_public(seed):
+    return compress(point_mul(ed25519_expand(seed)[0], G))
+
+
+def ed25519_sign(seed, msg):
+    a, prefix = ed25519_expand(seed)
+    public = compress(point_mul(a, G))
+    r = int.from_bytes(hashlib.sha512(prefix + msg).digest(), 'little') % Q
+    R = compress(point_mul(r, G))
+    h = int.from_bytes(hashlib.sha512(R + public + msg).digest(), 'little') % Q
+    return R + ((r + h * a) % Q).to_bytes(32, 'little')
 
 # ---------------------------------------------------------------- X25519 (RFC 7748 §5)
 
@@ -218,7 +254,74 @@ def xchacha_open(key, nonce24, box, aad):
     stream = b''.join(chacha_block(subkey, 1 + i, nonce12) for i in range((len(ct) + 63) // 64))
     return bytes(a ^ b for a, b in zip(ct, stream))
 
+
+def xchacha_seal(key, nonce24, plaintext, aad):
+    subkey, nonce12 = hchacha(key, nonce24[:16]), bytes(4) + nonce24[16:]
+    stream = b''.join(chacha_block(subkey, 1 + i, nonce12) for i in range((len(plaintext) + 63) // 64))
+    ct = bytes(a ^ b for a, b in zip(plaintext, stream))
+    pad = lambda b: b + bytes(-len(b) % 16)
+    mac = poly1305(chacha_block(subkey, 0, nonce12)[:32],
+                   pad(aad) + pad(ct) + struct.pack('<QQ', len(aad), len(ct)))
+    return ct + mac
+
 # ---------------------------------------------------------------- Sealroom rules (§4–§6)
+
+MAX_EPOCH = 2 ** 47 - 1
+MAX_COUNT = 2 ** 53 - 1          # index, time, listLength, fromIndex
+MAX_CERTIFICATE = 2048
+MAX_ENTRIES_PER_MESSAGE = 32
+
+
+def integer(x, low, high):
+    if not isinstance(x, int) or isinstance(x, bool) or not low <= x <= high:
+        raise ValueError(f'integer out of range: {x!r}')
+    return x
+
+
+def binding_statement(meeting_id, participant_id, identity_key, ephemeral_key):
+    return encode('sealroom/v1/binding', meeting_id, participant_id, identity_key, ephemeral_key)
+
+
+def entry_fields(body):
+    """The kind and the body fields of §4.3, in statement order, decoded and range-checked."""
+    kind = body['kind']
+    if kind == 'create':
+        return kind, [body['leaderId'], b64(body['leaderIdentityKey'], 32), b64(body['creationNonce'], 32)]
+    if kind == 'add':
+        bd = body['binding']
+        return kind, [bd['participantId'], b64(bd['identityKey'], 32), b64(bd['ephemeralKey'], 32),
+                      b64(bd['signature'], 64), b64(bd['certificate'], MAX_CERTIFICATE, at_most=True),
+                      integer(body['senderIndex'], 0, 65535)]
+    if kind == 'leave':
+        return kind, [body['participantId']]
+    if kind == 'leader':
+        return kind, [body['newLeaderId'], integer(body['minEpoch'], 1, MAX_EPOCH)]
+    if kind in ('lock', 'unlock'):
+        return kind, []
+    raise ValueError('unknown kind')
+
+
+def entry_statement(meeting_id, w):
+    kind, fields = entry_fields(w['body'])
+    return encode('sealroom/v1/list-entry', meeting_id, integer(w['index'], 0, MAX_COUNT), b64(w['prev'], 32),
+                  integer(w['time'], 0, MAX_COUNT), w['signer'], kind, *fields)
+
+
+def entry_hash(statement, signature):
+    return hashlib.sha256(encode('sealroom/v1/list-hash', statement, signature)).digest()
+
+
+def heartbeat_statement(meeting_id, leader_id, epoch, list_length, list_head, time):
+    return encode('sealroom/v1/heartbeat', meeting_id, leader_id, epoch, list_length, list_head, time)
+
+
+def sender_key(meeting_key, meeting_id, creation_nonce, epoch, sender_index):
+    return hkdf(meeting_key, encode('sealroom/v1/sender-key', meeting_id, creation_nonce, epoch, sender_index))
+
+
+def frame_auth_key(shared, meeting_id, creation_nonce, sender_index, receiver_index):
+    return hkdf(shared, encode('sealroom/v1/frame-auth', meeting_id, creation_nonce, sender_index, receiver_index))
+
 
 def security_code(meeting_id, leader_key, nonce):
     digits, block = '', 0
@@ -235,10 +338,10 @@ class Participant:
         self.meeting, self.me = meeting_id, participant_id
         self.eph_priv = ephemeral_seed
         self.eph_pub = x25519_public(ephemeral_seed)
-        self.entries, self.head = [], bytes(32)
+        self.entries, self.head = [], bytes(32)   # entries: (statement, signature) per index
         self.members, self.leader, self.leader_key = {}, None, None
         self.nonce, self.locked, self.next_index, self.last_time = None, False, 0, 0
-        self.keys, self.highest, self.send_epoch, self.pending, self.hb_time = {}, 0, 0, 0, 0
+        self.keys, self.highest, self.send_epoch, self.pending, self.hb_time = {}, 0, 0, 0, None
         self.pending_hb, self.rejected, self.floor = None, [], 0
 
     def handle(self, m):
@@ -246,13 +349,16 @@ class Participant:
             if m.get('v') != 1 or m['meetingId'] != self.meeting:
                 raise ValueError('wrong meeting or version')
             getattr(self, 'on_' + m['type'].split('.')[1])(m)
-        except (ValueError, KeyError, AttributeError) as e:
+        except (ValueError, KeyError, AttributeError, TypeError) as e:
             self.rejected.append(f"{m.get('type')}: {e}")
 
     def on_list(self, m):
+        if not 1 <= len(m['entries']) <= MAX_ENTRIES_PER_MESSAGE:
+            raise ValueError('1 to 32 entries per list message')
         for w in m['entries']:
-            if w['index'] < len(self.entries):
-                if self.entries[w['index']]['signature'] != w['signature']:
+            if integer(w['index'], 0, MAX_COUNT) < len(self.entries):
+                # A re-sent entry: same canonical statement and signature as the verified one (§4.3).
+                if self.entries[w['index']] != (entry_statement(self.meeting, w), b64(w['signature'], 64)):
                     raise ValueError('entry differs from the verified one')
                 continue
             self.apply(w)
@@ -261,43 +367,30 @@ class Participant:
             self.on_heartbeat(hb)
 
     def apply(self, w):
-        body, kind = w['body'], w['body']['kind']
-        prev, sig = b64(w['prev'], 32), b64(w['signature'], 64)
-        if w['index'] != len(self.entries) or prev != self.head or w['time'] < self.last_time:
+        body = w['body']
+        kind, fields = entry_fields(body)
+        statement, sig = entry_statement(self.meeting, w), b64(w['signature'], 64)
+        if w['index'] != len(self.entries) or b64(w['prev'], 32) != self.head:
             raise ValueError('chain broken')
+        if w['time'] < self.last_time:
+            raise ValueError('time goes backwards')
         if (kind == 'create') != (w['index'] == 0):
             raise ValueError('create only at index 0')
-        if kind == 'create':
-            fields = [body['leaderId'], b64(body['leaderIdentityKey'], 32), b64(body['creationNonce'], 32)]
-            signer, key = body['leaderId'], fields[1]
-        else:
-            signer, key = self.leader, self.leader_key
-            if kind == 'add':
-                bd = body['binding']
-                fields = [bd['participantId'], b64(bd['identityKey'], 32), b64(bd['ephemeralKey'], 32),
-                          b64(bd['signature'], 64), body['senderIndex']]
-            elif kind == 'leave':
-                fields = [body['participantId']]
-            elif kind == 'leader':
-                fields = [body['newLeaderId'], body['minEpoch']]
-            elif kind in ('lock', 'unlock'):
-                fields = []
-            else:
-                raise ValueError('unknown kind')
-        statement = encode('sealroom/v1/list-entry', self.meeting, w['index'], prev, w['time'], w['signer'], kind, *fields)
+        signer, key = (fields[0], fields[1]) if kind == 'create' else (self.leader, self.leader_key)
         if w['signer'] != signer or not ed25519_verify(key, statement, sig):
             raise ValueError('entry not signed by the leader')
         if kind == 'create':
-            self.leader, self.leader_key, self.nonce = fields[0], fields[1], fields[2]
+            self.leader, self.leader_key, self.nonce = fields
         elif kind == 'add':
-            pid, ik, ek, bsig, index = fields
-            if not ed25519_verify(ik, encode('sealroom/v1/binding', self.meeting, pid, ik, ek), bsig):
+            pid, ik, ek, bsig, cert, index = fields
+            if not ed25519_verify(ik, binding_statement(self.meeting, pid, ik, ek), bsig):
                 raise ValueError('binding does not verify')
-            if len(self.entries) == 1 and (pid != self.leader or ik != self.leader_key):
-                raise ValueError('entry 1 must add the leader')
-            if self.locked or pid in self.members or index < self.next_index or index > 65535:
+            x25519(bytes([9] + [0] * 31), ek)  # low-order ephemeral keys are refused
+            if len(self.entries) == 1 and (pid != self.leader or ik != self.leader_key or index != 0):
+                raise ValueError('entry 1 must add the leader with sender index 0')
+            if self.locked or pid in self.members or index < self.next_index:
                 raise ValueError('add not allowed')
-            self.members[pid] = {'identity': ik, 'ephemeral': ek, 'index': index}
+            self.members[pid] = {'identity': ik, 'ephemeral': ek, 'index': index, 'certificate': cert}
             self.next_index = index + 1
         elif kind == 'leave':
             if fields[0] not in self.members or fields[0] == self.leader:
@@ -312,14 +405,14 @@ class Participant:
                 raise ValueError('bad new leader')
             self.floor = fields[1]
             self.leader, self.leader_key = fields[0], self.members[fields[0]]['identity']
-        self.entries.append(w)
+        self.entries.append((statement, sig))
         self.last_time = w['time']
-        self.head = hashlib.sha256(encode('sealroom/v1/list-hash', statement, sig)).digest()
+        self.head = entry_hash(statement, sig)
 
     def on_key(self, m):
         if m['to'] != self.me or m['from'] != self.leader or self.me not in self.members:
             raise ValueError('key not for us or not from the leader')
-        epoch = m['epoch']
+        epoch = integer(m['epoch'], 1, MAX_EPOCH)
         if epoch <= self.highest:
             raise ValueError('non-increasing epoch')
         l_pub = self.members[self.leader]['ephemeral']
@@ -333,23 +426,26 @@ class Participant:
             self.send_epoch = epoch
 
     def on_heartbeat(self, m):
-        if m['listLength'] > len(self.entries):
+        epoch, length = integer(m['epoch'], 1, MAX_EPOCH), integer(m['listLength'], 0, MAX_COUNT)
+        time, head = integer(m['time'], 0, MAX_COUNT), b64(m['listHead'], 32)
+        statement = heartbeat_statement(self.meeting, m['from'], epoch, length, head, time)
+        signed = m['from'] == self.leader and ed25519_verify(self.leader_key, statement, b64(m['signature'], 64))
+        if length > len(self.entries):
+            if not signed:  # only the current leader's ahead heartbeat is parked (§4.4)
+                raise ValueError('ahead heartbeat not signed by the current leader')
             self.pending_hb = m
             return
-        if m['listLength'] < len(self.entries):
+        if length < len(self.entries):
             return
-        statement = encode('sealroom/v1/heartbeat', self.meeting, m['from'], m['epoch'], m['listLength'],
-                           b64(m['listHead'], 32), m['time'])
-        if (m['from'] != self.leader or b64(m['listHead'], 32) != self.head
-                or not ed25519_verify(self.leader_key, statement, b64(m['signature'], 64))):
+        if not signed or head != self.head:
             raise ValueError('heartbeat does not verify')
-        if m['time'] < self.hb_time or m['epoch'] < self.send_epoch:
+        if (self.hb_time is not None and time <= self.hb_time) or epoch < self.send_epoch:
             raise ValueError('stale heartbeat')
-        self.hb_time = m['time']
-        if m['epoch'] in self.keys:
-            self.send_epoch = m['epoch']
+        self.hb_time = time
+        if epoch in self.keys:
+            self.send_epoch = epoch
         else:
-            self.pending = max(self.pending, m['epoch'])
+            self.pending = max(self.pending, epoch)
 
     def on_ack(self, m):
         raise ValueError('participants do not handle acks')
@@ -358,25 +454,118 @@ class Participant:
 
     def result(self):
         e = self.send_epoch
-        sender_keys = {}
+        sender_keys, frame_auth = {}, {}
+        me = self.members.get(self.me)
         if e in self.keys:
             for member in self.members.values():
                 kid = (e << 16) | member['index']
-                sender_keys[str(kid)] = hkdf(self.keys[e], encode('sealroom/v1/sender-key', e, member['index'])).hex()
+                sender_keys[str(kid)] = sender_key(self.keys[e], self.meeting, self.nonce, e, member['index']).hex()
+        if me:
+            for pid, member in self.members.items():
+                if pid != self.me:
+                    shared = x25519(self.eph_priv, member['ephemeral'])
+                    frame_auth[str(member['index'])] = {
+                        'send': frame_auth_key(shared, self.meeting, self.nonce, me['index'], member['index']).hex(),
+                        'receive': frame_auth_key(shared, self.meeting, self.nonce, member['index'], me['index']).hex(),
+                    }
         return {
             'securityCode': security_code(self.meeting, self.leader_key, self.nonce) if self.nonce else None,
             'leaderId': self.leader,
             'listLength': len(self.entries),
             'listHead': self.head.hex(),
             'members': {pid: mm['index'] for pid, mm in self.members.items()},
+            'certificates': {pid: b64e(mm['certificate']) for pid, mm in self.members.items()},
             'sendEpoch': e,
             'meetingKeys': {str(k): v.hex() for k, v in self.keys.items()},
             'senderKeys': sender_keys,
+            'frameAuth': frame_auth,
             'rejected': self.rejected,
         }
 
+# ---------------------------------------------------------------- known answers (§11)
+
+RFC8032_SEED_1 = bytes.fromhex('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60')
+RFC8032_SEED_2 = bytes.fromhex('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb')
+RFC7748_ALICE = bytes.fromhex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a')
+RFC7748_BOB = bytes.fromhex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb')
+KAT_MEETING = 'meeting-kat'
+KAT_MEETING_KEY = bytes(range(32))
+KAT_NONCE = bytes(range(32, 64))
+KAT_TIME = 1_700_000_000_000
+KAT_CERTIFICATES = {'leader': bytes.fromhex('3003020101'), 'bob': bytes.fromhex('3003020102')}
+
+
+def known_answers():
+    """Every known answer of docs/protocol.md §11, from the seeds above and this file's primitives."""
+    ids = {'leader': (RFC8032_SEED_1, RFC7748_ALICE), 'bob': (RFC8032_SEED_2, RFC7748_BOB)}
+    pub = {p: (ed25519_public(i), x25519_public(e)) for p, (i, e) in ids.items()}
+    bindings = {}
+    for p, (ik, ek) in pub.items():
+        st = binding_statement(KAT_MEETING, p, ik, ek)
+        bindings[p] = {'statement': st.hex(), 'signature': ed25519_sign(ids[p][0], st).hex()}
+
+    def wire_binding(p):
+        return {'participantId': p, 'identityKey': b64e(pub[p][0]), 'ephemeralKey': b64e(pub[p][1]),
+                'signature': b64e(bytes.fromhex(bindings[p]['signature'])),
+                'certificate': b64e(KAT_CERTIFICATES[p])}
+
+    bodies = [
+        (KAT_TIME, {'kind': 'create', 'leaderId': 'leader', 'leaderIdentityKey': b64e(pub['leader'][0]),
+                    'creationNonce': b64e(KAT_NONCE)}),
+        (KAT_TIME, {'kind': 'add', 'binding': wire_binding('leader'), 'senderIndex': 0}),
+        (KAT_TIME + 1000, {'kind': 'add', 'binding': wire_binding('bob'), 'senderIndex': 1}),
+        (KAT_TIME + 2000, {'kind': 'leave', 'participantId': 'bob'}),
+    ]
+    chain, wire, prev = [], [], bytes(32)
+    for index, (time, body) in enumerate(bodies):
+        w = {'index': index, 'prev': b64e(prev), 'time': time, 'signer': 'leader', 'body': body}
+        st = entry_statement(KAT_MEETING, w)
+        sig = ed25519_sign(RFC8032_SEED_1, st)
+        w['signature'] = b64e(sig)
+        prev = entry_hash(st, sig)
+        chain.append({'kind': body['kind'], 'statement': st.hex(), 'signature': sig.hex(), 'hash': prev.hex()})
+        wire.append(w)
+    hb_fields = ('leader', 2, len(chain), prev, KAT_TIME + 2500)
+    hb_st = heartbeat_statement(KAT_MEETING, *hb_fields)
+    hb_sig = ed25519_sign(RFC8032_SEED_1, hb_st)
+
+    # The reference participant must accept its own chain and heartbeat (the rules, not only the bytes).
+    check = Participant(KAT_MEETING, 'bob', RFC7748_BOB)
+    check.handle({'v': 1, 'type': 'e2ee.list', 'meetingId': KAT_MEETING, 'from': 'leader', 'entries': wire})
+    check.handle({'v': 1, 'type': 'e2ee.heartbeat', 'meetingId': KAT_MEETING, 'from': 'leader', 'epoch': 2,
+                  'listLength': len(chain), 'listHead': b64e(prev), 'time': KAT_TIME + 2500,
+                  'signature': b64e(hb_sig)})
+    assert check.rejected == [] and check.head == prev and check.hb_time == KAT_TIME + 2500, check.rejected
+
+    shared = x25519(RFC7748_ALICE, pub['bob'][1])
+    wrap_info = encode('sealroom/v1/wrap-key', KAT_MEETING, 'leader', 'bob', pub['leader'][1], pub['bob'][1], 5)
+    wrap_key = hkdf(shared, wrap_info)
+    wrapped = xchacha_seal(wrap_key, bytes([0x24] * 24), KAT_MEETING_KEY,
+                           encode('sealroom/v1/wrap-aad', KAT_MEETING, 'leader', 'bob', 5))
+    return {
+        'identityKeys': {p: v[0].hex() for p, v in pub.items()},
+        'ephemeralKeys': {p: v[1].hex() for p, v in pub.items()},
+        'certificates': {p: c.hex() for p, c in KAT_CERTIFICATES.items()},
+        'canonicalExample': encode('sealroom/v1/example', 'm', 1, bytes([0xab])).hex(),
+        'bindings': bindings,
+        'chain': chain,
+        'chainWire': wire,
+        'heartbeat': {'statement': hb_st.hex(), 'signature': hb_sig.hex()},
+        'chainSecurityCode': security_code(KAT_MEETING, pub['leader'][0], KAT_NONCE).replace(' ', ''),
+        'securityCode': security_code(KAT_MEETING, pub['leader'][0], KAT_MEETING_KEY).replace(' ', ''),
+        'senderKey': sender_key(KAT_MEETING_KEY, KAT_MEETING, KAT_NONCE, 7, 3).hex(),
+        'sharedSecret': shared.hex(),
+        'frameAuth': {'0to1': frame_auth_key(shared, KAT_MEETING, KAT_NONCE, 0, 1).hex(),
+                      '1to0': frame_auth_key(shared, KAT_MEETING, KAT_NONCE, 1, 0).hex()},
+        'wrapKey': wrap_key.hex(),
+        'wrappedKey': wrapped.hex(),
+    }
+
 
 def main():
+    if sys.argv[1:] == ['--kat']:
+        json.dump(known_answers(), sys.stdout, indent=1)
+        return
     request = json.load(sys.stdin)
     p = Participant(request['meetingId'], request['participantId'], bytes.fromhex(request['ephemeralSeed']))
     for message in request['messages']:
