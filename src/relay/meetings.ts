@@ -3,6 +3,7 @@
 // connection. No sockets, no timers — the server wires it to WebSockets and the SFU.
 import { randomBytes } from 'node:crypto';
 import type { ParticipantInfo, ServerMessage } from '../core/protocol/relay.js';
+import { MeetingReservations, newParticipantIdFor, participantIdBoundTo } from './id-binding.js';
 
 export type ConnectionId = string;
 
@@ -68,10 +69,21 @@ export function newMeetingId(random: (n: number) => Buffer = randomBytes): strin
 export class MeetingRegistry {
   readonly #meetings = new Map<string, Meeting>();
   readonly #byConnection = new Map<ConnectionId, string>();
-  readonly #newParticipantId: () => string;
+  readonly #newParticipantId: (deviceId: string) => string;
+  readonly #newMeetingId: () => string;
+  /** Meeting id → the leader device it is bound to (persisted when the relay has a state dir). */
+  readonly reservations: MeetingReservations;
 
-  constructor(opts: { newParticipantId?: () => string } = {}) {
-    this.#newParticipantId = opts.newParticipantId ?? (() => `p-${randomBytes(6).toString('hex')}`);
+  constructor(
+    opts: {
+      newParticipantId?: (deviceId: string) => string;
+      newMeetingId?: () => string;
+      reservations?: MeetingReservations;
+    } = {},
+  ) {
+    this.#newParticipantId = opts.newParticipantId ?? ((deviceId) => newParticipantIdFor(deviceId));
+    this.#newMeetingId = opts.newMeetingId ?? (() => newMeetingId());
+    this.reservations = opts.reservations ?? new MeetingReservations();
   }
 
   meetingOf(connection: ConnectionId): string | undefined {
@@ -124,9 +136,24 @@ export class MeetingRegistry {
     participantId?: string,
   ): Result {
     this.#assertFree(connection);
-    const id = meetingId ?? newMeetingId();
-    if (this.#meetings.has(id)) throw new MeetingError('meeting-exists', `meeting ${id} already exists`);
-    const info: ParticipantInfo = { participantId: participantId ?? this.#newParticipantId(), ...identity };
+    this.#assertOwnParticipantId(identity, participantId);
+    let id = meetingId;
+    if (id === undefined) {
+      // A fresh id is neither live nor bound to another device (a leader may be about to resume it).
+      do id = this.#newMeetingId();
+      while (this.#meetings.has(id) || this.reservations.holder(id) !== undefined);
+    } else {
+      const holder = this.reservations.holder(id);
+      if (holder !== undefined && holder !== identity.deviceId)
+        throw new MeetingError('id-bound', `meeting id ${id} is bound to another device`);
+      if (this.#meetings.has(id)) throw new MeetingError('meeting-exists', `meeting ${id} already exists`);
+    }
+    const info: ParticipantInfo = {
+      participantId: participantId ?? this.#newParticipantId(identity.deviceId),
+      ...identity,
+    };
+    // Bound (and on disk) before anyone is told the meeting exists.
+    this.reservations.bind(id, identity.deviceId);
     const meeting: Meeting = { id, leader: connection, locked: false, members: new Map() };
     meeting.members.set(connection, { connection, info, status: 'active' });
     this.#meetings.set(id, meeting);
@@ -159,6 +186,7 @@ export class MeetingRegistry {
     participantId?: string,
   ): Result {
     this.#assertFree(connection);
+    this.#assertOwnParticipantId(identity, participantId);
     const meeting = this.#meetings.get(meetingId);
     // "Nobody enters before the leader": a meeting exists only while its leader is in it.
     if (!meeting)
@@ -171,7 +199,10 @@ export class MeetingRegistry {
     ) {
       throw new MeetingError('participant-exists', `${participantId} is already in this meeting`);
     }
-    const info: ParticipantInfo = { participantId: participantId ?? this.#newParticipantId(), ...identity };
+    const info: ParticipantInfo = {
+      participantId: participantId ?? this.#newParticipantId(identity.deviceId),
+      ...identity,
+    };
     meeting.members.set(connection, { connection, info, status: 'waiting' });
     this.#byConnection.set(connection, meetingId);
     return {
@@ -247,6 +278,7 @@ export class MeetingRegistry {
     if (next?.status !== 'active' || next.connection === connection) {
       throw new MeetingError('not-admitted', `${participantId} is not an admitted participant`);
     }
+    this.reservations.bind(meeting.id, next.info.deviceId);
     meeting.leader = next.connection;
     const leader = next.info;
     const outgoing: Outgoing[] = [{ to: connection, message: { type: 'ok', id: requestId } }];
@@ -267,14 +299,22 @@ export class MeetingRegistry {
     return { outgoing: [...outgoing, ...this.#rosters(meeting)], media: [] };
   }
 
-  /** A participant leaves (or its connection closed). The leader leaving ends the meeting. */
-  leave(connection: ConnectionId, requestId?: number): Result {
+  /**
+   * A participant leaves (or, `closed`, its connection went). The leader leaving ends the meeting; a
+   * leader that left on purpose frees the meeting id, one whose connection went keeps it bound for
+   * its resume (a relay or network restart).
+   */
+  leave(connection: ConnectionId, requestId?: number, opts: { closed?: boolean } = {}): Result {
     const meetingId = this.#byConnection.get(connection);
     const meeting = meetingId === undefined ? undefined : this.#meetings.get(meetingId);
     const reply: Outgoing[] =
       requestId === undefined ? [] : [{ to: connection, message: { type: 'ok', id: requestId } }];
     if (!meeting) return { outgoing: reply, media: [] };
-    if (meeting.leader === connection) return this.#end(meeting, 'the leader left', reply);
+    if (meeting.leader === connection) {
+      if (opts.closed) this.reservations.orphan(meeting.id);
+      else this.reservations.release(meeting.id);
+      return this.#end(meeting, 'the leader left', reply);
+    }
     const member = meeting.members.get(connection);
     meeting.members.delete(connection);
     this.#byConnection.delete(connection);
@@ -298,6 +338,7 @@ export class MeetingRegistry {
 
   end(connection: ConnectionId, requestId: number | undefined): Result {
     const meeting = this.#ledMeeting(connection);
+    this.reservations.release(meeting.id);
     return this.#end(meeting, 'the leader ended the meeting', [
       { to: connection, message: { type: 'ok', id: requestId } },
     ]);
@@ -319,6 +360,12 @@ export class MeetingRegistry {
   #member(connection: ConnectionId): Member | undefined {
     const id = this.#byConnection.get(connection);
     return id === undefined ? undefined : this.#meetings.get(id)?.members.get(connection);
+  }
+
+  /** A participant id asked for (a resume) must be one the relay made for this very device. */
+  #assertOwnParticipantId(identity: Identity, participantId: string | undefined): void {
+    if (participantId !== undefined && !participantIdBoundTo(participantId, identity.deviceId))
+      throw new MeetingError('id-bound', `participant id ${participantId} is bound to another device`);
   }
 
   #assertFree(connection: ConnectionId): void {

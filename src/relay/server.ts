@@ -21,6 +21,7 @@ import {
   verifyChallengeSignature,
   verifyDeviceCertificatePem,
 } from './authenticate.js';
+import { MeetingReservations } from './id-binding.js';
 import { type ConnectionId, MeetingError, MeetingRegistry, type Result } from './meetings.js';
 import { createRelayMetrics } from './metrics.js';
 import { type MediaKind, Sfu } from './sfu.js';
@@ -51,6 +52,13 @@ export interface RelayOptions {
    * Default 10 s: a dead connection is dropped within 10–20 s.
    */
   livenessIntervalMs?: number;
+  /**
+   * Directory for state that must survive a restart: the meeting id → leader device bindings
+   * (meeting-ids.json, written atomically). Without it ids are bound only for this process's life.
+   */
+  stateDir?: string;
+  /** How long a meeting id stays bound after its meeting was last seen alive (default 10 min). */
+  reservationTtlMs?: number;
 }
 
 export interface Relay {
@@ -79,7 +87,11 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const log = opts.log;
   const relayId = randomBytes(8).toString('hex');
   const sessions = new Map<ConnectionId, Session>();
-  const registry = new MeetingRegistry();
+  const reservations = new MeetingReservations({
+    ...(opts.stateDir !== undefined ? { stateDir: opts.stateDir } : {}),
+    ...(opts.reservationTtlMs !== undefined ? { ttlMs: opts.reservationTtlMs } : {}),
+  });
+  const registry = new MeetingRegistry({ reservations });
   const record = opts.record;
 
   const send = (connection: ConnectionId, message: ServerMessage): void => {
@@ -286,7 +298,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     });
     socket.on('close', () => {
       sessions.delete(session.id);
-      apply(registry.leave(session.id));
+      apply(registry.leave(session.id, undefined, { closed: true }));
       void sfu.remove(session.id);
       if (session.identity)
         log.info({ connection: session.id, deviceId: session.identity.deviceId }, 'device disconnected');
@@ -306,6 +318,18 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     }
   }, opts.livenessIntervalMs ?? 10_000);
   liveness.unref();
+  // Live meetings' ids stay bound on disk for a ttl after the last refresh (a crash, then a resume).
+  const refresh = setInterval(
+    () => {
+      try {
+        reservations.refresh();
+      } catch (err) {
+        log.error({ err }, 'could not save the meeting id bindings');
+      }
+    },
+    Math.max(1000, reservations.ttlMs / 3),
+  );
+  refresh.unref();
 
   const address = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   const port = Number(new URL(address).port);
@@ -319,6 +343,10 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     sfu,
     close: async () => {
       clearInterval(liveness);
+      clearInterval(refresh);
+      // Live meetings stay bound on disk for a ttl; the closing sockets below change nothing there.
+      reservations.refresh();
+      reservations.freeze();
       for (const s of sessions.values()) s.socket.terminate();
       await sfu.close();
       await app.close();
