@@ -6,17 +6,21 @@
 import { EventEmitter } from 'node:events';
 import { parseKid } from '../../src/core/e2ee/sender-keys.js';
 import type { SignalPayload } from '../../src/core/protocol/relay.js';
-import { SFrameReceiver, SFrameSender } from '../../src/core/sframe/index.js';
+import { FrameAuthError } from '../../src/core/frame-auth/trailer.js';
+import {
+  SFrameReceiver,
+  SFrameSender,
+  isSFrameError,
+  plausibleCounter,
+} from '../../src/core/sframe/index.js';
 import type { Logger } from '../../src/util/log.js';
 import { isH264Keyframe, isVp8Keyframe, splitAnnexB } from './bitstream.js';
 import { loadPipelineSet, missingElements } from './catalog.js';
 import { FrameAssembler } from './frame-assembler.js';
 import { KeyframeLimiter } from './keyframe-limiter.js';
-import { openWholeFrame, sealWholeFrame } from './frame-protect.js';
-import { openH264AccessUnit, sealH264AccessUnit } from './h264-protect.js';
 import { LivePipeline, PipelineError } from './gst.js';
 import type { Counters, FromWorker, SettingsPatch } from './ipc.js';
-import { keyFromWire, kidFromWire } from './ipc.js';
+import { MediaKeyState, type WireKeys } from './key-state.js';
 import { depacketizeH264, depacketizeVp8, packetizeH264, packetizeVp8 } from './rtp-payload.js';
 import {
   DEFAULT_SETTINGS,
@@ -25,8 +29,13 @@ import {
   TemplateError,
   buildLaunchStrings,
 } from './templates.js';
+import {
+  openAuthenticated,
+  openH264Authenticated,
+  sealAuthenticated,
+  sealH264Authenticated,
+} from './sender-auth.js';
 import { MediaTransport, type RemoteRtp } from './transport.js';
-import { openVp8Frame, sealVp8Frame } from './vp8-protect.js';
 
 type DeviceStatus = 'ok' | 'missing' | 'restarting';
 type EngineSettings = MediaSettings & { latencyProbe?: boolean; plaintextForBenchmark?: boolean };
@@ -55,12 +64,13 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   readonly #cache = new Map<string, LivePipeline>();
   #launch: LaunchStrings | undefined;
   #transport: MediaTransport | undefined;
-  #sender: SFrameSender | undefined;
-  #sendKid: bigint | undefined;
-  readonly #receiver = new SFrameReceiver({ replayWindow: 256 });
+  /** SFrame sender and receiver, frame-authentication keys, and whether sending is allowed. */
+  readonly #keys = new MediaKeyState(
+    new SFrameReceiver({ replayWindow: 256, plausibleCounter }),
+    (kid, baseKey, initialCounter) => new SFrameSender({ kid, baseKey, initialCounter }),
+  );
   /** Keyframes asked for by receivers (PLI/FIR, SFU, daemon): at most one per 500 ms, coalesced. */
   readonly #keyframeLimit = new KeyframeLimiter();
-  #receiveKids = new Set<bigint>();
   #micMuted = false;
   /** Speaker level 0..1; kept out of the launch string so a change never rebuilds a pipeline. */
   #volume = 0.6;
@@ -92,6 +102,8 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     videoFramesDecrypted: 0,
     audioFramesDecrypted: 0,
     decryptFailures: 0,
+    authFailures: 0,
+    implausibleCounters: 0,
     framesLost: 0,
     keyframesRequested: 0,
     keyframesForced: 0,
@@ -372,27 +384,14 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     this.#status();
   }
 
-  setKeys(k: {
-    sendKid: string;
-    sendKey: string;
-    receiveKeys: { kid: string; key: string }[];
-    counterBase?: string;
-  }): void {
-    const sendKid = kidFromWire(k.sendKid);
-    if (sendKid !== this.#sendKid) {
-      const initialCounter = k.counterBase ? kidFromWire(k.counterBase) : 0n;
-      this.#sender = new SFrameSender({ kid: sendKid, baseKey: keyFromWire(k.sendKey), initialCounter });
-      this.#sendKid = sendKid;
-      this.#forceKeyframe(); // receivers switching epoch start from a keyframe
-    }
-    const next = new Set<bigint>();
-    for (const { kid, key } of k.receiveKeys) {
-      const id = kidFromWire(kid);
-      this.#receiver.setKey(id, keyFromWire(key));
-      next.add(id);
-    }
-    for (const old of this.#receiveKids) if (!next.has(old)) this.#receiver.removeKey(old);
-    this.#receiveKids = next;
+  /** New keys from the daemon: rebuilds what changed (key bytes, not only KIDs); see key-state.ts. */
+  setKeys(k: WireKeys): void {
+    if (this.#keys.set(k).newSender) this.#forceKeyframe(); // receivers switching key start from a keyframe
+  }
+
+  /** The meeting ended: no key of it survives in this process. */
+  clearKeys(): void {
+    this.#keys.clear();
   }
 
   setRoster(participants: { senderIndex: number; name: string }[]): void {
@@ -450,11 +449,13 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
           ? packetizeH264(splitAnnexB(frame))
           : packetizeVp8(frame, this.#nextPictureId());
     } else {
-      const sender = this.#sender;
-      if (!sender) return; // never send media without a key
+      const keys = this.#keys.sendKeys();
+      if (!keys) return; // never send media without a key, nor while told to stop
       const t0 = process.hrtime.bigint();
       const sealed =
-        this.settings.codec === 'h264' ? sealH264AccessUnit(sender, frame) : sealVp8Frame(sender, frame);
+        this.settings.codec === 'h264'
+          ? sealH264Authenticated(keys.sender, keys.auth, frame)
+          : sealAuthenticated('vp8', keys.sender, keys.auth, frame);
       this.#cryptoNs += process.hrtime.bigint() - t0;
       payloads =
         this.settings.codec === 'h264'
@@ -479,9 +480,10 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     let payload: Buffer;
     if (this.settings.plaintextForBenchmark) payload = frame;
     else {
-      if (!this.#sender) return;
+      const keys = this.#keys.sendKeys();
+      if (!keys) return;
       const t0 = process.hrtime.bigint();
-      payload = Buffer.from(sealWholeFrame(this.#sender, frame));
+      payload = Buffer.from(sealAuthenticated('opus', keys.sender, keys.auth, frame));
       this.#cryptoNs += process.hrtime.bigint() - t0;
     }
     transport.sendAudio(payload, this.#audioTs);
@@ -584,7 +586,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
           });
         } else {
           const t0 = process.hrtime.bigint();
-          ({ kid, frame } = openH264AccessUnit(this.#receiver, units));
+          ({ kid, frame } = openH264Authenticated(this.#keys.receiver, this.#keys.verifier, units));
           this.#cryptoNs += process.hrtime.bigint() - t0;
         }
         keyframe = isH264Keyframe(splitAnnexB(frame));
@@ -594,7 +596,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
         if (this.settings.plaintextForBenchmark) ({ kid, frame } = { kid: 0n, frame: sealed });
         else {
           const t0 = process.hrtime.bigint();
-          const opened = openVp8Frame(this.#receiver, sealed);
+          const opened = openAuthenticated('vp8', this.#keys.receiver, this.#keys.verifier, sealed);
           this.#cryptoNs += process.hrtime.bigint() - t0;
           kid = opened.kid;
           frame = Buffer.from(opened.frame);
@@ -603,7 +605,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
       }
     } catch (err) {
       // Never feed a decoder what did not authenticate; ask the sender for a fresh start.
-      this.counters.decryptFailures++;
+      this.#countFailure(err);
       stream.awaitingKeyframe = true;
       this.#pli(ssrc, stream);
       this.log.debug({ ssrc, err: (err as Error).message }, 'video frame dropped');
@@ -647,6 +649,13 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     this.#latency.push(Math.round(behind * 10) / 10);
   }
 
+  /** Every dropped frame counts as a decrypt failure; forged and far-ahead ones also by cause. */
+  #countFailure(err: unknown): void {
+    this.counters.decryptFailures++;
+    if (err instanceof FrameAuthError) this.counters.authFailures++;
+    else if (isSFrameError(err, 'IMPLAUSIBLE_COUNTER')) this.counters.implausibleCounters++;
+  }
+
   #pli(ssrc: number, stream: RemoteStream): void {
     const now = Date.now();
     if (now - stream.lastPli < PLI_INTERVAL_MS) return;
@@ -661,12 +670,12 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     if (!this.settings.plaintextForBenchmark) {
       try {
         const t0 = process.hrtime.bigint();
-        const opened = openWholeFrame(this.#receiver, payload);
+        const opened = openAuthenticated('opus', this.#keys.receiver, this.#keys.verifier, payload);
         this.#cryptoNs += process.hrtime.bigint() - t0;
         kid = opened.kid;
         frame = Buffer.from(opened.frame);
-      } catch {
-        this.counters.decryptFailures++;
+      } catch (err) {
+        this.#countFailure(err);
         return;
       }
     }

@@ -1,7 +1,8 @@
 // The typed IPC protocol between the daemon (MediaSupervisor) and the media worker (child_process.fork,
 // JSON serialisation). Every message is validated on arrival; a malformed one is logged and dropped.
 // Bigints travel as decimal strings and keys as base64, so the wire stays plain JSON. The worker never
-// receives identity or meeting keys: only per-sender SFrame base keys of the current and next epoch.
+// receives identity or meeting keys: only per-sender SFrame base keys of the current and next epoch
+// and the pairwise frame-authentication keys of the current members.
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { SignalPayload } from '../../src/core/protocol/relay.js';
@@ -55,7 +56,25 @@ export const ToWorker = Type.Union([
      * past anything its predecessor can have used keeps every (key, CTR) pair unique (GCM nonce).
      */
     counterBase: Type.Optional(Kid),
+    /** False: send nothing at all (rekeying, leader lost); receiving goes on. */
+    sending: Type.Boolean(),
+    /**
+     * Pairwise frame-authentication keys, one per other member: `send` tags this device's frames
+     * for that peer, `receive` checks the peer's frames (docs/sframe.md, "Sender authentication").
+     */
+    auth: Type.Array(
+      Type.Object({
+        peerIndex: Type.Integer({ minimum: 0, maximum: 0xffff }),
+        send: Key,
+        receive: Key,
+      }),
+      { maxItems: 255 },
+    ),
+    /** The meeting these keys belong to (diagnostics; the key bytes are what counts). */
+    meetingId: Type.Optional(Type.String({ maxLength: 128 })),
   }),
+  /** The meeting ended: forget every key (send, receive, frame authentication). */
+  Type.Object({ type: Type.Literal('clear-keys') }),
   /** Gallery labels per sender index (from the KID), as the roster shows them. */
   Type.Object({
     type: Type.Literal('roster'),
@@ -96,6 +115,10 @@ const Counters = Type.Object({
   videoFramesDecrypted: Type.Integer(),
   audioFramesDecrypted: Type.Integer(),
   decryptFailures: Type.Integer(),
+  /** Frames dropped because sender authentication failed (forged, no tag for us, no trailer). */
+  authFailures: Type.Integer(),
+  /** Frames dropped for an implausible SFrame counter jump. */
+  implausibleCounters: Type.Integer(),
   framesLost: Type.Integer(),
   keyframesRequested: Type.Integer(),
   keyframesForced: Type.Integer(),

@@ -25,6 +25,14 @@ export interface MediaKeys {
   sendKey: Uint8Array;
   /** Every key to accept: all senders of the current epoch, and of the next one once known. */
   receiveKeys: { kid: bigint; key: Uint8Array }[];
+  /** False: the worker sends nothing (rekeying, leader lost). Default true. */
+  sending?: boolean;
+  /**
+   * Pairwise frame-authentication keys, one per other member (docs/sframe.md, "Sender
+   * authentication"). Without them nobody can verify this device's frames, nor it theirs.
+   */
+  auth?: { peerIndex: number; send: Uint8Array; receive: Uint8Array }[];
+  meetingId?: string;
 }
 
 export interface MediaSupervisorOptions {
@@ -128,8 +136,21 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
       sendKid: kidToWire(keys.sendKid),
       sendKey: keyToWire(keys.sendKey),
       receiveKeys: keys.receiveKeys.map((k) => ({ kid: kidToWire(k.kid), key: keyToWire(k.key) })),
+      sending: keys.sending ?? true,
+      auth: (keys.auth ?? []).map((a) => ({
+        peerIndex: a.peerIndex,
+        send: keyToWire(a.send),
+        receive: keyToWire(a.receive),
+      })),
+      ...(keys.meetingId !== undefined ? { meetingId: keys.meetingId } : {}),
     };
     this.#post({ ...this.#keys, counterBase: this.#counterBase() });
+  }
+
+  /** The meeting ended: the worker forgets every key, and a restarted worker gets none back. */
+  clearKeys(): void {
+    this.#keys = undefined;
+    this.#post({ type: 'clear-keys' });
   }
 
   /**

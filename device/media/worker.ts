@@ -28,6 +28,8 @@ async function handle(msg: ToWorker): Promise<void> {
       return;
     case 'keys':
       return engine.setKeys(msg);
+    case 'clear-keys':
+      return engine.clearKeys();
     case 'roster':
       return engine.setRoster(msg.participants);
     case 'connect':

@@ -9,6 +9,7 @@ export type SFrameErrorCode =
   | 'AUTH_FAILED'
   | 'REPLAY'
   | 'TOO_OLD'
+  | 'IMPLAUSIBLE_COUNTER'
   | 'UNSUPPORTED_SUITE'
   | 'COUNTER_EXHAUSTED'
   | 'INVALID_KEY';

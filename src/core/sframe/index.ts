@@ -19,3 +19,9 @@ export {
   type SFrameReceiverOptions,
 } from './receiver.js';
 export { DEFAULT_REPLAY_WINDOW } from './replay-window.js';
+export {
+  GENERATION_SHIFT,
+  MAX_COUNTER_STEP,
+  MAX_GENERATION_STEP,
+  plausibleCounter,
+} from './counter-policy.js';

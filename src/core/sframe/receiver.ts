@@ -1,5 +1,5 @@
 // The receiving side: one key and one replay window per KID, picked by the header's KID (no trial
-// decryption). Order of checks: size, header, key, replay window, tag; the window moves only after
+// decryption). Order of checks: size, header, key, replay window, counter plausibility, tag; the window moves only after
 // the tag verified, so forged frames change nothing.
 
 import { open } from './aead.js';
@@ -17,6 +17,12 @@ export interface SFrameReceiverOptions {
   replayWindow?: number;
   /** Larger inputs are refused with TOO_LARGE before any work (default 16 MiB). */
   maxFrameBytes?: number;
+  /**
+   * Refuses (IMPLAUSIBLE_COUNTER, window untouched) a CTR this says is implausible given the
+   * highest CTR accepted for its KID (undefined before the first). Default: every CTR is plausible.
+   * Sealroom's media worker uses plausibleCounter (counter-policy.ts).
+   */
+  plausibleCounter?: (ctr: bigint, highest: bigint | undefined) => boolean;
 }
 
 export interface DecryptedFrame {
@@ -39,6 +45,7 @@ export class SFrameReceiver {
   private readonly windowSize: number;
   private readonly maxFrameBytes: number;
   private readonly kids = new Map<bigint, KidState>();
+  private readonly plausible: SFrameReceiverOptions['plausibleCounter'];
 
   constructor(opts: SFrameReceiverOptions = {}) {
     this.windowSize = opts.replayWindow ?? DEFAULT_REPLAY_WINDOW;
@@ -46,6 +53,7 @@ export class SFrameReceiver {
     const max = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxFrameBytes must be a positive integer`);
     this.maxFrameBytes = max;
+    this.plausible = opts.plausibleCounter;
   }
 
   /**
@@ -93,6 +101,9 @@ export class SFrameReceiver {
       throw new SFrameError('TRUNCATED', `frame ends before its ${state.frameKey.suite.nt}-byte tag`);
     }
     state.window.check(ctr);
+    if (this.plausible && !this.plausible(ctr, state.window.highestAccepted)) {
+      throw new SFrameError('IMPLAUSIBLE_COUNTER', `counter ${ctr} jumps too far for KID ${kid}`);
+    }
     let plaintext: Uint8Array;
     try {
       plaintext = open(

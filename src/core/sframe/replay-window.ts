@@ -25,6 +25,11 @@ export class ReplayWindow {
     this.seen = new Uint8Array(Math.max(size, 1));
   }
 
+  /** The highest accepted counter, or undefined before the first. */
+  get highestAccepted(): bigint | undefined {
+    return this.highest < 0n ? undefined : this.highest;
+  }
+
   /** Throws REPLAY or TOO_OLD if `ctr` must be refused. */
   check(ctr: bigint): void {
     if (ctr > this.highest) return;

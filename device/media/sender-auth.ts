@@ -1,0 +1,69 @@
+// Authenticated frame protection for the media worker: SFrame (frame-protect.ts) plus the pairwise
+// MAC trailer (src/core/frame-auth). Receive order: trailer parsed, every SFrame header read (one
+// KID per frame), this receiver's tag verified under the key shared with the KID's sender — and
+// only then SFrame decryption, which checks the replay window and counter plausibility and is the
+// only step that moves the window. Nothing reaches a decoder that failed any step.
+import { FrameAuthError } from '../../src/core/frame-auth/trailer.js';
+import type { FrameAuthSender, FrameAuthVerifier } from '../../src/core/frame-auth/node.js';
+import { type SFrameReceiver, type SFrameSender, decodeHeader } from '../../src/core/sframe/index.js';
+import { appendTrailer, splitTrailer, splitTrailerNal, trailerNal } from './auth-layout.js';
+import { openH264AccessUnit, sealH264AccessUnit, splitProtectedNal } from './h264-protect.js';
+import { openVp8Frame, sealVp8Frame, splitProtectedVp8 } from './vp8-protect.js';
+
+export type FrameKind = 'opus' | 'vp8';
+
+/** The sender index a Sealroom KID names (KID = epoch << 16 | senderIndex). */
+export const kidSender = (kid: bigint) => Number(kid & 0xffffn);
+
+export function sealAuthenticated(
+  kind: FrameKind,
+  sender: Pick<SFrameSender, 'encrypt'>,
+  auth: FrameAuthSender,
+  frame: Uint8Array,
+): Uint8Array {
+  const sealed = kind === 'vp8' ? sealVp8Frame(sender, frame) : sender.encrypt(frame);
+  return appendTrailer(sealed, auth.trailer([sealed]));
+}
+
+export function openAuthenticated(
+  kind: FrameKind,
+  receiver: Pick<SFrameReceiver, 'decrypt'>,
+  verifier: FrameAuthVerifier,
+  wire: Uint8Array,
+): { kid: bigint; frame: Uint8Array } {
+  const { frame, trailer } = splitTrailer(wire);
+  const sframe = kind === 'vp8' ? splitProtectedVp8(frame).sealed : frame;
+  const { kid } = decodeHeader(sframe);
+  verifier.verifyParsed(kidSender(kid), [frame], trailer);
+  if (kind === 'vp8') return openVp8Frame(receiver, frame);
+  const { plaintext } = receiver.decrypt(frame);
+  return { kid, frame: plaintext };
+}
+
+export function sealH264Authenticated(
+  sender: Pick<SFrameSender, 'encrypt'>,
+  auth: FrameAuthSender,
+  accessUnit: Uint8Array,
+): Uint8Array[] {
+  const units = sealH264AccessUnit(sender, accessUnit);
+  units.push(trailerNal(auth.trailer(units)));
+  return units;
+}
+
+export function openH264Authenticated(
+  receiver: Pick<SFrameReceiver, 'decrypt'>,
+  verifier: FrameAuthVerifier,
+  wireUnits: readonly Uint8Array[],
+): { kid: bigint; frame: Buffer } {
+  const { units, trailer } = splitTrailerNal(wireUnits);
+  let kid: bigint | undefined;
+  for (const unit of units) {
+    const k = decodeHeader(splitProtectedNal(unit).sframe).kid;
+    if (kid !== undefined && k !== kid)
+      throw new FrameAuthError('MALFORMED_TRAILER', 'NAL units of one frame from different KIDs');
+    kid = k;
+  }
+  if (kid === undefined) throw new FrameAuthError('MALFORMED_TRAILER', 'frame without NAL units');
+  verifier.verifyParsed(kidSender(kid), units, trailer);
+  return openH264AccessUnit(receiver, units);
+}
