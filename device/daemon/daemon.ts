@@ -5,8 +5,9 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { x509 } from '../../src/pki/provider.js';
 import { singleField } from '../../src/pki/subject.js';
+import { type TrustAnchors, TrustStore } from '../../src/pki/trust-store.js';
 import type { Logger } from '../../src/util/log.js';
-import { EnrollmentRunner } from '../enrollment/index.js';
+import { DeviceTrustAnchors, EnrollmentRunner } from '../enrollment/index.js';
 import { runBootSelfTest } from './boot-selftest.js';
 import { createControlServer } from '../kiosk/control-server.js';
 import type { SettingsPatch } from '../media/ipc.js';
@@ -26,6 +27,13 @@ export interface DaemonOptions {
   /** A certificate and identity key the device already has (development CA, or installed by IT)… */
   certificatePem?: string;
   identityKeyPem?: string;
+  /**
+   * With certificatePem: the trust anchors to pin — the org CA (required) and partner-org CAs.
+   * Enrolled devices pin <stateDir>/ca.pem, partner CAs from signed config and the org's revocation list.
+   */
+  trustAnchors?: TrustAnchors;
+  /** How often an enrolled device fetches the signed revocation list (default 60 s). */
+  revocationPollMs?: number;
   /** …or enrollment with the provisioning service, keeping key and certificate in stateDir. */
   provisioningUrl?: string;
   stateDir?: string;
@@ -80,6 +88,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     throw new Error(
       'the daemon needs a certificate and key, or a provisioning service URL and a state directory',
     );
+  }
+  if (opts.certificatePem && !opts.trustAnchors?.orgCaPem) {
+    throw new Error('the daemon needs the org CA to pin (trustAnchors.orgCaPem) with a certificate');
   }
 
   let supervisor: MediaSupervisor | undefined;
@@ -161,7 +172,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   }
 
   /** With a certificate in hand: the meeting client connects to the relay. */
-  const startMeetingClient = (certificatePem: string, identityKey: KeyObject): void => {
+  const startMeetingClient = (certificatePem: string, identityKey: KeyObject, trust: TrustStore): void => {
     if (daemon.meeting) return;
     const device = deviceFromCertificate(certificatePem);
     if (media instanceof SyntheticMedia) media.roomName = device.roomName;
@@ -176,6 +187,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     daemon.meeting = new MeetingClient({
       relayUrl: opts.relayUrl,
       credentials: { certificatePem, identityKey },
+      trust,
       state,
       log: log.child({ part: 'meeting' }),
       ...(media ? { media } : {}),
@@ -188,8 +200,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   state.update((s) => {
     s.diagnostics = diagnostics;
   });
-  if (opts.certificatePem && opts.identityKeyPem) {
-    startMeetingClient(opts.certificatePem, createPrivateKey(opts.identityKeyPem));
+  let anchors: DeviceTrustAnchors | undefined;
+  if (opts.certificatePem && opts.identityKeyPem && opts.trustAnchors) {
+    startMeetingClient(
+      opts.certificatePem,
+      createPrivateKey(opts.identityKeyPem),
+      new TrustStore(opts.trustAnchors),
+    );
   } else {
     const runner = new EnrollmentRunner({
       stateDir: opts.stateDir ?? '',
@@ -199,11 +216,39 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       logger: log.child({ part: 'enrollment' }),
     });
     daemon.enrollment = runner;
+    // The anchors are read once ca.pem exists (enrolled); config may arrive before they are loaded.
+    let anchorsLoaded: Promise<DeviceTrustAnchors> | undefined;
+    const loadAnchors = () => {
+      anchorsLoaded ??= DeviceTrustAnchors.load(opts.stateDir ?? '', log.child({ part: 'trust' })).then(
+        (a) => {
+          anchors = a;
+          a.pollRevocations(opts.provisioningUrl ?? '', opts.revocationPollMs ?? 60_000);
+          return a;
+        },
+      );
+      return anchorsLoaded;
+    };
     const useCertificate = (certPem: string) => {
       const key = runner.identity?.key.privateKey;
-      if (key) startMeetingClient(certPem, key);
+      if (!key) return;
+      loadAnchors()
+        .then((a) => {
+          const trust = new TrustStore(a.anchors());
+          a.on('change', (next) => trust.setAnchors(next));
+          startMeetingClient(certPem, key, trust);
+        })
+        .catch((err: Error) => {
+          log.error({ err: err.message }, 'cannot read the pinned trust anchors');
+          state.raiseAlert('trust', 'error', `Trust anchors unreadable: ${err.message}`);
+        });
     };
     runner.on('enrolled', (cert) => useCertificate(cert.certPem));
+    runner.on('config', (config) => {
+      if (config.partnerCas === undefined) return;
+      void loadAnchors()
+        .then((a) => a.applyPartnerCas(config.partnerCas))
+        .catch((err: Error) => log.warn({ err: err.message }, 'refused the partner CAs in the config'));
+    });
     runner.on('revoked', (message) => {
       state.raiseAlert('revoked', 'error', `This device was revoked by IT: ${message}`);
       void daemon.meeting?.stop();
@@ -218,6 +263,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     await daemon.meeting?.leaveMeeting().catch(() => undefined);
     await daemon.meeting?.stop();
     await daemon.enrollment?.stop();
+    anchors?.stop();
     await control.close();
     await media?.close();
   };

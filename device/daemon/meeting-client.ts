@@ -7,6 +7,12 @@
 // leader re-creates the meeting, re-admits the members of its signed participant list as they come
 // back, removes those who do not within `resumeGraceMs`, and rekeys — so the E2EE sessions and the
 // security code carry on, and media resumes on fresh PeerConnections.
+//
+// Trust: every identity is checked on this device (meeting-trust.ts) against the anchors pinned at
+// enrollment; names on the wall come only from those checks (meeting-view.ts). Nothing the relay
+// says about who someone is (its roster's names, its waiting list, its `leader`) is shown or trusted.
+// Hostile input never ends the daemon: every relay message handler and timer callback is guarded.
+import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   type E2eeMessage,
@@ -18,17 +24,28 @@ import {
   type SessionOutput,
   validateE2eeMessage,
 } from '../../src/core/e2ee/index.js';
-import type { ParticipantInfo, ServerMessage } from '../../src/core/protocol/relay.js';
-import { x509 } from '../../src/pki/provider.js';
+import type { ServerMessage } from '../../src/core/protocol/relay.js';
+import type { TrustStore } from '../../src/pki/trust-store.js';
 import type { Logger } from '../../src/util/log.js';
 import type { RoomActions } from './actions.js';
 import type { MediaPort } from './media-port.js';
+import { MeetingTrust } from './meeting-trust.js';
+import {
+  galleryLabels,
+  type NamedMember,
+  nameMembers,
+  type RosterMemberInfo,
+  rosterEntries,
+  waitingList,
+} from './meeting-view.js';
 import { type DeviceCredentials, type LivenessOptions, RelayConnection } from './relay-connection.js';
-import type { MeetingView, RosterEntry, StateStore } from './state.js';
+import type { MeetingView, StateStore, VerifiedIdentity } from './state.js';
 
 export interface MeetingClientOptions {
   relayUrl: string;
   credentials: DeviceCredentials;
+  /** The trust anchors pinned at enrollment: every participant's certificate is checked against them. */
+  trust: TrustStore;
   state: StateStore;
   log: Logger;
   media?: MediaPort;
@@ -37,7 +54,7 @@ export interface MeetingClientOptions {
   reconnectMaxMs?: number;
   /** How long a leader waits after a relay restart for members to come back. */
   resumeGraceMs?: number;
-  /** E2EE tick (heartbeats, rekey timers). */
+  /** E2EE tick (heartbeats, rekey timers, key freshness; default 250 ms so a 1.5 s grace stops within 2 s). */
   tickMs?: number;
   /** Leader: rekey interval (default 5 minutes, as Zoom). */
   rekeyIntervalMs?: number;
@@ -63,21 +80,24 @@ interface ActiveMeeting {
   participantId: string;
   role: 'leader' | 'participant';
   session: LeaderSession | ParticipantSession;
-  /** Verified identities from the relay, by participant id (certificates included). */
-  known: Map<string, ParticipantInfo>;
-  waiting: ParticipantInfo[];
-  /** Leader: admitted at the relay, waiting for the binding to add them to the E2EE list. */
-  pendingAdmits: Set<string>;
+  /** Leader: joiners whose binding and certificate verified here ('admission-request'), by id. */
+  requests: Map<string, VerifiedIdentity>;
+  /** Leader: ids the relay lists as waiting (used only to re-admit returning members, never shown). */
+  relayWaiting: string[];
+  /** Ids the relay lists at all: a verified request of someone who left the relay is not shown. */
+  relayPresent: Set<string>;
   /** Leader after a relay restart: members expected back, and when we stop waiting. */
   resuming?: { expected: Set<string>; timer: NodeJS.Timeout };
   admittedAtRelay: boolean;
-  /** The signed participant list's members (from the last E2EE roster event). */
-  e2eeMembers: string[];
   /** Admitted participants connected to the relay (from its last roster). */
   relayActive: Set<string>;
 }
 
 const KEY_EVENTS_KEPT = 64;
+const DEFAULT_TICK_MS = 250;
+/** Relay codes that mean "that id is someone else's": retried until the deadline, then an alert. */
+const ID_TAKEN = new Set(['meeting-exists', 'participant-exists']);
+const RESUME_DEADLINE_MS = 30_000;
 
 export class MeetingClient
   extends EventEmitter<{ keys: [KeysEvent]; e2ee: [SessionEvent]; relay: [ServerMessage] }>
@@ -85,6 +105,9 @@ export class MeetingClient
 {
   readonly #opts: MeetingClientOptions;
   readonly #identity: IdentityKeyPair;
+  /** This device's certificate (DER), sent in every E2EE binding. */
+  readonly #certificate: Uint8Array;
+  readonly #trust: MeetingTrust;
   #connection: RelayConnection | undefined;
   #meeting: ActiveMeeting | undefined;
   #stopped = false;
@@ -102,19 +125,26 @@ export class MeetingClient
     super();
     this.#opts = opts;
     this.#identity = IdentityKeyPair.fromKeyObject(opts.credentials.identityKey);
+    this.#certificate = new Uint8Array(new X509Certificate(opts.credentials.certificatePem).raw);
+    this.#trust = new MeetingTrust(opts.trust, opts.log);
     let resolve = () => {};
     const promise = new Promise<void>((r) => {
       resolve = r;
     });
     this.#connectedOnce = { resolve, promise };
-    opts.media?.onSignal((payload) => this.#connection?.send({ type: 'signal', payload }));
-    opts.media?.onReset?.(() => this.#restartMedia());
+    opts.media?.onSignal((payload) =>
+      this.#guard('media signal', () => this.#connection?.send({ type: 'signal', payload })),
+    );
+    opts.media?.onReset?.(() => this.#guard('media reset', () => this.#restartMedia()));
   }
 
   /** Starts the connection loop; resolves once connected the first time (or keeps trying). */
   start(): Promise<void> {
     void this.#connectLoop();
-    this.#tick = setInterval(() => this.#onTick(), this.#opts.tickMs ?? 1000);
+    this.#tick = setInterval(
+      () => this.#guard('E2EE tick', () => this.#onTick()),
+      this.#opts.tickMs ?? DEFAULT_TICK_MS,
+    );
     return this.#connectedOnce.promise;
   }
 
@@ -168,11 +198,10 @@ export class MeetingClient
     if (this.#meeting) throw new Error('already in a meeting: leave it first');
     const reply = await connection.request({ type: 'create' });
     if (reply.type !== 'meeting') throw new Error('the relay did not create a meeting');
+    this.#trust.forget();
+    this.#checkOwnCertificate(reply.participantId);
     const { session, output } = LeaderSession.create({
-      meetingId: reply.meetingId,
-      participantId: reply.participantId,
-      identity: this.#identity,
-      trustIdentity: (id, key) => this.#trustIdentity(id, key),
+      ...this.#sessionOptions(reply.meetingId, reply.participantId),
       ...(this.#opts.rekeyIntervalMs ? { rekeyIntervalMs: this.#opts.rekeyIntervalMs } : {}),
     });
     this.#meeting = {
@@ -180,11 +209,10 @@ export class MeetingClient
       participantId: reply.participantId,
       role: 'leader',
       session,
-      known: new Map([[reply.participantId, reply.leader]]),
-      waiting: [],
-      pendingAdmits: new Set(),
+      requests: new Map(),
+      relayWaiting: [],
+      relayPresent: new Set([reply.participantId]),
       admittedAtRelay: true,
-      e2eeMembers: [reply.participantId],
       relayActive: new Set([reply.participantId]),
     };
     this.#writeMeeting({ status: 'active', rekeying: false });
@@ -199,22 +227,18 @@ export class MeetingClient
     if (this.#meeting) throw new Error('already in a meeting: leave it first');
     const reply = await connection.request({ type: 'join', meetingId: meetingId.trim().toLowerCase() });
     if (reply.type !== 'meeting') throw new Error('the relay did not accept the join');
-    const session = new ParticipantSession({
-      meetingId: reply.meetingId,
-      participantId: reply.participantId,
-      identity: this.#identity,
-      trustIdentity: (id, key) => this.#trustIdentity(id, key),
-    });
+    this.#trust.forget();
+    this.#checkOwnCertificate(reply.participantId);
+    const session = new ParticipantSession(this.#sessionOptions(reply.meetingId, reply.participantId));
     this.#meeting = {
       meetingId: reply.meetingId,
       participantId: reply.participantId,
       role: 'participant',
       session,
-      known: new Map([[reply.leader.participantId, reply.leader]]),
-      waiting: [],
-      pendingAdmits: new Set(),
+      requests: new Map(),
+      relayWaiting: [],
+      relayPresent: new Set(),
       admittedAtRelay: reply.status === 'active',
-      e2eeMembers: [],
       relayActive: new Set(),
     };
     this.#writeMeeting({ status: reply.status === 'active' ? 'active' : 'waiting', rekeying: false });
@@ -252,19 +276,24 @@ export class MeetingClient
     return session.members.find((id) => id !== meeting.participantId && meeting.relayActive.has(id));
   }
 
+  /** Admits only a joiner whose signed binding and certificate verified on this device. */
   async admit(participantId: string): Promise<void> {
     const { meeting, session } = this.#requireLeader();
+    if (!meeting.requests.has(participantId) || !session.waiting.includes(participantId))
+      throw new Error('no verified join request from this participant');
     await this.#requireConnection().request({ type: 'admit', participantId });
-    if (session.waiting.includes(participantId)) this.#route(session.admit([participantId]));
-    else meeting.pendingAdmits.add(participantId);
+    if (this.#meeting !== meeting || !session.waiting.includes(participantId)) return;
+    this.#route(session.admit([participantId]));
+    meeting.requests.delete(participantId);
     this.#writeMeeting({});
   }
 
   async deny(participantId: string): Promise<void> {
     const { meeting, session } = this.#requireLeader();
     await this.#requireConnection().request({ type: 'deny', participantId });
-    meeting.pendingAdmits.delete(participantId);
+    meeting.requests.delete(participantId);
     this.#route(session.deny(participantId));
+    this.#writeMeeting({});
   }
 
   async lockMeeting(locked: boolean): Promise<void> {
@@ -304,7 +333,7 @@ export class MeetingClient
         return;
       }
       this.#connection = connection;
-      connection.on('message', (m) => this.#onRelayMessage(m));
+      connection.on('message', (m) => this.#guard('relay message', () => this.#onRelayMessage(m)));
       const closed = new Promise<void>((resolve) => connection.once('close', () => resolve()));
       this.#opts.state.update((s) => {
         s.relay = { connected: true, url: this.#opts.relayUrl };
@@ -314,7 +343,10 @@ export class MeetingClient
       this.#connectedOnce.resolve();
       const previousRelayId = this.#relayId;
       this.#relayId = connection.relayId;
-      if (this.#meeting) void this.#resume(connection, previousRelayId === connection.relayId);
+      if (this.#meeting)
+        void this.#resume(connection, previousRelayId === connection.relayId).catch((err: Error) =>
+          this.#opts.log.error({ err: err.message }, 'resuming the meeting failed'),
+        );
       await closed;
       this.#connection = undefined;
       if (this.#stopped) return;
@@ -334,7 +366,8 @@ export class MeetingClient
   async #resume(connection: RelayConnection, sameRelay: boolean): Promise<void> {
     const meeting = this.#meeting;
     if (!meeting) return;
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + RESUME_DEADLINE_MS;
+    let lastCode = '';
     while (this.#meeting === meeting && connection.open && Date.now() < deadline) {
       try {
         if (meeting.role === 'leader') {
@@ -349,7 +382,10 @@ export class MeetingClient
           if (meeting.resuming) clearTimeout(meeting.resuming.timer);
           meeting.resuming = {
             expected,
-            timer: setTimeout(() => this.#finishResume(meeting), this.#opts.resumeGraceMs ?? 10_000),
+            timer: setTimeout(
+              () => this.#guard('resume grace', () => this.#finishResume(meeting)),
+              this.#opts.resumeGraceMs ?? 10_000,
+            ),
           };
           this.#writeMeeting({ status: 'active' });
           this.#startMedia();
@@ -374,15 +410,34 @@ export class MeetingClient
         );
         return;
       } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code !== 'no-meeting' && code !== 'meeting-exists' && code !== 'participant-exists') {
-          this.#opts.log.warn({ err: (err as Error).message }, 'could not resume the meeting');
-          this.#endLocally('ended');
+        const code = (err as { code?: string }).code ?? '';
+        lastCode = code;
+        if (code !== 'no-meeting' && !ID_TAKEN.has(code)) {
+          this.#opts.log.warn({ err: (err as Error).message, code }, 'could not resume the meeting');
+          this.#resumeRefused(meeting, code);
           return;
         }
         await sleep(250);
       }
     }
+    // Out of time while the relay still said the id is taken (or the meeting is gone): say so.
+    if (this.#meeting === meeting && connection.open) {
+      this.#opts.log.warn({ code: lastCode }, 'gave up resuming the meeting');
+      this.#resumeRefused(meeting, lastCode);
+    }
+  }
+
+  /** A resume the relay refused is never silent: an alert on the screen, then the meeting ends here. */
+  #resumeRefused(meeting: ActiveMeeting, code: string): void {
+    const taken = code === 'id-bound' || ID_TAKEN.has(code);
+    this.#opts.state.raiseAlert(
+      'resume',
+      'error',
+      taken
+        ? 'Could not rejoin the meeting: its id is held by another device'
+        : 'Could not rejoin the meeting after the connection dropped',
+    );
+    if (this.#meeting === meeting) this.#endLocally('ended');
   }
 
   /**
@@ -394,18 +449,13 @@ export class MeetingClient
   async #rejoinAfresh(connection: RelayConnection, meeting: ActiveMeeting): Promise<void> {
     const reply = await connection.request({ type: 'join', meetingId: meeting.meetingId });
     if (reply.type !== 'meeting' || this.#meeting !== meeting) return;
-    const session = new ParticipantSession({
-      meetingId: reply.meetingId,
-      participantId: reply.participantId,
-      identity: this.#identity,
-      trustIdentity: (id, key) => this.#trustIdentity(id, key),
-    });
+    this.#checkOwnCertificate(reply.participantId);
+    const session = new ParticipantSession(this.#sessionOptions(reply.meetingId, reply.participantId));
     meeting.participantId = reply.participantId;
     meeting.session = session;
-    meeting.known.set(reply.leader.participantId, reply.leader);
     meeting.admittedAtRelay = reply.status === 'active';
-    meeting.e2eeMembers = [];
-    meeting.waiting = [];
+    meeting.requests.clear();
+    meeting.relayWaiting = [];
     this.#writeMeeting({ status: meeting.admittedAtRelay ? 'active' : 'waiting', rekeying: false });
     this.#route(session.start());
     this.#opts.log.info({ participantId: reply.participantId }, 'rejoining the meeting as a new participant');
@@ -452,8 +502,8 @@ export class MeetingClient
         return;
       }
       case 'meeting':
+        // Its `leader` field is the relay's word: the leader shown comes from the verified E2EE list.
         if (!meeting || message.meetingId !== meeting.meetingId) return;
-        meeting.known.set(message.leader.participantId, message.leader);
         if (message.status === 'active' && !meeting.admittedAtRelay) {
           meeting.admittedAtRelay = true;
           this.#writeMeeting({ status: 'active' });
@@ -461,9 +511,13 @@ export class MeetingClient
         }
         return;
       case 'roster':
+        // The relay's names are never shown; its ids only steer relay-level admission and presence.
         if (!meeting || message.meetingId !== meeting.meetingId) return;
-        for (const p of [...message.participants, ...message.waiting]) meeting.known.set(p.participantId, p);
-        meeting.waiting = message.waiting;
+        meeting.relayWaiting = message.waiting.map((w) => w.participantId);
+        meeting.relayPresent = new Set([
+          ...meeting.relayWaiting,
+          ...message.participants.map((p) => p.participantId),
+        ]);
         meeting.relayActive = new Set(message.participants.map((p) => p.participantId));
         if (meeting.role === 'leader') this.#readmitReturning(meeting);
         this.#writeMeeting({ locked: message.locked });
@@ -471,6 +525,7 @@ export class MeetingClient
       case 'left':
         if (meeting?.session instanceof LeaderSession && message.meetingId === meeting.meetingId) {
           meeting.resuming?.expected.delete(message.participantId);
+          meeting.requests.delete(message.participantId);
           this.#writeMeeting({ rekeying: true });
           this.#route(meeting.session.remove(message.participantId));
         }
@@ -490,11 +545,11 @@ export class MeetingClient
   #readmitReturning(meeting: ActiveMeeting): void {
     const session = meeting.session as LeaderSession;
     const members = new Set(session.members);
-    for (const w of meeting.waiting) {
-      if (!members.has(w.participantId)) continue;
-      meeting.resuming?.expected.delete(w.participantId);
+    for (const id of meeting.relayWaiting) {
+      if (!members.has(id)) continue;
+      meeting.resuming?.expected.delete(id);
       void this.#connection
-        ?.request({ type: 'admit', participantId: w.participantId })
+        ?.request({ type: 'admit', participantId: id })
         .then(() => this.#scheduleRekey())
         .catch(() => undefined);
     }
@@ -507,13 +562,17 @@ export class MeetingClient
   /** One rekey for a burst of returning members. */
   #scheduleRekey(): void {
     if (this.#rekeyDebounce) clearTimeout(this.#rekeyDebounce);
-    this.#rekeyDebounce = setTimeout(() => {
-      const session = this.#meeting?.session;
-      if (session instanceof LeaderSession) {
-        this.#writeMeeting({ rekeying: true });
-        this.#route(session.rekey());
-      }
-    }, 150);
+    this.#rekeyDebounce = setTimeout(
+      () =>
+        this.#guard('rekey', () => {
+          const session = this.#meeting?.session;
+          if (session instanceof LeaderSession) {
+            this.#writeMeeting({ rekeying: true });
+            this.#route(session.rekey());
+          }
+        }),
+      150,
+    );
   }
 
   // ---- E2EE outputs ----
@@ -533,37 +592,25 @@ export class MeetingClient
   #onE2eeEvent(event: SessionEvent): void {
     const meeting = this.#meeting;
     this.emit('e2ee', event);
-    switch (event.type) {
+    // Events of the E2EE core v2 (SPEC.md) not yet in its SessionEvent type are matched by name.
+    const e = event as SessionEvent | TrustEvent;
+    switch (e.type) {
       case 'keys':
-        // A copy: the E2EE core wipes retired key buffers in place.
-        this.keyHistory.push({
-          ...event,
-          sendKey: Uint8Array.from(event.sendKey),
-          receiveKeys: event.receiveKeys.map((k) => ({ ...k, key: Uint8Array.from(k.key) })),
-        });
-        if (this.keyHistory.length > KEY_EVENTS_KEPT) this.keyHistory.shift();
-        this.#opts.media?.keys(event);
-        this.emit('keys', event);
-        this.#writeMeeting({ keyEpoch: event.epoch });
+        this.#onKeys(e as KeysEvent);
         return;
       case 'security-code': {
         const previous = this.#opts.state.get().meeting?.securityCode;
-        const leaderChanged = previous !== undefined && previous !== event.code;
-        this.#writeMeeting({ securityCode: event.code, ...(leaderChanged ? { leaderChanged: true } : {}) });
+        const leaderChanged = previous !== undefined && previous !== e.code;
+        this.#writeMeeting({ securityCode: e.code, ...(leaderChanged ? { leaderChanged: true } : {}) });
         return;
       }
-      case 'roster':
-        if (meeting) meeting.e2eeMembers = event.members.map((m) => m.participantId);
+      case 'roster': {
         this.#writeMeeting({});
-        this.#opts.media?.labels(
-          event.members.map((m) => ({
-            senderIndex: m.senderIndex,
-            name: meeting?.known.get(m.participantId)?.roomName ?? m.participantId,
-          })),
-        );
+        if (meeting) this.#opts.media?.labels(galleryLabels(this.#named(meeting, e.members)));
         return;
+      }
       case 'leader-changed':
-        if (event.isSelf && meeting && meeting.session instanceof ParticipantSession) {
+        if (e.isSelf && meeting && meeting.session instanceof ParticipantSession) {
           // The outgoing leader named this room: take over the list and draw a fresh meeting key.
           const { session, output } = LeaderSession.takeOver(meeting.session, {
             ...(this.#opts.rekeyIntervalMs ? { rekeyIntervalMs: this.#opts.rekeyIntervalMs } : {}),
@@ -578,33 +625,94 @@ export class MeetingClient
         }
         return;
       case 'leader-silent':
-        this.#opts.state.raiseAlert(
-          'leader-silent',
-          'warning',
-          'No signed heartbeat from the leading room: the key list may be stale',
-        );
+        this.#leaderLost();
         return;
       case 'epoch-certified':
-        this.#opts.state.clearAlert('leader-silent');
-        this.#writeMeeting({ keyEpoch: event.epoch, rekeying: false });
+        this.#writeMeeting({ keyEpoch: e.epoch, rekeying: false });
         return;
-      case 'admission-request':
-        if (meeting?.session instanceof LeaderSession && meeting.pendingAdmits.delete(event.participantId)) {
-          this.#route(meeting.session.admit([event.participantId]));
+      case 'send-suspended':
+        if (e.reason === 'leader-lost') this.#leaderLost();
+        else this.#writeMeeting({ rekeying: true });
+        return;
+      case 'send-resumed':
+        this.#opts.state.clearAlert(LEADER_LOST_ALERT);
+        this.#writeMeeting({ rekeying: false, leaderLost: false, keyEpoch: e.epoch });
+        return;
+      case 'identity-refused':
+        this.#opts.log.warn(
+          {
+            participantId: e.participantId,
+            reason: e.reason,
+            certificate: this.#trust.refusalReason(e.participantId),
+          },
+          'refused an unverified participant',
+        );
+        this.#opts.state.raiseAlert('identity-refused', 'warning', 'An unverified participant was refused');
+        return;
+      case 'admission-request': {
+        // Only a joiner whose binding verified through trustIdentity reaches here; its name comes
+        // from the certificate checked then (or the one the event carries).
+        if (!(meeting?.session instanceof LeaderSession)) return;
+        const request = e as AdmissionRequest;
+        const identity = this.#trust.identityOf(
+          request.participantId,
+          request.identityKey,
+          request.certificate,
+        );
+        if (!identity) {
+          this.#opts.log.warn(
+            { participantId: request.participantId },
+            'admission request without a verified certificate',
+          );
+          return;
         }
+        meeting.requests.set(request.participantId, identity);
+        this.#writeMeeting({});
         return;
+      }
       case 'removed':
         this.#endLocally('ended');
         return;
       case 'rejected':
         this.#opts.log.warn(
-          { from: event.from, type: event.messageType, code: event.code, reason: event.reason },
+          { from: e.from, type: e.messageType, code: e.code, reason: e.reason },
           'E2EE message rejected',
         );
         return;
       default:
         return;
     }
+  }
+
+  /** Hands keys to the media engine as they are: `sending: false` makes it send nothing. */
+  #onKeys(event: KeysEvent): void {
+    // A copy: the E2EE core wipes retired key buffers in place.
+    const auth = (
+      event as KeysEvent & { auth?: { peerIndex: number; send: Uint8Array; receive: Uint8Array }[] }
+    ).auth;
+    this.keyHistory.push({
+      ...event,
+      sendKey: Uint8Array.from(event.sendKey),
+      receiveKeys: event.receiveKeys.map((k) => ({ ...k, key: Uint8Array.from(k.key) })),
+      ...(auth
+        ? {
+            auth: auth.map((a) => ({
+              ...a,
+              send: Uint8Array.from(a.send),
+              receive: Uint8Array.from(a.receive),
+            })),
+          }
+        : {}),
+    });
+    if (this.keyHistory.length > KEY_EVENTS_KEPT) this.keyHistory.shift();
+    this.#opts.media?.keys(event);
+    this.emit('keys', event);
+    this.#writeMeeting({ keyEpoch: event.epoch });
+  }
+
+  #leaderLost(): void {
+    this.#opts.state.raiseAlert(LEADER_LOST_ALERT, 'warning', 'Lost contact with the meeting leader');
+    this.#writeMeeting({ leaderLost: true });
   }
 
   #onTick(): void {
@@ -615,24 +723,36 @@ export class MeetingClient
 
   // ---- identity ----
 
-  /** A binding's identity key must be the key of the certificate the relay verified for that id. */
-  #trustIdentity(participantId: string, identityKey: Uint8Array): boolean {
-    const meeting = this.#meeting;
-    const info = meeting?.known.get(participantId);
-    // Someone the relay does not list any more (a leader who handed over and left, in the history a
-    // newcomer replays): its entries stand on the signatures of the leaders who signed the list.
-    // Everyone present must match the certificate the relay verified.
-    if (!info)
-      return (
-        meeting !== undefined &&
-        !meeting.relayActive.has(participantId) &&
-        !meeting.waiting.some((w) => w.participantId === participantId)
-      );
+  #sessionOptions(meetingId: string, participantId: string) {
+    return {
+      meetingId,
+      participantId,
+      identity: this.#identity,
+      certificate: this.#certificate,
+      trustIdentity: (id: string, key: Uint8Array, certificate?: Uint8Array) =>
+        this.#trust.trustIdentity(id, key, certificate),
+    };
+  }
+
+  /** Our own certificate must verify under our own anchors, or other rooms will refuse us too. */
+  #checkOwnCertificate(participantId: string): void {
+    if (this.#trust.trustIdentity(participantId, this.#identity.publicKey, this.#certificate)) {
+      this.#opts.state.clearAlert('own-certificate');
+      return;
+    }
+    this.#opts.state.raiseAlert(
+      'own-certificate',
+      'error',
+      "This room's certificate does not verify against its trust anchors",
+    );
+  }
+
+  /** Runs a callback of a timer or an event source: a throw is logged, never ends the daemon. */
+  #guard(what: string, f: () => void): void {
     try {
-      const spki = Buffer.from(new x509.X509Certificate(info.certificate).publicKey.rawData);
-      return Buffer.compare(spki.subarray(spki.length - 32), Buffer.from(identityKey)) === 0;
-    } catch {
-      return false;
+      f();
+    } catch (err) {
+      this.#opts.log.error({ err: (err as Error).message, what }, 'handler failed; carrying on');
     }
   }
 
@@ -657,65 +777,55 @@ export class MeetingClient
     if (!meeting) return;
     if (meeting.resuming) clearTimeout(meeting.resuming.timer);
     this.#meeting = undefined;
-    this.#opts.state.clearAlert('leader-silent');
+    this.#trust.forget();
+    this.#opts.state.clearAlert(LEADER_LOST_ALERT);
     this.#opts.media?.disconnect();
     this.#opts.state.update((s) => {
-      if (s.meeting) s.meeting = { ...s.meeting, status, rekeying: false, waiting: [] };
+      if (s.meeting) s.meeting = { ...s.meeting, status, rekeying: false, leaderLost: false, waiting: [] };
       s.phase = 'idle';
     });
+  }
+
+  /** The signed list's members, named from certificates verified on this device. */
+  #named(meeting: ActiveMeeting, members?: readonly RosterMemberInfo[]): NamedMember[] {
+    const roster =
+      members ?? (meeting.session.state.roster() as { members?: RosterMemberInfo[] }).members ?? [];
+    return nameMembers(this.#trust, roster);
   }
 
   #writeMeeting(patch: Partial<MeetingView>): void {
     const meeting = this.#meeting;
     if (!meeting) return;
     const session = meeting.session;
+    const leaderId = session instanceof LeaderSession ? meeting.participantId : session.leaderId;
+    const named = this.#named(meeting);
+    const roster = rosterEntries(named, meeting.participantId, leaderId);
+    const leader = named.find((n) => n.member.participantId === leaderId)?.identity;
+    const waiting =
+      session instanceof LeaderSession
+        ? waitingList(meeting.requests, session.waiting, roster).filter((w) =>
+            meeting.relayPresent.has(w.participantId),
+          )
+        : [];
     this.#opts.state.update((s) => {
       const previous = s.meeting?.meetingId === meeting.meetingId ? s.meeting : undefined;
-      const leaderId =
-        session instanceof LeaderSession
-          ? meeting.participantId
-          : session.leaderId || previous?.leader?.participantId;
-      const leaderInfo = leaderId ? meeting.known.get(leaderId) : undefined;
-      const roster = this.#roster(meeting);
       const view: MeetingView = {
         meetingId: meeting.meetingId,
         role: meeting.role,
         status: previous?.status ?? 'connecting',
         roster,
-        waiting:
-          meeting.role === 'leader'
-            ? meeting.waiting
-                .filter((w) => !roster.some((r) => r.participantId === w.participantId))
-                .map(verified)
-            : [],
+        waiting,
         locked: previous?.locked ?? false,
         rekeying: previous?.rekeying ?? false,
+        leaderLost: previous?.leaderLost ?? false,
         leaderChanged: previous?.leaderChanged ?? false,
-        ...(leaderInfo ? { leader: verified(leaderInfo) } : {}),
+        ...(leader ? { leader } : {}),
         ...(previous?.securityCode ? { securityCode: previous.securityCode } : {}),
         ...(previous?.keyEpoch !== undefined ? { keyEpoch: previous.keyEpoch } : {}),
         ...patch,
       };
       s.meeting = view;
       s.phase = 'in-meeting';
-    });
-  }
-
-  /** Who holds the key: the E2EE participant list, labelled with the relay-verified certificates. */
-  #roster(meeting: ActiveMeeting): RosterEntry[] {
-    const session = meeting.session;
-    const ids = session instanceof LeaderSession ? session.members : meeting.e2eeMembers;
-    const leaderId = session instanceof LeaderSession ? meeting.participantId : session.leaderId;
-    return ids.map((id) => {
-      const info = meeting.known.get(id);
-      return {
-        participantId: id,
-        deviceId: info?.deviceId ?? '',
-        roomName: info?.roomName ?? 'unknown room',
-        org: info?.org ?? '',
-        isLeader: id === leaderId,
-        isSelf: id === meeting.participantId,
-      };
     });
   }
 
@@ -733,9 +843,21 @@ export class MeetingClient
   }
 }
 
-function verified(p: ParticipantInfo) {
-  return { participantId: p.participantId, deviceId: p.deviceId, roomName: p.roomName, org: p.org };
+const LEADER_LOST_ALERT = 'leader-lost';
+
+/** 'admission-request' as E2EE core v2 may carry it (with the binding's certificate). */
+interface AdmissionRequest {
+  type: 'admission-request';
+  participantId: string;
+  identityKey: string;
+  certificate?: string;
 }
+
+/** Events of E2EE core v2 (SPEC.md §3, §8) this client handles. */
+type TrustEvent =
+  | { type: 'identity-refused'; participantId: string; reason: string }
+  | { type: 'send-suspended'; reason: 'rekeying' | 'leader-lost' }
+  | { type: 'send-resumed'; epoch: number };
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

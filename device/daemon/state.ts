@@ -8,7 +8,7 @@ export type Phase = 'starting' | 'enrolling' | 'idle' | 'in-meeting' | 'error';
 export interface VerifiedIdentity {
   /** Participant id inside the meeting. */
   participantId: string;
-  /** From the participant's X.509 certificate (subject), verified by the relay and by us. */
+  /** From the participant's X.509 certificate (subject), verified on this device against its pinned anchors. */
   deviceId: string;
   roomName: string;
   org: string;
@@ -32,7 +32,10 @@ export interface MeetingView {
   /** Join requests this room can admit or deny (only when it leads). */
   waiting: VerifiedIdentity[];
   locked: boolean;
+  /** Sending paused until a fresh certified key arrives ("Rekeying…"). */
   rekeying: boolean;
+  /** No valid heartbeat from the leader for 3 intervals: media stopped ("Lost contact with the meeting leader"). */
+  leaderLost?: boolean;
   /** Set when the leader changed since the code was last confirmed: attendees should re-check. */
   leaderChanged: boolean;
 }

@@ -16,6 +16,9 @@
 //   runner.current  → EnrollmentState (phase unregistered | awaiting-claim | enrolled | revoked)
 //   runner.identity → { key, deviceId } (sign with key.privateKey; it never leaves the device)
 //
+// Trust anchors pinned at enrollment (./trust-anchors.ts): ca.pem, partner CAs from signed config
+// (`partnerCas`), the newest signed revocation list — `DeviceTrustAnchors.load(stateDir)`.
+//
 // Pure core: ./machine.ts (states, events, nextAction, backoffDelay, toView). I/O: ./runner.ts, ./health.ts.
 export { collectHealth, collectInventory } from './health.js';
 export {
@@ -36,3 +39,10 @@ export {
   STATE_FILE,
   systemClock,
 } from './runner.js';
+export {
+  CA_FILE,
+  DeviceTrustAnchors,
+  type DeviceTrustAnchorsOptions,
+  PARTNER_CAS_FILE,
+  REVOCATIONS_FILE,
+} from './trust-anchors.js';

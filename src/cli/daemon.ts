@@ -5,6 +5,8 @@ export interface DaemonCommandOptions {
   relay: string;
   cert?: string;
   key?: string;
+  ca?: string;
+  partnerCa?: string[];
   devCa?: string;
   provisioning?: string;
   room?: string;
@@ -28,6 +30,15 @@ export function registerDaemonCommand(program: Command): void {
     .requiredOption('--relay <url>', 'relay WebSocket URL, e.g. ws://relay.example:7443/v1/ws')
     .option('--cert <file>', "this device's X.509 certificate (PEM)")
     .option('--key <file>', "this device's Ed25519 identity key (PEM, mode 0600)")
+    .option(
+      '--ca <file>',
+      'with --cert: the org CA to pin (PEM); only rooms it (or a partner CA) certifies are trusted',
+    )
+    .option(
+      '--partner-ca <file>',
+      'with --cert: a partner-org CA to trust for cross-organisation meetings (repeatable)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .option(
       '--provisioning <url>',
       'enroll with this provisioning service when the device has no certificate yet',
@@ -53,17 +64,30 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
   const { join } = await import('node:path');
   const { cliLogger } = await import('../relay/readable-log.js');
   const log = cliLogger('daemon', { json: opts.logJson ?? false });
-  let credentials: { certificatePem: string; identityKeyPem: string } | undefined;
+  let credentials:
+    | {
+        certificatePem: string;
+        identityKeyPem: string;
+        trustAnchors: { orgCaPem: string; partnerCaPems: string[] };
+      }
+    | undefined;
+  const partnerCaPems = (opts.partnerCa ?? []).map((f) => readFileSync(f, 'utf8'));
   if (opts.cert && opts.key) {
+    if (!opts.ca) throw new Error('--cert needs --ca: the org CA this device pins as its trust anchor');
     credentials = {
       certificatePem: readFileSync(opts.cert, 'utf8'),
       identityKeyPem: readFileSync(opts.key, 'utf8'),
+      trustAnchors: { orgCaPem: readFileSync(opts.ca, 'utf8'), partnerCaPems },
     };
   } else if (opts.devCa) {
     const { loadOrIssueDevelopmentDevice } = await import('../relay/dev-ca-store.js');
-    credentials = await loadOrIssueDevelopmentDevice(opts.devCa, join(opts.dataDir, 'identity'), {
+    const files = await loadOrIssueDevelopmentDevice(opts.devCa, join(opts.dataDir, 'identity'), {
       roomName: opts.room ?? 'Demo Room',
     });
+    credentials = {
+      ...files,
+      trustAnchors: { orgCaPem: readFileSync(join(opts.devCa, 'ca.pem'), 'utf8'), partnerCaPems },
+    };
   } else if (!opts.provisioning) {
     throw new Error(
       'no device certificate: pass --provisioning <url> to enroll, --cert and --key, or --dev-ca <dir> for development',

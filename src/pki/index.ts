@@ -60,6 +60,7 @@ export {
   signRevocationList,
   verifyRevocationList,
 } from './revocations.js';
+export { x509 } from './provider.js';
 export { type DeviceSubject, deviceUri } from './subject.js';
 export {
   type PartnerCaBundle,

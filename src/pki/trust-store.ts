@@ -155,7 +155,7 @@ export class TrustStore {
     let parsed: x509.X509Certificate;
     try {
       cert = new X509Certificate(der);
-      parsed = new x509.X509Certificate(der);
+      parsed = new x509.X509Certificate(Uint8Array.from(der).buffer);
     } catch {
       return fail('malformed', 'not a DER X.509 certificate');
     }
