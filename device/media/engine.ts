@@ -6,7 +6,6 @@
 import { EventEmitter } from 'node:events';
 import { parseKid } from '../../src/core/e2ee/sender-keys.js';
 import type { SignalPayload } from '../../src/core/protocol/relay.js';
-import { FrameAuthError } from '../../src/core/frame-auth/trailer.js';
 import {
   SFrameReceiver,
   SFrameSender,
@@ -30,6 +29,7 @@ import {
   buildLaunchStrings,
 } from './templates.js';
 import {
+  failureCause,
   openAuthenticated,
   openH264Authenticated,
   sealAuthenticated,
@@ -652,8 +652,9 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   /** Every dropped frame counts as a decrypt failure; forged and far-ahead ones also by cause. */
   #countFailure(err: unknown): void {
     this.counters.decryptFailures++;
-    if (err instanceof FrameAuthError) this.counters.authFailures++;
-    else if (isSFrameError(err, 'IMPLAUSIBLE_COUNTER')) this.counters.implausibleCounters++;
+    const cause = failureCause(err);
+    if (cause === 'auth') this.counters.authFailures++;
+    else if (cause === 'implausible') this.counters.implausibleCounters++;
   }
 
   #pli(ssrc: number, stream: RemoteStream): void {

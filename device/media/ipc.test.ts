@@ -11,6 +11,8 @@ describe('media IPC protocol', () => {
       sendKid: kidToWire(kid),
       sendKey: keyToWire(key),
       receiveKeys: [{ kid: kidToWire(kid), key: keyToWire(key) }],
+      sending: true,
+      auth: [{ peerIndex: 2, send: keyToWire(key), receive: keyToWire(key) }],
     };
     const parsed = parseToWorker(JSON.parse(JSON.stringify(msg)));
     expect(parsed.ok).toBe(true);
@@ -23,6 +25,12 @@ describe('media IPC protocol', () => {
     expect(bad.ok).toBe(false);
     expect(parseToWorker({ type: 'start', settings: { profile: '../etc' } }).ok).toBe(false);
     expect(parseToWorker({ type: 'nope' }).ok).toBe(false);
+    // Keys without `sending` and `auth` (the worker must know both) are refused.
+    const key = keyToWire(new Uint8Array(32));
+    expect(
+      parseToWorker({ type: 'keys', epoch: 1, sendKid: '65537', sendKey: key, receiveKeys: [] }).ok,
+    ).toBe(false);
+    expect(parseToWorker({ type: 'clear-keys' }).ok).toBe(true);
     expect(parseFromWorker({ type: 'pong', id: 'x' }).ok).toBe(false);
   });
 

@@ -5,7 +5,12 @@
 // only step that moves the window. Nothing reaches a decoder that failed any step.
 import { FrameAuthError } from '../../src/core/frame-auth/trailer.js';
 import type { FrameAuthSender, FrameAuthVerifier } from '../../src/core/frame-auth/node.js';
-import { type SFrameReceiver, type SFrameSender, decodeHeader } from '../../src/core/sframe/index.js';
+import {
+  type SFrameReceiver,
+  type SFrameSender,
+  decodeHeader,
+  isSFrameError,
+} from '../../src/core/sframe/index.js';
 import { appendTrailer, splitTrailer, splitTrailerNal, trailerNal } from './auth-layout.js';
 import { openH264AccessUnit, sealH264AccessUnit, splitProtectedNal } from './h264-protect.js';
 import { openVp8Frame, sealVp8Frame, splitProtectedVp8 } from './vp8-protect.js';
@@ -66,4 +71,11 @@ export function openH264Authenticated(
   if (kid === undefined) throw new FrameAuthError('MALFORMED_TRAILER', 'frame without NAL units');
   verifier.verifyParsed(kidSender(kid), units, trailer);
   return openH264AccessUnit(receiver, units);
+}
+
+/** Why a frame was dropped: forged or untagged, an implausible counter, or any other failure. */
+export function failureCause(err: unknown): 'auth' | 'implausible' | 'decrypt' {
+  if (err instanceof FrameAuthError) return 'auth';
+  if (isSFrameError(err, 'IMPLAUSIBLE_COUNTER')) return 'implausible';
+  return 'decrypt';
 }

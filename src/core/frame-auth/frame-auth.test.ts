@@ -105,7 +105,10 @@ describe('MAC-vector trailer', () => {
     for (let i = 0; i < 3000; i++) {
       const m = Uint8Array.from(t);
       const flips = 1 + (i % 4);
-      for (let f = 0; f < flips; f++) m[(Math.random() * m.length) | 0] ^= 1 + ((Math.random() * 255) | 0);
+      for (let f = 0; f < flips; f++) {
+        const at = (Math.random() * m.length) | 0;
+        m[at] = (m[at] as number) ^ (1 + ((Math.random() * 255) | 0));
+      }
       const candidate = i % 5 === 0 ? new Uint8Array(randomBytes((Math.random() * 60) | 0)) : m;
       const c = code(() => v.verify(1, [frame], candidate));
       expect(['ok', 'BAD_TAG', 'NO_TAG', 'MALFORMED_TRAILER']).toContain(c);
@@ -120,7 +123,7 @@ describe('MAC-vector trailer', () => {
     // A mutation that leaves receiver 3's tag, the list, N and version intact still verifies:
     // only the other receivers' tags changed, which receiver 3 neither reads nor needs.
     const onlyOthers = Uint8Array.from(t);
-    onlyOthers[0] ^= 0xff; // receiver 2's tag
+    onlyOthers[0] = (onlyOthers[0] as number) ^ 0xff; // receiver 2's tag
     expect(code(() => v.verify(1, [frame], onlyOthers))).toBe('ok');
     expect(accepted).toBeLessThan(3000 * 0.5);
   });
