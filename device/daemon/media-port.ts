@@ -12,8 +12,17 @@ export interface MediaPort {
   signal(payload: SignalPayload): void;
   /** Signalling the device must send to the relay (answers, candidates). */
   onSignal(listener: (payload: SignalPayload) => void): void;
-  /** Per-sender SFrame keys of the current and next epoch (never identity or meeting keys). */
+  /**
+   * Per-sender SFrame keys of the current and next epoch, pairwise frame-authentication keys, and
+   * whether to send at all (never identity or meeting keys).
+   */
   keys(event: KeysEvent): void;
+  /**
+   * The meeting ended: forget every key of it (send, receive, frame authentication) so nothing is
+   * ever sent or accepted under them again. `disconnect` alone keeps keys (a relay reconnect resumes
+   * the same meeting).
+   */
+  endMeeting?(): void;
   /** Gallery labels per sender index, as the roster shows them. */
   labels(participants: { senderIndex: number; name: string }[]): void;
   /** The engine lost its PeerConnection (e.g. the media worker restarted): negotiate again. */

@@ -1,11 +1,16 @@
 // A media engine without GStreamer: sends numbered synthetic audio and video frames whose plaintext
 // is known ("SEALROOM-PLAINTEXT|room|kind|n"), SFrame-protected with the current send key, one frame
-// per RTP packet, and decrypts what arrives with the receive keys. Tests use the known plaintext to
-// prove the relay never sees it; benchmarks use the first decrypted frame per sender.
+// per RTP packet with the sender-authentication trailer the media worker sends with Opus
+// (docs/sframe.md), and opens what arrives with the receive and frame-authentication keys. Tests use
+// the known plaintext to prove the relay never sees it; benchmarks use the first decrypted frame per
+// sender. Like the worker it rebuilds keys by their bytes, sends nothing while `sending` is false and
+// forgets every key when the meeting ends.
 import { EventEmitter } from 'node:events';
 import { type KeysEvent, parseKid } from '../../src/core/e2ee/index.js';
 import type { SignalPayload } from '../../src/core/protocol/relay.js';
-import { SFrameReceiver, SFrameSender } from '../../src/core/sframe/index.js';
+import { SFrameReceiver, SFrameSender, plausibleCounter } from '../../src/core/sframe/index.js';
+import { MediaKeyState, mediaKeysToWire } from '../media/key-state.js';
+import { failureCause, openAuthenticated, sealAuthenticated } from '../media/sender-auth.js';
 import { type Kind, LoopbackMediaPeer } from './loopback-media-peer.js';
 import type { MediaPort } from './media-port.js';
 
@@ -36,14 +41,16 @@ export class SyntheticMedia
   roomName: string;
   #peer: LoopbackMediaPeer | undefined;
   #signalListeners: ((p: SignalPayload) => void)[] = [];
-  #sender: SFrameSender | undefined;
-  #sendKid: bigint | undefined;
-  readonly #receiver = new SFrameReceiver({ replayWindow: 1024 });
-  #receiveKids = new Set<bigint>();
+  readonly #keys = new MediaKeyState(
+    new SFrameReceiver({ replayWindow: 1024, plausibleCounter }),
+    (kid, baseKey, initialCounter) => new SFrameSender({ kid, baseKey, initialCounter }),
+  );
   #timers: NodeJS.Timeout[] = [];
   #counter = 0;
   readonly decoded = new Map<number, { audio: number; video: number; lastText: string }>();
   decryptFailures = 0;
+  /** Of decryptFailures: frames whose sender authentication failed (forged, untagged). */
+  authFailures = 0;
   framesSent = 0;
 
   constructor(opts: SyntheticMediaOptions) {
@@ -67,13 +74,14 @@ export class SyntheticMedia
     peer.on('keyframeRequest', () => undefined);
     const start = Date.now();
     const tick = (kind: Kind) => {
-      if (!peer.connected || !this.#sender) return;
+      const keys = this.#keys.sendKeys();
+      if (!peer.connected || !keys) return;
       this.#counter++;
       const filler = kind === 'video' ? 'v'.repeat(this.#opts.videoBytes ?? 1000) : 'a'.repeat(80);
       const plaintext = Buffer.from(
         `${KNOWN_PLAINTEXT_PREFIX}${this.roomName}|${kind}|${this.#counter}|${filler}`,
       );
-      const frame = this.#sender.encrypt(plaintext);
+      const frame = sealAuthenticated('opus', keys.sender, keys.auth, plaintext);
       peer.send(kind, Buffer.from(frame), ((Date.now() - start) * 90) >>> 0);
       this.framesSent++;
     };
@@ -103,14 +111,11 @@ export class SyntheticMedia
   }
 
   keys(event: KeysEvent): void {
-    if (this.#sendKid !== event.sendKid) {
-      this.#sender = new SFrameSender({ kid: event.sendKid, baseKey: event.sendKey });
-      this.#sendKid = event.sendKid;
-    }
-    const next = new Set(event.receiveKeys.map((k) => k.kid));
-    for (const kid of this.#receiveKids) if (!next.has(kid)) this.#receiver.removeKey(kid);
-    for (const k of event.receiveKeys) if (!this.#receiver.hasKey(k.kid)) this.#receiver.setKey(k.kid, k.key);
-    this.#receiveKids = next;
+    this.#keys.set(mediaKeysToWire(event));
+  }
+
+  endMeeting(): void {
+    this.#keys.clear();
   }
 
   labels(): void {}
@@ -123,11 +128,12 @@ export class SyntheticMedia
     let text: string;
     let kid: bigint;
     try {
-      const frame = this.#receiver.decrypt(payload);
-      text = Buffer.from(frame.plaintext).toString('utf8');
+      const frame = openAuthenticated('opus', this.#keys.receiver, this.#keys.verifier, payload);
+      text = Buffer.from(frame.frame).toString('utf8');
       kid = frame.kid;
-    } catch {
+    } catch (err) {
       this.decryptFailures++;
+      if (failureCause(err) === 'auth') this.authFailures++;
       this.emit('decryptFailure');
       return;
     }

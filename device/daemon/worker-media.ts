@@ -8,6 +8,7 @@ import type { MediaPort } from './media-port.js';
 export class WorkerMedia implements MediaPort {
   readonly #supervisor: MediaSupervisor;
   #active = false;
+  #meetingId: string | undefined;
   readonly #resetListeners: (() => void)[] = [];
 
   constructor(supervisor: MediaSupervisor) {
@@ -44,7 +45,15 @@ export class WorkerMedia implements MediaPort {
   }
 
   keys(event: KeysEvent): void {
+    // Another meeting's keys never linger beside this one's, even if nobody called endMeeting().
+    if (this.#meetingId !== undefined && event.meetingId !== this.#meetingId) this.#supervisor.clearKeys();
+    this.#meetingId = event.meetingId;
     this.#supervisor.setKeys(event);
+  }
+
+  endMeeting(): void {
+    this.#meetingId = undefined;
+    this.#supervisor.clearKeys();
   }
 
   labels(participants: { senderIndex: number; name: string }[]): void {

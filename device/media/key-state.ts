@@ -4,9 +4,42 @@
 // never keep encrypting under the old one. Cleared when the meeting ends.
 import { FrameAuthSender, FrameAuthVerifier } from '../../src/core/frame-auth/node.js';
 import type { SFrameReceiver, SFrameSender } from '../../src/core/sframe/index.js';
-import { type ToWorker, keyFromWire, kidFromWire } from './ipc.js';
+import { type ToWorker, keyFromWire, keyToWire, kidFromWire, kidToWire } from './ipc.js';
 
 export type WireKeys = Omit<Extract<ToWorker, { type: 'keys' }>, 'type'>;
+
+/** Keys as the daemon holds them (the E2EE core's KeysEvent fits). */
+export interface MediaKeys {
+  epoch: number;
+  sendKid: bigint;
+  sendKey: Uint8Array;
+  /** Every key to accept: all senders of the current epoch, and of the next one once known. */
+  receiveKeys: { kid: bigint; key: Uint8Array }[];
+  /** False: send nothing (rekeying, leader lost). Default true. */
+  sending?: boolean;
+  /**
+   * Pairwise frame-authentication keys, one per other member (docs/sframe.md, "Sender
+   * authentication"). Without them nobody can verify this device's frames, nor it theirs.
+   */
+  auth?: { peerIndex: number; send: Uint8Array; receive: Uint8Array }[];
+  meetingId?: string;
+}
+
+export function mediaKeysToWire(keys: MediaKeys): WireKeys {
+  return {
+    epoch: keys.epoch,
+    sendKid: kidToWire(keys.sendKid),
+    sendKey: keyToWire(keys.sendKey),
+    receiveKeys: keys.receiveKeys.map((k) => ({ kid: kidToWire(k.kid), key: keyToWire(k.key) })),
+    sending: keys.sending ?? true,
+    auth: (keys.auth ?? []).map((a) => ({
+      peerIndex: a.peerIndex,
+      send: keyToWire(a.send),
+      receive: keyToWire(a.receive),
+    })),
+    ...(keys.meetingId !== undefined ? { meetingId: keys.meetingId } : {}),
+  };
+}
 
 type MakeSender = (kid: bigint, baseKey: Uint8Array, initialCounter: bigint) => SFrameSender;
 

@@ -10,30 +10,10 @@ import { fileURLToPath } from 'node:url';
 import type { StateStore } from '../daemon/state.js';
 import type { SignalPayload } from '../../src/core/protocol/relay.js';
 import { type Logger, silentLogger } from '../../src/util/log.js';
-import {
-  type FromWorker,
-  type SettingsPatch,
-  type ToWorker,
-  keyToWire,
-  kidToWire,
-  parseFromWorker,
-} from './ipc.js';
+import { type FromWorker, type SettingsPatch, type ToWorker, parseFromWorker } from './ipc.js';
+import { type MediaKeys, mediaKeysToWire } from './key-state.js';
 
-export interface MediaKeys {
-  epoch: number;
-  sendKid: bigint;
-  sendKey: Uint8Array;
-  /** Every key to accept: all senders of the current epoch, and of the next one once known. */
-  receiveKeys: { kid: bigint; key: Uint8Array }[];
-  /** False: the worker sends nothing (rekeying, leader lost). Default true. */
-  sending?: boolean;
-  /**
-   * Pairwise frame-authentication keys, one per other member (docs/sframe.md, "Sender
-   * authentication"). Without them nobody can verify this device's frames, nor it theirs.
-   */
-  auth?: { peerIndex: number; send: Uint8Array; receive: Uint8Array }[];
-  meetingId?: string;
-}
+export type { MediaKeys };
 
 export interface MediaSupervisorOptions {
   state?: StateStore;
@@ -130,20 +110,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   setKeys(keys: MediaKeys): void {
-    this.#keys = {
-      type: 'keys',
-      epoch: keys.epoch,
-      sendKid: kidToWire(keys.sendKid),
-      sendKey: keyToWire(keys.sendKey),
-      receiveKeys: keys.receiveKeys.map((k) => ({ kid: kidToWire(k.kid), key: keyToWire(k.key) })),
-      sending: keys.sending ?? true,
-      auth: (keys.auth ?? []).map((a) => ({
-        peerIndex: a.peerIndex,
-        send: keyToWire(a.send),
-        receive: keyToWire(a.receive),
-      })),
-      ...(keys.meetingId !== undefined ? { meetingId: keys.meetingId } : {}),
-    };
+    this.#keys = { type: 'keys', ...mediaKeysToWire(keys) };
     this.#post({ ...this.#keys, counterBase: this.#counterBase() });
   }
 
