@@ -12,7 +12,7 @@ import { initialState, StateStore } from '../device/daemon/state.js';
 import { KNOWN_PLAINTEXT_PREFIX, SyntheticMedia } from '../device/daemon/synthetic-media.js';
 import { type KeysEvent, parseKid } from '../src/core/e2ee/index.js';
 import { decodeHeader, SFrameReceiver } from '../src/core/sframe/index.js';
-import type { CertificateAuthority } from '../src/pki/index.js';
+import { type CertificateAuthority, TrustStore } from '../src/pki/index.js';
 import { loadOrCreateDevelopmentCa } from '../src/relay/dev-ca-store.js';
 import { type DevelopmentDevice, issueDevelopmentDevice } from '../src/relay/dev-pki.js';
 import { silentLogger } from '../src/util/log.js';
@@ -94,6 +94,8 @@ async function room(name: string): Promise<Room> {
   const client = new MeetingClient({
     relayUrl,
     credentials: { certificatePem: device.certificatePem, identityKey: device.identityKey },
+    // Each room pins the org CA, as enrollment does: every name on its wall is verified against it.
+    trust: new TrustStore({ orgCaPem: ca.certPem }),
     state,
     log: silentLogger,
     media,

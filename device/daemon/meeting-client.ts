@@ -58,6 +58,10 @@ export interface MeetingClientOptions {
   tickMs?: number;
   /** Leader: rekey interval (default 5 minutes, as Zoom). */
   rekeyIntervalMs?: number;
+  /** Leader: signed heartbeat interval (default 10 s, the E2EE core's). */
+  heartbeatIntervalMs?: number;
+  /** Participant: 'leader-silent' after this long without a valid heartbeat (default: the core's). */
+  leaderSilentAfterMs?: number;
   /** How long a connection attempt may take until authenticated (default 10 s). */
   connectTimeoutMs?: number;
   /** Ping/pong liveness of the relay connection (default DEFAULT_LIVENESS): notices silent cuts. */
@@ -89,6 +93,8 @@ interface ActiveMeeting {
   /** Leader after a relay restart: members expected back, and when we stop waiting. */
   resuming?: { expected: Set<string>; timer: NodeJS.Timeout };
   admittedAtRelay: boolean;
+  /** The security code of the signed list; shown only while its leader's certificate verified here. */
+  securityCode?: string;
   /** Admitted participants connected to the relay (from its last roster). */
   relayActive: Set<string>;
 }
@@ -169,8 +175,9 @@ export class MeetingClient
     return this.#meeting?.participantId;
   }
 
+  /** The code on the wall: undefined while the leader's certificate has not verified here. */
   get securityCode(): string | undefined {
-    return this.#meeting?.session.securityCode;
+    return this.#meeting ? this.#opts.state.get().meeting?.securityCode : undefined;
   }
 
   async startMeeting(): Promise<{ meetingId: string }> {
@@ -202,7 +209,7 @@ export class MeetingClient
     this.#checkOwnCertificate(reply.participantId);
     const { session, output } = LeaderSession.create({
       ...this.#sessionOptions(reply.meetingId, reply.participantId),
-      ...(this.#opts.rekeyIntervalMs ? { rekeyIntervalMs: this.#opts.rekeyIntervalMs } : {}),
+      ...this.#leaderOptions(),
     });
     this.#meeting = {
       meetingId: reply.meetingId,
@@ -599,9 +606,11 @@ export class MeetingClient
         this.#onKeys(e as KeysEvent);
         return;
       case 'security-code': {
-        const previous = this.#opts.state.get().meeting?.securityCode;
+        if (!meeting) return;
+        const previous = meeting.securityCode;
         const leaderChanged = previous !== undefined && previous !== e.code;
-        this.#writeMeeting({ securityCode: e.code, ...(leaderChanged ? { leaderChanged: true } : {}) });
+        meeting.securityCode = e.code;
+        this.#writeMeeting(leaderChanged ? { leaderChanged: true } : {});
         return;
       }
       case 'roster': {
@@ -612,9 +621,7 @@ export class MeetingClient
       case 'leader-changed':
         if (e.isSelf && meeting && meeting.session instanceof ParticipantSession) {
           // The outgoing leader named this room: take over the list and draw a fresh meeting key.
-          const { session, output } = LeaderSession.takeOver(meeting.session, {
-            ...(this.#opts.rekeyIntervalMs ? { rekeyIntervalMs: this.#opts.rekeyIntervalMs } : {}),
-          });
+          const { session, output } = LeaderSession.takeOver(meeting.session, this.#leaderOptions());
           meeting.session = session;
           meeting.role = 'leader';
           this.#opts.log.info({ meetingId: meeting.meetingId }, 'this room now leads the meeting');
@@ -723,12 +730,20 @@ export class MeetingClient
 
   // ---- identity ----
 
+  #leaderOptions() {
+    return {
+      ...(this.#opts.rekeyIntervalMs ? { rekeyIntervalMs: this.#opts.rekeyIntervalMs } : {}),
+      ...(this.#opts.heartbeatIntervalMs ? { heartbeatIntervalMs: this.#opts.heartbeatIntervalMs } : {}),
+    };
+  }
+
   #sessionOptions(meetingId: string, participantId: string) {
     return {
       meetingId,
       participantId,
       identity: this.#identity,
       certificate: this.#certificate,
+      ...(this.#opts.leaderSilentAfterMs ? { leaderSilentAfterMs: this.#opts.leaderSilentAfterMs } : {}),
       trustIdentity: (id: string, key: Uint8Array, certificate?: Uint8Array) =>
         this.#trust.trustIdentity(id, key, certificate),
     };
@@ -819,11 +834,16 @@ export class MeetingClient
         rekeying: previous?.rekeying ?? false,
         leaderLost: previous?.leaderLost ?? false,
         leaderChanged: previous?.leaderChanged ?? false,
-        ...(leader ? { leader } : {}),
-        ...(previous?.securityCode ? { securityCode: previous.securityCode } : {}),
         ...(previous?.keyEpoch !== undefined ? { keyEpoch: previous.keyEpoch } : {}),
         ...patch,
       };
+      // A code (or a leader) is shown only for a leader whose certificate verified on this device.
+      delete view.leader;
+      delete view.securityCode;
+      if (leader) {
+        view.leader = leader;
+        if (meeting.securityCode) view.securityCode = meeting.securityCode;
+      }
       s.meeting = view;
       s.phase = 'in-meeting';
     });
