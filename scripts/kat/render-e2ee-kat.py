@@ -32,8 +32,8 @@ def doc_block():
     add = lambda *lines: out.extend(lines)
     add('Binding of `bob` (§4.1) — statement:', '', '```', wrap(b['bob']['statement'], ''), '```', '',
         'signature (RFC 8032 test 2 key):', '', '```', wrap(b['bob']['signature'], ''), '```', '',
-        'Binding of `leader` — signature (RFC 8032 test 1 key) over its statement:', '', '```',
-        wrap(b['leader']['signature'], ''), '```', '')
+        'Binding of `leader` — statement:', '', '```', wrap(b['leader']['statement'], ''), '```', '',
+        'signature (RFC 8032 test 1 key):', '', '```', wrap(b['leader']['signature'], ''), '```', '')
     add('Sample chain (§4.3), every entry signed with the RFC 8032 test 1 key by `leader`:', '')
     titles = ['entry 0 `create` (time 1700000000000, prev = 32 zero bytes)',
               'entry 1 `add` leader (time 1700000000000, senderIndex 0, certificate `3003020101`)',

@@ -21,9 +21,21 @@ function writeVectors(name: string, text: string): string {
 }
 
 describe('known-answer self-test', () => {
-  it('passes every built-in test, SFrame group included', () => {
+  it('passes every built-in test, SFrame and E2EE groups included', () => {
     const groups = builtInKnownAnswerGroups();
-    expect(groups.map((g) => g.group)).toContain('sframe');
+    expect(groups.map((g) => g.group)).toEqual(['sframe', 'e2ee']);
+    // The E2EE group covers every signed statement and derivation of docs/protocol.md §11.
+    const e2ee = groups.find((g) => g.group === 'e2ee')!.tests.map((t) => t.name);
+    for (const what of [
+      'binding',
+      'add list-entry',
+      'heartbeat',
+      'sample chain',
+      'sender base key',
+      'frame-auth',
+    ]) {
+      expect(e2ee.some((name) => name.includes(what))).toBe(true);
+    }
     const report = runKnownAnswerGroups(groups);
     expect(report.failed).toEqual([]);
     expect(report.passed).toBe(groups.reduce((n, g) => n + g.tests.length, 0));

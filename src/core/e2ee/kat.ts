@@ -313,7 +313,10 @@ export const e2eeKnownAnswerTests: KnownAnswerTest[] = [
           .join() !== 'leader'
       )
         throw new Error('members after the leave are not exactly the leader');
-      if (checkHeartbeat(katHeartbeat(list), verifier) !== 'current') throw new Error('heartbeat refused');
+      const heartbeat = katHeartbeat(list);
+      expectHex('heartbeat statement', heartbeatStatement(heartbeat), E2EE_KAT.heartbeat.statement);
+      expectHex('heartbeat signature', heartbeat.signature, E2EE_KAT.heartbeat.signature);
+      if (checkHeartbeat(heartbeat, verifier) !== 'current') throw new Error('heartbeat refused');
       const digits = securityCodeDigits({
         meetingId: KAT_MEETING,
         leaderIdentityKey: verifier.leaderIdentityKey,
