@@ -342,7 +342,7 @@ describe('E2EE meeting sessions', () => {
       .slice(before)
       .map((t) => JSON.parse(t) as E2eeMessage)
       .filter((x) => x.type === 'e2ee.list' && x.to === 'room-b');
-    expect(toNewcomer.length).toBe(2); // 144 entries, 128 per message
+    expect(toNewcomer.length).toBe(5); // 144 entries, 32 per message
     expect(Math.max(...m.wire.map((t) => Buffer.byteLength(t)))).toBeLessThan(128 * 1024);
     expect(m.participants.get('room-b')!.isMember).toBe(true);
     expect(m.participants.get('room-b')!.securityCode).toBe(m.leader.securityCode);
@@ -384,9 +384,9 @@ describe('E2EE meeting sessions', () => {
     const { m, clock } = meeting('silent', { autoAdmit: true });
     const p = m.join('room-a');
     const silent = () => p.tick().events.filter((e) => e.type === 'leader-silent');
-    clock.advance(30_000);
+    clock.advance(29_999); // 3 heartbeat intervals
     expect(silent()).toEqual([]);
-    clock.advance(6_000);
+    clock.advance(1);
     expect(silent()).toEqual([expect.objectContaining({ leaderId: 'leader' })]);
     expect(silent()).toEqual([]);
     m.tick(); // the leader's periodic heartbeat reaches room-a
@@ -541,7 +541,13 @@ describe('E2EE meeting sessions', () => {
     expect(out.events).toEqual([expect.objectContaining({ type: 'admission-request' })]);
     const admitted = m.leader.admit(['room-a']);
     const list = admitted.outgoing.find((x) => x.type === 'e2ee.list' && x.to === 'room-a')!;
-    expect(p.handle(list).events[0]).toMatchObject({ code: 'untrusted-identity' });
+    const events = p.handle(list).events;
+    // The creator's add at index 1 is the first entry the policy sees: it is refused, nothing applies.
+    expect(events.filter((e) => e.type === 'identity-refused')).toEqual([
+      { type: 'identity-refused', participantId: 'leader', reason: expect.any(String) },
+    ]);
+    expect(events.at(-1)).toMatchObject({ type: 'rejected', code: 'untrusted-identity' });
+    expect(p.state.list.length).toBe(1);
     expect(p.isMember).toBe(false);
   });
 });

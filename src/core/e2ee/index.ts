@@ -23,22 +23,40 @@
 // re-post their binding, an outgoing leader re-sends the hand-over entry (docs/protocol.md §8).
 // Outgoing messages are plain JSON-ready objects (E2eeMessage); route them by `to` (absent = every
 // member of the meeting; for 'e2ee.binding' absent = the leader). Events (SessionEvent):
-//   keys              { epoch, sendKid, sendKey, receiveKeys[{kid, epoch, senderIndex, key}] } → media worker
+//   keys              { meetingId, epoch, sendKid, sendKey, receiveKeys[{kid, epoch, senderIndex, key}],
+//                       sending (false: send NOTHING), auth[{peerIndex, send, receive}] } → media worker
 //   security-code     { code: "12345 67890 …" (8×5 digits), leaderId, leaderIdentityKey } → kiosk
-//   roster            { leaderId, locked, listLength, members[{participantId, identityKey, senderIndex, leader}] }
-//   epoch-certified   { epoch }             admission-request { participantId, identityKey } (leader)
+//   roster            { leaderId, locked, listLength,
+//                       members[{participantId, identityKey, certificate, senderIndex, leader}] }
+//   epoch-certified   { epoch }    admission-request { participantId, identityKey, certificate } (leader)
+//   identity-refused  { participantId, reason }  (trustIdentity said no: binding or add entry refused)
+//   send-suspended    { reason: 'rekeying' | 'leader-lost' }   send-resumed { epoch }
 //   joined { senderIndex }  removed  leader-changed { leaderId, isSelf }
-//   leader-silent     { leaderId, lastHeartbeatAt } (participant: no valid heartbeat for 35 s)
+//   leader-silent     { leaderId, lastHeartbeatAt } (participant: no valid heartbeat for 3 intervals)
 //   rejected          { messageType, from, code, reason }  (bad input is reported, never thrown)
 // The relay validates messages with `parseE2eeMessage(text)` / `validateE2eeMessage(value)` or the
 // exported TypeBox schemas, and routes by the fields v, type, meetingId, from, to only.
 
-export { type KeyBinding, createBinding, verifyBinding, bindingStatement } from './binding.js';
+export {
+  type KeyBinding,
+  createBinding,
+  verifyBinding,
+  bindingStatement,
+  MAX_CERTIFICATE_BYTES,
+} from './binding.js';
 export { toBase64Url, fromBase64Url } from './bytes.js';
 export { encodeCanonical, type Field } from './canonical.js';
 export { E2eeError, type E2eeErrorCode } from './errors.js';
+export { deriveFrameAuthKey, FRAME_AUTH_KEY_BYTES, type FrameAuthKey } from './frame-auth.js';
 export { type KeysEvent, KeyRing, type SenderKey } from './key-ring.js';
-export { EphemeralKeyPair, IdentityKeyPair, type RandomSource, secureRandom, verifyEd25519 } from './keys.js';
+export {
+  EphemeralKeyPair,
+  IdentityKeyPair,
+  isUsableX25519PublicKey,
+  type RandomSource,
+  secureRandom,
+  verifyEd25519,
+} from './keys.js';
 export { LABELS, PROTOCOL_VERSION } from './labels.js';
 export { LeaderSession, type LeaderOptions, LIST_ENTRIES_PER_MESSAGE } from './leader-session.js';
 export {
@@ -78,11 +96,23 @@ export {
   securityCodeDigits,
   type SecurityCodeInput,
 } from './security-code.js';
-export { deriveSenderBaseKey, makeKid, MAX_EPOCH, MAX_SENDER_INDEX, parseKid } from './sender-keys.js';
 export {
+  deriveSenderBaseKey,
+  makeKid,
+  MAX_EPOCH,
+  MAX_SENDER_INDEX,
+  type MeetingIdentity,
+  parseKid,
+} from './sender-keys.js';
+export {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_LEADER_SILENT_AFTER_MS,
   DEFAULT_OVERLAP_MS,
+  LEADER_SILENT_HEARTBEATS,
   type RosterMember,
+  SEND_GRACE_MS,
+  type SuspendReason,
+  type TrustIdentity,
   type SessionEvent,
   type SessionOptions,
   type SessionOutput,

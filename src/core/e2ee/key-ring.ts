@@ -2,7 +2,8 @@
 // the certified epoch, any newer epoch already unwrapped (peers may switch first) and, for
 // `overlapMs` after a switch, the previous epoch (frames still in flight). Older keys are wiped.
 import { E2eeError } from './errors.js';
-import { deriveSenderBaseKey, makeKid } from './sender-keys.js';
+import type { FrameAuthKey } from './frame-auth.js';
+import { deriveSenderBaseKey, type MeetingIdentity, makeKid } from './sender-keys.js';
 
 export interface SenderKey {
   kid: bigint;
@@ -14,13 +15,22 @@ export interface SenderKey {
 /** What the media worker needs: the key it encrypts with and every key it may decrypt with. */
 export interface KeysEvent {
   type: 'keys';
+  meetingId: string;
   epoch: number; // the certified epoch this participant sends with
   sendKid: bigint;
   sendKey: Uint8Array;
   receiveKeys: SenderKey[];
+  /** false: the media engine must send NOTHING (rekeying after a membership change, leader lost). */
+  sending: boolean;
+  /** One per other current member: pairwise frame-authentication keys (frame-auth.ts). */
+  auth: FrameAuthKey[];
 }
 
+export type KeyRingSnapshot = Pick<KeysEvent, 'epoch' | 'sendKid' | 'sendKey' | 'receiveKeys'>;
+
 export class KeyRing {
+  // Sender keys are bound to the meeting; its creation nonce is known only once the chain starts.
+  readonly #meeting: () => MeetingIdentity;
   readonly #keys = new Map<number, Uint8Array>();
   // SFrame base keys already derived, per epoch: a keys event for 100 senders would otherwise
   // redo ~300 HKDFs on every change.
@@ -30,6 +40,10 @@ export class KeyRing {
   #previousEpoch = 0;
   #previousUntil = 0;
   #certifiedPending = 0; // a certified epoch whose key has not arrived yet
+
+  constructor(meeting: () => MeetingIdentity) {
+    this.#meeting = meeting;
+  }
 
   get highestEpoch(): number {
     return this.#highest;
@@ -97,7 +111,7 @@ export class KeyRing {
    * The media worker's view, for `ownSenderIndex` among `senderIndexes` (the current members). The
    * key buffers are copies the caller owns: the ring wipes its own when an epoch retires.
    */
-  snapshot(ownSenderIndex: number, senderIndexes: number[]): KeysEvent | undefined {
+  snapshot(ownSenderIndex: number, senderIndexes: number[]): KeyRingSnapshot | undefined {
     const sendMeetingKey = this.#keys.get(this.#sendEpoch);
     if (!sendMeetingKey) return undefined;
     const receiveKeys: SenderKey[] = [];
@@ -109,7 +123,6 @@ export class KeyRing {
       }
     }
     return {
-      type: 'keys',
       epoch: this.#sendEpoch,
       sendKid: makeKid(this.#sendEpoch, ownSenderIndex),
       sendKey: Uint8Array.from(this.#senderKey(sendMeetingKey, this.#sendEpoch, ownSenderIndex)),
@@ -125,7 +138,7 @@ export class KeyRing {
     }
     let key = perEpoch.get(senderIndex);
     if (!key) {
-      key = deriveSenderBaseKey(meetingKey, epoch, senderIndex);
+      key = deriveSenderBaseKey(meetingKey, epoch, senderIndex, this.#meeting());
       perEpoch.set(senderIndex, key);
     }
     return key;

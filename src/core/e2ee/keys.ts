@@ -120,3 +120,19 @@ export class EphemeralKeyPair {
     return shared;
   }
 }
+
+// A fixed private scalar for the trial agreement below: any valid, non-low-order peer key gives a
+// non-zero result under every scalar, so one trial decides for all (RFC 7748 §6.1: zero ⇔ low order).
+let trialKey: EphemeralKeyPair | undefined;
+
+/** True iff `publicKey` is 32 bytes that X25519 accepts and that is not of low order. */
+export function isUsableX25519PublicKey(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== 32) return false;
+  trialKey ??= EphemeralKeyPair.fromSeed(new Uint8Array(32).fill(0x5a));
+  try {
+    trialKey.agree(publicKey);
+    return true;
+  } catch {
+    return false;
+  }
+}

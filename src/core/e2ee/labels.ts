@@ -8,6 +8,7 @@ export const LABELS = {
   wrapKey: 'sealroom/v1/wrap-key',
   wrapAad: 'sealroom/v1/wrap-aad',
   senderKey: 'sealroom/v1/sender-key',
+  frameAuth: 'sealroom/v1/frame-auth',
   securityCode: 'sealroom/v1/security-code',
 } as const;
 

@@ -15,6 +15,7 @@ import {
   type KeyMessage,
   type ListMessage,
   listEntryToWire,
+  MAX_LIST_ENTRIES_PER_MESSAGE,
   validateE2eeMessage,
 } from './messages.js';
 import { type ListEntry, type ListEntryBody, type Member, signHeartbeat } from './participant-list.js';
@@ -22,6 +23,7 @@ import { ParticipantSession } from './participant-session.js';
 import {
   pushDefined,
   rejected,
+  SEND_GRACE_MS,
   type SessionEvent,
   type SessionOptions,
   type SessionOutput,
@@ -38,9 +40,12 @@ export interface LeaderOptions {
   admitBatchMs?: number;
   /** Periodic rekey (default 5 minutes, as Zoom). */
   rekeyIntervalMs?: number;
-  /** Periodic heartbeat (default 10 s). */
+  /** Periodic heartbeat (default: SessionOptions.heartbeatIntervalMs, 10 s). */
   heartbeatIntervalMs?: number;
-  /** Certify a new epoch even if some member has not acknowledged it after this long (default 2 s). */
+  /**
+   * Certify a new epoch even if some member has not acknowledged it after this long (default 2 s);
+   * after an add or leave, after at most SEND_GRACE_MS (nobody may send longer under the old key).
+   */
   certifyTimeoutMs?: number;
 }
 
@@ -50,14 +55,13 @@ interface PendingEpoch {
   since: number;
 }
 
-/** Keeps every list message well under the relay's payload limit (~430 bytes per add entry). */
-export const LIST_ENTRIES_PER_MESSAGE = 128;
+/** Keeps every list message under the relay's payload limit (an add entry with a 2 KiB certificate: ~3.2 KB). */
+export const LIST_ENTRIES_PER_MESSAGE = MAX_LIST_ENTRIES_PER_MESSAGE;
 
 const DEFAULTS = {
   autoAdmit: false,
   admitBatchMs: 0,
   rekeyIntervalMs: 300_000,
-  heartbeatIntervalMs: 10_000,
   certifyTimeoutMs: 2_000,
 };
 
@@ -71,10 +75,16 @@ export class LeaderSession {
   #lastHeartbeatAt = 0;
   #steppedDown = false;
   #batchOpenedAt: number | undefined; // autoAdmit batching: when the first waiting joiner arrived
+  #staleSince: number | undefined; // since an add/leave made the certified epoch stale
 
   private constructor(state: SessionState, options: LeaderOptions) {
     this.state = state;
-    this.#options = { ...DEFAULTS, ...options };
+    this.#options = {
+      ...DEFAULTS,
+      heartbeatIntervalMs: state.heartbeatIntervalMs,
+      ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+    } as Required<LeaderOptions>;
+    state.resume('leader-lost', []); // a successor leads: it cannot lose itself
   }
 
   /** Create a meeting: the list (create + add self), epoch 1, and its heartbeat. */
@@ -105,6 +115,8 @@ export class LeaderSession {
     }
     const session = new LeaderSession(state, options);
     const out: SessionOutput = { outgoing: [], events: [] };
+    state.resume('leader-lost', out.events);
+    if (state.sendEpochStale) session.#staleSince = state.clock();
     session.#rekey(out);
     return { session, output: out };
   }
@@ -164,17 +176,26 @@ export class LeaderSession {
     this.#requireLeading();
     if (this.state.list.locked) throw new E2eeError('locked', 'the meeting is locked');
     const now = this.state.clock();
-    const newcomers: string[] = [];
-    const entries: ListEntry[] = [];
+    // Verify everything before appending anything: a binding that cannot be wrapped for must not
+    // leave a half-admitted batch (or a rekey that throws later, inside a timer).
+    const admitted: KeyBinding[] = [];
     for (const id of new Set(participantIds)) {
       const binding = this.#waiting.get(id);
       if (!binding) continue;
-      this.#waiting.delete(id);
-      entries.push(this.#append(addBody(binding, this.state.list.nextSenderIndex), now));
-      newcomers.push(id);
+      verifyBinding(binding, this.state.meetingId);
+      this.state.secrets.get(binding.ephemeralKey); // the X25519 agreement every wrap needs
+      admitted.push(binding);
     }
     const out: SessionOutput = { outgoing: [], events: [] };
-    if (entries.length === 0) return out;
+    if (admitted.length === 0) return out;
+    const newcomers: string[] = [];
+    const entries: ListEntry[] = [];
+    for (const binding of admitted) {
+      this.#waiting.delete(binding.participantId);
+      entries.push(this.#append(addBody(binding, this.state.list.nextSenderIndex), now));
+      newcomers.push(binding.participantId);
+    }
+    this.#staleSince ??= now;
     const full = this.state.list.entries;
     for (const id of newcomers) out.outgoing.push(...this.#listMessages(full, id));
     out.outgoing.push(...this.#listMessages(entries));
@@ -205,6 +226,7 @@ export class LeaderSession {
     }
     const out: SessionOutput = { outgoing: [], events: [] };
     if (entries.length === 0) return out;
+    this.#staleSince ??= now;
     out.outgoing.push(...this.#listMessages(entries));
     out.events.push(this.state.roster());
     this.#rekey(out);
@@ -234,7 +256,10 @@ export class LeaderSession {
     this.#requireLeading();
     // The successor may have missed our latest wrapped key: tell it which epochs are taken.
     const minEpoch = this.state.keys.highestEpoch;
-    const entry = this.#append({ kind: 'leader', newLeaderId, minEpoch }, this.state.clock());
+    // Above every heartbeat we signed: the successor's heartbeats (never older than this entry)
+    // then strictly advance for every member.
+    const time = Math.max(this.state.clock(), this.state.lastHeartbeatTime + 1);
+    const entry = this.#append({ kind: 'leader', newLeaderId, minEpoch }, time);
     this.#steppedDown = true;
     this.#pending = undefined;
     const out: SessionOutput = { outgoing: this.#listMessages([entry]), events: [this.state.roster()] };
@@ -249,6 +274,15 @@ export class LeaderSession {
   tick(): SessionOutput {
     const out: SessionOutput = { outgoing: [], events: [] };
     if (this.#steppedDown) return out;
+    try {
+      this.#tick(out);
+    } catch (error) {
+      out.events.push(rejected({ type: 'tick', from: this.state.participantId }, error));
+    }
+    return out;
+  }
+
+  #tick(out: SessionOutput): void {
     const now = this.state.clock();
     if (
       this.#batchOpenedAt !== undefined &&
@@ -260,11 +294,24 @@ export class LeaderSession {
       out.outgoing.push(...admitted.outgoing);
       out.events.push(...admitted.events);
     }
-    if (this.#pending && now - this.#pending.since >= this.#options.certifyTimeoutMs) this.#certify(out);
+    const membersChangedLongAgo = this.#staleSince !== undefined && now - this.#staleSince >= SEND_GRACE_MS;
+    if (
+      this.#pending &&
+      (now - this.#pending.since >= this.#options.certifyTimeoutMs || membersChangedLongAgo)
+    ) {
+      this.#certify(out);
+    }
     if (now - this.#lastRekeyAt >= this.#options.rekeyIntervalMs) this.#rekey(out);
     else if (now - this.#lastHeartbeatAt >= this.#options.heartbeatIntervalMs) this.#heartbeat(out);
     pushDefined(out.events, this.state.expireOverlap());
-    return out;
+    // Only if certification could not happen (nothing pending): never send on under a stale key.
+    if (
+      this.state.sendEpochStale &&
+      this.#staleSince !== undefined &&
+      now - this.#staleSince >= SEND_GRACE_MS
+    ) {
+      this.state.suspend('rekeying', out.events);
+    }
   }
 
   #onBinding(message: BindingMessage, out: SessionOutput): void {
@@ -272,6 +319,11 @@ export class LeaderSession {
     if (binding.participantId !== message.from)
       throw new E2eeError('malformed', 'binding of another participant');
     verifyBinding(binding, this.state.meetingId);
+    if (!this.state.trusts(binding.participantId, binding.identityKey, binding.certificate)) {
+      const reason = `identity of ${binding.participantId} is not trusted`;
+      out.events.push({ type: 'identity-refused', participantId: binding.participantId, reason });
+      throw new E2eeError('untrusted-identity', reason);
+    }
     const member = this.state.list.member(binding.participantId);
     if (member) {
       if (!bytesEqual(member.binding.signature, binding.signature)) {
@@ -286,9 +338,6 @@ export class LeaderSession {
     if (waiting && bytesEqual(waiting.signature, binding.signature)) return; // a repeat: already asked
     if (this.#denied.has(toBase64Url(binding.signature))) return; // denied: its re-posts stay quiet
     if (this.state.list.locked) throw new E2eeError('locked', 'the meeting is locked');
-    if (!this.state.trustIdentity(binding.participantId, binding.identityKey)) {
-      throw new E2eeError('untrusted-identity', `${binding.participantId} is not trusted`);
-    }
     this.#waiting.set(binding.participantId, binding);
     if (this.#options.autoAdmit && this.#options.admitBatchMs > 0) {
       this.#batchOpenedAt ??= this.state.clock(); // admitted together by tick()
@@ -301,6 +350,7 @@ export class LeaderSession {
         type: 'admission-request',
         participantId: binding.participantId,
         identityKey: toBase64Url(binding.identityKey),
+        certificate: toBase64Url(binding.certificate),
       });
     }
   }
@@ -316,8 +366,18 @@ export class LeaderSession {
     const member = this.state.list.member(from);
     if (!member) throw new E2eeError('not-member', `${from} is not a member`);
     if (fromIndex > this.state.list.length) throw new E2eeError('malformed', 'resync beyond the chain');
-    const current = [this.state.keys.sendEpoch, this.#pending?.epoch ?? 0];
-    this.#catchUp(member, fromIndex, epoch !== undefined && current.includes(epoch) ? [epoch] : [], out);
+    const pending = this.#pending;
+    const epochs = new Set<number>();
+    if (epoch !== undefined && (epoch === this.state.keys.sendEpoch || epoch === pending?.epoch))
+      epochs.add(epoch);
+    // A member that never acked the pending epoch may not know it exists (its key was withheld).
+    if (pending?.awaiting.has(member.participantId)) epochs.add(pending.epoch);
+    this.#catchUp(
+      member,
+      fromIndex,
+      [...epochs].sort((a, b) => a - b),
+      out,
+    );
   }
 
   #setLocked(locked: boolean): SessionOutput {
@@ -338,11 +398,13 @@ export class LeaderSession {
     const epoch = Math.max(state.keys.highestEpoch, state.list.epochFloor) + 1;
     const meetingKey = drawMeetingKey(state.random);
     const awaiting = new Set<string>();
+    const wrapped: KeyMessage[] = []; // all or nothing: commit only once every wrap succeeded
     for (const member of state.list.members()) {
       if (member.participantId === state.participantId) continue;
-      out.outgoing.push(this.#wrapFor(member, epoch, meetingKey));
+      wrapped.push(this.#wrapFor(member, epoch, meetingKey));
       awaiting.add(member.participantId);
     }
+    out.outgoing.push(...wrapped);
     state.keys.add(epoch, meetingKey, now);
     this.#pending = { epoch, awaiting, since: now };
     this.#lastRekeyAt = now;
@@ -393,13 +455,23 @@ export class LeaderSession {
     if (this.state.keys.certify(pending.epoch, this.state.clock())) {
       out.events.push({ type: 'epoch-certified', epoch: pending.epoch });
     }
+    // Drawn after the last add/leave (a membership change replaces the pending epoch), so it is
+    // exactly the current members' key.
+    this.state.sendCertLength = this.state.list.length;
+    this.#staleSince = undefined;
     this.#heartbeat(out);
+    this.state.resume('rekeying', out.events);
     pushDefined(out.events, this.state.keysEvent());
   }
 
   #heartbeat(out: SessionOutput, to?: string): void {
     const { state } = this;
     const now = state.clock();
+    // Never certify the old epoch for a chain that records an add/leave after it: members would
+    // take it as fresh. The certifying heartbeat of the new epoch follows within SEND_GRACE_MS.
+    if (state.sendEpochStale) return;
+    const time = Math.max(now, state.list.lastTime, state.lastHeartbeatTime + 1); // strictly increasing
+    state.lastHeartbeatTime = time;
     const heartbeat = signHeartbeat(
       {
         meetingId: state.meetingId,
@@ -407,7 +479,7 @@ export class LeaderSession {
         epoch: state.keys.sendEpoch,
         listLength: state.list.length,
         listHead: state.list.head,
-        time: Math.max(now, state.list.lastTime),
+        time,
       },
       state.identity,
     );

@@ -1,9 +1,9 @@
 // Wire messages of the E2EE key exchange: JSON with a version field, bytes as unpadded base64url.
 // The relay reads only the routing fields (v, type, meetingId, from, to) and checks the size and the
 // schema with `validateE2eeMessage`; everything else is opaque to it. Spec: docs/protocol.md §6.
-import { type Static, Type } from '@sinclair/typebox';
+import { FormatRegistry, type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import type { KeyBinding } from './binding.js';
+import { type KeyBinding, MAX_CERTIFICATE_BYTES } from './binding.js';
 import { fromBase64Url, toBase64Url } from './bytes.js';
 import { E2eeError } from './errors.js';
 import { PROTOCOL_VERSION } from './labels.js';
@@ -12,19 +12,38 @@ import { MAX_EPOCH, MAX_SENDER_INDEX } from './sender-keys.js';
 
 /** Largest serialised E2EE message (the relay's bulletin-board limit); leaders split long lists. */
 export const MAX_E2EE_MESSAGE_BYTES = 128 * 1024;
-export const MAX_LIST_ENTRIES_PER_MESSAGE = 256;
+/** A list message carries 1 to 32 entries (32 add entries with 2 KiB certificates stay < 128 KiB). */
+export const MAX_LIST_ENTRIES_PER_MESSAGE = 32;
+
+// Canonical unpadded base64url: re-encoding the decoded bytes must give the same text, so one byte
+// string has one wire form (a signature or key cannot be re-spelled to dodge a comparison).
+const CANONICAL_B64 = 'sealroom-base64url';
+FormatRegistry.Set(
+  CANONICAL_B64,
+  (text) =>
+    /^[A-Za-z0-9_-]*$/.test(text) &&
+    text.length % 4 !== 1 &&
+    Buffer.from(text, 'base64url').toString('base64url') === text,
+);
 
 // base64url of exactly n bytes (no padding): ceil(4n/3) characters.
 const b64 = (bytes: number) =>
   Type.String({
     pattern: '^[A-Za-z0-9_-]*$',
+    format: CANONICAL_B64,
     minLength: Math.ceil((4 * bytes) / 3),
     maxLength: Math.ceil((4 * bytes) / 3),
   });
 const Key32 = b64(32);
 const Signature = b64(64);
+/** Certificate DER, 0 to MAX_CERTIFICATE_BYTES bytes. */
+const Certificate = Type.String({
+  pattern: '^[A-Za-z0-9_-]*$',
+  format: CANONICAL_B64,
+  maxLength: Math.ceil((4 * MAX_CERTIFICATE_BYTES) / 3),
+});
 export const Id = Type.String({ pattern: '^[A-Za-z0-9._:@-]+$', minLength: 1, maxLength: 128 });
-const Epoch = Type.Integer({ minimum: 0, maximum: MAX_EPOCH });
+const Epoch = Type.Integer({ minimum: 1, maximum: MAX_EPOCH });
 const Time = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 
@@ -36,7 +55,13 @@ const envelope = {
 const closed = { additionalProperties: false };
 
 export const WireBindingSchema = Type.Object(
-  { participantId: Id, identityKey: Key32, ephemeralKey: Key32, signature: Signature },
+  {
+    participantId: Id,
+    identityKey: Key32,
+    ephemeralKey: Key32,
+    signature: Signature,
+    certificate: Certificate,
+  },
   closed,
 );
 
@@ -181,6 +206,7 @@ export function bindingToWire(b: KeyBinding): WireBinding {
     identityKey: toBase64Url(b.identityKey),
     ephemeralKey: toBase64Url(b.ephemeralKey),
     signature: toBase64Url(b.signature),
+    certificate: toBase64Url(b.certificate),
   };
 }
 
@@ -191,6 +217,7 @@ export function bindingFromWire(w: WireBinding, meetingId: string): KeyBinding {
     identityKey: fromBase64Url(w.identityKey, 32),
     ephemeralKey: fromBase64Url(w.ephemeralKey, 32),
     signature: fromBase64Url(w.signature, 64),
+    certificate: fromBase64Url(w.certificate),
   };
 }
 

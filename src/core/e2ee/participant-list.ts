@@ -39,6 +39,7 @@ export interface Member {
   identityKey: Uint8Array;
   ephemeralKey: Uint8Array;
   senderIndex: number;
+  certificate: Uint8Array; // X.509 DER from its binding (may be empty in tests)
   binding: KeyBinding;
   addedAt: number; // chain index of its add entry
 }
@@ -55,6 +56,7 @@ function bodyFields(body: ListEntryBody): Field[] {
         body.binding.identityKey,
         body.binding.ephemeralKey,
         body.binding.signature,
+        body.binding.certificate,
         body.senderIndex,
       ];
     case 'leave':
@@ -99,6 +101,7 @@ export class ParticipantList {
   #locked = false;
   #nextSenderIndex = 0;
   #epochFloor = 0;
+  #lastMembershipChange = -1;
 
   constructor(meetingId: string) {
     this.meetingId = meetingId;
@@ -128,6 +131,10 @@ export class ParticipantList {
   /** The last hand-over's minEpoch: a new leader's epochs must exceed it. */
   get epochFloor(): number {
     return this.#epochFloor;
+  }
+  /** Index of the last `add` or `leave` entry (-1: none): who holds a key certified before it may differ. */
+  get lastMembershipChange(): number {
+    return this.#lastMembershipChange;
   }
   get entries(): readonly ListEntry[] {
     return this.#entries;
@@ -160,8 +167,12 @@ export class ParticipantList {
     return entry;
   }
 
-  /** Verifies the next entry against the chain and applies it; throws (leaving state unchanged) if invalid. */
-  apply(entry: ListEntry): void {
+  /**
+   * Verifies the next entry against the chain and applies it; throws (leaving state unchanged) if
+   * invalid. `accept`, if given, sees the fully verified entry last and may still refuse it by throwing
+   * (the caller's trust policy: it must only ever be asked about genuinely signed entries).
+   */
+  apply(entry: ListEntry, accept?: (entry: ListEntry) => void): void {
     if (entry.meetingId !== this.meetingId)
       throw new E2eeError('wrong-meeting', 'list entry is for another meeting');
     if (entry.index !== this.#entries.length || !bytesEqual(entry.prev, this.#head)) {
@@ -183,6 +194,7 @@ export class ParticipantList {
       throw new E2eeError('bad-signature', `list entry ${entry.index} does not verify`);
     }
     this.#check(body);
+    accept?.(entry);
     this.#commit(body, entry);
   }
 
@@ -232,7 +244,7 @@ export class ParticipantList {
         }
         if (
           !Number.isSafeInteger(body.minEpoch) ||
-          body.minEpoch < this.#epochFloor ||
+          body.minEpoch < Math.max(1, this.#epochFloor) ||
           body.minEpoch > MAX_EPOCH
         ) {
           throw new E2eeError('chain-broken', 'hand-over epoch floor goes backwards or out of range');
@@ -254,13 +266,16 @@ export class ParticipantList {
           identityKey: body.binding.identityKey,
           ephemeralKey: body.binding.ephemeralKey,
           senderIndex: body.senderIndex,
+          certificate: body.binding.certificate,
           binding: body.binding,
           addedAt: entry.index,
         });
         this.#nextSenderIndex = body.senderIndex + 1;
+        this.#lastMembershipChange = entry.index;
         break;
       case 'leave':
         this.#members.delete(body.participantId);
+        this.#lastMembershipChange = entry.index;
         break;
       case 'lock':
       case 'unlock':
@@ -311,14 +326,34 @@ export type HeartbeatCheck = 'current' | 'ahead' | 'stale';
 
 /**
  * Verifies a heartbeat against the local chain. 'current': signed by the current leader for exactly
- * this chain; 'ahead': it names a longer chain (entries still to come; keep it and retry);
- * 'stale': an older chain (ignore). Throws if forged or for another meeting.
+ * this chain; 'ahead': it names a longer chain (entries still to come) and is signed by the current
+ * leader or by `successor` (named in a `leader` entry not yet applied): keep it and retry;
+ * 'stale': an older chain (ignore). Throws if forged, for another meeting, or an unverifiable
+ * 'ahead' (anyone could send those, and a parked heartbeat must be one the leader really signed).
  */
-export function checkHeartbeat(h: Heartbeat, list: ParticipantList): HeartbeatCheck {
+export function checkHeartbeat(
+  h: Heartbeat,
+  list: ParticipantList,
+  successor?: { participantId: string; identityKey: Uint8Array },
+): HeartbeatCheck {
   if (h.meetingId !== list.meetingId)
     throw new E2eeError('wrong-meeting', 'heartbeat is for another meeting');
-  if (h.listLength > list.length) return 'ahead';
   if (h.listLength < list.length) return 'stale';
+  if (h.listLength > list.length) {
+    const key =
+      h.leaderId === list.leaderId
+        ? list.leaderIdentityKey
+        : h.leaderId === successor?.participantId
+          ? successor.identityKey
+          : undefined;
+    if (!key || !verifyEd25519(key, heartbeatStatement(h), h.signature)) {
+      throw new E2eeError(
+        'bad-signature',
+        'heartbeat ahead of the chain not signed by the leader or its successor',
+      );
+    }
+    return 'ahead';
+  }
   if (h.leaderId !== list.leaderId)
     throw new E2eeError('bad-signature', 'heartbeat not from the current leader');
   if (!bytesEqual(h.listHead, list.head))

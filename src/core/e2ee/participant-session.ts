@@ -1,5 +1,9 @@
 // A participant's key manager: posts its binding, verifies the leader's participant list, unwraps
 // meeting keys, acknowledges them, and switches its send key when a heartbeat certifies the epoch.
+// Key freshness: it stops sending (keys event `sending: false`) within SEND_GRACE_MS once its send
+// epoch may no longer be exactly the members' key — a member was added or left after the epoch was
+// certified, or a heartbeat certified a newer epoch it lacks — and when the leader falls silent; it
+// resumes only under a freshly certified epoch it holds.
 import { bytesEqual } from './bytes.js';
 import { E2eeError } from './errors.js';
 import { PROTOCOL_VERSION } from './labels.js';
@@ -19,11 +23,13 @@ import {
   validateE2eeMessage,
 } from './messages.js';
 import { fromBase64Url } from './bytes.js';
-import { checkHeartbeat, type Heartbeat } from './participant-list.js';
+import { verifyEd25519 } from './keys.js';
+import { MAX_LIST_ENTRIES_PER_MESSAGE } from './messages.js';
+import { checkHeartbeat, type Heartbeat, type ListEntry, listEntryStatement } from './participant-list.js';
 import {
   pushDefined,
   rejected,
-  type SessionEvent,
+  SEND_GRACE_MS,
   type SessionOptions,
   type SessionOutput,
   SessionState,
@@ -38,18 +44,21 @@ export const REPOST_BINDING_MS = 10_000;
 
 export class ParticipantSession {
   readonly state: SessionState;
-  #pendingHeartbeat: Heartbeat | undefined;
-  #lastHeartbeatTime = 0; // leader's clock, from the last valid heartbeat
+  #pendingHeartbeat: Heartbeat | undefined; // verified, ahead of our chain: entries still to come
+  #pendingSince = 0; // local clock when the pending (ahead) heartbeat arrived
   #lastHeartbeatAt: number; // local clock when a valid heartbeat (or the join) was last seen
   #silentReported = false;
   #joined = false;
-  #pendingSince = 0; // local clock when the pending (ahead) heartbeat arrived
-  #resyncAt = Number.NEGATIVE_INFINITY; // when we last asked the leader to resend (one per RESYNC_AFTER_MS)
+  readonly #resyncAt = new Map<string, number>(); // per leader asked: one request per RESYNC_AFTER_MS
   #keyWaitEpoch = 0; // a heartbeat certified this epoch but its key has not come…
   #keyWaitSince = 0; // …since
   #uncertifiedSince = 0; // we hold a newer key that no heartbeat certified, since…
   #bindingSentAt: number | undefined; // joiner: when the binding was last posted
   #handOver: { to: string; fromIndex: number; at: number } | undefined; // outgoing leader, until relieved
+  readonly #certLengths = new Map<number, number>(); // epoch → chain length of its first certification
+  #certifiedAbove = 0; // highest epoch a verified heartbeat certified (ahead ones included)
+  #staleSince: number | undefined; // local clock since the send epoch is stale
+  #successor: { participantId: string; identityKey: Uint8Array } | undefined; // named in an unapplied `leader` entry
 
   constructor(options: SessionOptions | SessionState) {
     this.state = options instanceof SessionState ? options : new SessionState(options);
@@ -71,6 +80,10 @@ export class ParticipantSession {
   }
   get isMember(): boolean {
     return this.state.isMember;
+  }
+  /** False while the media engine must send nothing (see SEND_GRACE_MS). */
+  get sending(): boolean {
+    return this.state.sending;
   }
 
   /**
@@ -122,40 +135,74 @@ export class ParticipantSession {
     } catch (error) {
       out.events.push(rejected(message, error));
     }
+    this.#guard(out, () => this.#checkFreshness(this.state.clock(), out));
     return out;
   }
 
   /**
-   * Drive time: drops the previous epoch's receive keys once the overlap has passed, and reports
-   * once if the leader has been silent too long (relay cut off, leader gone: show it, rejoin).
+   * Drive time: drops the previous epoch's receive keys once the overlap has passed, repairs lost
+   * messages, suspends sending when the send epoch went stale or the leader fell silent.
    */
   tick(): SessionOutput {
-    const events: SessionEvent[] = [];
-    const outgoing: E2eeMessage[] = [];
-    pushDefined(events, this.state.expireOverlap());
-    const now = this.state.clock();
-    this.#recoverLostMessages(now, { outgoing, events });
-    this.#remindSuccessor(now, outgoing);
-    if (
-      this.#joined &&
-      !this.state.removed &&
-      !this.#silentReported &&
-      now - this.#lastHeartbeatAt >= this.state.leaderSilentAfterMs
-    ) {
-      this.#silentReported = true;
-      events.push({
-        type: 'leader-silent',
-        leaderId: this.state.list.leaderId,
-        lastHeartbeatAt: this.#lastHeartbeatAt,
-      });
+    const out: SessionOutput = { outgoing: [], events: [] };
+    this.#guard(out, () => {
+      pushDefined(out.events, this.state.expireOverlap());
+      const now = this.state.clock();
+      this.#recoverLostMessages(now, out);
+      this.#remindSuccessor(now, out.outgoing);
+      if (
+        this.#joined &&
+        !this.state.removed &&
+        !this.#silentReported &&
+        now - this.#lastHeartbeatAt >= this.state.leaderSilentAfterMs
+      ) {
+        this.#silentReported = true;
+        out.events.push({
+          type: 'leader-silent',
+          leaderId: this.state.list.leaderId,
+          lastHeartbeatAt: this.#lastHeartbeatAt,
+        });
+        this.state.suspend('leader-lost', out.events);
+      }
+      this.#checkFreshness(now, out);
+    });
+    return out;
+  }
+
+  #guard(out: SessionOutput, run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      out.events.push(rejected({ type: 'tick', from: this.state.participantId }, error));
     }
-    return { outgoing, events };
   }
 
   /**
-   * The relay may lose messages (e.g. across its restart). Each loss leaves a trace we can see and
-   * repair by asking the leader: a heartbeat waiting for entries, a certified epoch without its key,
-   * a newer key never certified, or — before admission — no chain at all.
+   * The send epoch is stale when the chain records an add or leave after the length at which it was
+   * certified (a removed member may hold it, a new one lacks it) or a verified heartbeat certified a
+   * newer epoch. After SEND_GRACE_MS of that: suspend and ask the leader; resume once fresh.
+   */
+  #checkFreshness(now: number, out: SessionOutput): void {
+    const { state } = this;
+    if (!this.#joined || state.removed || state.keys.sendEpoch === 0) return;
+    const stale = state.sendEpochStale || this.#certifiedAbove > state.keys.sendEpoch;
+    if (!stale) {
+      this.#staleSince = undefined;
+      state.resume('rekeying', out.events);
+      return;
+    }
+    this.#staleSince ??= now;
+    if (now - this.#staleSince >= SEND_GRACE_MS && !state.suspended.has('rekeying')) {
+      state.suspend('rekeying', out.events);
+      this.#requestResync(out, state.keys.awaitingEpoch || undefined);
+    }
+  }
+
+  /**
+   * The relay may lose (or withhold) messages. Each loss leaves a trace we can see and repair by
+   * asking the leader: a heartbeat waiting for entries, a certified epoch without its key, a newer
+   * key never certified, a stale send epoch, or — before admission — no chain at all. The traces are
+   * checked independently: one (e.g. a parked heartbeat) never keeps the others from asking.
    */
   #recoverLostMessages(now: number, out: SessionOutput): void {
     if (this.state.removed) return;
@@ -166,13 +213,18 @@ export class ParticipantSession {
       }
       return;
     }
-    const { keys } = this.state;
-    if (this.#pendingHeartbeat && now - this.#pendingSince >= RESYNC_AFTER_MS) {
-      this.#requestResync(out, undefined, this.#pendingHeartbeat.leaderId); // it may be a new leader
-    } else if (keys.awaitingEpoch && now - this.#keyWaitSince >= RESYNC_AFTER_MS) {
-      this.#requestResync(out, keys.awaitingEpoch);
-    } else if (keys.highestEpoch > keys.sendEpoch && now - this.#uncertifiedSince >= UNCERTIFIED_RESYNC_MS) {
-      this.#requestResync(out);
+    const { keys, list } = this.state;
+    const parked = this.#pendingHeartbeat;
+    const parkedDue = parked !== undefined && now - this.#pendingSince >= RESYNC_AFTER_MS;
+    if (parkedDue && parked.leaderId !== list.leaderId) this.#requestResync(out, undefined, parked.leaderId);
+    const awaiting = keys.awaitingEpoch;
+    if (
+      (parkedDue && parked.leaderId === list.leaderId) ||
+      (awaiting && now - this.#keyWaitSince >= RESYNC_AFTER_MS) ||
+      (keys.highestEpoch > keys.sendEpoch && now - this.#uncertifiedSince >= UNCERTIFIED_RESYNC_MS) ||
+      this.state.suspended.has('rekeying')
+    ) {
+      this.#requestResync(out, awaiting || undefined);
     }
   }
 
@@ -191,15 +243,18 @@ export class ParticipantSession {
       from: this.state.participantId,
       to: handOver.to,
       entries: this.state.list.entries
-        .slice(handOver.fromIndex, handOver.fromIndex + 128)
+        .slice(handOver.fromIndex, handOver.fromIndex + MAX_LIST_ENTRIES_PER_MESSAGE)
         .map(listEntryToWire),
     });
   }
 
   #requestResync(out: SessionOutput, epoch?: number, leaderId = this.state.list.leaderId): void {
     const now = this.state.clock();
-    if (!this.#joined || now - this.#resyncAt < RESYNC_AFTER_MS) return; // the answer may be on its way
-    this.#resyncAt = now;
+    if (!this.#joined || now - (this.#resyncAt.get(leaderId) ?? Number.NEGATIVE_INFINITY) < RESYNC_AFTER_MS) {
+      return; // the answer may be on its way
+    }
+    if (this.#resyncAt.size > 16) this.#resyncAt.clear(); // bounded: ids come from the relay
+    this.#resyncAt.set(leaderId, now);
     const request: ResyncMessage = {
       v: PROTOCOL_VERSION,
       type: 'e2ee.resync',
@@ -235,7 +290,10 @@ export class ParticipantSession {
   ): 'applied' | 'skipped' | 'removed' {
     const { list } = this.state;
     const entry = listEntryFromWire(wire, this.state.meetingId);
-    if (entry.index > list.length) this.#requestResync(out, undefined, from); // missed entries: ask, refuse this
+    if (entry.index > list.length) {
+      this.#noteSuccessor(entry);
+      this.#requestResync(out, undefined, from); // missed entries: ask, refuse this
+    }
     if (entry.index < list.length) {
       // Already applied (a newcomer gets both the full chain and the broadcast): must be identical.
       if (!bytesEqual(list.entries[entry.index]!.signature, entry.signature)) {
@@ -243,24 +301,39 @@ export class ParticipantSession {
       }
       return 'skipped';
     }
+    list.apply(entry, (verified) => this.#trustEntry(verified, out));
     const body = entry.body;
-    if (body.kind === 'create' && !this.state.trustIdentity(body.leaderId, body.leaderIdentityKey)) {
-      throw new E2eeError('untrusted-identity', `leader ${body.leaderId} is not trusted`);
-    }
-    if (body.kind === 'leader') {
-      const next = list.member(body.newLeaderId);
-      if (next && !this.state.trustIdentity(next.participantId, next.identityKey)) {
-        throw new E2eeError('untrusted-identity', `new leader ${body.newLeaderId} is not trusted`);
-      }
-    }
-    list.apply(entry);
     if (body.kind === 'leave' && body.participantId === this.state.participantId) {
       this.state.removed = true;
-      this.state.keys.clear();
+      this.state.wipe();
       out.events.push(this.state.roster(), { type: 'removed' });
       return 'removed';
     }
     return 'applied';
+  }
+
+  /** Every `add` (the creator's at index 1 included) must pass the trust policy before it applies. */
+  #trustEntry(entry: ListEntry, out: SessionOutput): void {
+    if (entry.body.kind !== 'add') return;
+    const { participantId, identityKey, certificate } = entry.body.binding;
+    if (!this.state.trusts(participantId, identityKey, certificate)) {
+      const reason = `identity of ${participantId} is not trusted`;
+      out.events.push({ type: 'identity-refused', participantId, reason });
+      throw new E2eeError('untrusted-identity', reason);
+    }
+  }
+
+  /**
+   * A `leader` entry beyond our chain, signed by the current leader, names a successor whose
+   * heartbeats may be parked as 'ahead' until the entries in between arrive.
+   */
+  #noteSuccessor(entry: ListEntry): void {
+    const { list } = this.state;
+    if (entry.body.kind !== 'leader' || entry.signer !== list.leaderId) return;
+    const next = list.member(entry.body.newLeaderId);
+    if (next && verifyEd25519(list.leaderIdentityKey, listEntryStatement(entry), entry.signature)) {
+      this.#successor = { participantId: next.participantId, identityKey: next.identityKey };
+    }
   }
 
   #afterListChange(leaderBefore: string, out: SessionOutput): void {
@@ -274,6 +347,7 @@ export class ParticipantSession {
     out.events.push(this.state.roster());
     pushDefined(out.events, this.state.codeEvent());
     if (list.leaderId !== leaderBefore && leaderBefore !== '') {
+      if (this.#successor?.participantId === list.leaderId) this.#successor = undefined;
       out.events.push({
         type: 'leader-changed',
         leaderId: list.leaderId,
@@ -331,35 +405,52 @@ export class ParticipantSession {
       epoch: message.epoch,
     };
     out.outgoing.push(ack);
-    if (this.state.keys.sendEpoch !== sendBefore) {
-      out.events.push({ type: 'epoch-certified', epoch: this.state.keys.sendEpoch });
-    }
+    if (this.state.keys.sendEpoch !== sendBefore) this.#switched(out); // certified before its key came
     pushDefined(out.events, this.state.keysEvent());
   }
 
   #onHeartbeat(heartbeat: Heartbeat, out: SessionOutput): void {
-    const check = checkHeartbeat(heartbeat, this.state.list);
+    const { state } = this;
+    const check = checkHeartbeat(heartbeat, state.list, this.#successor);
+    if (check === 'stale') return; // certified an older chain; a newer heartbeat follows
+    // Times strictly advance (across hand-overs too): a replayed or stale heartbeat changes nothing.
+    if (heartbeat.time <= state.lastHeartbeatTime) {
+      throw new E2eeError('stale-epoch', 'heartbeat not newer than the last accepted one');
+    }
     if (check === 'ahead') {
-      if (!this.#pendingHeartbeat) this.#pendingSince = this.state.clock();
-      this.#pendingHeartbeat = heartbeat; // entries still on their way
+      // Genuinely signed, entries still on their way: keep the newest; a newer epoch than ours
+      // means ours is superseded (freshness), but liveness waits until it verifies against the chain.
+      if (!this.#pendingHeartbeat) this.#pendingSince = state.clock();
+      if (!this.#pendingHeartbeat || this.#pendingHeartbeat.time < heartbeat.time) {
+        this.#pendingHeartbeat = heartbeat;
+      }
+      this.#certifiedAbove = Math.max(this.#certifiedAbove, heartbeat.epoch);
       return;
     }
-    if (check === 'stale') return; // certified an older chain; a newer heartbeat follows
-    if (heartbeat.time < this.#lastHeartbeatTime)
-      throw new E2eeError('stale-epoch', 'heartbeat older than the last');
-    if (heartbeat.epoch < this.state.keys.sendEpoch) {
+    if (heartbeat.epoch < state.keys.sendEpoch) {
       throw new E2eeError('stale-epoch', `heartbeat certifies old epoch ${heartbeat.epoch}`);
     }
-    this.#lastHeartbeatTime = heartbeat.time;
+    state.lastHeartbeatTime = heartbeat.time;
     if (this.#handOver?.to === heartbeat.leaderId) this.#handOver = undefined; // the successor leads
-    this.#lastHeartbeatAt = this.state.clock();
+    this.#lastHeartbeatAt = state.clock();
     this.#silentReported = false;
-    if (this.state.keys.certify(heartbeat.epoch, this.state.clock())) {
-      out.events.push({ type: 'epoch-certified', epoch: heartbeat.epoch });
-      pushDefined(out.events, this.state.keysEvent());
-    } else if (this.state.keys.awaitingEpoch === heartbeat.epoch && this.#keyWaitEpoch !== heartbeat.epoch) {
+    state.resume('leader-lost', out.events);
+    if (!this.#certLengths.has(heartbeat.epoch)) this.#certLengths.set(heartbeat.epoch, heartbeat.listLength);
+    this.#certifiedAbove = Math.max(this.#certifiedAbove, heartbeat.epoch);
+    if (state.keys.certify(heartbeat.epoch, state.clock())) {
+      this.#switched(out);
+      pushDefined(out.events, state.keysEvent());
+    } else if (state.keys.awaitingEpoch === heartbeat.epoch && this.#keyWaitEpoch !== heartbeat.epoch) {
       this.#keyWaitEpoch = heartbeat.epoch; // certified, but its key has not come (yet)
-      this.#keyWaitSince = this.state.clock();
+      this.#keyWaitSince = state.clock();
     }
+  }
+
+  /** The send epoch changed: remember where it was certified, so later adds/leaves make it stale. */
+  #switched(out: SessionOutput): void {
+    const epoch = this.state.keys.sendEpoch;
+    this.state.sendCertLength = this.#certLengths.get(epoch) ?? this.state.list.length;
+    for (const e of this.#certLengths.keys()) if (e < epoch) this.#certLengths.delete(e);
+    out.events.push({ type: 'epoch-certified', epoch });
   }
 }

@@ -198,12 +198,28 @@ describe('KID layout and sender keys', () => {
 
   it('gives every (epoch, sender) its own key', () => {
     const meetingKey = random(32);
+    const meeting = { meetingId: 'm', creationNonce: random(32) };
     const seen = new Set<string>();
     for (let e = 1; e <= 4; e++) {
-      for (let s = 0; s < 8; s++) seen.add(toBase64Url(deriveSenderBaseKey(meetingKey, e, s)));
+      for (let s = 0; s < 8; s++) seen.add(toBase64Url(deriveSenderBaseKey(meetingKey, e, s, meeting)));
     }
     expect(seen.size).toBe(32);
-    expect(deriveSenderBaseKey(random(32), 1, 0)).not.toEqual(deriveSenderBaseKey(meetingKey, 1, 0));
+    expect(deriveSenderBaseKey(random(32), 1, 0, meeting)).not.toEqual(
+      deriveSenderBaseKey(meetingKey, 1, 0, meeting),
+    );
+  });
+
+  it('binds keys to the meeting: the same key and KID in another meeting is another key', () => {
+    const meetingKey = random(32);
+    const nonce = random(32);
+    const key = deriveSenderBaseKey(meetingKey, 1, 0, { meetingId: 'm', creationNonce: nonce });
+    expect(deriveSenderBaseKey(meetingKey, 1, 0, { meetingId: 'm2', creationNonce: nonce })).not.toEqual(key);
+    expect(deriveSenderBaseKey(meetingKey, 1, 0, { meetingId: 'm', creationNonce: random(32) })).not.toEqual(
+      key,
+    );
+    expect(() =>
+      deriveSenderBaseKey(meetingKey, 1, 0, { meetingId: 'm', creationNonce: new Uint8Array(0) }),
+    ).toThrow(E2eeError);
   });
 });
 

@@ -1,8 +1,9 @@
 // Per-sender SFrame base keys and the KID layout. Every participant derives every sender's base key
 // from the meeting key of an epoch; the KID names (epoch, sender) so a receiver finds the key by
-// lookup, never by trial decryption.
-//   baseKey(epoch, sender) = HKDF-SHA256(ikm = meetingKey, salt = "",
-//                            info = encode("sealroom/v1/sender-key", epoch, sender), 32)
+// lookup, never by trial decryption. The meeting's id and creation nonce are in the info, so the
+// same KID in another meeting (even with a reused meeting key) names another key.
+//   baseKey(epoch, sender) = HKDF-SHA256(ikm = meetingKey, salt = "", info = encode(
+//                            "sealroom/v1/sender-key", meetingId, creationNonce, epoch, sender), 32)
 //   KID = epoch << 16 | senderIndex       (epoch < 2^47 keeps KID < 2^63)
 import { hkdfSync } from 'node:crypto';
 import { encodeCanonical } from './canonical.js';
@@ -13,10 +14,29 @@ export const SENDER_KEY_BYTES = 32;
 export const MAX_SENDER_INDEX = 0xffff;
 export const MAX_EPOCH = 2 ** 47 - 1;
 
-export function deriveSenderBaseKey(meetingKey: Uint8Array, epoch: number, senderIndex: number): Uint8Array {
+/** What names one meeting: its id and the creation nonce of its `create` entry. */
+export interface MeetingIdentity {
+  meetingId: string;
+  creationNonce: Uint8Array;
+}
+
+export function deriveSenderBaseKey(
+  meetingKey: Uint8Array,
+  epoch: number,
+  senderIndex: number,
+  meeting: MeetingIdentity,
+): Uint8Array {
   checkEpoch(epoch);
   checkSenderIndex(senderIndex);
-  const info = encodeCanonical(LABELS.senderKey, epoch, senderIndex);
+  if (meeting.creationNonce.length !== 32)
+    throw new E2eeError('malformed', 'creation nonce must be 32 bytes');
+  const info = encodeCanonical(
+    LABELS.senderKey,
+    meeting.meetingId,
+    meeting.creationNonce,
+    epoch,
+    senderIndex,
+  );
   return new Uint8Array(hkdfSync('sha256', meetingKey, new Uint8Array(0), info, SENDER_KEY_BYTES));
 }
 
@@ -39,7 +59,7 @@ function checkEpoch(epoch: number): void {
   }
 }
 
-function checkSenderIndex(senderIndex: number): void {
+export function checkSenderIndex(senderIndex: number): void {
   if (!Number.isInteger(senderIndex) || senderIndex < 0 || senderIndex > MAX_SENDER_INDEX) {
     throw new E2eeError('malformed', `sender index out of range: ${senderIndex}`);
   }

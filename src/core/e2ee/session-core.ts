@@ -5,6 +5,7 @@
 import { type KeyBinding, createBinding } from './binding.js';
 import { toBase64Url } from './bytes.js';
 import { E2eeError } from './errors.js';
+import { deriveFrameAuthKey, type FrameAuthKey } from './frame-auth.js';
 import { EphemeralKeyPair, type IdentityKeyPair, type RandomSource, secureRandom } from './keys.js';
 import { type KeysEvent, KeyRing } from './key-ring.js';
 import { SharedSecretCache } from './meeting-key.js';
@@ -15,16 +16,23 @@ import { securityCode } from './security-code.js';
 export interface RosterMember {
   participantId: string;
   identityKey: string; // base64url Ed25519 public key (match it against the certificate's key)
+  certificate: string; // base64url X.509 DER from its binding (may be "")
   senderIndex: number;
   leader: boolean;
 }
+
+/** Why a member stopped sending: a membership change or newer epoch it lacks the key of; no heartbeats. */
+export type SuspendReason = 'rekeying' | 'leader-lost';
 
 export type SessionEvent =
   | KeysEvent
   | { type: 'security-code'; code: string; leaderId: string; leaderIdentityKey: string }
   | { type: 'roster'; leaderId: string; locked: boolean; listLength: number; members: RosterMember[] }
   | { type: 'epoch-certified'; epoch: number }
-  | { type: 'admission-request'; participantId: string; identityKey: string }
+  | { type: 'admission-request'; participantId: string; identityKey: string; certificate: string }
+  | { type: 'identity-refused'; participantId: string; reason: string }
+  | { type: 'send-suspended'; reason: SuspendReason }
+  | { type: 'send-resumed'; epoch: number }
   | { type: 'joined'; senderIndex: number }
   | { type: 'removed' }
   | { type: 'leader-changed'; leaderId: string; isSelf: boolean }
@@ -44,16 +52,37 @@ export interface SessionOptions {
   random?: RandomSource;
   /** Milliseconds since 1970 (default: Date.now); the caller drives time, the core has no timers. */
   clock?: () => number;
-  /** Extra identity check, e.g. "this key is in a valid certificate of our org" (default: accept). */
-  trustIdentity?: (participantId: string, identityKey: Uint8Array) => boolean;
+  /** This device's X.509 certificate (DER), carried in its binding (default: empty). */
+  certificate?: Uint8Array;
+  /**
+   * Identity check, e.g. "this certificate chains to a trusted CA and certifies this key" (default:
+   * accept). Called for every binding the leader receives and every `add` entry a member applies.
+   */
+  trustIdentity?: TrustIdentity;
   /** How long receive keys of the previous epoch stay after a switch (default 5 s). */
   overlapMs?: number;
-  /** Participant: report 'leader-silent' after this long without a valid heartbeat (default 35 s). */
+  /** The leader's heartbeat period (default 10 s); members expect one at least this often. */
+  heartbeatIntervalMs?: number;
+  /** Participant: 'leader-silent' and sending suspended after this long without a valid heartbeat (default 3 heartbeat intervals). */
   leaderSilentAfterMs?: number;
 }
 
+export type TrustIdentity = (
+  participantId: string,
+  identityKey: Uint8Array,
+  certificate: Uint8Array,
+) => boolean;
+
 export const DEFAULT_OVERLAP_MS = 5_000;
-export const DEFAULT_LEADER_SILENT_AFTER_MS = 35_000;
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
+export const LEADER_SILENT_HEARTBEATS = 3;
+export const DEFAULT_LEADER_SILENT_AFTER_MS = LEADER_SILENT_HEARTBEATS * DEFAULT_HEARTBEAT_INTERVAL_MS;
+/**
+ * The longest a member (leader included) keeps sending under an epoch after learning that it may no
+ * longer be exactly the current members' key (a membership change after its certification, or a
+ * certified epoch it lacks). Then it sends nothing until a fresh epoch is certified.
+ */
+export const SEND_GRACE_MS = 1_500;
 
 /** Everything one participant knows; handed over intact when a participant becomes the leader. */
 export class SessionState {
@@ -62,15 +91,23 @@ export class SessionState {
   readonly identity: IdentityKeyPair;
   readonly random: RandomSource;
   readonly clock: () => number;
-  readonly trustIdentity: (participantId: string, identityKey: Uint8Array) => boolean;
+  readonly trustIdentity: TrustIdentity;
   readonly overlapMs: number;
+  readonly heartbeatIntervalMs: number;
   readonly leaderSilentAfterMs: number;
   readonly ephemeral: EphemeralKeyPair;
   readonly binding: KeyBinding;
   readonly secrets: SharedSecretCache;
-  readonly keys = new KeyRing();
+  readonly keys: KeyRing;
   list: ParticipantList;
   removed = false;
+  /** Leader's clock of the last heartbeat accepted (participant) or signed (leader): times only go up. */
+  lastHeartbeatTime = 0;
+  /** Chain length at which the send epoch was certified: a later add/leave makes it stale. */
+  sendCertLength = 0;
+  /** Why sending is suspended (empty: sending). */
+  readonly suspended = new Set<SuspendReason>();
+  readonly #frameAuth = new Map<number, FrameAuthKey & { ephemeralKey: string }>();
   #lastKeysSignature = '';
   #lastCodeLeader = '';
 
@@ -82,11 +119,38 @@ export class SessionState {
     this.clock = options.clock ?? Date.now;
     this.trustIdentity = options.trustIdentity ?? (() => true);
     this.overlapMs = options.overlapMs ?? DEFAULT_OVERLAP_MS;
-    this.leaderSilentAfterMs = options.leaderSilentAfterMs ?? DEFAULT_LEADER_SILENT_AFTER_MS;
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    this.leaderSilentAfterMs =
+      options.leaderSilentAfterMs ?? LEADER_SILENT_HEARTBEATS * this.heartbeatIntervalMs;
     this.ephemeral = EphemeralKeyPair.generate(this.random);
-    this.binding = createBinding(this.meetingId, this.participantId, this.identity, this.ephemeral);
+    this.binding = createBinding(
+      this.meetingId,
+      this.participantId,
+      this.identity,
+      this.ephemeral,
+      options.certificate ?? new Uint8Array(0),
+    );
     this.secrets = new SharedSecretCache(this.ephemeral);
     this.list = new ParticipantList(this.meetingId);
+    this.keys = new KeyRing(() => ({ meetingId: this.meetingId, creationNonce: this.list.creationNonce }));
+  }
+
+  get sending(): boolean {
+    return this.suspended.size === 0;
+  }
+
+  /** The send epoch no longer matches the members: someone was added or left after its certification. */
+  get sendEpochStale(): boolean {
+    return this.keys.sendEpoch > 0 && this.list.lastMembershipChange >= this.sendCertLength;
+  }
+
+  /** The trust callback, never throwing: a callback error counts as a refusal. */
+  trusts(participantId: string, identityKey: Uint8Array, certificate: Uint8Array): boolean {
+    try {
+      return this.trustIdentity(participantId, identityKey, certificate) === true;
+    } catch {
+      return false;
+    }
   }
 
   get isMember(): boolean {
@@ -114,6 +178,7 @@ export class SessionState {
         .map((m) => ({
           participantId: m.participantId,
           identityKey: toBase64Url(m.identityKey),
+          certificate: toBase64Url(m.certificate),
           senderIndex: m.senderIndex,
           leader: m.participantId === this.list.leaderId,
         })),
@@ -124,15 +189,86 @@ export class SessionState {
   keysEvent(force = false): KeysEvent | undefined {
     const self = this.list.member(this.participantId);
     if (!self || this.removed) return undefined;
-    const event = this.keys.snapshot(
+    const members = this.list.members();
+    const snapshot = this.keys.snapshot(
       self.senderIndex,
-      this.list.members().map((m) => m.senderIndex),
+      members.map((m) => m.senderIndex),
     );
-    if (!event) return undefined;
-    const signature = `${event.sendKid}|${event.receiveKeys.map((k) => k.kid).join(',')}`;
+    if (!snapshot) return undefined;
+    const auth = this.#frameAuthKeys(self.senderIndex);
+    // KIDs name (epoch, sender) and each epoch's keys never change, so KIDs + peers + sending cover
+    // every change of key bytes, member set or sending state.
+    const signature = [
+      this.sending,
+      snapshot.sendKid,
+      snapshot.receiveKeys.map((k) => k.kid).join(','),
+      auth.map((a) => a.peerIndex).join(','),
+    ].join('|');
     if (!force && signature === this.#lastKeysSignature) return undefined;
     this.#lastKeysSignature = signature;
-    return event;
+    return { type: 'keys', meetingId: this.meetingId, ...snapshot, sending: this.sending, auth };
+  }
+
+  /** Frame-authentication keys with every other member, cached per peer (one X25519 each). */
+  #frameAuthKeys(ownIndex: number): FrameAuthKey[] {
+    const out: FrameAuthKey[] = [];
+    const current = new Set<number>();
+    for (const member of this.list.members().sort((a, b) => a.senderIndex - b.senderIndex)) {
+      if (member.participantId === this.participantId) continue;
+      current.add(member.senderIndex);
+      const ephemeralKey = toBase64Url(member.ephemeralKey);
+      let cached = this.#frameAuth.get(member.senderIndex);
+      if (!cached || cached.ephemeralKey !== ephemeralKey) {
+        // Bindings were verified (valid, not low-order) before the member was added: agree() succeeds.
+        const shared = this.secrets.get(member.ephemeralKey);
+        const { meetingId } = this;
+        const nonce = this.list.creationNonce;
+        cached = {
+          peerIndex: member.senderIndex,
+          ephemeralKey,
+          send: deriveFrameAuthKey(shared, meetingId, nonce, ownIndex, member.senderIndex),
+          receive: deriveFrameAuthKey(shared, meetingId, nonce, member.senderIndex, ownIndex),
+        };
+        this.#frameAuth.set(member.senderIndex, cached);
+      }
+      out.push({
+        peerIndex: cached.peerIndex,
+        send: Uint8Array.from(cached.send),
+        receive: Uint8Array.from(cached.receive),
+      });
+    }
+    for (const [index, cached] of this.#frameAuth) {
+      if (current.has(index)) continue;
+      cached.send.fill(0);
+      cached.receive.fill(0);
+      this.#frameAuth.delete(index);
+    }
+    return out;
+  }
+
+  /** Removed or meeting over: wipe every key. */
+  wipe(): void {
+    this.keys.clear();
+    for (const cached of this.#frameAuth.values()) {
+      cached.send.fill(0);
+      cached.receive.fill(0);
+    }
+    this.#frameAuth.clear();
+  }
+
+  /** Suspends sending for `reason`: the send-suspended event and a keys event with sending: false. */
+  suspend(reason: SuspendReason, events: SessionEvent[]): void {
+    if (this.suspended.has(reason)) return;
+    this.suspended.add(reason);
+    events.push({ type: 'send-suspended', reason });
+    pushDefined(events, this.keysEvent());
+  }
+
+  /** Lifts `reason`; if nothing else holds sending back, send-resumed and a keys event. */
+  resume(reason: SuspendReason, events: SessionEvent[]): void {
+    if (!this.suspended.delete(reason) || this.suspended.size > 0) return;
+    events.push({ type: 'send-resumed', epoch: this.keys.sendEpoch });
+    pushDefined(events, this.keysEvent());
   }
 
   /** A security-code event when the leader (hence the code) changed since the last one. */
@@ -153,22 +289,21 @@ export class SessionState {
   }
 }
 
-export function rejected(message: { type: string; from: string }, error: unknown): SessionEvent {
-  if (error instanceof E2eeError) {
-    // `message` may be anything a caller passed in unvalidated: read it defensively.
-    const fields = (typeof message === 'object' && message !== null ? message : {}) as Record<
-      string,
-      unknown
-    >;
-    return {
-      type: 'rejected',
-      messageType: String(fields.type ?? '?').slice(0, 64),
-      from: String(fields.from ?? '?').slice(0, 128),
-      code: error.code,
-      reason: error.message,
-    };
-  }
-  throw error; // a bug, not bad input
+/**
+ * The report of a refused message. Hostile input must never end the daemon, so even an unexpected
+ * error becomes a report (code 'internal': a bug to fix, which the fuzz tests look for).
+ */
+export function rejected(message: unknown, error: unknown): SessionEvent {
+  // `message` may be anything a caller passed in unvalidated: read it defensively.
+  const fields = (typeof message === 'object' && message !== null ? message : {}) as Record<string, unknown>;
+  const text = (value: unknown, max: number) => (typeof value === 'string' ? value.slice(0, max) : '?');
+  return {
+    type: 'rejected',
+    messageType: text(fields.type, 64),
+    from: text(fields.from, 128),
+    code: error instanceof E2eeError ? error.code : 'internal',
+    reason: error instanceof Error ? error.message : String(error),
+  };
 }
 
 export function pushDefined<T>(list: T[], ...items: (T | undefined)[]): void {

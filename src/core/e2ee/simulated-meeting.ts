@@ -5,13 +5,17 @@ import { IdentityKeyPair, type RandomSource } from './keys.js';
 import { LeaderSession, type LeaderOptions } from './leader-session.js';
 import { type E2eeMessage, parseE2eeMessage } from './messages.js';
 import { ParticipantSession } from './participant-session.js';
-import type { SessionEvent, SessionOutput } from './session-core.js';
+import type { SessionEvent, SessionOutput, TrustIdentity } from './session-core.js';
 
 export interface SimulatedMeetingOptions extends LeaderOptions {
   meetingId: string;
   leaderId: string;
   random?: RandomSource;
   clock?: () => number;
+  /** Every session's trust policy (default: accept). */
+  trustIdentity?: TrustIdentity;
+  /** The leader's certificate DER (default: empty). */
+  certificate?: Uint8Array;
 }
 
 export interface Delivery {
@@ -49,14 +53,22 @@ export class SimulatedMeeting {
    * A new participant posts its binding (it waits until the leader admits it). `random` overrides
    * the meeting's source for this participant (its first 32 bytes become its ephemeral key).
    */
-  join(participantId: string, options: { random?: RandomSource } = {}): ParticipantSession {
+  join(
+    participantId: string,
+    options: { random?: RandomSource; certificate?: Uint8Array; trustIdentity?: TrustIdentity } = {},
+  ): ParticipantSession {
     const random = options.random ?? this.#options.random;
+    const trustIdentity = options.trustIdentity ?? this.#options.trustIdentity;
+    const { clock, heartbeatIntervalMs } = this.#options;
     const session = new ParticipantSession({
       meetingId: this.meetingId,
       participantId,
       identity: IdentityKeyPair.generate(this.#options.random),
       ...(random ? { random } : {}),
-      ...(this.#options.clock ? { clock: this.#options.clock } : {}),
+      ...(clock ? { clock } : {}),
+      ...(trustIdentity ? { trustIdentity } : {}),
+      ...(options.certificate ? { certificate: options.certificate } : {}),
+      ...(heartbeatIntervalMs ? { heartbeatIntervalMs } : {}),
     });
     this.participants.set(participantId, session);
     this.#route(participantId, session.start());
