@@ -2,7 +2,8 @@
 // test/e2ee-reference.py (Python standard library only: its own Ed25519, X25519, HKDF, XChaCha20-
 // Poly1305). It replays every message one participant received in a meeting that exercises every
 // list-entry kind and a leader hand-over, and must reach exactly the state our participant reached:
-// chain head, members and sender indices, security code, certified epoch and every SFrame key.
+// chain head, members, their sender indices and certificates, security code, certified epoch, every
+// (meeting-bound) SFrame key and every frame-authentication key.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -17,8 +18,10 @@ interface ReferenceResult {
   listLength: number;
   listHead: string;
   members: Record<string, number>;
+  certificates: Record<string, string>;
   sendEpoch: number;
   senderKeys: Record<string, string>;
+  frameAuth: Record<string, { send: string; receive: string }>;
   rejected: string[];
 }
 
@@ -41,6 +44,9 @@ function recording(seed: string): { random: RandomSource; first: () => Uint8Arra
   };
 }
 
+/** Stand-in certificate DER: the protocol carries it opaquely (its trust policy is the daemon's). */
+const fakeCertificate = (name: string, length: number) => seededRandom(`certificate/${name}`)(length);
+
 function scenario() {
   const clock = new FakeClock();
   const m = new SimulatedMeeting({
@@ -48,11 +54,12 @@ function scenario() {
     leaderId: 'leader',
     random: seededRandom('interop'),
     clock: clock.read,
+    certificate: fakeCertificate('leader', 700),
   });
   const watched = recording('watched');
-  m.join('room-a', { random: watched.random });
-  m.join('room-b');
-  m.join('room-c');
+  m.join('room-a', { random: watched.random, certificate: fakeCertificate('room-a', 2048) });
+  m.join('room-b', { certificate: fakeCertificate('room-b', 1) });
+  m.join('room-c'); // no certificate: the empty string
   m.admit(['room-a', 'room-b', 'room-c']);
   m.lock();
   clock.advance(1_000);
@@ -84,6 +91,15 @@ describe('interoperability with the Python reference of docs/protocol.md', () =>
     expect(theirs.members).toEqual(
       Object.fromEntries(ours.state.list.members().map((x) => [x.participantId, x.senderIndex])),
     );
+    expect(theirs.certificates).toEqual(
+      Object.fromEntries(
+        ours.state.list
+          .members()
+          .map((x) => [x.participantId, Buffer.from(x.certificate).toString('base64url')]),
+      ),
+    );
+    expect(theirs.certificates['room-a']).toHaveLength(Math.ceil((2048 * 4) / 3));
+    expect(theirs.certificates['room-c']).toBe('');
     expect(theirs.securityCode).toBe(ours.securityCode);
     expect(theirs.sendEpoch).toBe(ours.epoch);
     const keys = m.lastKeys('room-a')!;
@@ -94,6 +110,28 @@ describe('interoperability with the Python reference of docs/protocol.md', () =>
         .map((k) => [String(k.kid), Buffer.from(k.key).toString('hex')]),
     ]);
     expect(theirs.senderKeys).toEqual(ourKeys);
+    const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+    expect(keys.auth).toHaveLength(ours.state.list.members().length - 1);
+    expect(theirs.frameAuth).toEqual(
+      Object.fromEntries(
+        keys.auth.map((a) => [String(a.peerIndex), { send: hex(a.send), receive: hex(a.receive) }]),
+      ),
+    );
+  });
+
+  it('the reference skips a re-sent entry spelled differently, refuses a changed one and a replayed heartbeat', () => {
+    const list = messages.find((x) => x.type === 'e2ee.list');
+    if (list?.type !== 'e2ee.list') throw new Error('no list');
+    const entry = list.entries[0]!;
+    const respelled = { ...list, entries: [Object.fromEntries(Object.entries(entry).reverse())] };
+    const changed = { ...list, entries: [{ ...entry, time: entry.time + 1 }] };
+    const heartbeat = messages.findLast((x) => x.type === 'e2ee.heartbeat')!;
+    const theirs = reference({ ...input, messages: [...messages, respelled, changed, heartbeat] });
+    expect(theirs.rejected).toEqual([
+      expect.stringMatching(/^e2ee\.list: entry differs from the verified one/),
+      expect.stringMatching(/^e2ee\.heartbeat: stale heartbeat/),
+    ]);
+    expect(theirs.listHead).toBe(Buffer.from(ours.state.list.head).toString('hex'));
   });
 
   it('the reference also refuses a forged heartbeat and a tampered wrapped key', () => {
