@@ -1,0 +1,201 @@
+// Hostile-relay fuzz (issue 9, "hostile input never ends the daemon"): for ~18 s the relay feeds real
+// meeting clients (a participant and the leader) random junk, mutated and replayed E2EE messages,
+// E2EE messages delivered to the wrong room, forged relay messages (rosters and leader records naming
+// an "Evil Twin", other meetings' notices, stray replies), while delaying, duplicating and reordering
+// the genuine traffic. Afterwards: no exception escaped, every room is still in the meeting with the
+// same security code and epoch, every wall lists exactly the honest members, and a rekey still works.
+// Seed: SEALROOM_FUZZ_SEED (printed on failure) replays the same schedule of misbehaviour.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { leafPaths, mutateAt } from './e2ee-helpers.js';
+import { e2eePayload, type Frame, type Json } from './adversary/hostile-relay.js';
+import {
+  currentEpoch,
+  poll,
+  type Room,
+  sending,
+  sleep,
+  Stage,
+  wallNames,
+  watchProcess,
+} from './adversary/rooms.js';
+
+const SEED = Number(process.env.SEALROOM_FUZZ_SEED ?? Date.now() % 1_000_000);
+const FUZZ_MS = 18_000;
+
+/** mulberry32: small, seedable, good enough to pick misbehaviour. */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+let stage: Stage;
+let a: Room;
+let b: Room;
+let c: Room;
+const watch = watchProcess();
+
+beforeAll(async () => {
+  stage = await new Stage().start();
+  a = await stage.room('Boardroom');
+  b = await stage.room('Huddle');
+  c = await stage.room('Lab');
+  await stage.meeting(a, [b, c]);
+});
+
+afterAll(async () => {
+  watch.stop();
+  await stage.close();
+});
+
+const HONEST = ['Boardroom', 'Huddle', 'Lab'];
+
+describe('hostile relay fuzz', () => {
+  it(`keeps the process up and the state consistent (seed ${SEED})`, async () => {
+    const random = prng(SEED);
+    const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)] as T;
+    const meetingId = a.client.meetingId ?? '';
+    const ids = [a, b, c].map((r) => r.client.participantId ?? '');
+    const targets = () =>
+      [stage.hostile.link('Huddle'), stage.hostile.link('Boardroom')].filter((l) => l !== undefined);
+    const evilInfo = (participantId: string) => ({
+      participantId,
+      deviceId: 'sr-evil',
+      roomName: 'Evil Twin',
+      org: 'Example Corp',
+      certificate: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n',
+    });
+    const e2eeSeen = () => stage.hostile.seen.filter((f) => e2eePayload(f) !== undefined);
+    let injected = 0;
+
+    // Genuine traffic to the targets: delayed (reordered) or duplicated, never lost.
+    const stopMangling = stage.hostile.use((f: Frame) => {
+      if (f.direction !== 'to-device' || !targets().includes(f.link)) return undefined;
+      const r = random();
+      if (r < 0.15) return { delayMs: Math.floor(random() * 400) };
+      if (r < 0.2) return { replace: [f.message, f.message] };
+      return undefined;
+    });
+
+    const forgeries: (() => Json)[] = [
+      () => 'x'.repeat(Math.floor(random() * 64)),
+      () => JSON.stringify(random() < 0.5 ? [1, 2, 3] : null),
+      () => ({ type: pick(['e2ee', 'roster', 'meeting', 'nope', 'signal']), junk: random() }),
+      () => ({
+        type: 'e2ee',
+        from: pick(ids),
+        payload: { type: pick(['e2ee.key', 'e2ee.list', 'e2ee.heartbeat']), v: 1 },
+      }),
+      // A mutated genuine E2EE message (one leaf changed).
+      () => {
+        const f = pick(e2eeSeen());
+        if (!f) return undefined;
+        const payload = f.message.payload;
+        const paths = leafPaths(payload, []);
+        if (paths.length === 0) return undefined;
+        return {
+          type: 'e2ee',
+          from: f.message.from ?? pick(ids),
+          payload: mutateAt(payload, pick(paths), Math.floor(random() * 1000)),
+        };
+      },
+      // A genuine E2EE message replayed, possibly to the other room, possibly much later.
+      () => {
+        const f = pick(e2eeSeen().filter((x) => x.direction === 'to-device'));
+        return f ? f.raw : undefined;
+      },
+      // A genuine E2EE message with its sender or meeting rewritten.
+      () => {
+        const f = pick(e2eeSeen().filter((x) => x.direction === 'to-device'));
+        if (!f) return undefined;
+        const from = pick(ids);
+        return {
+          type: 'e2ee',
+          from,
+          payload: { ...f.message.payload, from, ...(random() < 0.3 ? { meetingId: 'othr-meet-ing0' } : {}) },
+        };
+      },
+      // Relay records naming an impostor for a real participant id, or adding one.
+      () => ({
+        type: 'roster',
+        meetingId,
+        participants: [evilInfo(pick(ids)), evilInfo(`p-${Math.floor(random() * 1e9)}`)],
+        waiting: random() < 0.5 ? [evilInfo('p-ghost')] : [],
+        locked: random() < 0.5,
+      }),
+      () => ({
+        type: 'meeting',
+        meetingId,
+        participantId: pick(ids),
+        role: 'participant',
+        status: 'active',
+        leader: evilInfo(pick(ids)),
+      }),
+      () => ({ type: pick(['ended', 'denied']), meetingId: 'othr-meet-ing0', reason: 'fuzz' }),
+      () => ({ type: 'left', meetingId: 'othr-meet-ing0', participantId: pick(ids) }),
+      () => ({ type: pick(['ok', 'error']), id: Math.floor(random() * 50), code: 'fuzz', message: 'fuzz' }),
+      () => ({
+        type: 'signal',
+        payload: { kind: 'candidate', candidate: 'candidate:0 1 UDP 1 203.0.113.9 9 typ host' },
+      }),
+    ];
+
+    const deadline = Date.now() + FUZZ_MS;
+    try {
+      while (Date.now() < deadline) {
+        const link = pick(targets());
+        const message = pick(forgeries)();
+        if (link && message !== undefined) {
+          link.toDevice(message);
+          injected++;
+        }
+        await sleep(15);
+      }
+    } finally {
+      stopMangling();
+    }
+    expect(injected).toBeGreaterThan(300);
+
+    // The honest members converge: same code, same epoch, all sending, the same three names.
+    try {
+      await poll(
+        () =>
+          [b, c].every(
+            (r) =>
+              r.state.get().meeting?.status === 'active' &&
+              r.state.get().meeting?.securityCode === a.state.get().meeting?.securityCode &&
+              sending(r) &&
+              currentEpoch(r) === currentEpoch(a),
+          ) && sending(a),
+        15_000,
+        'the honest members to converge',
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message} (SEALROOM_FUZZ_SEED=${SEED})`);
+    }
+    for (const r of [a, b, c]) {
+      expect(r.client.meetingId).toBe(meetingId);
+      expect(
+        r.state
+          .get()
+          .meeting?.roster.map((m) => m.roomName)
+          .sort(),
+      ).toEqual(HONEST);
+      for (const s of r.states) expect(wallNames(s).filter((n) => !HONEST.includes(n))).toEqual([]);
+    }
+    // The E2EE machinery still works: C leaves, A and B rekey to an epoch C never held.
+    const epoch = currentEpoch(a);
+    await c.client.leaveMeeting();
+    await poll(
+      () => currentEpoch(a) > epoch && currentEpoch(b) === currentEpoch(a) && sending(b),
+      10_000,
+      'rekey after the fuzz',
+    );
+    expect(watch.errors).toEqual([]);
+  }, 60_000);
+});
