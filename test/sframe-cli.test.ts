@@ -46,6 +46,7 @@ describe('sealroom selftest (built CLI under plain node)', () => {
     const run = sealroom('selftest');
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/^ok +sframe +20\/20 passed$/m);
+    expect(run.stdout).toMatch(/^ok +e2ee +12\/12 passed$/m); // docs/protocol.md §11 included
     expect(run.lastLine).toMatch(/^\d+ passed, 0 failed$/);
     expect(Number(run.lastLine!.split(' ')[0])).toBeGreaterThanOrEqual(20);
   });
