@@ -307,6 +307,38 @@ describe('kiosk screens', () => {
     expect(room.calls).toHaveLength(1);
   });
 
+  it('says when an unverified participant was refused, while rekeying and when the leader is lost', async () => {
+    const { page, store } = await setUp();
+    await page.click('[data-testid=start-meeting]');
+    await page.waitForSelector('[data-testid=security-code]');
+    store.raiseAlert('identity-refused', 'warning', 'An unverified participant was refused');
+    store.update((s) => {
+      s.meeting!.rekeying = true;
+    });
+    await page.waitForSelector('[data-testid=sending-paused][data-reason=rekeying]');
+    expect(await page.textContent('[data-testid=sending-paused]')).toBe('Rekeying…');
+    expect(await page.textContent('[data-alert=identity-refused]')).toBe(
+      'An unverified participant was refused',
+    );
+    expect(await page.textContent('[data-alert=rekeying]')).toBe('Rekeying…');
+    store.update((s) => {
+      s.meeting!.rekeying = false;
+      s.meeting!.leaderLost = true;
+    });
+    // The daemon raises the same alert: shown once.
+    store.raiseAlert('leader-lost', 'warning', 'Lost contact with the meeting leader');
+    await page.waitForSelector('[data-testid=sending-paused][data-reason=leader-lost]');
+    expect(await page.$$eval('[data-alert=leader-lost]', (els) => els.map((el) => el.textContent))).toEqual([
+      'Lost contact with the meeting leader',
+    ]);
+    expect(await page.$('[data-alert=rekeying]')).toBeNull();
+    store.update((s) => {
+      s.meeting!.leaderLost = false;
+    });
+    store.clearAlert('leader-lost');
+    await page.waitForSelector('[data-testid=sending-paused]', { state: 'detached' });
+  });
+
   it('shows why an action was refused', async () => {
     const { page, room } = await setUp();
     room.failNext = 'The meeting server is unreachable.';

@@ -61,7 +61,11 @@ export function alertsFor(state: DeviceState, connected: boolean): ShownAlert[] 
   if (relayExpected && !state.relay.connected) {
     shown.push({ id: 'relay', level: 'error', message: 'Meeting server unreachable. Retrying…' });
   }
-  if (meeting?.rekeying) shown.push({ id: 'rekeying', level: 'info', message: 'Renewing the meeting key…' });
+  // Media stopped: no valid heartbeat from the leader (key freshness cannot be vouched for).
+  if (meeting?.leaderLost)
+    shown.push({ id: 'leader-lost', level: 'warning', message: 'Lost contact with the meeting leader' });
+  // Sending paused until a fresh certified key arrives (at most 2 s after a leave).
+  if (meeting?.rekeying) shown.push({ id: 'rekeying', level: 'info', message: 'Rekeying…' });
   for (const alert of state.alerts) {
     if (!shown.some((s) => s.id === alert.id || s.message === alert.message)) {
       shown.push({ id: alert.id, level: alert.level, message: alert.message });

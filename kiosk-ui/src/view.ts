@@ -283,6 +283,7 @@ function meetingScreen(
       ),
       h('span', { class: 'meeting-id' }, 'Meeting ', h('strong', null, spacedMeetingId(meeting.meetingId))),
       meeting.locked ? h('span', { class: 'badge badge-locked' }, 'Locked') : null,
+      sendingBadge(meeting),
       meeting.keyEpoch !== undefined ? h('span', { class: 'muted' }, `Key #${meeting.keyEpoch}`) : null,
     ),
     codePanel(meeting),
@@ -321,6 +322,23 @@ function meetingScreen(
     ),
     controlBar(state, meeting, local, on),
   );
+}
+
+/** Why this room sends nothing right now, if it does not (the media engine was told so too). */
+function sendingBadge(meeting: MeetingView): HTMLElement | null {
+  if (meeting.leaderLost)
+    return h(
+      'span',
+      { class: 'badge badge-paused', 'data-testid': 'sending-paused', 'data-reason': 'leader-lost' },
+      'Lost contact with the meeting leader',
+    );
+  if (meeting.rekeying)
+    return h(
+      'span',
+      { class: 'badge badge-paused', 'data-testid': 'sending-paused', 'data-reason': 'rekeying' },
+      'Rekeying…',
+    );
+  return null;
 }
 
 function codePanel(meeting: MeetingView): HTMLElement {
@@ -368,7 +386,12 @@ function rosterPanel(roster: RosterEntry[]): HTMLElement {
       roster.map((p) =>
         h(
           'li',
-          { class: 'list-item', 'data-participant': p.participantId },
+          // Names come only from certificates verified on this device; a key holder whose
+          // certificate did not verify (the daemon never admits one) is marked, not named.
+          {
+            class: p.deviceId ? 'list-item' : 'list-item unverified',
+            'data-participant': p.participantId,
+          },
           identityLine(p),
           p.isLeader ? h('span', { class: 'tag' }, 'leader') : null,
           p.isSelf ? h('span', { class: 'tag' }, 'this room') : null,
