@@ -1,7 +1,8 @@
 // Shared by the media tests: two (or more) real media workers on loopback, signalling piped directly,
 // keys derived as the E2EE core does, and readers for what their display and speaker received.
-import { randomBytes } from 'node:crypto';
-import { deriveSenderBaseKey, makeKid } from '../src/core/e2ee/sender-keys.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { deriveFrameAuthKey } from '../src/core/e2ee/frame-auth.js';
+import { type MeetingIdentity, deriveSenderBaseKey, makeKid } from '../src/core/e2ee/sender-keys.js';
 import {
   type MediaKeys,
   MediaSupervisor,
@@ -24,20 +25,55 @@ export const SMALL: SettingsPatch = {
   keyframeInterval: 60,
 };
 
+/** The meeting the tests' keys belong to (sender keys are bound to it). */
+export const TEST_MEETING: MeetingIdentity = {
+  meetingId: 'm-test',
+  creationNonce: new Uint8Array(32).fill(9),
+};
+
+/**
+ * Pairwise frame-authentication keys of `self` with every other member, derived as the E2EE core
+ * does; the X25519 shared secret of two members is stood in for by a hash of the meeting key and
+ * their two indexes (the same value on both ends, as the real agreement gives).
+ */
+export function authKeys(
+  meetingKey: Uint8Array,
+  self: number,
+  members: number[],
+  meeting: MeetingIdentity = TEST_MEETING,
+): { peerIndex: number; send: Uint8Array; receive: Uint8Array }[] {
+  const shared = (a: number, b: number) =>
+    new Uint8Array(
+      createHash('sha256')
+        .update(meetingKey)
+        .update(`${Math.min(a, b)}/${Math.max(a, b)}`)
+        .digest(),
+    );
+  const key = (s: number, r: number) =>
+    deriveFrameAuthKey(shared(s, r), meeting.meetingId, meeting.creationNonce, s, r);
+  return members
+    .filter((p) => p !== self)
+    .map((p) => ({ peerIndex: p, send: key(self, p), receive: key(p, self) }));
+}
+
 export function meetingKeys(
   meetingKey: Uint8Array,
   epoch: number,
   self: number,
   senders: number[],
+  meeting: MeetingIdentity = TEST_MEETING,
 ): MediaKeys {
   return {
     epoch,
+    meetingId: meeting.meetingId,
     sendKid: makeKid(epoch, self),
-    sendKey: deriveSenderBaseKey(meetingKey, epoch, self),
+    sendKey: deriveSenderBaseKey(meetingKey, epoch, self, meeting),
     receiveKeys: senders.map((s) => ({
       kid: makeKid(epoch, s),
-      key: deriveSenderBaseKey(meetingKey, epoch, s),
+      key: deriveSenderBaseKey(meetingKey, epoch, s, meeting),
     })),
+    sending: true,
+    auth: authKeys(meetingKey, self, [self, ...senders], meeting),
   };
 }
 
