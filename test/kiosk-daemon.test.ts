@@ -21,6 +21,7 @@ async function room(roomName: string, ca: Awaited<ReturnType<typeof createDevelo
     relayUrl: relay.url,
     certificatePem: device.certificatePem,
     identityKeyPem: device.identityKeyPem,
+    trustAnchors: { orgCaPem: ca.certPem },
     log: silentLogger,
     media: 'none',
     loopbackOnly: true,

@@ -32,6 +32,7 @@ beforeAll(async () => {
         relayUrl: relay.url,
         certificatePem: device.certificatePem,
         identityKeyPem: device.identityKeyPem,
+        trustAnchors: { orgCaPem: ca.certPem },
         log: silentLogger,
         media: 'none',
         controlPort: 0,
