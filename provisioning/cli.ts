@@ -114,6 +114,37 @@ export function registerProvisioningCommands(program: Command): void {
     });
 
   prov
+    .command('sign-partner-cas')
+    .description(
+      'sign partner-org CA certificates with the org CA key, for devices\' config key "partnerCas" (cross-organisation meetings)',
+    )
+    .argument('<pem...>', 'partner CA certificates (PEM files); none signs an empty list that removes them')
+    .option('--data-dir <dir>', 'data directory of the service (holds the org CA)', '.data/provisioning')
+    .option('--ca-cert <pem>', "IT's own CA certificate (with --ca-key)")
+    .option('--ca-key <pem>', "IT's own CA private key")
+    .action(async (pems: string[], o) => {
+      const { readFile } = await import('node:fs/promises');
+      const { existsSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      const { loadOrCreateCa } = await import('./service/serve.js');
+      const { signPartnerCas, verifyPartnerCas } = await import('../src/pki/partner-cas.js');
+      if (!o.caCert && !existsSync(join(o.dataDir, 'ca.json')))
+        throw new Error(
+          `no org CA in ${o.dataDir}: pass the service's --data-dir, or --ca-cert and --ca-key`,
+        );
+      const ca = await loadOrCreateCa({
+        dataDir: o.dataDir,
+        org: 'Sealroom',
+        ...(o.caCert ? { caCertPath: o.caCert } : {}),
+        ...(o.caKey ? { caKeyPath: o.caKey } : {}),
+      });
+      const caPems = await Promise.all(pems.map((f) => readFile(f, 'utf8')));
+      const bundle = await signPartnerCas(ca, caPems);
+      verifyPartnerCas(bundle, ca.certPem); // each entry must be a CA certificate
+      console.log(JSON.stringify(bundle));
+    });
+
+  prov
     .command('token')
     .description('create an admin API token directly in the store (for bootstrap and automation)')
     .requiredOption('--name <name>', 'who or what uses it (shown as the actor in the audit log)')
