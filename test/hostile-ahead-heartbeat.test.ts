@@ -39,7 +39,7 @@ function aheadHeartbeats(): Json[] {
   const unsigned = {
     ...hb,
     epoch: hb.epoch + 3,
-    listLength: hb.listLength + 1,
+    listLength: hb.listLength + 1000,
     time: hb.time + 60_000,
     signature: toBase64Url(randomBytes(64)),
   };
@@ -50,7 +50,7 @@ function aheadHeartbeats(): Json[] {
         meetingId: hb.meetingId,
         leaderId: cId,
         epoch: hb.epoch + 4,
-        listLength: hb.listLength + 1,
+        listLength: hb.listLength + 1000,
         listHead: randomBytes(32),
         time: hb.time + 60_000,
       },

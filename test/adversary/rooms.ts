@@ -106,11 +106,8 @@ export class Stage {
       connectTimeoutMs: 3000,
       resumeGraceMs: FAST.resumeGraceMs,
       tickMs: FAST.tickMs,
-      // Passed through to the E2EE sessions (see /work/shared-issue9/NOTES-adversary.md).
-      ...({
-        heartbeatIntervalMs: FAST.heartbeatIntervalMs,
-        leaderSilentAfterMs: FAST.leaderSilentAfterMs,
-      } as object),
+      heartbeatIntervalMs: FAST.heartbeatIntervalMs,
+      leaderSilentAfterMs: FAST.leaderSilentAfterMs,
     };
     room.client = new MeetingClient(options);
     room.client.on('e2ee', (event) => room.events.push({ at: Date.now(), event }));
