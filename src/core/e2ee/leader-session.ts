@@ -178,15 +178,25 @@ export class LeaderSession {
     const now = this.state.clock();
     // Verify everything before appending anything: a binding that cannot be wrapped for must not
     // leave a half-admitted batch (or a rekey that throws later, inside a timer).
+    const out: SessionOutput = { outgoing: [], events: [] };
     const admitted: KeyBinding[] = [];
     for (const id of new Set(participantIds)) {
       const binding = this.#waiting.get(id);
       if (!binding) continue;
       verifyBinding(binding, this.state.meetingId);
       this.state.secrets.get(binding.ephemeralKey); // the X25519 agreement every wrap needs
+      // Asked again: a certificate may have been revoked while the room looked at the request.
+      if (!this.state.trusts(id, binding.identityKey, binding.certificate)) {
+        this.#waiting.delete(id);
+        out.events.push({
+          type: 'identity-refused',
+          participantId: id,
+          reason: `identity of ${id} is not trusted`,
+        });
+        continue;
+      }
       admitted.push(binding);
     }
-    const out: SessionOutput = { outgoing: [], events: [] };
     if (admitted.length === 0) return out;
     const newcomers: string[] = [];
     const entries: ListEntry[] = [];

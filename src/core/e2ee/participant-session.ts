@@ -25,7 +25,13 @@ import {
 import { fromBase64Url } from './bytes.js';
 import { verifyEd25519 } from './keys.js';
 import { MAX_LIST_ENTRIES_PER_MESSAGE } from './messages.js';
-import { checkHeartbeat, type Heartbeat, type ListEntry, listEntryStatement } from './participant-list.js';
+import {
+  checkHeartbeat,
+  type Heartbeat,
+  heartbeatStatement,
+  type ListEntry,
+  listEntryStatement,
+} from './participant-list.js';
 import {
   pushDefined,
   rejected,
@@ -411,6 +417,7 @@ export class ParticipantSession {
 
   #onHeartbeat(heartbeat: Heartbeat, out: SessionOutput): void {
     const { state } = this;
+    if (this.#fromUnknownLeader(heartbeat, out)) return;
     const check = checkHeartbeat(heartbeat, state.list, this.#successor);
     if (check === 'stale') return; // certified an older chain; a newer heartbeat follows
     // Times strictly advance (across hand-overs too): a replayed or stale heartbeat changes nothing.
@@ -444,6 +451,24 @@ export class ParticipantSession {
       this.#keyWaitEpoch = heartbeat.epoch; // certified, but its key has not come (yet)
       this.#keyWaitSince = state.clock();
     }
+  }
+
+  /**
+   * A heartbeat ahead of our chain, genuinely signed by another member that our chain does not (yet)
+   * name as leader: we missed the `leader` entry. Not parked (it may be a member playing leader), but
+   * we ask that member for the entries — on its own rate limit, so it never delays asking the leader.
+   */
+  #fromUnknownLeader(heartbeat: Heartbeat, out: SessionOutput): boolean {
+    const { list } = this.state;
+    if (heartbeat.meetingId !== list.meetingId || heartbeat.listLength <= list.length) return false;
+    if (heartbeat.leaderId === list.leaderId || heartbeat.leaderId === this.#successor?.participantId) {
+      return false;
+    }
+    const member = list.member(heartbeat.leaderId);
+    if (!member || heartbeat.time <= this.state.lastHeartbeatTime) return false; // refused as usual
+    if (!verifyEd25519(member.identityKey, heartbeatStatement(heartbeat), heartbeat.signature)) return false;
+    this.#requestResync(out, undefined, member.participantId);
+    return true;
   }
 
   /** The send epoch changed: remember where it was certified, so later adds/leaves make it stale. */

@@ -36,6 +36,7 @@ export class SimulatedMeeting {
   readonly #options: SimulatedMeetingOptions;
   readonly #lose = new Map<string, number>(); // participants whose next incoming messages get lost
   #waitingAtHandOver: string[] = [];
+  #drop: ((delivery: Delivery) => boolean) | undefined;
 
   constructor(options: SimulatedMeetingOptions) {
     this.#options = options;
@@ -155,9 +156,15 @@ export class SimulatedMeeting {
     this.#lose.set(participantId, (this.#lose.get(participantId) ?? 0) + 1);
   }
 
+  /** Fault injection: every delivery matching `drop` is lost (as a hostile relay might) until cleared. */
+  dropWhere(drop: ((delivery: Delivery) => boolean) | undefined): void {
+    this.#drop = drop;
+  }
+
   /** Ends fault injection: messages not yet lost will be delivered. */
   cancelLosses(): void {
     this.#lose.clear();
+    this.#drop = undefined;
   }
 
   #loses(to: string): boolean {
@@ -183,6 +190,7 @@ export class SimulatedMeeting {
           if (!session) continue;
           if (this.#loses(to)) continue;
           const delivered = parseE2eeMessage(text);
+          if (this.#drop?.({ to, message: delivered })) continue;
           this.delivered.push({ to, message: delivered });
           queue.push({ from: to, output: session.handle(delivered) });
         }
