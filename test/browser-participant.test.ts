@@ -16,6 +16,8 @@ import type { PageStats, PixelSample } from './browser/page.js';
 import { CHROMIUM, CHROMIUM_ARGS, isLoopbackCandidate } from './browser/chromium.js';
 import { type ParticipantServer, startParticipantServer } from './browser/server.js';
 import {
+  TEST_MEETING,
+  authKeys,
   displayPixel,
   isBlack,
   latestStats,
@@ -120,7 +122,7 @@ async function connect(
   const devices = await page.evaluate(() => window.participant.init());
   expect(devices.video).not.toBe('');
   await page.evaluate((k) => window.participant.setKeys(k), {
-    ...browserKeys(opts.browserMeetingKey ?? meetingKey, opts.browserIndex ?? BROWSER),
+    ...browserKeys(opts.browserMeetingKey ?? meetingKey, opts.browserIndex ?? BROWSER, meetingKey),
     videoCodec: opts.codec,
   });
   room.on('signal', (payload) => {
@@ -242,31 +244,35 @@ describe('browser participant (Chromium, RTCRtpScriptTransform, WebCrypto SFrame
       // Rekey: the key manager moves both ends to epoch 2 (new KIDs, new base keys); receivers keep
       // epoch 1 until it is retired, so frames in flight still open.
       const both = (self: number) =>
-        [1, 2].map((e) => ({ kid: makeKid(e, self), key: deriveSenderBaseKey(mk, e, self) }));
+        [1, 2].map((e) => ({ kid: makeKid(e, self), key: deriveSenderBaseKey(mk, e, self, TEST_MEETING) }));
       const roomBefore = fromBrowser(s.roomStats())?.videoFrames ?? 0;
       // Receivers learn the epoch-2 keys before any sender uses them, as the key manager orders it
       // (otherwise the first epoch-2 frames may meet an unknown KID).
       s.room.setKeys({
         epoch: 1,
         sendKid: makeKid(1, ROOM),
-        sendKey: deriveSenderBaseKey(mk, 1, ROOM),
+        sendKey: deriveSenderBaseKey(mk, 1, ROOM, TEST_MEETING),
         receiveKeys: [...both(ROOM), ...both(BROWSER)],
+        auth: authKeys(mk, ROOM, [ROOM, BROWSER]),
       });
       await s.page.evaluate((k) => window.participant.setKeys(k), {
         sendKid: makeKid(1, BROWSER).toString(),
-        sendKey: hex(deriveSenderBaseKey(mk, 1, BROWSER)),
+        sendKey: hex(deriveSenderBaseKey(mk, 1, BROWSER, TEST_MEETING)),
         receiveKeys: both(ROOM).map(({ kid, key }) => ({ kid: kid.toString(), key: hex(key) })),
+        auth: browserAuth(mk, BROWSER),
       });
       s.room.setKeys({
         epoch: 2,
         sendKid: makeKid(2, ROOM),
-        sendKey: deriveSenderBaseKey(mk, 2, ROOM),
+        sendKey: deriveSenderBaseKey(mk, 2, ROOM, TEST_MEETING),
         receiveKeys: [...both(ROOM), ...both(BROWSER)],
+        auth: authKeys(mk, ROOM, [ROOM, BROWSER]),
       });
       await s.page.evaluate((k) => window.participant.setKeys(k), {
         sendKid: makeKid(2, BROWSER).toString(),
-        sendKey: hex(deriveSenderBaseKey(mk, 2, BROWSER)),
+        sendKey: hex(deriveSenderBaseKey(mk, 2, BROWSER, TEST_MEETING)),
         receiveKeys: both(ROOM).map(({ kid, key }) => ({ kid: kid.toString(), key: hex(key) })),
+        auth: browserAuth(mk, BROWSER),
       });
       const decodedBefore = final.inboundVideo?.framesDecoded ?? 0;
       const epoch2 = makeKid(2, ROOM).toString();
@@ -290,11 +296,24 @@ describe('browser participant (Chromium, RTCRtpScriptTransform, WebCrypto SFrame
   }, 90_000);
 });
 
-const browserKeys = (meetingKey: Uint8Array, self: number) => ({
+/** The browser's pairwise frame-authentication keys with the room (hex, for the page). */
+const browserAuth = (meetingKey: Uint8Array, self: number) =>
+  authKeys(meetingKey, self, [self, ROOM]).map((a) => ({
+    peerIndex: a.peerIndex,
+    send: hex(a.send),
+    receive: hex(a.receive),
+  }));
+
+/** `authFrom`: whose pairwise keys (default the same meeting's): a wrong SFrame key alone fails at SFrame. */
+const browserKeys = (meetingKey: Uint8Array, self: number, authFrom = meetingKey) => ({
+  auth: browserAuth(authFrom, self),
   sendKid: makeKid(EPOCH, self).toString(),
-  sendKey: hex(deriveSenderBaseKey(meetingKey, EPOCH, self)),
+  sendKey: hex(deriveSenderBaseKey(meetingKey, EPOCH, self, TEST_MEETING)),
   receiveKeys: [
-    { kid: makeKid(EPOCH, ROOM).toString(), key: hex(deriveSenderBaseKey(meetingKey, EPOCH, ROOM)) },
+    {
+      kid: makeKid(EPOCH, ROOM).toString(),
+      key: hex(deriveSenderBaseKey(meetingKey, EPOCH, ROOM, TEST_MEETING)),
+    },
   ],
 });
 

@@ -19,6 +19,8 @@ import { CHROMIUM_ARGS, isLoopbackCandidate } from './chromium.js';
 import type { PageStats } from './page.js';
 import { participantFiles } from './server.js';
 
+/** Sender keys are bound to a meeting; any fixed one does for the format tests. */
+const MEETING = { meetingId: 'm-formats', creationNonce: new Uint8Array(32).fill(5) };
 const EPOCH = 1;
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -114,9 +116,9 @@ async function browserPair(
     await page.evaluate(() => window.participant.init());
     await page.evaluate((k) => window.participant.setKeys(k), {
       sendKid: makeKid(EPOCH, self).toString(),
-      sendKey: hex(deriveSenderBaseKey(mk, EPOCH, self)),
+      sendKey: hex(deriveSenderBaseKey(mk, EPOCH, self, MEETING)),
       receiveKeys: [
-        { kid: makeKid(EPOCH, other).toString(), key: hex(deriveSenderBaseKey(mk, EPOCH, other)) },
+        { kid: makeKid(EPOCH, other).toString(), key: hex(deriveSenderBaseKey(mk, EPOCH, other, MEETING)) },
       ],
       ...formats,
       videoCodec: codec,

@@ -137,7 +137,10 @@ describe('interop with Sealroom’s node:crypto SFrame (media worker keys and KI
         fc.bigInt({ min: 0n, max: (1n << 40n) - 1n }),
         async (epoch, senderIndex, frame, metadata, initialCounter) => {
           const kid = makeKid(epoch, senderIndex);
-          const baseKey = deriveSenderBaseKey(meetingKey, epoch, senderIndex);
+          const baseKey = deriveSenderBaseKey(meetingKey, epoch, senderIndex, {
+            meetingId: 'm-webcrypto',
+            creationNonce: new Uint8Array(32).fill(6),
+          });
           const web = new WebSFrameSender({ kid, baseKey, initialCounter });
           const node = new SFrameReceiver();
           node.setKey(kid, baseKey);

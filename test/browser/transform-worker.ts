@@ -5,6 +5,8 @@
 // One sender per KID for audio and video together, so the two streams share one counter and a
 // (key, KID, CTR) is never used twice. Frames that fail to open are dropped, never handed to a
 // decoder. The page reads counters with a 'stats' message.
+import { FrameAuthError } from '../../src/core/frame-auth/trailer.js';
+import { WebFrameAuth } from './frame-auth-webcrypto.js';
 import { WebSFrameError, WebSFrameReceiver, WebSFrameSender } from './sframe-webcrypto.js';
 import { type H264Format, openH264As, sealH264As } from './h264-protect.js';
 import { type Vp8Format, Vp8FormatError, isVp8Keyframe, openVp8, sealVp8 } from './vp8-protect.js';
@@ -39,6 +41,13 @@ export interface KeysMessage {
   h264Format?: H264Format;
   /** First CTR of a new sender (decimal; tests use it to stand in for a long-running sender). */
   initialCounter?: string;
+  /**
+   * Pairwise frame-authentication keys (hex), one per other member: every sent frame carries the
+   * MAC-vector trailer and every received frame must carry a valid tag for this participant
+   * (docs/sframe.md, "Sender authentication"), as the media worker does. Absent: no trailer either
+   * way (the format tests between two pages).
+   */
+  auth?: { peerIndex: number; send: string; receive: string }[];
 }
 
 export interface KindCounters {
@@ -91,10 +100,11 @@ let videoCodec: 'vp8' | 'h264' = 'vp8';
 let h264Format: H264Format = 'clear-params';
 const receiver = new WebSFrameReceiver({ replayWindow: 256 });
 let receiveKids = new Set<bigint>();
+let frameAuth: WebFrameAuth | undefined;
 const KEYFRAME_REQUEST_INTERVAL_MS = 500;
 let lastKeyframeRequest = 0;
 
-function setKeys(m: KeysMessage): void {
+async function setKeys(m: KeysMessage): Promise<void> {
   vp8Format = m.vp8Format ?? 'clear-prefix';
   videoCodec = m.videoCodec ?? 'vp8';
   h264Format = m.h264Format ?? 'clear-params';
@@ -116,13 +126,18 @@ function setKeys(m: KeysMessage): void {
   }
   for (const old of receiveKids) if (!next.has(old)) receiver.removeKey(old);
   receiveKids = next;
+  frameAuth = m.auth
+    ? await WebFrameAuth.create(
+        Number(kid & 0xffffn),
+        m.auth.map((a) => ({ peerIndex: a.peerIndex, send: unhex(a.send), receive: unhex(a.receive) })),
+      )
+    : undefined;
 }
 
 scope.onmessage = (e: MessageEvent) => {
   const m = e.data as KeysMessage | { type: 'stats'; id: number };
   if (m.type === 'keys') {
-    setKeys(m);
-    scope.postMessage({ type: 'keys-set' });
+    void setKeys(m).then(() => scope.postMessage({ type: 'keys-set' }));
   } else if (m.type === 'stats') scope.postMessage({ type: 'stats', id: m.id, counters });
 };
 
@@ -136,12 +151,16 @@ function sealer(c: KindCounters, kind: Kind): Transformer<EncodedFrame, EncodedF
       }
       const plain = new Uint8Array(frame.data);
       if (kind === 'video' && videoCodec === 'vp8' && isVp8Keyframe(plain)) c.keyframes++;
-      const sealed =
+      const auth = frameAuth;
+      let sealed =
         kind === 'audio'
           ? await s.seal(plain)
           : videoCodec === 'h264'
             ? await sealH264As(s, plain, h264Format)
             : await sealVp8(s, plain, vp8Format);
+      if (auth)
+        sealed =
+          kind === 'video' && videoCodec === 'h264' ? await auth.sealH264(sealed) : await auth.seal(sealed);
       frame.data = sealed.buffer as ArrayBuffer;
       c.sealed++;
       controller.enqueue(frame);
@@ -153,7 +172,17 @@ function opener(c: KindCounters, kind: Kind, t: ScriptTransformer): Transformer<
   return {
     async transform(frame, controller) {
       try {
-        const data = new Uint8Array(frame.data);
+        let data: Uint8Array = new Uint8Array(frame.data);
+        // Sender authentication first: nothing unauthenticated reaches SFrame (and its window).
+        const auth = frameAuth;
+        if (auth) {
+          data =
+            kind === 'audio'
+              ? await auth.open('audio', data)
+              : videoCodec === 'h264'
+                ? await auth.openH264(data)
+                : await auth.open('vp8', data);
+        }
         // Counts the KID of every SFrame that opened (an H.264 frame has one per NAL unit).
         let kid = '';
         const counting = {
@@ -180,7 +209,7 @@ function opener(c: KindCounters, kind: Kind, t: ScriptTransformer): Transformer<
         controller.enqueue(frame);
       } catch (err) {
         const code =
-          err instanceof WebSFrameError
+          err instanceof WebSFrameError || err instanceof FrameAuthError
             ? err.code
             : err instanceof Vp8FormatError
               ? 'MALFORMED_VP8'
