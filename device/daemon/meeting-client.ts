@@ -196,7 +196,7 @@ export class MeetingClient
       this.#holding = false;
       const held = this.#held;
       this.#held = [];
-      for (const m of held) this.#onRelayMessage(m);
+      for (const m of held) this.#guard('relay message', () => this.#onRelayMessage(m));
     }
   }
 
