@@ -233,6 +233,8 @@ export class LeaderSession {
       if (!member || id === this.state.participantId) continue;
       entries.push(this.#append({ kind: 'leave', participantId: id }, now));
       this.state.secrets.forget(member.ephemeralKey);
+      // Its old binding, replayed by the relay, must not bring it back: a rejoin brings a fresh key.
+      this.#denied.add(toBase64Url(member.binding.signature));
     }
     const out: SessionOutput = { outgoing: [], events: [] };
     if (entries.length === 0) return out;
