@@ -50,14 +50,18 @@ export const ClientMessage = Type.Union([
     /** base64 Ed25519 signature of AUTH_LABEL || 0x00 || nonce with the certificate's key. */
     signature: Type.String({ maxLength: 256 }),
   }),
-  /** Create an E2EE meeting and lead it. meetingId: reclaim an id after a relay restart. */
-  /** participantId: keep the same id across a reconnect, so E2EE sessions carry on. */
+  /**
+   * Create an E2EE meeting and lead it. meetingId: reclaim an id after a relay restart;
+   * participantId: keep the same id across a reconnect, so E2EE sessions carry on. Both must be
+   * bound to this device (docs/relay.md, "Ids across a relay restart"), else error 'id-bound'.
+   */
   Type.Object({
     type: Type.Literal('create'),
     id: RequestId,
     meetingId: Type.Optional(MeetingId),
     participantId: Type.Optional(Id),
   }),
+  /** participantId: only to resume, and only this device's own (else error 'id-bound'). */
   Type.Object({
     type: Type.Literal('join'),
     id: RequestId,
