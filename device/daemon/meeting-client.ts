@@ -31,12 +31,13 @@ import type { RoomActions } from './actions.js';
 import type { MediaPort } from './media-port.js';
 import { MeetingTrust } from './meeting-trust.js';
 import {
+  copyKeysEvent,
   galleryLabels,
+  type MeetingFacts,
+  meetingView,
   type NamedMember,
   nameMembers,
   type RosterMemberInfo,
-  rosterEntries,
-  waitingList,
 } from './meeting-view.js';
 import { type DeviceCredentials, type LivenessOptions, RelayConnection } from './relay-connection.js';
 import type { MeetingView, StateStore, VerifiedIdentity } from './state.js';
@@ -693,24 +694,7 @@ export class MeetingClient
 
   /** Hands keys to the media engine as they are: `sending: false` makes it send nothing. */
   #onKeys(event: KeysEvent): void {
-    // A copy: the E2EE core wipes retired key buffers in place.
-    const auth = (
-      event as KeysEvent & { auth?: { peerIndex: number; send: Uint8Array; receive: Uint8Array }[] }
-    ).auth;
-    this.keyHistory.push({
-      ...event,
-      sendKey: Uint8Array.from(event.sendKey),
-      receiveKeys: event.receiveKeys.map((k) => ({ ...k, key: Uint8Array.from(k.key) })),
-      ...(auth
-        ? {
-            auth: auth.map((a) => ({
-              ...a,
-              send: Uint8Array.from(a.send),
-              receive: Uint8Array.from(a.receive),
-            })),
-          }
-        : {}),
-    });
+    this.keyHistory.push(copyKeysEvent(event));
     if (this.keyHistory.length > KEY_EVENTS_KEPT) this.keyHistory.shift();
     this.#opts.media?.keys(event);
     this.emit('keys', event);
@@ -812,39 +796,20 @@ export class MeetingClient
     const meeting = this.#meeting;
     if (!meeting) return;
     const session = meeting.session;
-    const leaderId = session instanceof LeaderSession ? meeting.participantId : session.leaderId;
-    const named = this.#named(meeting);
-    const roster = rosterEntries(named, meeting.participantId, leaderId);
-    const leader = named.find((n) => n.member.participantId === leaderId)?.identity;
-    const waiting =
-      session instanceof LeaderSession
-        ? waitingList(meeting.requests, session.waiting, roster).filter((w) =>
-            meeting.relayPresent.has(w.participantId),
-          )
-        : [];
+    const facts: MeetingFacts = {
+      meetingId: meeting.meetingId,
+      role: meeting.role,
+      participantId: meeting.participantId,
+      leaderId: session instanceof LeaderSession ? meeting.participantId : session.leaderId,
+      named: this.#named(meeting),
+      requests: meeting.requests,
+      stillWaiting: session instanceof LeaderSession ? session.waiting : [],
+      relayPresent: meeting.relayPresent,
+      ...(meeting.securityCode ? { securityCode: meeting.securityCode } : {}),
+    };
     this.#opts.state.update((s) => {
       const previous = s.meeting?.meetingId === meeting.meetingId ? s.meeting : undefined;
-      const view: MeetingView = {
-        meetingId: meeting.meetingId,
-        role: meeting.role,
-        status: previous?.status ?? 'connecting',
-        roster,
-        waiting,
-        locked: previous?.locked ?? false,
-        rekeying: previous?.rekeying ?? false,
-        leaderLost: previous?.leaderLost ?? false,
-        leaderChanged: previous?.leaderChanged ?? false,
-        ...(previous?.keyEpoch !== undefined ? { keyEpoch: previous.keyEpoch } : {}),
-        ...patch,
-      };
-      // A code (or a leader) is shown only for a leader whose certificate verified on this device.
-      delete view.leader;
-      delete view.securityCode;
-      if (leader) {
-        view.leader = leader;
-        if (meeting.securityCode) view.securityCode = meeting.securityCode;
-      }
-      s.meeting = view;
+      s.meeting = meetingView(facts, previous, patch);
       s.phase = 'in-meeting';
     });
   }

@@ -2,8 +2,9 @@
 // (device/daemon/meeting-trust.ts): the roster is the E2EE participant list — who holds the key —
 // named from the roster event's certificates; the waiting list is the joiners whose binding and
 // certificate verified ('admission-request'), never the relay's raw waiting list.
+import type { KeysEvent } from '../../src/core/e2ee/index.js';
 import type { MeetingTrust } from './meeting-trust.js';
-import type { RosterEntry, VerifiedIdentity } from './state.js';
+import type { MeetingView, RosterEntry, VerifiedIdentity } from './state.js';
 
 /** A member of the E2EE roster event (certificate: base64url DER; may be absent before core v2). */
 export interface RosterMemberInfo {
@@ -61,4 +62,76 @@ export function waitingList(
   const inRoster = new Set(roster.map((r) => r.participantId));
   const waiting = new Set(stillWaiting);
   return [...requests.values()].filter((r) => waiting.has(r.participantId) && !inRoster.has(r.participantId));
+}
+
+/** What the meeting client knows when it redraws the meeting (all identities verified here). */
+export interface MeetingFacts {
+  meetingId: string;
+  role: MeetingView['role'];
+  participantId: string;
+  leaderId: string;
+  named: readonly NamedMember[];
+  /** Leader: verified join requests, and the ids its E2EE session still holds as waiting. */
+  requests: ReadonlyMap<string, VerifiedIdentity>;
+  stillWaiting: readonly string[];
+  /** Ids the relay lists at all: it may hide a waiting joiner (it left), never add one. */
+  relayPresent: ReadonlySet<string>;
+  securityCode?: string;
+}
+
+export function meetingView(
+  facts: MeetingFacts,
+  previous: MeetingView | undefined,
+  patch: Partial<MeetingView>,
+) {
+  const roster = rosterEntries(facts.named, facts.participantId, facts.leaderId);
+  const leader = facts.named.find((n) => n.member.participantId === facts.leaderId)?.identity;
+  const waiting =
+    facts.role === 'leader'
+      ? waitingList(facts.requests, facts.stillWaiting, roster).filter((w) =>
+          facts.relayPresent.has(w.participantId),
+        )
+      : [];
+  const view: MeetingView = {
+    meetingId: facts.meetingId,
+    role: facts.role,
+    status: previous?.status ?? 'connecting',
+    roster,
+    waiting,
+    locked: previous?.locked ?? false,
+    rekeying: previous?.rekeying ?? false,
+    leaderLost: previous?.leaderLost ?? false,
+    leaderChanged: previous?.leaderChanged ?? false,
+    ...(previous?.keyEpoch !== undefined ? { keyEpoch: previous.keyEpoch } : {}),
+    ...patch,
+  };
+  // A code (or a leader) is shown only for a leader whose certificate verified on this device.
+  delete view.leader;
+  delete view.securityCode;
+  if (leader) {
+    view.leader = leader;
+    if (facts.securityCode) view.securityCode = facts.securityCode;
+  }
+  return view;
+}
+
+/** A deep copy of a keys event (the E2EE core wipes retired key buffers in place). */
+export function copyKeysEvent(event: KeysEvent): KeysEvent {
+  const auth = (
+    event as KeysEvent & { auth?: { peerIndex: number; send: Uint8Array; receive: Uint8Array }[] }
+  ).auth;
+  return {
+    ...event,
+    sendKey: Uint8Array.from(event.sendKey),
+    receiveKeys: event.receiveKeys.map((k) => ({ ...k, key: Uint8Array.from(k.key) })),
+    ...(auth
+      ? {
+          auth: auth.map((a) => ({
+            ...a,
+            send: Uint8Array.from(a.send),
+            receive: Uint8Array.from(a.receive),
+          })),
+        }
+      : {}),
+  };
 }
