@@ -600,11 +600,10 @@ export class MeetingClient
   #onE2eeEvent(event: SessionEvent): void {
     const meeting = this.#meeting;
     this.emit('e2ee', event);
-    // Events of the E2EE core v2 (SPEC.md) not yet in its SessionEvent type are matched by name.
-    const e = event as SessionEvent | TrustEvent;
+    const e = event;
     switch (e.type) {
       case 'keys':
-        this.#onKeys(e as KeysEvent);
+        this.#onKeys(e);
         return;
       case 'security-code': {
         if (!meeting) return;
@@ -661,7 +660,7 @@ export class MeetingClient
         // Only a joiner whose binding verified through trustIdentity reaches here; its name comes
         // from the certificate checked then (or the one the event carries).
         if (!(meeting?.session instanceof LeaderSession)) return;
-        const request = e as AdmissionRequest;
+        const request = e;
         const identity = this.#trust.identityOf(
           request.participantId,
           request.identityKey,
@@ -829,20 +828,6 @@ export class MeetingClient
 }
 
 const LEADER_LOST_ALERT = 'leader-lost';
-
-/** 'admission-request' as E2EE core v2 may carry it (with the binding's certificate). */
-interface AdmissionRequest {
-  type: 'admission-request';
-  participantId: string;
-  identityKey: string;
-  certificate?: string;
-}
-
-/** Events of E2EE core v2 (SPEC.md §3, §8) this client handles. */
-type TrustEvent =
-  | { type: 'identity-refused'; participantId: string; reason: string }
-  | { type: 'send-suspended'; reason: 'rekeying' | 'leader-lost' }
-  | { type: 'send-resumed'; epoch: number };
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -6,7 +6,7 @@ import type { KeysEvent } from '../../src/core/e2ee/index.js';
 import type { MeetingTrust } from './meeting-trust.js';
 import type { MeetingView, RosterEntry, VerifiedIdentity } from './state.js';
 
-/** A member of the E2EE roster event (certificate: base64url DER; may be absent before core v2). */
+/** A member of the E2EE roster event (certificate: base64url DER, "" without one). */
 export interface RosterMemberInfo {
   participantId: string;
   identityKey: string;
