@@ -97,6 +97,10 @@ export async function runSimulation(options: SimulateOptions): Promise<number> {
         fail(`${sender} has not switched to epoch ${m.leader.epoch}`);
         continue;
       }
+      if (!keys.sending || keys.meetingId !== m.meetingId) {
+        fail(`${sender} may not send (sending: ${keys.sending}) in ${keys.meetingId}`);
+        continue;
+      }
       const text = new TextEncoder().encode(`hello from ${sender} in epoch ${keys.epoch}`);
       frames.push({
         sender,
