@@ -3,7 +3,7 @@
 // paths until the next periodic rekey (5 minutes). Here the relay injects both kinds into B, then
 // withholds B's wrapped key of the next epoch once: B must still recover through resync at once.
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { IdentityKeyPair, toBase64Url } from '../src/core/e2ee/index.js';
 import { heartbeatToWire } from '../src/core/e2ee/messages.js';
 import { signHeartbeat } from '../src/core/e2ee/participant-list.js';
@@ -77,6 +77,7 @@ describe('an unsigned or member-signed "ahead" heartbeat (attack 6)', () => {
     const stop = stage.hostile.use((f) =>
       toB(f) && e2eePayload(f, 'e2ee.key') && withheld++ === 0 ? 'drop' : undefined,
     );
+    onTestFinished(stop);
     const oldEpoch = currentEpoch(b);
     await c.client.leaveMeeting();
     // Parked junk at the moment B needs to recover, too.
@@ -94,7 +95,6 @@ describe('an unsigned or member-signed "ahead" heartbeat (attack 6)', () => {
     // The injected epochs were never taken for keys B holds or sends with.
     expect(b.keys.every((k) => k.event.epoch <= currentEpoch(a))).toBe(true);
     expect(b.state.get().meeting?.securityCode).toBe(a.state.get().meeting?.securityCode);
-    stop();
     expect(watch.errors).toEqual([]);
   });
 });
