@@ -12,7 +12,14 @@ import {
   isSFrameError,
 } from '../../src/core/sframe/index.js';
 import { appendTrailer, splitTrailer, splitTrailerNal, trailerNal } from './auth-layout.js';
-import { openH264AccessUnit, sealH264AccessUnit, splitProtectedNal } from './h264-protect.js';
+import { NAL_IDR, NAL_PPS, NAL_SPS, nalType } from './bitstream.js';
+import {
+  openH264AccessUnit,
+  sealH264AccessUnit,
+  sliceHeaderPrefix,
+  splitProtectedNal,
+  unescapeEmulation,
+} from './h264-protect.js';
 import { openVp8Frame, sealVp8Frame, splitProtectedVp8 } from './vp8-protect.js';
 
 export type FrameKind = 'opus' | 'vp8';
@@ -55,6 +62,20 @@ export function sealH264Authenticated(
   return units;
 }
 
+/**
+ * The KID of a protected NAL unit, reading only its SFrame header: a slice's SFrame starts right
+ * after its clear bytes, so only a few bytes need unescaping (the whole unit is unescaped once, later,
+ * when it is opened).
+ */
+function protectedNalKid(unit: Uint8Array): bigint {
+  const type = nalType(unit);
+  if (type === NAL_SPS || type === NAL_PPS) return decodeHeader(splitProtectedNal(unit).sframe).kid;
+  const n = type === 1 || type === NAL_IDR ? sliceHeaderPrefix(unit) : 1;
+  const zeros = unit[n - 1] === 0 ? (n >= 2 && unit[n - 2] === 0 ? 2 : 1) : 0;
+  // A 17-byte header takes at most 26 bytes escaped.
+  return decodeHeader(unescapeEmulation(unit.subarray(n, n + 32), zeros)).kid;
+}
+
 export function openH264Authenticated(
   receiver: Pick<SFrameReceiver, 'decrypt'>,
   verifier: FrameAuthVerifier,
@@ -63,7 +84,7 @@ export function openH264Authenticated(
   const { units, trailer } = splitTrailerNal(wireUnits);
   let kid: bigint | undefined;
   for (const unit of units) {
-    const k = decodeHeader(splitProtectedNal(unit).sframe).kid;
+    const k = protectedNalKid(unit);
     if (kid !== undefined && k !== kid)
       throw new FrameAuthError('MALFORMED_TRAILER', 'NAL units of one frame from different KIDs');
     kid = k;
