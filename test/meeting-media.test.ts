@@ -23,6 +23,7 @@ beforeAll(async () => {
       relayUrl: relay.url,
       certificatePem: device.certificatePem,
       identityKeyPem: device.identityKeyPem,
+      trustAnchors: { orgCaPem: ca.certPem },
       log: silentLogger,
       media: 'worker',
       mediaSettings: { width: 320, height: 180, fps: 15, tiles: 4, galleryWidth: 640, galleryHeight: 360 },

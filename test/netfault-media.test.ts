@@ -161,6 +161,7 @@ function mediaFaultSuite(engine: Extract<MediaEngine, 'synthetic' | 'worker'>): 
         relayUrl: relay.url,
         certificatePem: device.certificatePem,
         identityKeyPem: device.identityKeyPem,
+        trustAnchors: { orgCaPem: ca.certPem },
         log: silentLogger,
         media: engine,
         mediaSettings: { width: 320, height: 180, fps: 15, tiles: 4, galleryWidth: 640, galleryHeight: 360 },
