@@ -51,6 +51,7 @@ function faultSuite(
       relayUrl,
       certificatePem: device.certificatePem,
       identityKeyPem: device.identityKeyPem,
+      trustAnchors: { orgCaPem: ca.certPem },
       log: silentLogger,
       media: engine,
       mediaSettings: { width: 320, height: 180, fps: 15, tiles: 4, galleryWidth: 640, galleryHeight: 360 },

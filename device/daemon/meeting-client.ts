@@ -160,6 +160,7 @@ export class MeetingClient
     if (this.#tick) clearInterval(this.#tick);
     if (this.#rekeyDebounce) clearTimeout(this.#rekeyDebounce);
     if (this.#meeting?.resuming) clearTimeout(this.#meeting.resuming.timer);
+    this.#opts.media?.endMeeting?.(); // the meeting's keys never outlive it
     this.#opts.media?.disconnect();
     this.#connection?.close();
   }
@@ -777,6 +778,7 @@ export class MeetingClient
     this.#meeting = undefined;
     this.#trust.forget();
     this.#opts.state.clearAlert(LEADER_LOST_ALERT);
+    this.#opts.media?.endMeeting?.(); // drop every key of this meeting in the worker (attack 3)
     this.#opts.media?.disconnect();
     this.#opts.state.update((s) => {
       if (s.meeting) s.meeting = { ...s.meeting, status, rekeying: false, leaderLost: false, waiting: [] };

@@ -21,7 +21,7 @@ import { MeetingClient } from '../../device/daemon/meeting-client.js';
 import { RelayConnection } from '../../device/daemon/relay-connection.js';
 import { initialState, StateStore } from '../../device/daemon/state.js';
 import { SyntheticMedia } from '../../device/daemon/synthetic-media.js';
-import type { CertificateAuthority } from '../../src/pki/index.js';
+import { type CertificateAuthority, TrustStore } from '../../src/pki/index.js';
 import { loadOrCreateDevelopmentCa } from '../../src/relay/dev-ca-store.js';
 import { type DevelopmentDevice, issueDevelopmentDevice } from '../../src/relay/dev-pki.js';
 import { startRelay } from '../../src/relay/server.js';
@@ -44,6 +44,9 @@ async function until(what: string, probe: () => boolean, timeoutMs = 30_000): Pr
   }
 }
 
+/** The devices' pinned org CA (set once the bench CA is loaded): without it every identity is refused. */
+let benchTrust: TrustStore | undefined;
+
 function client(
   url: string,
   device: DevelopmentDevice,
@@ -55,6 +58,7 @@ function client(
     credentials: { certificatePem: device.certificatePem, identityKey: device.identityKey },
     state,
     log: silentLogger,
+    trust: benchTrust as TrustStore,
     ...(media ? { media } : {}),
     tickMs: 100,
   });
@@ -303,6 +307,7 @@ async function main(): Promise<void> {
   try {
     const caDir = join(dir, 'ca');
     const ca = await loadOrCreateDevelopmentCa(caDir, 'Bench Org');
+    benchTrust = new TrustStore({ orgCaPem: ca.certPem });
     console.log('Sealroom meeting benchmark (loopback, shared machine: noisy figures)');
 
     console.log(`join → first decrypted frame (${JOINS} joins, leader auto-admits):`);

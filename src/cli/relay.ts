@@ -11,6 +11,7 @@ export interface RelayCommandOptions {
   revocations?: string;
   record?: string;
   logJson?: boolean;
+  stateDir?: string;
 }
 
 export function registerRelayCommand(program: Command): void {
@@ -31,6 +32,10 @@ export function registerRelayCommand(program: Command): void {
     .option(
       '--record <file>',
       'development only: append everything crossing the relay to <file> (JSON lines)',
+    )
+    .option(
+      '--state-dir <dir>',
+      'keep meeting-id reservations in <dir> so ids survive a restart bound to their devices (recommended)',
     )
     .option('--log-json', 'log JSON lines instead of readable text')
     .addHelpText(
@@ -88,6 +93,7 @@ export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> 
     host: opts.host,
     port: Number(opts.port),
     videoCodec,
+    ...(opts.stateDir ? { stateDir: opts.stateDir } : {}),
     ...(recordStream
       ? {
           record: (e) =>
