@@ -19,7 +19,7 @@ import {
   toBase64Url,
   validateE2eeMessage,
 } from '../src/core/e2ee/index.js';
-import { bindingToWire, heartbeatToWire } from '../src/core/e2ee/messages.js';
+import { bindingToWire, heartbeatToWire, listEntryToWire } from '../src/core/e2ee/messages.js';
 import { FakeClock, seededRandom } from './e2ee-helpers.js';
 
 const cert = (id: string) => new TextEncoder().encode(`certificate of ${id}`);
@@ -119,6 +119,14 @@ describe('certificates and the trust policy', () => {
     expect(m.wire.slice(wireBefore).map((t) => JSON.parse(t).type)).toEqual(['e2ee.binding']);
   });
 
+  it('a joiner refusing the creator (index 1) shows no security code for that leader', () => {
+    const { m } = meeting('untrusted-creator');
+    const a = m.join('room-a', { trustIdentity: (id) => id !== 'leader' });
+    expect(a.state.list.length).toBeLessThan(2);
+    expect(a.securityCode).toBeUndefined();
+    expect(ofType(m.events.get('room-a'), 'security-code')).toEqual([]);
+  });
+
   it('a member refuses an add entry its policy does not trust: nothing applied, identity-refused', () => {
     const { m } = meeting('member-refuses');
     const a = m.join('room-a', { trustIdentity: (id) => id !== 'room-z' });
@@ -153,6 +161,28 @@ describe('certificates and the trust policy', () => {
 });
 
 describe('hostile keys and messages', () => {
+  it('a re-sent entry with the same signature but another statement is refused, not skipped', () => {
+    const { m } = meeting('resent-changed');
+    const a = m.join('room-a');
+    const wire = listEntryToWire(a.state.list.entries[1]!);
+    const out = a.handle({
+      v: 1,
+      type: 'e2ee.list',
+      meetingId: a.state.meetingId,
+      from: 'leader',
+      entries: [{ ...wire, time: wire.time + 1 }], // signature copied from the genuine entry
+    } as E2eeMessage);
+    expect(ofType(out.events, 'rejected')).toEqual([expect.objectContaining({ code: 'chain-broken' })]);
+    const same = a.handle({
+      v: 1,
+      type: 'e2ee.list',
+      meetingId: a.state.meetingId,
+      from: 'leader',
+      entries: [wire],
+    } as E2eeMessage);
+    expect(ofType(same.events, 'rejected')).toEqual([]);
+  });
+
   const LOW_ORDER = [
     '0000000000000000000000000000000000000000000000000000000000000000',
     '0100000000000000000000000000000000000000000000000000000000000000',

@@ -30,6 +30,7 @@ import {
   type Heartbeat,
   heartbeatStatement,
   type ListEntry,
+  listEntryHash,
   listEntryStatement,
 } from './participant-list.js';
 import {
@@ -301,8 +302,9 @@ export class ParticipantSession {
       this.#requestResync(out, undefined, from); // missed entries: ask, refuse this
     }
     if (entry.index < list.length) {
-      // Already applied (a newcomer gets both the full chain and the broadcast): must be identical.
-      if (!bytesEqual(list.entries[entry.index]!.signature, entry.signature)) {
+      // Already applied (a newcomer gets both the full chain and the broadcast): must be identical,
+      // i.e. the same statement and signature (the same entry hash), whatever the JSON spelling.
+      if (!bytesEqual(listEntryHash(list.entries[entry.index]!), listEntryHash(entry))) {
         throw new E2eeError('chain-broken', `entry ${entry.index} differs from the one already verified`);
       }
       return 'skipped';

@@ -158,7 +158,9 @@ export class SessionState {
   }
 
   securityCode(): string | undefined {
-    if (this.list.length === 0) return undefined;
+    // No code before the creator's own add entry (index 1) passed the trust policy: a `create`
+    // alone names a leader nobody has verified yet.
+    if (this.list.length < 2) return undefined;
     return securityCode({
       meetingId: this.meetingId,
       leaderIdentityKey: this.list.leaderIdentityKey,
