@@ -54,7 +54,8 @@ export class KeyRing {
   /** An epoch a heartbeat certified whose key has not arrived (0 if none). */
   get awaitingEpoch(): number {
     const epoch = this.#certifiedPending;
-    return epoch > this.#sendEpoch && !this.#keys.has(epoch) && epoch > this.#highest ? epoch : 0;
+    // Also below a newer uncertified key we hold (keys out of order, protocol.md §4.4).
+    return epoch > this.#sendEpoch && !this.#keys.has(epoch) ? epoch : 0;
   }
   has(epoch: number): boolean {
     return this.#keys.has(epoch);
@@ -65,11 +66,12 @@ export class KeyRing {
 
   /** Stores the key of a new epoch; refuses any epoch that does not exceed every epoch seen. */
   add(epoch: number, meetingKey: Uint8Array, now: number): void {
-    if (epoch <= this.#highest) {
+    // The one exception to "epochs only increase": the certified epoch we lack (keys out of order).
+    if (epoch <= this.#highest && epoch !== this.awaitingEpoch) {
       throw new E2eeError('stale-epoch', `key epoch ${epoch} does not exceed ${this.#highest}`);
     }
     this.#keys.set(epoch, meetingKey);
-    this.#highest = epoch;
+    this.#highest = Math.max(this.#highest, epoch);
     if (this.#certifiedPending === epoch) this.certify(epoch, now);
   }
 

@@ -382,7 +382,7 @@ export class ParticipantSession {
     const leader = list.leader();
     if (!leader || message.from !== list.leaderId)
       throw new E2eeError('not-member', 'key not from the leader');
-    if (message.epoch <= this.state.keys.highestEpoch) {
+    if (message.epoch <= this.state.keys.highestEpoch && message.epoch !== this.state.keys.awaitingEpoch) {
       throw new E2eeError(
         'stale-epoch',
         `key epoch ${message.epoch} does not exceed ${this.state.keys.highestEpoch}`,
