@@ -3,30 +3,22 @@
 // paths until the next periodic rekey (5 minutes). Here the relay injects both kinds into B, then
 // withholds B's wrapped key of the next epoch once: B must still recover through resync at once.
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { IdentityKeyPair, toBase64Url } from '../src/core/e2ee/index.js';
 import { heartbeatToWire } from '../src/core/e2ee/messages.js';
 import { signHeartbeat } from '../src/core/e2ee/participant-list.js';
 import { e2eePayload, type Frame, type Json } from './adversary/hostile-relay.js';
-import { currentEpoch, poll, type Room, sending, Stage, watchProcess } from './adversary/rooms.js';
+import { currentEpoch, poll, type Room, meetingForFile, sending, type Stage } from './adversary/rooms.js';
 
+const set = meetingForFile(['Boardroom', 'Huddle', 'Lab']);
+const { watch } = set;
 let stage: Stage;
 let a: Room;
 let b: Room;
 let c: Room;
-const watch = watchProcess();
-
-beforeAll(async () => {
-  stage = await new Stage().start();
-  a = await stage.room('Boardroom');
-  b = await stage.room('Huddle');
-  c = await stage.room('Lab');
-  await stage.meeting(a, [b, c]);
-});
-
-afterAll(async () => {
-  watch.stop();
-  await stage.close();
+beforeAll(() => {
+  stage = set.stage;
+  [a, b, c] = set.rooms as [Room, Room, Room];
 });
 
 const linkB = () => stage.hostile.link('Huddle');

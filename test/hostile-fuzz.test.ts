@@ -9,7 +9,7 @@
 // - no exception escapes; afterwards every remaining room is in the meeting with the same security
 //   code and the leader's epoch, and every wall lists exactly the members holding that key.
 // Seed: SEALROOM_FUZZ_SEED (in the test name) replays the same schedule of misbehaviour.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { leafPaths, mutateAt } from './e2ee-helpers.js';
 import { e2eePayload, type Frame, type Json, type Link } from './adversary/hostile-relay.js';
 import {
@@ -18,9 +18,9 @@ import {
   type Room,
   sending,
   sleep,
-  Stage,
+  type Stage,
+  meetingForFile,
   wallNames,
-  watchProcess,
 } from './adversary/rooms.js';
 
 const SEED = Number(process.env.SEALROOM_FUZZ_SEED ?? Date.now() % 1_000_000);
@@ -38,23 +38,15 @@ function prng(seed: number): () => number {
   };
 }
 
+const set = meetingForFile(['Boardroom', 'Huddle', 'Lab']);
+const { watch } = set;
 let stage: Stage;
 let a: Room;
 let b: Room;
 let c: Room;
-const watch = watchProcess();
-
-beforeAll(async () => {
-  stage = await new Stage().start();
-  a = await stage.room('Boardroom');
-  b = await stage.room('Huddle');
-  c = await stage.room('Lab');
-  await stage.meeting(a, [b, c]);
-});
-
-afterAll(async () => {
-  watch.stop();
-  await stage.close();
+beforeAll(() => {
+  stage = set.stage;
+  [a, b, c] = set.rooms as [Room, Room, Room];
 });
 
 const HONEST = ['Boardroom', 'Huddle', 'Lab'];

@@ -2,7 +2,7 @@
 // relay drops only the wrapped keys addressed to B while delivering list entries and heartbeats. B
 // must stop sending under the old epoch (which C holds) within 2 s, ask for the key, and resume only
 // once it holds the new one. And a heartbeat the relay replays must never reset B's liveness.
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { KeysEvent } from '../src/core/e2ee/index.js';
 import { e2eePayload, type Frame } from './adversary/hostile-relay.js';
 import {
@@ -13,31 +13,23 @@ import {
   type Room,
   sending,
   sleep,
-  Stage,
-  watchProcess,
+  type Stage,
+  meetingForFile,
 } from './adversary/rooms.js';
 
+const set = meetingForFile(['Boardroom', 'Huddle', 'Lab']);
+const { watch } = set;
 let stage: Stage;
 let a: Room;
 let b: Room;
 let c: Room;
-const watch = watchProcess();
-
-beforeAll(async () => {
-  stage = await new Stage().start();
-  a = await stage.room('Boardroom');
-  b = await stage.room('Huddle');
-  c = await stage.room('Lab');
-  await stage.meeting(a, [b, c]);
-});
-
-afterAll(async () => {
-  watch.stop();
-  await stage.close();
+beforeAll(() => {
+  stage = set.stage;
+  [a, b, c] = set.rooms as [Room, Room, Room];
 });
 
 const toB = (f: Frame) => f.direction === 'to-device' && f.link === stage.hostile.link('Huddle');
-const isSending = (e: KeysEvent) => (e as KeysEvent & { sending?: boolean }).sending !== false;
+const isSending = (e: KeysEvent) => e.sending;
 
 describe('stale key after a leave (attack 2)', () => {
   it('B stops sending under the old epoch within 2 s when its wrapped key is withheld, and resumes only after resync', async () => {

@@ -6,12 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { parseKid } from '../../src/core/e2ee/sender-keys.js';
 import type { SignalPayload } from '../../src/core/protocol/relay.js';
-import {
-  SFrameReceiver,
-  SFrameSender,
-  isSFrameError,
-  plausibleCounter,
-} from '../../src/core/sframe/index.js';
+import { SFrameReceiver, SFrameSender, plausibleCounter } from '../../src/core/sframe/index.js';
 import type { Logger } from '../../src/util/log.js';
 import { isH264Keyframe, isVp8Keyframe, splitAnnexB } from './bitstream.js';
 import { loadPipelineSet, missingElements } from './catalog.js';

@@ -16,6 +16,7 @@ import {
   issueDevelopmentDevice,
 } from '../../src/relay/dev-pki.js';
 import { type Relay, type RelayOptions, startRelay } from '../../src/relay/server.js';
+import { afterAll, beforeAll } from 'vitest';
 import { silentLogger } from '../../src/util/log.js';
 import { HostileRelay } from './hostile-relay.js';
 
@@ -185,4 +186,27 @@ export function watchProcess(): { errors: unknown[]; stop(): void } {
       process.off('unhandledRejection', onError);
     },
   };
+}
+
+/**
+ * One stage per test file: rooms with these names, the first leading a meeting the others joined,
+ * and a process watch; torn down after the file. Read `stage`, `rooms` and `watch` inside tests.
+ */
+export function meetingForFile(names: string[]): {
+  stage: Stage;
+  rooms: Room[];
+  watch: ReturnType<typeof watchProcess>;
+} {
+  const set = { stage: undefined as unknown as Stage, rooms: [] as Room[], watch: watchProcess() };
+  beforeAll(async () => {
+    set.stage = await new Stage().start();
+    for (const name of names) set.rooms.push(await set.stage.room(name));
+    const [leader, ...others] = set.rooms;
+    await set.stage.meeting(leader as Room, others);
+  });
+  afterAll(async () => {
+    set.watch.stop();
+    await set.stage.close();
+  });
+  return set;
 }
