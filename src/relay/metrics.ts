@@ -1,6 +1,23 @@
 // Prometheus metrics of the relay (GET /metrics): counts and gauges only — never ids, keys or
 // anything from a payload.
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { RevocationStatus } from '../pki/revocation-source.js';
+
+/** Why the relay refused a connection, a frame or a session (label of sealroom_relay_refusals_total). */
+export const REFUSAL_REASONS = [
+  'auth-timeout',
+  'pre-auth-too-large',
+  'too-many-connections',
+  'too-many-from-address',
+  'rate-limited',
+  'bad-message',
+  'revoked',
+  'expired',
+  'crl-stale',
+] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+const CRL_STATES = ['none', 'fresh', 'stale', 'expired'] as const;
 
 export function createRelayMetrics(
   sample: () => {
@@ -10,6 +27,7 @@ export function createRelayMetrics(
     packetsReceived: number;
     packetsForwarded: number;
   },
+  revocation?: () => RevocationStatus | undefined,
 ) {
   const registry = new Registry();
   const authentications = new Counter({
@@ -18,6 +36,14 @@ export function createRelayMetrics(
     labelNames: ['result'] as const,
     registers: [registry],
   });
+  const refusals = new Counter({
+    name: 'sealroom_relay_refusals_total',
+    help: 'Connections, frames and sessions the relay refused or ended, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  // Every reason is exported from the start (0), so a rate() over it works before the first refusal.
+  for (const reason of REFUSAL_REASONS) refusals.inc({ reason }, 0);
   const gauge = (name: string, help: string, read: (s: ReturnType<typeof sample>) => number) =>
     new Gauge({
       name,
@@ -40,5 +66,47 @@ export function createRelayMetrics(
     'RTP packet copies forwarded to subscribers (current peers)',
     (s) => s.packetsForwarded,
   );
-  return { registry, authentications };
+  if (revocation) {
+    new Gauge({
+      name: 'sealroom_relay_crl_state',
+      help: 'Freshness of the CRL in force: 1 for the current state, 0 for the others',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      collect() {
+        const state = revocation()?.state ?? 'none';
+        for (const s of CRL_STATES) this.set({ state: s }, s === state ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'sealroom_relay_crl_next_update_seconds',
+      help: 'nextUpdate of the CRL in force, as Unix time in seconds (0 when there is none)',
+      registers: [registry],
+      collect() {
+        const next = revocation()?.nextUpdate;
+        this.set(next ? Date.parse(next) / 1000 : 0);
+      },
+    });
+    new Gauge({
+      name: 'sealroom_relay_crl_revoked_certificates',
+      help: 'Revoked certificate serials in the CRL in force',
+      registers: [registry],
+      collect() {
+        this.set(revocation()?.revoked ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'sealroom_relay_accepting_new_sessions',
+      help: '1 when new device sessions are accepted, 0 when failing closed (no fresh-enough CRL)',
+      registers: [registry],
+      collect() {
+        this.set(revocation()?.acceptingNewSessions === false ? 0 : 1);
+      },
+    });
+  }
+  return {
+    registry,
+    authentications,
+    refuse: (reason: RefusalReason) => refusals.inc({ reason }),
+    refusals,
+  };
 }

@@ -13,6 +13,7 @@ import {
 } from '../core/protocol/relay.js';
 import { isE2eeMessage } from '../core/e2ee/messages.js';
 import { PkiError } from '../pki/errors.js';
+import type { RevocationSource } from '../pki/revocation-source.js';
 import type { VerifiedDevice } from '../pki/verify.js';
 import type { Logger } from '../util/log.js';
 import {
@@ -23,7 +24,17 @@ import {
 } from './authenticate.js';
 import { MeetingReservations } from './id-binding.js';
 import { type ConnectionId, MeetingError, MeetingRegistry, type Result } from './meetings.js';
-import { createRelayMetrics } from './metrics.js';
+import {
+  AddressCounter,
+  addressKey,
+  CLOSE,
+  PRE_AUTH_MAX_MESSAGES,
+  RATE_LIMIT_CLOSE_AFTER,
+  type RelayLimits,
+  resolveLimits,
+  TokenBucket,
+} from './limits.js';
+import { createRelayMetrics, type RefusalReason } from './metrics.js';
 import { type MediaKind, Sfu } from './sfu.js';
 
 /** One thing that crossed the relay, for tests that prove no plaintext or key ever does. */
@@ -59,7 +70,20 @@ export interface RelayOptions {
   stateDir?: string;
   /** How long a meeting id stays bound after its meeting was last seen alive (default 10 min). */
   reservationTtlMs?: number;
+  /**
+   * The certificate revocation list in force (e.g. src/pki/revocation-feed.ts). Checked at every
+   * authentication (besides `trust.isRevoked`, which keeps working); on each 'change' the sessions
+   * of certificates it now revokes are ended (close 4403); while `acceptsNewSessions()` is false new
+   * authentications are refused (`crl-stale`) and /healthz answers 503. Without one the relay
+   * enforces only `trust.isRevoked` (development).
+   */
+  revocation?: RevocationSource;
+  /** Connection, frame and rate limits (src/relay/limits.ts; defaults in DEFAULT_RELAY_LIMITS). */
+  limits?: Partial<RelayLimits>;
 }
+
+/** How often the relay re-checks every session's certificate (expiry, revocation). */
+export const SESSION_CHECK_INTERVAL_MS = 5000;
 
 export interface Relay {
   /** ws://host:port/v1/ws */
@@ -74,11 +98,29 @@ export interface Relay {
 interface Session {
   id: ConnectionId;
   socket: WebSocket;
+  /** Remote address (IPv4-mapped IPv6 folded to IPv4), for the per-address cap. */
+  address: string;
   /** Heard from since the last liveness round. */
   alive: boolean;
   nonce: string;
   identity?: VerifiedDevice;
   certificate?: string;
+  /** Closes the socket (4408) unless it authenticated first. */
+  authTimer?: NodeJS.Timeout;
+  /** Frames received before authentication completed. */
+  preAuthMessages: number;
+  bucket: TokenBucket;
+  /** Messages refused for rate since the last one accepted. */
+  refusedInARow: number;
+  lastRateError: number;
+  /** Being closed by the relay: nothing it sends is handled any more. */
+  ending: boolean;
+}
+
+/** The WebSocket's frame receiver (ws internals): its payload limit checks each frame's header. */
+function setFrameLimit(socket: WebSocket, bytes: number): void {
+  const receiver = (socket as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver;
+  if (receiver && typeof receiver._maxPayload === 'number') receiver._maxPayload = bytes;
 }
 
 export const RELAY_WS_PATH = '/v1/ws';
@@ -93,6 +135,13 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   });
   const registry = new MeetingRegistry({ reservations });
   const record = opts.record;
+  const limits = resolveLimits(opts.limits);
+  const perAddress = new AddressCounter();
+  const revocation = opts.revocation;
+  const now = () => opts.trust.now?.() ?? new Date();
+  const isRevoked = (serial: string): boolean =>
+    (revocation?.isRevoked(serial) ?? false) || (opts.trust.isRevoked?.(serial) ?? false);
+  const trust = { ...opts.trust, isRevoked };
 
   const send = (connection: ConnectionId, message: ServerMessage): void => {
     const session = sessions.get(connection);
@@ -131,11 +180,21 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     if (message.type === 'ping') return send(session.id, { type: 'pong' });
     if (!session.identity) {
       if (message.type !== 'auth') throw new MeetingError('unauthenticated', 'authenticate first');
-      const identity = await verifyDeviceCertificatePem(message.certificate, opts.trust);
+      if (revocation && !revocation.acceptsNewSessions()) {
+        metrics.refuse('crl-stale');
+        throw new MeetingError(
+          'crl-stale',
+          'the relay holds no current certificate revocation list; new sessions are refused until it does',
+        );
+      }
+      const identity = await verifyDeviceCertificatePem(message.certificate, trust);
       if (!verifyChallengeSignature(identity, session.nonce, message.signature)) {
         throw new MeetingError('bad-signature', 'challenge signature does not match the certificate key');
       }
+      if (session.ending) return; // timed out (or refused) while the certificate was being verified
       session.identity = identity;
+      clearTimeout(session.authTimer);
+      setFrameLimit(session.socket, MAX_MESSAGE_BYTES);
       metrics.authentications.inc({ result: 'ok' });
       session.certificate = message.certificate;
       log.info(
@@ -152,6 +211,10 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         identity: { deviceId: identity.deviceId, roomName: identity.roomName, org: identity.org },
       });
     }
+    // Belt and braces besides the 'change' event and the periodic check: a revoked or expired
+    // certificate's session does nothing more, create and join least of all.
+    if (isRevoked(session.identity.serial)) return endSession(session, 'revoked');
+    if (now() > session.identity.notAfter) return endSession(session, 'expired');
     const { deviceId, roomName, org } = session.identity;
     const identity = { deviceId, roomName, org, certificate: session.certificate ?? '' };
     switch (message.type) {
@@ -233,7 +296,72 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       if (target !== session.id) send(target, message);
   };
 
+  /** Closes the socket with a code; one that ignores the close handshake is cut a little later. */
+  const endSocket = (session: Session, code: number, reason: string): void => {
+    if (session.ending) return;
+    session.ending = true;
+    clearTimeout(session.authTimer);
+    session.socket.close(code, reason);
+    setTimeout(() => session.socket.terminate(), 2000).unref();
+  };
+
+  /**
+   * Ends the session of a certificate revoked or expired since it authenticated: told why, it
+   * leaves its meeting as a deliberate leave (a leader's meeting ends and its id is freed; the
+   * others are told it left, so the leader removes it and rekeys), then the socket closes (4403).
+   */
+  const endSession = (session: Session, reason: 'revoked' | 'expired'): void => {
+    if (session.ending || !session.identity) return;
+    metrics.refuse(reason);
+    const text = reason === 'revoked' ? 'certificate revoked' : 'certificate expired';
+    log.warn(
+      { connection: session.id, deviceId: session.identity.deviceId, serial: session.identity.serial },
+      `${text}: ending the session`,
+    );
+    send(session.id, { type: 'error', code: `certificate-${reason}`, message: `${text}; session ended` });
+    apply(registry.leave(session.id));
+    void sfu.remove(session.id);
+    endSocket(session, reason === 'revoked' ? CLOSE.revoked : CLOSE.expired, text);
+  };
+
+  const checkSessions = (revokedOnly: boolean): void => {
+    const t = now();
+    for (const session of sessions.values()) {
+      if (!session.identity || session.ending) continue;
+      if (isRevoked(session.identity.serial)) endSession(session, 'revoked');
+      else if (!revokedOnly && t > session.identity.notAfter) endSession(session, 'expired');
+    }
+  };
+  const onRevocationChange = () => checkSessions(true);
+  revocation?.on('change', onRevocationChange);
+
+  const refuseConnection = (socket: WebSocket, reason: RefusalReason, text: string): void => {
+    metrics.refuse(reason);
+    socket.on('error', () => undefined);
+    socket.close(CLOSE.tryAgainLater, text);
+    setTimeout(() => socket.terminate(), 2000).unref();
+  };
+
+  const rateLimited = (session: Session): void => {
+    metrics.refuse('rate-limited');
+    session.refusedInARow++;
+    if (session.refusedInARow >= RATE_LIMIT_CLOSE_AFTER) {
+      log.warn({ connection: session.id }, 'message flood continues after refusals; closing');
+      endSocket(session, CLOSE.rateLimited, 'message rate exceeded');
+      return;
+    }
+    const t = performance.now();
+    if (t - session.lastRateError < 1000) return;
+    session.lastRateError = t;
+    send(session.id, {
+      type: 'error',
+      code: 'rate-limited',
+      message: `more than ${limits.messagesPerSecond} messages/s (burst ${limits.messageBurst}): messages dropped`,
+    });
+  };
+
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  // The frame limit is per socket: preAuthMaxBytes until it authenticates, then MAX_MESSAGE_BYTES.
   await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
   const sample = () => {
     const media = sfu.stats();
@@ -246,34 +374,95 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       packetsForwarded: media.reduce((n, p) => n + p.forwarded, 0),
     };
   };
-  const metrics = createRelayMetrics(sample);
-  app.get('/healthz', async () => ({ ok: true, relayId, ...sample() }));
+  const metrics = createRelayMetrics(sample, revocation ? () => revocation.status() : undefined);
+  app.get('/healthz', async (_req, reply) => {
+    // Failing closed (no CRL fresh enough) makes the relay unhealthy: it serves no new session.
+    const accepting = revocation ? revocation.acceptsNewSessions() : true;
+    if (!accepting) reply.code(503);
+    return {
+      ok: accepting,
+      relayId,
+      ...sample(),
+      ...(revocation ? { revocation: revocation.status() } : {}),
+    };
+  });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
-  app.get(RELAY_WS_PATH, { websocket: true }, (socket) => {
+  app.get(RELAY_WS_PATH, { websocket: true }, (socket, req) => {
+    const address = addressKey(req.socket.remoteAddress);
+    if (sessions.size >= limits.maxConnections)
+      return refuseConnection(socket, 'too-many-connections', 'too many connections');
+    if (perAddress.count(address) >= limits.maxConnectionsPerAddress)
+      return refuseConnection(socket, 'too-many-from-address', 'too many connections from this address');
+    // Before authentication a frame larger than an auth message is refused from its header alone.
+    setFrameLimit(socket, limits.preAuthMaxBytes);
     const session: Session = {
       id: `c-${randomBytes(6).toString('hex')}`,
       socket,
+      address,
       alive: true,
       nonce: newChallenge(),
+      preAuthMessages: 0,
+      bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
+      refusedInARow: 0,
+      lastRateError: Number.NEGATIVE_INFINITY,
+      ending: false,
     };
     sessions.set(session.id, session);
+    perAddress.add(address);
+    session.authTimer = setTimeout(() => {
+      if (session.identity || session.ending) return;
+      metrics.refuse('auth-timeout');
+      endSocket(session, CLOSE.authTimeout, 'authentication timeout');
+    }, limits.authTimeoutMs);
+    session.authTimer.unref();
     socket.on('pong', () => {
       session.alive = true;
+    });
+    socket.on('error', (err: Error & { code?: string }) => {
+      // ws closes the socket itself (1009) after a frame over the limit.
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        metrics.refuse(session.identity ? 'bad-message' : 'pre-auth-too-large');
+        if (!session.ending) {
+          session.ending = true;
+          setTimeout(() => socket.terminate(), 2000).unref();
+        }
+      }
+      log.debug({ err, connection: session.id }, 'websocket error');
     });
     // Handle messages in order per connection: a join must not overtake the auth before it.
     let queue = Promise.resolve();
     socket.on('message', (raw: Buffer, isBinary: boolean) => {
       session.alive = true;
+      if (session.ending) return;
+      if (!session.identity) {
+        if (raw.length > limits.preAuthMaxBytes) {
+          metrics.refuse('pre-auth-too-large');
+          return endSocket(session, CLOSE.tooLarge, 'frame too large before authentication');
+        }
+        if (++session.preAuthMessages > PRE_AUTH_MAX_MESSAGES) {
+          metrics.refuse('rate-limited');
+          return endSocket(session, CLOSE.authenticationFailed, 'too many messages before authentication');
+        }
+      } else if (!session.bucket.take()) {
+        return rateLimited(session);
+      } else {
+        session.refusedInARow = 0;
+      }
       queue = queue.then(async () => {
-        if (isBinary)
+        if (session.ending) return;
+        if (isBinary) {
+          metrics.refuse('bad-message');
           return send(session.id, { type: 'error', code: 'bad-message', message: 'text frames only' });
+        }
         if (record) record({ kind: 'ws-in', connection: session.id, data: raw.toString('utf8') });
         const parsed = parseClientMessage(raw);
-        if (!parsed.ok)
+        if (!parsed.ok) {
+          metrics.refuse('bad-message');
           return send(session.id, { type: 'error', code: 'bad-message', message: parsed.error });
+        }
         try {
           await handle(session, parsed.message);
         } catch (err) {
@@ -287,7 +476,9 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
             });
             if (!session.identity) {
               metrics.authentications.inc({ result: 'refused' });
-              socket.close(4401, 'authentication failed');
+              if (err instanceof PkiError && (err.code === 'revoked' || err.code === 'expired'))
+                metrics.refuse(err.code);
+              endSocket(session, CLOSE.authenticationFailed, 'authentication failed');
             }
           } else {
             log.error({ err, connection: session.id }, 'request failed');
@@ -297,7 +488,9 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       });
     });
     socket.on('close', () => {
-      sessions.delete(session.id);
+      clearTimeout(session.authTimer);
+      session.ending = true;
+      if (sessions.delete(session.id)) perAddress.remove(session.address);
       apply(registry.leave(session.id, undefined, { closed: true }));
       void sfu.remove(session.id);
       if (session.identity)
@@ -318,6 +511,9 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     }
   }, opts.livenessIntervalMs ?? 10_000);
   liveness.unref();
+  // Certificates expire (and revocation may change without an event): re-check every session.
+  const sessionCheck = setInterval(() => checkSessions(false), SESSION_CHECK_INTERVAL_MS);
+  sessionCheck.unref();
   // Live meetings' ids stay bound on disk for a ttl after the last refresh (a crash, then a resume).
   const refresh = setInterval(
     () => {
@@ -344,6 +540,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     close: async () => {
       clearInterval(liveness);
       clearInterval(refresh);
+      clearInterval(sessionCheck);
+      revocation?.off('change', onRevocationChange);
       // Live meetings stay bound on disk for a ttl; the closing sockets below change nothing there.
       reservations.refresh();
       reservations.freeze();

@@ -1,7 +1,7 @@
 // The relay's WebSocket wire protocol: one JSON object per text frame, both directions.
 // The relay reads only the routing fields; E2EE payloads (bindings, wrapped keys, participant
 // lists, heartbeats) are opaque objects it size-limits and forwards. See docs/relay.md.
-import { type Static, Type } from '@sinclair/typebox';
+import { type Static, type TProperties, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 
 /** Largest WebSocket frame the relay accepts (a wrapped-key batch for ~100 participants fits). */
@@ -11,11 +11,19 @@ export const MAX_E2EE_PAYLOAD_BYTES = 1000 * 1024;
 /** Domain-separation label of the authentication signature: label || 0x00 || nonce bytes. */
 export const AUTH_LABEL = 'sealroom/relay-auth/v1';
 
+/**
+ * Every message object refuses properties it does not name (additionalProperties: false): a frame
+ * carrying anything unknown is refused as a whole. E2EE payloads stay opaque records (the relay
+ * checks them with isE2eeMessage of src/core/e2ee/messages.ts).
+ */
+const Strict = <T extends TProperties>(properties: T) =>
+  Type.Object(properties, { additionalProperties: false });
+
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$' });
 const MeetingId = Type.String({ minLength: 4, maxLength: 32, pattern: '^[a-z0-9-]+$' });
 const RequestId = Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 }));
 
-export const ParticipantInfo = Type.Object({
+export const ParticipantInfo = Strict({
   participantId: Id,
   deviceId: Type.String({ maxLength: 128 }),
   roomName: Type.String({ maxLength: 128 }),
@@ -27,12 +35,12 @@ export type ParticipantInfo = Static<typeof ParticipantInfo>;
 
 /** SDP or ICE for the participant's one PeerConnection with the SFU. The relay always offers. */
 export const SignalPayload = Type.Union([
-  Type.Object({
+  Strict({
     kind: Type.Literal('description'),
     type: Type.Union([Type.Literal('offer'), Type.Literal('answer')]),
     sdp: Type.String({ maxLength: 65536 }),
   }),
-  Type.Object({
+  Strict({
     kind: Type.Literal('candidate'),
     candidate: Type.String({ maxLength: 1024 }),
     sdpMid: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
@@ -43,7 +51,7 @@ export type SignalPayload = Static<typeof SignalPayload>;
 
 // ---- device → relay ----
 export const ClientMessage = Type.Union([
-  Type.Object({
+  Strict({
     type: Type.Literal('auth'),
     /** PEM device certificate issued by a trusted org CA. */
     certificate: Type.String({ maxLength: 8192 }),
@@ -55,52 +63,52 @@ export const ClientMessage = Type.Union([
    * participantId: keep the same id across a reconnect, so E2EE sessions carry on. Both must be
    * bound to this device (docs/relay.md, "Ids across a relay restart"), else error 'id-bound'.
    */
-  Type.Object({
+  Strict({
     type: Type.Literal('create'),
     id: RequestId,
     meetingId: Type.Optional(MeetingId),
     participantId: Type.Optional(Id),
   }),
   /** participantId: only to resume, and only this device's own (else error 'id-bound'). */
-  Type.Object({
+  Strict({
     type: Type.Literal('join'),
     id: RequestId,
     meetingId: MeetingId,
     participantId: Type.Optional(Id),
   }),
-  Type.Object({ type: Type.Literal('admit'), id: RequestId, participantId: Id }),
-  Type.Object({ type: Type.Literal('deny'), id: RequestId, participantId: Id }),
-  Type.Object({ type: Type.Literal('lock'), id: RequestId, locked: Type.Boolean() }),
+  Strict({ type: Type.Literal('admit'), id: RequestId, participantId: Id }),
+  Strict({ type: Type.Literal('deny'), id: RequestId, participantId: Id }),
+  Strict({ type: Type.Literal('lock'), id: RequestId, locked: Type.Boolean() }),
   /** Leader only: hand leadership to an admitted participant (before leaving, so the meeting goes on). */
-  Type.Object({ type: Type.Literal('handover'), id: RequestId, participantId: Id }),
-  Type.Object({ type: Type.Literal('leave'), id: RequestId }),
-  Type.Object({ type: Type.Literal('end'), id: RequestId }),
+  Strict({ type: Type.Literal('handover'), id: RequestId, participantId: Id }),
+  Strict({ type: Type.Literal('leave'), id: RequestId }),
+  Strict({ type: Type.Literal('end'), id: RequestId }),
   /**
    * Bulletin board: an E2EE message (src/core/e2ee messages: schema-checked, `from` and `meetingId`
    * must be the sender's) to one participant, or when `to` is absent to every other participant
    * (a binding: to the leader). A participant still waiting may only post its binding.
    */
-  Type.Object({
+  Strict({
     type: Type.Literal('e2ee'),
     to: Type.Optional(Id),
     payload: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown()),
   }),
   /** Ask the SFU for (or give up) a media PeerConnection; the relay then sends an offer. */
-  Type.Object({ type: Type.Literal('media'), enabled: Type.Boolean() }),
-  Type.Object({ type: Type.Literal('signal'), payload: SignalPayload }),
-  Type.Object({ type: Type.Literal('ping') }),
+  Strict({ type: Type.Literal('media'), enabled: Type.Boolean() }),
+  Strict({ type: Type.Literal('signal'), payload: SignalPayload }),
+  Strict({ type: Type.Literal('ping') }),
 ]);
 export type ClientMessage = Static<typeof ClientMessage>;
 
 // ---- relay → device ----
 export const ServerMessage = Type.Union([
-  Type.Object({ type: Type.Literal('challenge'), nonce: Type.String(), relayId: Type.String() }),
-  Type.Object({
+  Strict({ type: Type.Literal('challenge'), nonce: Type.String(), relayId: Type.String() }),
+  Strict({
     type: Type.Literal('authenticated'),
     identity: Type.Omit(ParticipantInfo, ['participantId', 'certificate']),
   }),
   /** Where this connection now stands in a meeting (after create, join, admit). */
-  Type.Object({
+  Strict({
     type: Type.Literal('meeting'),
     id: RequestId,
     meetingId: MeetingId,
@@ -110,21 +118,21 @@ export const ServerMessage = Type.Union([
     leader: ParticipantInfo,
   }),
   /** Admitted participants; `waiting` only for the leader. */
-  Type.Object({
+  Strict({
     type: Type.Literal('roster'),
     meetingId: MeetingId,
     participants: Type.Array(ParticipantInfo),
     waiting: Type.Array(ParticipantInfo),
     locked: Type.Boolean(),
   }),
-  Type.Object({ type: Type.Literal('denied'), meetingId: MeetingId }),
-  Type.Object({ type: Type.Literal('left'), meetingId: MeetingId, participantId: Id }),
-  Type.Object({ type: Type.Literal('ended'), meetingId: MeetingId, reason: Type.String() }),
-  Type.Object({ type: Type.Literal('ok'), id: RequestId }),
-  Type.Object({ type: Type.Literal('e2ee'), from: Id, payload: Type.Record(Type.String(), Type.Unknown()) }),
-  Type.Object({ type: Type.Literal('signal'), payload: SignalPayload }),
-  Type.Object({ type: Type.Literal('pong') }),
-  Type.Object({ type: Type.Literal('error'), id: RequestId, code: Type.String(), message: Type.String() }),
+  Strict({ type: Type.Literal('denied'), meetingId: MeetingId }),
+  Strict({ type: Type.Literal('left'), meetingId: MeetingId, participantId: Id }),
+  Strict({ type: Type.Literal('ended'), meetingId: MeetingId, reason: Type.String() }),
+  Strict({ type: Type.Literal('ok'), id: RequestId }),
+  Strict({ type: Type.Literal('e2ee'), from: Id, payload: Type.Record(Type.String(), Type.Unknown()) }),
+  Strict({ type: Type.Literal('signal'), payload: SignalPayload }),
+  Strict({ type: Type.Literal('pong') }),
+  Strict({ type: Type.Literal('error'), id: RequestId, code: Type.String(), message: Type.String() }),
 ]);
 export type ServerMessage = Static<typeof ServerMessage>;
 

@@ -1,0 +1,114 @@
+// What the relay allows one connection, one address and everyone together, before and after
+// authentication (docs/relay.md, "Limits"). Plain data and two small counters; the server applies them.
+
+export interface RelayLimits {
+  /** Close (4408) a socket that has not authenticated within this time. */
+  authTimeoutMs: number;
+  /** Largest frame accepted before authentication (an `auth` message is a few KiB); larger → close 1009. */
+  preAuthMaxBytes: number;
+  /** Open WebSocket connections in total (authenticated or not); more → close 1013. */
+  maxConnections: number;
+  /** Open WebSocket connections from one remote address; more → close 1013. */
+  maxConnectionsPerAddress: number;
+  /** Sustained messages per second per authenticated connection (token bucket refill rate). */
+  messagesPerSecond: number;
+  /** Messages a connection may send at once before the sustained rate applies (bucket size). */
+  messageBurst: number;
+}
+
+export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
+  authTimeoutMs: 5000,
+  preAuthMaxBytes: 16 * 1024,
+  maxConnections: 2000,
+  maxConnectionsPerAddress: 20,
+  messagesPerSecond: 50,
+  messageBurst: 200,
+});
+
+/**
+ * Frames a connection may send before its authentication completes: the `auth` and a ping or two.
+ * One more closes it (4401), so an unauthenticated socket cannot queue work behind a slow verify.
+ */
+export const PRE_AUTH_MAX_MESSAGES = 4;
+
+/**
+ * Messages refused for rate in a row (nothing accepted in between) after which the connection is
+ * closed (4429): a client that keeps flooding after being told is not a meeting client.
+ */
+export const RATE_LIMIT_CLOSE_AFTER = 1000;
+
+/** Close codes the relay uses (docs/relay.md, "Close codes"). */
+export const CLOSE = Object.freeze({
+  tooLarge: 1009,
+  tryAgainLater: 1013,
+  authenticationFailed: 4401,
+  /** Certificate revoked or expired during the session (the reason says which). */
+  revoked: 4403,
+  expired: 4403,
+  authTimeout: 4408,
+  rateLimited: 4429,
+});
+
+export function resolveLimits(overrides: Partial<RelayLimits> = {}): RelayLimits {
+  const limits: RelayLimits = { ...DEFAULT_RELAY_LIMITS };
+  for (const key of Object.keys(DEFAULT_RELAY_LIMITS) as (keyof RelayLimits)[]) {
+    const value = overrides[key];
+    if (value === undefined) continue;
+    if (!Number.isFinite(value) || value <= 0) throw new RangeError(`relay limit ${key} must be > 0`);
+    limits[key] = value;
+  }
+  return limits;
+}
+
+/** A token bucket: `burst` tokens, refilled at `ratePerSecond`; each message takes one. */
+export class TokenBucket {
+  #tokens: number;
+  #last: number;
+
+  constructor(
+    readonly ratePerSecond: number,
+    readonly burst: number,
+    readonly now: () => number = () => performance.now(),
+  ) {
+    this.#tokens = burst;
+    this.#last = now();
+  }
+
+  take(): boolean {
+    const t = this.now();
+    this.#tokens = Math.min(this.burst, this.#tokens + ((t - this.#last) / 1000) * this.ratePerSecond);
+    this.#last = t;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+}
+
+/** Open connections per remote address. */
+export class AddressCounter {
+  readonly #counts = new Map<string, number>();
+
+  count(address: string): number {
+    return this.#counts.get(address) ?? 0;
+  }
+
+  add(address: string): void {
+    this.#counts.set(address, this.count(address) + 1);
+  }
+
+  remove(address: string): void {
+    const n = this.count(address) - 1;
+    if (n > 0) this.#counts.set(address, n);
+    else this.#counts.delete(address);
+  }
+
+  get addresses(): number {
+    return this.#counts.size;
+  }
+}
+
+/** One key per client: IPv4-mapped IPv6 addresses count as their IPv4 address. */
+export function addressKey(remoteAddress: string | undefined): string {
+  if (!remoteAddress) return 'unknown';
+  return remoteAddress.startsWith('::ffff:') ? remoteAddress.slice(7) : remoteAddress;
+}
