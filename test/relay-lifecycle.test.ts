@@ -101,8 +101,7 @@ describe('relay authentication', () => {
     expect(messages.map((m) => m.type)).toEqual(['challenge', 'error']);
   });
 
-  it('rejects malformed and oversized frames with a clear error', async () => {
-    const c = await connect(rooms.b);
+  it('rejects malformed frames with a clear error', async () => {
     const ws = new WebSocket(relay.url);
     const errors: string[] = [];
     ws.on('message', (raw: Buffer) => {
@@ -112,12 +111,28 @@ describe('relay authentication', () => {
     await new Promise((r) => ws.on('open', r));
     ws.send('{not json');
     ws.send(JSON.stringify({ type: 'join', meetingId: 'UPPER CASE!' }));
-    ws.send(JSON.stringify({ type: 'e2ee', payload: { blob: 'x'.repeat(1_030_000) } }));
+    ws.send(JSON.stringify({ type: 'auth', certificate: 'x', signature: 'y', admin: true }));
     await expect.poll(() => errors.length).toBe(3);
     expect(errors[0]).toBe('not JSON');
     expect(errors[1]).toMatch(/invalid join message at \/meetingId/);
-    expect(errors[2]).toMatch(/e2ee payload of \d+ bytes exceeds/);
+    expect(errors[2]).toMatch(/invalid auth message at \/admin: Unexpected property/);
     ws.terminate();
+  });
+
+  it('refuses a frame over the pre-auth limit (1009), and an oversized E2EE payload after auth', async () => {
+    const ws = new WebSocket(relay.url);
+    await new Promise((r) => ws.on('open', r));
+    ws.send(JSON.stringify({ type: 'e2ee', payload: { blob: 'x'.repeat(1_030_000) } }));
+    expect(await new Promise<number>((r) => ws.on('close', (c) => r(c)))).toBe(1009);
+
+    const c = await connect(rooms.b);
+    const errors: string[] = [];
+    c.on('message', (m) => {
+      if (m.type === 'error') errors.push(m.message);
+    });
+    c.send({ type: 'e2ee', payload: { blob: 'x'.repeat(1_030_000) } });
+    await expect.poll(() => errors.length).toBe(1);
+    expect(errors[0]).toMatch(/e2ee payload of \d+ bytes exceeds/);
     c.close();
   });
 });
