@@ -52,6 +52,16 @@ interface GlobalState {
   reportId: number;
 }
 
+// Limits a real device stays far below (Linux hid-core refuses the same: HID_MAX_USAGES 12288,
+// report size > 256 bits, reports over HID_MAX_BUFFER_SIZE 16 KiB). Without them a hostile or broken
+// descriptor (Report Count 0xFFFFFFFF, thousands of Usage ranges) made the parser allocate until the
+// process died (found by fuzzing: test/fuzz-regressions/hid).
+export const MAX_REPORT_COUNT = 12_288;
+export const MAX_REPORT_SIZE_BITS = 256;
+export const MAX_REPORT_BYTES = 16_384;
+export const MAX_USAGES = 12_288;
+export const MAX_FIELDS = 65_536;
+
 const MAIN_INPUT = 0x8;
 const MAIN_OUTPUT = 0x9;
 const MAIN_FEATURE = 0xb;
@@ -120,6 +130,12 @@ export function parseReportDescriptor(bytes: Uint8Array): ParsedDescriptor {
         const kind: ReportKind = tag === MAIN_INPUT ? 'input' : tag === MAIN_OUTPUT ? 'output' : 'feature';
         const key = reportKey(kind, global.reportId);
         let offset = reportBits.get(key) ?? 0;
+        if (global.reportSize * global.reportCount + offset > MAX_REPORT_BYTES * 8)
+          throw new DescriptorError(
+            `${kind} report ${global.reportId} longer than ${MAX_REPORT_BYTES} bytes`,
+          );
+        if (usages.length > 0 && fields.length + global.reportCount > MAX_FIELDS)
+          throw new DescriptorError(`more than ${MAX_FIELDS} fields`);
         const constant = (data & 0x1) !== 0;
         const variable = (data & 0x2) !== 0;
         const relative = (data & 0x4) !== 0;
@@ -143,12 +159,13 @@ export function parseReportDescriptor(bytes: Uint8Array): ParsedDescriptor {
             fields.push({ ...common, bitOffset: offset + n * global.reportSize, usage });
           }
         } else {
+          const arrayUsages = [...usages]; // one list shared by the item's fields (read-only)
           for (let n = 0; n < global.reportCount; n++) {
             fields.push({
               ...common,
               bitOffset: offset + n * global.reportSize,
               usage: usages[0]!,
-              arrayUsages: [...usages],
+              arrayUsages,
             });
           }
         }
@@ -178,6 +195,8 @@ export function parseReportDescriptor(bytes: Uint8Array): ParsedDescriptor {
           global.logicalMax = global.logicalMin >= 0 ? data : toSigned(data, size);
           break;
         case 0x7:
+          if (data > MAX_REPORT_SIZE_BITS)
+            throw new DescriptorError(`Report Size ${data} over ${MAX_REPORT_SIZE_BITS} bits`);
           global.reportSize = data;
           break;
         case 0x8:
@@ -186,6 +205,8 @@ export function parseReportDescriptor(bytes: Uint8Array): ParsedDescriptor {
           usesReportIds = true;
           break;
         case 0x9:
+          if (data > MAX_REPORT_COUNT)
+            throw new DescriptorError(`Report Count ${data} over ${MAX_REPORT_COUNT}`);
           global.reportCount = data;
           break;
         case 0xa:
@@ -202,12 +223,16 @@ export function parseReportDescriptor(bytes: Uint8Array): ParsedDescriptor {
           break;
       }
     } else if (type === 2) {
+      if (usages.length >= MAX_USAGES)
+        throw new DescriptorError(`more than ${MAX_USAGES} usages before a main item`);
       if (tag === 0x0) usages.push(localUsage(data, size));
       else if (tag === 0x1) usageMin = localUsage(data, size);
       else if (tag === 0x2) {
         if (usageMin === undefined) throw new DescriptorError('Usage Maximum without Usage Minimum');
         const max = localUsage(data, size);
         if (max - usageMin > 0xffff) throw new DescriptorError('usage range too large');
+        if (usages.length + Math.max(0, max - usageMin + 1) > MAX_USAGES)
+          throw new DescriptorError(`more than ${MAX_USAGES} usages before a main item`);
         for (let u = usageMin; u <= max; u++) usages.push(u);
         usageMin = undefined;
       }
