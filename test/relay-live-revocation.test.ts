@@ -151,7 +151,7 @@ async function room(relay: Relay, roomName: string): Promise<Room> {
 describe('live revocation', () => {
   it('a participant revoked mid-meeting is ended at once; the leader removes it and everyone else rekeys', async () => {
     const revocation = new FakeRevocation();
-    const relay = await relayWith({ revocation });
+    const relay = await relayWith({ revocation, sessionCheckIntervalMs: 600_000 });
     const [a, b, c] = [await room(relay, 'Boardroom'), await room(relay, 'Huddle'), await room(relay, 'Lab')];
     const { meetingId } = await a.client.startMeeting();
     await b.client.joinMeeting(meetingId);
@@ -192,7 +192,8 @@ describe('live revocation', () => {
 
   it("a revoked leader's sessions all end (4403), its meeting ends for the others and its id is freed", async () => {
     const revocation = new FakeRevocation();
-    const relay = await relayWith({ revocation });
+    // No periodic re-check during the test: only the 'change' event can end the sessions.
+    const relay = await relayWith({ revocation, sessionCheckIntervalMs: 600_000 });
     const [leaderRoom, otherRoom] = [await device('Boardroom'), await device('Huddle')];
     const leader = await connect(relay, leaderRoom);
     const idle = await connect(relay, leaderRoom); // a second session of the same certificate
@@ -229,7 +230,10 @@ describe('live revocation', () => {
 
   it('a device revoked without an event (trust.isRevoked) cannot create a meeting', async () => {
     const revoked = new Set<string>();
-    const relay = await relayWith({ trust: { caPems: [ca.certPem], isRevoked: (s) => revoked.has(s) } });
+    const relay = await relayWith({
+      trust: { caPems: [ca.certPem], isRevoked: (s) => revoked.has(s) },
+      sessionCheckIntervalMs: 600_000,
+    });
     const d = await device('Stolen');
     const c = await connect(relay, d);
     const closed = closeOf(c);

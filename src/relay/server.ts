@@ -80,6 +80,8 @@ export interface RelayOptions {
   revocation?: RevocationSource;
   /** Connection, frame and rate limits (src/relay/limits.ts; defaults in DEFAULT_RELAY_LIMITS). */
   limits?: Partial<RelayLimits>;
+  /** How often every session's certificate is re-checked (expiry, revocation); default 5 s. */
+  sessionCheckIntervalMs?: number;
 }
 
 /** How often the relay re-checks every session's certificate (expiry, revocation). */
@@ -512,7 +514,10 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   }, opts.livenessIntervalMs ?? 10_000);
   liveness.unref();
   // Certificates expire (and revocation may change without an event): re-check every session.
-  const sessionCheck = setInterval(() => checkSessions(false), SESSION_CHECK_INTERVAL_MS);
+  const sessionCheck = setInterval(
+    () => checkSessions(false),
+    opts.sessionCheckIntervalMs ?? SESSION_CHECK_INTERVAL_MS,
+  );
   sessionCheck.unref();
   // Live meetings' ids stay bound on disk for a ttl after the last refresh (a crash, then a resume).
   const refresh = setInterval(
