@@ -1,20 +1,27 @@
-// The runner against a real provisioning service on loopback (SQLite), with a virtual clock shared
-// by device and service so retries and heartbeats run without waiting.
+// The runner against a real provisioning service on loopback (SQLite, HTTPS with its own TLS CA the
+// device pins at first use), with a virtual clock shared by device and service so retries and
+// heartbeats run without waiting.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AdminClient } from '../../provisioning/client/admin-client.js';
+import { requestJson } from '../../provisioning/client/http.js';
+import { certificateSha256, PROVISIONING_CA_FILE } from '../../provisioning/client/tls-pin.js';
 import { buildService } from '../../provisioning/service/app.js';
-import { ensureBootstrapToken } from '../../provisioning/service/serve.js';
+import {
+  ensureBootstrapToken,
+  loadOrCreateServiceTls,
+  type ServiceTls,
+} from '../../provisioning/service/serve.js';
 import { openStore, type ProvisioningStore } from '../../provisioning/store/open.js';
 import {
   type CertificateAuthority,
   createCertificateAuthority,
   verifyDeviceCertificate,
 } from '../../src/pki/index.js';
+import { createPinnedFetch } from '../../src/util/pinned-fetch.js';
 import { initialState, StateStore } from '../daemon/state.js';
 import { type Clock, EnrollmentRunner, STATE_FILE } from './runner.js';
 
@@ -47,6 +54,37 @@ async function until(cond: () => boolean, what: string, ms = 15_000): Promise<vo
   }
 }
 
+/** IT's calls, over HTTPS trusting the service TLS CA. */
+class Admin {
+  constructor(
+    readonly url: string,
+    readonly token: string,
+    readonly fetchImpl: typeof fetch,
+  ) {}
+  async call(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+    return (
+      await requestJson<Record<string, unknown>>(`${this.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token}` },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        fetch: this.fetchImpl,
+      })
+    ).body;
+  }
+  claim(body: { activationCode: string; roomName: string; site: string; config?: object }) {
+    return this.call('POST', '/v1/claims', body);
+  }
+  showDevice(id: string) {
+    return this.call('GET', `/v1/devices/${id}`);
+  }
+  revoke(id: string, reason: string) {
+    return this.call('POST', `/v1/devices/${id}/revoke`, { reason });
+  }
+  setConfig(id: string, config: Record<string, unknown>) {
+    return this.call('PUT', `/v1/devices/${id}/config`, { config });
+  }
+}
+
 const fakeHealth = async () => ({ loadPercent: 1, peripherals: { present: ['camera'], missing: [] } });
 const fakeInventory = async () => ({ model: 'test-box' });
 
@@ -57,7 +95,8 @@ describe('EnrollmentRunner', () => {
   let app: FastifyInstance | undefined;
   let clock: VirtualClock;
   let port: number;
-  let admin: AdminClient;
+  let admin: Admin;
+  let tls: ServiceTls;
   const runners: EnrollmentRunner[] = [];
 
   beforeEach(async () => {
@@ -67,7 +106,12 @@ describe('EnrollmentRunner', () => {
     const tokenPath = await ensureBootstrapToken(store, join(dir, 'svc'));
     clock = new VirtualClock();
     port = await freePort();
-    admin = new AdminClient(`http://127.0.0.1:${port}`, readFileSync(tokenPath!, 'utf8').trim());
+    tls = await loadOrCreateServiceTls({ dataDir: join(dir, 'svc'), org: 'Acme' });
+    admin = new Admin(
+      `https://127.0.0.1:${port}`,
+      readFileSync(tokenPath!, 'utf8').trim(),
+      createPinnedFetch(tls.caPem!),
+    );
   });
 
   afterEach(async () => {
@@ -83,9 +127,10 @@ describe('EnrollmentRunner', () => {
       store,
       ca,
       org: 'Acme',
-      publicUrl: `http://127.0.0.1:${port}`,
+      publicUrl: `https://127.0.0.1:${port}`,
       logger: false,
       now: () => new Date(clock.t),
+      https: { cert: tls.cert, key: tls.key },
     });
     await app.listen({ host: '127.0.0.1', port });
   }
@@ -93,7 +138,7 @@ describe('EnrollmentRunner', () => {
   function runner(state = new StateStore(initialState('1.2.3'))) {
     const r = new EnrollmentRunner({
       stateDir: join(dir, 'device'),
-      serviceUrl: `http://127.0.0.1:${port}`,
+      serviceUrl: `https://127.0.0.1:${port}`,
       softwareVersion: '1.2.3',
       state,
       clock,
@@ -124,6 +169,10 @@ describe('EnrollmentRunner', () => {
     expect(state.get().phase).toBe('enrolling');
     const key = statSync(join(dir, 'device', 'identity.key'));
     expect(key.mode & 0o777).toBe(0o600);
+    // Trust on first use: the service's TLS CA is now pinned.
+    expect(certificateSha256(readFileSync(join(dir, 'device', PROVISIONING_CA_FILE), 'utf8'))).toBe(
+      tls.caSha256,
+    );
   });
 
   it('resumes after a restart mid-enrollment with the same code, then enrolls and applies config', async () => {
@@ -163,13 +212,20 @@ describe('EnrollmentRunner', () => {
     expect(shown.health).toMatchObject({ loadPercent: 1 });
 
     await admin.revoke(deviceId, 'lost');
+    // Believed because the 403 carries the CRL, signed by the org CA, listing this device.
     await until(() => second.r.current?.phase === 'revoked', 'revocation');
     expect(second.state.get().enrollment).toMatchObject({
       status: 'error',
       message: expect.stringMatching(/revoked/),
     });
     expect(readdirSync(join(dir, 'device')).sort()).toEqual(
-      expect.arrayContaining(['ca.pem', 'device.pem', 'enrollment.json', 'identity.key']),
+      expect.arrayContaining([
+        'ca.pem',
+        'device.pem',
+        'enrollment.json',
+        'identity.key',
+        PROVISIONING_CA_FILE,
+      ]),
     );
   });
 });

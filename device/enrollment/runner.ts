@@ -3,16 +3,33 @@
 // sends heartbeats with health and applies config from the replies; renews when asked. State is
 // persisted atomically after each transition (<stateDir>/enrollment.json), so a restart resumes; an
 // unreachable service is retried with exponential backoff (injectable clock for tests).
+//
+// What the network cannot do to it:
+// - Every call goes over HTTPS to the service TLS CA pinned at first use (<stateDir>/provisioning-ca.pem,
+//   provisioning/client/tls-pin.ts; optionally checked against SEALROOM_PROVISIONING_CA_SHA256).
+// - A 403 'device-revoked' reply is believed only with its proof: a CRL (`crl`) signed by the pinned
+//   org CA that lists this device's certificate serial. Anything else is logged ("unproven
+//   revocation reply ignored") and retried.
+// - The org CA (<stateDir>/ca.pem) is written at first enrollment only; a certificate reply with a
+//   different CA is refused unless a `caRollover` in config, signed by the held CA, moved to it.
+import { createPublicKey, X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeviceProvisioningClient } from '../../provisioning/client/device-client.js';
 import { ProvisioningHttpError } from '../../provisioning/client/http.js';
-import { createCsr } from '../../src/pki/index.js';
+import { PROVISIONING_CA_SHA256_ENV, pinServiceCa, TlsPinError } from '../../provisioning/client/tls-pin.js';
+import { sameCertificate, verifyCaRollover } from '../../src/pki/ca-rollover.js';
+import { verifyCrl } from '../../src/pki/crl.js';
+import { createCsr, verifyDeviceCertificate } from '../../src/pki/index.js';
+import { normalizeSerial } from '../../src/pki/verify.js';
 import { readJsonIfExists, writeFileAtomic } from '../../src/util/atomic-file.js';
+import { createPinnedFetch } from '../../src/util/pinned-fetch.js';
 import { type Logger, silentLogger } from '../../src/util/log.js';
 import type { DeviceState, StateStore } from '../daemon/state.js';
 import { type DeviceIdentity, loadOrCreateIdentity } from '../identity/index.js';
 import { collectHealth, collectInventory } from './health.js';
+import { CA_FILE, DeviceTrustAnchors } from './trust-anchors.js';
 import {
   backoffDelay,
   type Certificate,
@@ -63,6 +80,11 @@ export interface EnrollmentRunnerOptions {
   backoff?: { baseMs: number; maxMs: number };
   collectInventory?: () => Promise<Record<string, unknown>>;
   collectHealth?: (state?: DeviceState) => Promise<Record<string, unknown>>;
+  /**
+   * SHA-256 (hex) of the provisioning service's TLS CA, checked at first use before pinning it.
+   * Defaults to $SEALROOM_PROVISIONING_CA_SHA256 (/etc/default/sealroom); unset means trust on first use.
+   */
+  provisioningCaSha256?: string;
 }
 
 interface PersistedState {
@@ -77,6 +99,8 @@ export class EnrollmentRunner extends EventEmitter<{
   enrolled: [Certificate];
   config: [Record<string, unknown>, number];
   revoked: [string];
+  /** A signed rollover replaced the pinned org CA (new CA PEM). */
+  'ca-rollover': [string];
 }> {
   readonly #opts: EnrollmentRunnerOptions;
   readonly #clock: Clock;
@@ -86,6 +110,7 @@ export class EnrollmentRunner extends EventEmitter<{
   #abort = new AbortController();
   #loop: Promise<void> | undefined;
   #attempt = 0;
+  #fetch: typeof fetch | undefined;
 
   constructor(opts: EnrollmentRunnerOptions) {
     super();
@@ -100,6 +125,24 @@ export class EnrollmentRunner extends EventEmitter<{
 
   get identity(): DeviceIdentity | undefined {
     return this.#identity;
+  }
+
+  /** fetch pinned to the provisioning service's TLS CA, once pinned (use it for GET /v1/revocations). */
+  get fetch(): typeof fetch | undefined {
+    return this.#fetch;
+  }
+
+  /** Pins (first use) or reads the service TLS CA; retried by #run until it succeeds. */
+  async #pin(): Promise<typeof fetch> {
+    if (this.#fetch) return this.#fetch;
+    const expected = this.#opts.provisioningCaSha256 ?? process.env[PROVISIONING_CA_SHA256_ENV];
+    const caPem = await pinServiceCa({
+      stateDir: this.#opts.stateDir,
+      url: this.#opts.serviceUrl,
+      ...(expected?.trim() ? { expectedSha256: expected.trim() } : {}),
+    });
+    this.#fetch = createPinnedFetch(caPem);
+    return this.#fetch;
   }
 
   /** Loads (or makes) the identity key and the saved state, then runs in the background. */
@@ -131,18 +174,20 @@ export class EnrollmentRunner extends EventEmitter<{
   async #run(): Promise<void> {
     const identity = this.#identity!;
     const signal = this.#abort.signal;
-    const client = new DeviceProvisioningClient(
-      this.#opts.serviceUrl.replace(/\/$/, ''),
-      identity.deviceId,
-      identity.key.privateKey,
-      () => this.#clock.now(),
-      signal,
-    );
+    let client: DeviceProvisioningClient | undefined;
     while (!signal.aborted) {
       const action = nextAction(this.#state!, this.#clock.now());
       if (action === 'none') return;
       let waitMs: number;
       try {
+        client ??= new DeviceProvisioningClient(
+          this.#opts.serviceUrl.replace(/\/$/, ''),
+          identity.deviceId,
+          identity.key.privateKey,
+          () => this.#clock.now(),
+          signal,
+          await this.#pin(),
+        );
         waitMs = await this.#perform(action, client);
         this.#attempt = 0;
       } catch (err) {
@@ -155,7 +200,16 @@ export class EnrollmentRunner extends EventEmitter<{
           this.#opts.backoff?.baseMs ?? 1000,
           this.#opts.backoff?.maxMs ?? 60_000,
         );
-        const why = err instanceof ProvisioningHttpError ? err.message : 'provisioning service unreachable';
+        const why =
+          err instanceof ProvisioningHttpError &&
+          err.status === 403 &&
+          /revoked|decommissioned/.test(err.message)
+            ? `the service says "${err.message}" without proof; ignored`
+            : err instanceof ProvisioningHttpError ||
+                err instanceof TlsPinError ||
+                err instanceof RefusedReply
+              ? err.message
+              : 'provisioning service unreachable';
         this.#log.warn(
           { action, attempt: this.#attempt, waitMs, err: String(err) },
           'enrollment step failed',
@@ -205,13 +259,37 @@ export class EnrollmentRunner extends EventEmitter<{
           configVersion: r.configVersion,
           renewCertificate: r.renewCertificate,
         });
-        if (r.config) this.emit('config', r.config, r.configVersion);
+        if (r.config) {
+          await this.#applyCaRollover(r.config);
+          this.emit('config', r.config, r.configVersion);
+        }
         return this.#opts.heartbeatIntervalMs ?? 30_000;
       }
     }
   }
 
   async #applyCertificate(r: Awaited<ReturnType<DeviceProvisioningClient['fetchCertificate']>>) {
+    if (!r.certPem || !r.caCertPem || !r.serial)
+      throw new RefusedReply('certificate reply without a certificate');
+    // A rollover in the same reply's config moves the pinned CA first (a renewal from the new CA).
+    if (r.config) await this.#applyCaRollover(r.config);
+    const caPath = join(this.#opts.stateDir, CA_FILE);
+    const pinned = await readFile(caPath, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (pinned !== undefined && !sameCertificate(pinned, r.caCertPem)) {
+      throw new RefusedReply(
+        'the service presented a different org CA than the one pinned at enrollment; refused without a signed CA rollover',
+      );
+    }
+    // The certificate must be ours: issued by that CA, for this device's key.
+    const verified = await verifyDeviceCertificate(r.certPem, r.caCertPem).catch((err: Error) => {
+      throw new RefusedReply(`the certificate from the service does not verify: ${err.message}`);
+    });
+    const ownKey = createPublicKey(this.#identity!.key.privateKey).export({ format: 'der', type: 'spki' });
+    if (!verified.publicKey.export({ format: 'der', type: 'spki' }).equals(ownKey))
+      throw new RefusedReply('the certificate from the service is not for this device key');
     const certificate: Certificate = {
       certPem: r.certPem!,
       caCertPem: r.caCertPem!,
@@ -223,7 +301,7 @@ export class EnrollmentRunner extends EventEmitter<{
     };
     // The certificate files first: other parts (meeting client) read them once state says enrolled.
     await writeFileAtomic(join(this.#opts.stateDir, 'device.pem'), certificate.certPem, 0o644);
-    await writeFileAtomic(join(this.#opts.stateDir, 'ca.pem'), certificate.caCertPem, 0o644);
+    if (pinned === undefined) await writeFileAtomic(caPath, certificate.caCertPem, 0o644);
     await this.#apply({
       type: 'certificate',
       certificate,
@@ -234,10 +312,72 @@ export class EnrollmentRunner extends EventEmitter<{
     if (r.config) this.emit('config', r.config, r.configVersion);
   }
 
+  /**
+   * A `caRollover` in config: verified with the pinned org CA, then the new CA replaces ca.pem
+   * (atomically). One already applied (its new CA is the pinned one) is ignored; one that does not
+   * verify is logged and ignored.
+   */
+  async #applyCaRollover(config: Record<string, unknown>): Promise<boolean> {
+    const doc = config.caRollover;
+    if (doc === undefined || doc === null) return false;
+    const caPath = join(this.#opts.stateDir, CA_FILE);
+    const pinned = await readFile(caPath, 'utf8').catch(() => undefined);
+    if (pinned === undefined) return false; // nothing pinned yet: the first certificate pins the CA
+    const newCaPem = (doc as { newCaPem?: unknown }).newCaPem;
+    if (typeof newCaPem === 'string' && sameCertificate(pinned, newCaPem)) return false;
+    let verifiedPem: string;
+    try {
+      verifiedPem = verifyCaRollover(doc, pinned, new Date(this.#clock.now()));
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'refused a CA rollover that does not verify');
+      return false;
+    }
+    await writeFileAtomic(caPath, verifiedPem, 0o644);
+    this.#log.info(
+      { newCa: new X509Certificate(verifiedPem).subject.replace(/\n/g, ', ') },
+      'org CA rolled over (signed by the previous CA)',
+    );
+    this.emit('ca-rollover', verifiedPem);
+    return true;
+  }
+
+  /**
+   * Is this 403 a proven revocation? Only when its `crl` verifies with the pinned org CA and lists
+   * this device's own certificate serial; the CRL is then put in force (DeviceTrustAnchors.applyCrl).
+   */
+  async #provenRevocation(err: ProvisioningHttpError): Promise<boolean> {
+    const st = this.#state;
+    const crl = (err.body as { crl?: unknown } | undefined)?.crl;
+    if (st?.phase !== 'enrolled' || typeof crl !== 'string') return false;
+    const caPem = await readFile(join(this.#opts.stateDir, CA_FILE), 'utf8').catch(() => undefined);
+    if (!caPem) return false;
+    try {
+      const verified = await verifyCrl(crl, caPem);
+      if (!verified.serials.has(normalizeSerial(st.certificate.serial))) return false;
+    } catch {
+      return false;
+    }
+    try {
+      const anchors = await DeviceTrustAnchors.load(this.#opts.stateDir, this.#log);
+      await anchors.applyCrl(crl);
+    } catch (e) {
+      // Proven all the same (verified above); an older-than-held CRL cannot list a newer revocation.
+      this.#log.warn({ err: (e as Error).message }, 'could not store the revocation CRL');
+    }
+    return true;
+  }
+
   /** Known answers that move the machine instead of retrying. Returns true when handled. */
   async #onHttpError(action: string, err: unknown): Promise<boolean> {
     if (!(err instanceof ProvisioningHttpError)) return false;
-    if (err.status === 403 && /revoked|decommissioned/.test(err.message)) {
+    if (err.status === 403 && (err.code === 'device-revoked' || /revoked|decommissioned/.test(err.message))) {
+      if (!(await this.#provenRevocation(err))) {
+        this.#log.warn(
+          { action, status: err.status, message: err.message },
+          'unproven revocation reply ignored',
+        );
+        return false;
+      }
       await this.#apply({ type: 'revoked', reason: err.message.replace(/^this device is /, '') });
       this.emit('revoked', err.message);
       return true;
@@ -286,4 +426,9 @@ export class EnrollmentRunner extends EventEmitter<{
       }
     });
   }
+}
+
+/** A reply the device refuses to act on (wrong CA, certificate not ours): retried with backoff. */
+export class RefusedReply extends Error {
+  override readonly name = 'RefusedReply';
 }

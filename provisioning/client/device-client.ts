@@ -1,5 +1,6 @@
 // What a device says to the provisioning service. Every call after enrollment is signed with the
 // identity key (provisioning/device-auth.ts). Used by device/enrollment's runner, tests and the bench.
+// Devices pass a pinned fetch (createPinnedFetch of the service TLS CA pinned by ./tls-pin.ts).
 import type { KeyObject } from 'node:crypto';
 import { signDeviceRequest } from '../device-auth.js';
 import { requestJson } from './http.js';
@@ -42,6 +43,8 @@ export class DeviceProvisioningClient {
     private readonly now: () => number = Date.now,
     /** Aborts requests in flight (the runner's stop()). */
     private readonly signal?: AbortSignal,
+    /** The device's pinned fetch (createPinnedFetch of the service TLS CA); global fetch otherwise. */
+    private readonly fetchImpl?: typeof fetch,
   ) {}
 
   async enroll(body: { csr: string; softwareVersion: string; inventory: Record<string, unknown> }) {
@@ -50,6 +53,7 @@ export class DeviceProvisioningClient {
         method: 'POST',
         body: JSON.stringify(body),
         signal: this.signal,
+        ...(this.fetchImpl ? { fetch: this.fetchImpl } : {}),
       })
     ).body;
   }
@@ -69,6 +73,7 @@ export class DeviceProvisioningClient {
       headers,
       body: payload === undefined ? undefined : body,
       signal: this.signal,
+      ...(this.fetchImpl ? { fetch: this.fetchImpl } : {}),
     });
   }
 

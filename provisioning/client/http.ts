@@ -1,9 +1,14 @@
 // Shared by the device and admin clients: JSON over fetch with a clear error for non-2xx replies.
+// Devices pass a pinned fetch (src/util/pinned-fetch.ts: trusts only the service TLS CA they pinned).
 export class ProvisioningHttpError extends Error {
   override readonly name = 'ProvisioningHttpError';
   constructor(
     readonly status: number,
     message: string,
+    /** The reply's `error` field (e.g. 'device-revoked'), when it had one. */
+    readonly code?: string,
+    /** The parsed reply body (e.g. a revocation reply's `crl`), untrusted. */
+    readonly body?: unknown,
   ) {
     super(message);
   }
@@ -17,9 +22,12 @@ export async function requestJson<T>(
     body?: string;
     timeoutMs?: number;
     signal?: AbortSignal;
+    /** Defaults to the global fetch (system trust store). */
+    fetch?: typeof fetch;
   },
 ): Promise<{ status: number; body: T }> {
-  const res = await fetch(url, {
+  const doFetch = init.fetch ?? fetch;
+  const res = await doFetch(url, {
     method: init.method,
     headers: { ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}), ...init.headers },
     body: init.body,
@@ -35,8 +43,10 @@ export async function requestJson<T>(
     body = text;
   }
   if (!res.ok) {
-    const message = (body as { message?: string } | undefined)?.message ?? `HTTP ${res.status}`;
-    throw new ProvisioningHttpError(res.status, message);
+    const b = body as { message?: unknown; error?: unknown } | undefined;
+    const message = typeof b?.message === 'string' ? b.message : `HTTP ${res.status}`;
+    const code = typeof b?.error === 'string' ? b.error : undefined;
+    throw new ProvisioningHttpError(res.status, message, code, body);
   }
   return { status: res.status, body: body as T };
 }

@@ -9,6 +9,7 @@ export interface DaemonCommandOptions {
   partnerCa?: string[];
   devCa?: string;
   provisioning?: string;
+  provisioningCaSha256?: string;
   room?: string;
   dataDir: string;
   controlPort: string;
@@ -41,7 +42,12 @@ export function registerDaemonCommand(program: Command): void {
     )
     .option(
       '--provisioning <url>',
-      'enroll with this provisioning service when the device has no certificate yet',
+      'enroll with this provisioning service (https://) when the device has no certificate yet',
+    )
+    .option(
+      '--provisioning-ca-sha256 <hex>',
+      "SHA-256 of the provisioning service's TLS CA to require at first enrollment (default: " +
+        '$SEALROOM_PROVISIONING_CA_SHA256, else trust on first use); the CA is pinned either way',
     )
     .option('--dev-ca <dir>', 'development: issue this device a certificate from the development CA in <dir>')
     .option('--room <name>', 'development: room name for a --dev-ca certificate', 'Demo Room')
@@ -92,6 +98,13 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
     throw new Error(
       'no device certificate: pass --provisioning <url> to enroll, --cert and --key, or --dev-ca <dir> for development',
     );
+  }
+  if (opts.provisioningCaSha256) {
+    const { normalizeSha256, PROVISIONING_CA_SHA256_ENV } = await import(
+      '../../provisioning/client/tls-pin.js'
+    );
+    // The enrollment runner reads it from the environment (where /etc/default/sealroom puts it).
+    process.env[PROVISIONING_CA_SHA256_ENV] = normalizeSha256(opts.provisioningCaSha256);
   }
   const media = opts.media;
   if (media !== 'worker' && media !== 'synthetic' && media !== 'none')

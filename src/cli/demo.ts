@@ -2,7 +2,10 @@
 // defaults — a development org CA, a relay, the provisioning service when it is built, and two
 // simulated room devices (test sources) that meet in an E2EE meeting. Every part is a real process
 // started from this same CLI. Prints each room's kiosk URL and both security codes; stops cleanly on
-// Ctrl-C / SIGTERM, or after --duration seconds.
+// Ctrl-C / SIGTERM, or after --duration seconds. Provisioning is HTTPS end to end, as in the field:
+// the service makes its TLS CA (<provDir>/tls/ca.pem), the rooms pin it at enrollment (the demo
+// passes its SHA-256, like an integrator setting SEALROOM_PROVISIONING_CA_SHA256), and the relay
+// fetches the signed CRL over HTTPS trusting only that CA.
 import type { ChildProcess } from 'node:child_process';
 import type { Command } from 'commander';
 
@@ -165,7 +168,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     // or without it a development CA that issues the rooms' certificates directly.
     let provisioningUrl: string | undefined;
     let adminToken = '';
+    let serviceFetch: typeof fetch = fetch;
+    let serviceCaSha256 = '';
     const provDir = join(dir, 'provisioning');
+    const serviceCa = join(provDir, 'tls', 'ca.pem');
     if (opts.provisioning !== false) {
       try {
         const prov = await spawnPart(
@@ -176,8 +182,16 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
           /provisioning service on (\S+)/,
         );
         provisioningUrl = prov.url;
+        if (!provisioningUrl?.startsWith('https://'))
+          throw new Error(`the provisioning service is not on https (${provisioningUrl})`);
         adminToken = readFileSync(join(provDir, 'admin-token'), 'utf8').trim();
+        const caPem = readFileSync(serviceCa, 'utf8');
+        const { createPinnedFetch } = await import('../util/pinned-fetch.js');
+        const { certificateSha256 } = await import('../../provisioning/client/tls-pin.js');
+        serviceFetch = createPinnedFetch(caPem);
+        serviceCaSha256 = certificateSha256(caPem);
         say(`  provisioning       ${provisioningUrl}   (admin token in ${join(provDir, 'admin-token')})`);
+        say(`  provisioning TLS   CA ${serviceCa}   (SHA-256 ${serviceCaSha256})`);
       } catch (err) {
         say(`  provisioning       not started (${(err as Error).message}); using a development CA`);
         provisioningUrl = undefined;
@@ -185,7 +199,16 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     }
     const caDir = join(dir, 'org-ca');
     const trust = provisioningUrl
-      ? ['--ca', join(provDir, 'ca.pem'), '--revocations', provisioningUrl]
+      ? [
+          '--ca',
+          join(provDir, 'ca.pem'),
+          '--revocations',
+          provisioningUrl,
+          '--revocations-tls-ca',
+          serviceCa,
+          '--state-dir',
+          join(dir, 'relay-state'),
+        ]
       : ['--dev-ca', caDir];
     if (!provisioningUrl) await loadOrCreateDevelopmentCa(caDir, 'Sealroom Demo Org');
     const relay = await spawnPart('relay', ['relay', ...trust, '--port', '0'], join(dir, 'relay.log'), parts);
@@ -200,7 +223,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
             'daemon',
             '--relay',
             relayUrl,
-            ...(provisioningUrl ? ['--provisioning', provisioningUrl] : ['--dev-ca', caDir, '--room', room]),
+            ...(provisioningUrl
+              ? ['--provisioning', provisioningUrl, '--provisioning-ca-sha256', serviceCaSha256]
+              : ['--dev-ca', caDir, '--room', room]),
             '--data-dir',
             join(dir, `room-${i}`),
             '--control-port',
@@ -230,7 +255,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
           const s = (await api(control, 'GET', '/api/state')) as { enrollment?: { activationCode?: string } };
           return s.enrollment?.activationCode;
         });
-        const res = await fetch(new URL('/v1/claims', provisioningUrl), {
+        const res = await serviceFetch(new URL('/v1/claims', provisioningUrl), {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
           body: JSON.stringify({ activationCode: code, roomName: rooms[i], site: 'Loopback HQ' }),
@@ -282,7 +307,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     say(`  open a kiosk screen in a browser, or: sealroom room status --control ${a}`);
     if (provisioningUrl)
       say(
-        `  the fleet as IT sees it: sealroom admin list --url ${provisioningUrl} --token-file ${join(provDir, 'admin-token')}`,
+        `  the fleet as IT sees it: sealroom admin list --url ${provisioningUrl} --tls-ca ${serviceCa} --token-file ${join(provDir, 'admin-token')}`,
       );
     const duration = opts.duration !== undefined ? Number(opts.duration) * 1000 : undefined;
     say(
