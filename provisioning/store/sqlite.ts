@@ -1,6 +1,11 @@
 // SQLite through better-sqlite3: one file in the data directory, WAL journal. better-sqlite3 is
-// synchronous, so statements never interleave; a transaction holds a promise-chain lock so that
-// statements of other requests wait until it commits instead of landing inside it.
+// synchronous, but a transaction body awaits between its statements, so access is serialised
+// through ONE queue: every plain statement and every transaction takes its turn, and a transaction
+// keeps the queue until it commits or rolls back. A plain statement therefore can never run inside
+// another caller's open transaction (where that caller's rollback would silently undo it — a lost
+// nonce insert let a signed request be replayed; see test/provisioning-sqlite-race.test.ts).
+// Transaction bodies get a direct handle (no queue): they must use it, never the outer Db, or they
+// would wait for themselves.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -10,8 +15,9 @@ export class SqliteDb implements Db {
   readonly kind = 'sqlite' as const;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
-  #lock: Promise<void> = Promise.resolve();
-  #inTransaction = false;
+  /** Tail of the queue: resolves when everything queued so far has finished. */
+  #tail: Promise<void> = Promise.resolve();
+  #closed = false;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -32,52 +38,52 @@ export class SqliteDb implements Db {
     return stmt;
   }
 
-  async #outsideTransaction(): Promise<void> {
-    while (this.#inTransaction) await this.#lock;
+  /** Runs `fn` when every earlier queued operation has finished; the next waits for this one. */
+  #enqueue<T>(fn: () => T | Promise<T>): Promise<T> {
+    const run = this.#tail.then(() => {
+      if (this.#closed) throw new Error('the SQLite store is closed');
+      return fn();
+    });
+    this.#tail = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
   }
 
   all<T extends Row = Row>(sql: string, params: SqlValue[] = []): Promise<T[]> {
-    return this.#outsideTransaction().then(() => this.#prepare(sql).all(...params) as T[]);
+    return this.#enqueue(() => this.#prepare(sql).all(...params) as T[]);
   }
 
   get<T extends Row = Row>(sql: string, params: SqlValue[] = []): Promise<T | undefined> {
-    return this.#outsideTransaction().then(() => this.#prepare(sql).get(...params) as T | undefined);
+    return this.#enqueue(() => this.#prepare(sql).get(...params) as T | undefined);
   }
 
   run(sql: string, params: SqlValue[] = []): Promise<number> {
-    return this.#outsideTransaction().then(() => this.#prepare(sql).run(...params).changes);
+    return this.#enqueue(() => this.#prepare(sql).run(...params).changes);
   }
 
-  async exec(sql: string): Promise<void> {
-    await this.#outsideTransaction();
-    this.#db.exec(sql);
-  }
-
-  async transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
-    const previous = this.#lock;
-    let release!: () => void;
-    this.#lock = new Promise((r) => {
-      release = r;
+  exec(sql: string): Promise<void> {
+    return this.#enqueue(() => {
+      this.#db.exec(sql);
     });
-    await previous;
-    await this.#outsideTransaction();
-    this.#inTransaction = true;
-    const tx = this.#direct();
-    this.#db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = await fn(tx);
-      this.#db.exec('COMMIT');
-      return result;
-    } catch (err) {
-      this.#db.exec('ROLLBACK');
-      throw err;
-    } finally {
-      this.#inTransaction = false;
-      release();
-    }
   }
 
-  /** The same database without the "wait for the transaction" gate, handed to transaction bodies. */
+  transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
+    return this.#enqueue(async () => {
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn(this.#direct());
+        this.#db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        this.#db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  /** The same database without the queue, handed to transaction bodies (which hold the queue). */
   #direct(): Db {
     return {
       kind: 'sqlite',
@@ -94,8 +100,11 @@ export class SqliteDb implements Db {
     };
   }
 
-  async close(): Promise<void> {
-    await this.#outsideTransaction();
-    this.#db.close();
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return this.#enqueue(() => {
+      this.#closed = true;
+      this.#db.close();
+    });
   }
 }
