@@ -290,9 +290,13 @@ interface Lab {
   env: NodeJS.ProcessEnv;
 }
 
+/** Set when a room process died: every wait gives up at once with this reason. */
+let failed: string | undefined;
+
 async function until<T>(what: string, probe: () => T | undefined, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (failed) throw new Error(failed);
     const v = probe();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -493,6 +497,13 @@ async function orchestrate(o: Record<string, string | boolean | undefined>): Pro
       );
     const a = room('rooma', 'Boardroom');
     const b = room('roomb', 'Huddle');
+    for (const [h, host] of [
+      [a, 'rooma'],
+      [b, 'roomb'],
+    ] as const)
+      h.child.once('exit', (code) => {
+        failed = `room ${h.name} exited with ${code} (see ${join(dir, `${host}.log`)})`;
+      });
     const meet = async () => {
       await until('both rooms connected to the relay', () => a.last?.connected && b.last?.connected, 90_000);
       const before = a.events.length;
