@@ -32,8 +32,10 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
 export const PRE_AUTH_MAX_MESSAGES = 4;
 
 /**
- * Messages refused for rate in a row (nothing accepted in between) after which the connection is
- * closed (4429): a client that keeps flooding after being told is not a meeting client.
+ * Refusals for rate a connection may earn beyond the sustained rate before it is closed (4429): a
+ * second bucket of this size, refilled at `messagesPerSecond`, pays for each refused message. A
+ * client a little over the rate is only throttled; one flooding far over it (10× the rate: in ~2.5 s)
+ * is cut, since a meeting client never does that.
  */
 export const RATE_LIMIT_CLOSE_AFTER = 1000;
 

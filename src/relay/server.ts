@@ -112,8 +112,8 @@ interface Session {
   /** Frames received before authentication completed. */
   preAuthMessages: number;
   bucket: TokenBucket;
-  /** Messages refused for rate since the last one accepted. */
-  refusedInARow: number;
+  /** Refusals it may still earn before it is cut (refilled at the sustained message rate). */
+  refusalAllowance: TokenBucket;
   lastRateError: number;
   /** Being closed by the relay: nothing it sends is handled any more. */
   ending: boolean;
@@ -194,6 +194,9 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         throw new MeetingError('bad-signature', 'challenge signature does not match the certificate key');
       }
       if (session.ending) return; // timed out (or refused) while the certificate was being verified
+      // A CRL that arrived during the (asynchronous) verification counts too.
+      if (isRevoked(identity.serial))
+        throw new PkiError('revoked', `certificate ${identity.serial} is revoked`);
       session.identity = identity;
       clearTimeout(session.authTimer);
       setFrameLimit(session.socket, MAX_MESSAGE_BYTES);
@@ -346,8 +349,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
 
   const rateLimited = (session: Session): void => {
     metrics.refuse('rate-limited');
-    session.refusedInARow++;
-    if (session.refusedInARow >= RATE_LIMIT_CLOSE_AFTER) {
+    if (!session.refusalAllowance.take()) {
       log.warn({ connection: session.id }, 'message flood continues after refusals; closing');
       endSocket(session, CLOSE.rateLimited, 'message rate exceeded');
       return;
@@ -408,7 +410,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       nonce: newChallenge(),
       preAuthMessages: 0,
       bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
-      refusedInARow: 0,
+      refusalAllowance: new TokenBucket(limits.messagesPerSecond, RATE_LIMIT_CLOSE_AFTER),
       lastRateError: Number.NEGATIVE_INFINITY,
       ending: false,
     };
@@ -450,8 +452,6 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         }
       } else if (!session.bucket.take()) {
         return rateLimited(session);
-      } else {
-        session.refusedInARow = 0;
       }
       queue = queue.then(async () => {
         if (session.ending) return;
