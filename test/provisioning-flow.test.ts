@@ -1,6 +1,7 @@
 // The whole flow with real processes, on SQLite and on PostgreSQL: `sealroom provisioning serve`,
 // a device running `sealroom provisioning enroll-device` (killed with SIGKILL mid-enrollment and
-// restarted), and IT using `sealroom admin …`.
+// restarted), and IT using `sealroom admin …`. All of it over HTTPS: the service makes its TLS CA,
+// the device pins it at first use, IT's CLI trusts it with --tls-ca.
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -85,7 +86,7 @@ describe.each(backends)('provisioning end to end with real processes on %s', (ba
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sealroom-flow-'));
     const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
+    url = `https://127.0.0.1:${port}`;
     env = { DATABASE_URL: backend === 'postgres' ? await cluster.createDatabase() : undefined };
     const svc = new Proc(
       ['provisioning', 'serve', '--data-dir', join(dir, 'svc'), '--port', String(port), '--org', 'Acme Corp'],
@@ -113,6 +114,8 @@ describe.each(backends)('provisioning end to end with real processes on %s', (ba
         'admin',
         '--url',
         url,
+        '--tls-ca',
+        join(dir, 'svc', 'tls', 'ca.pem'),
         '--token-file',
         join(dir, 'svc', 'admin-token'),
         ...args,
@@ -178,9 +181,29 @@ describe.each(backends)('provisioning end to end with real processes on %s', (ba
     expect(table).toMatch(/^DEVICE\s+STATUS\s+ROOM/);
 
     await admin('revoke', deviceId, '--reason', 'left the building');
+    // Believed only because the 403 carries the org CA's CRL listing this device.
     await device.waitFor(
-      (l) => (/revoked/.test((l as Line).enrollment?.message ?? '') ? true : undefined),
+      (l) => (/was revoked by IT/.test((l as Line).enrollment?.message ?? '') ? true : undefined),
       'device learns it is revoked',
+    );
+    expect(
+      execFileSync('openssl', [
+        'x509',
+        '-noout',
+        '-fingerprint',
+        '-sha256',
+        '-in',
+        join(dir, 'device', 'provisioning-ca.pem'),
+      ]).toString(),
+    ).toBe(
+      execFileSync('openssl', [
+        'x509',
+        '-noout',
+        '-fingerprint',
+        '-sha256',
+        '-in',
+        join(dir, 'svc', 'tls', 'ca.pem'),
+      ]).toString(),
     );
     const audit = JSON.parse(await admin('audit', '--device', deviceId, '--json')) as {
       action: string;
