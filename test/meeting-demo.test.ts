@@ -1,7 +1,9 @@
 // `npm start` runs `sealroom demo`: the provisioning service, a relay and two room daemons as real
 // processes on loopback; the rooms enroll with activation codes, get certificates from the org CA,
-// and meet in an E2EE meeting. Run briefly (stdin not a TTY, --duration): it prints both kiosk URLs and
-// the same security code twice, stops by itself, and leaves no process behind.
+// and meet in an E2EE meeting. Provisioning is HTTPS end to end: rooms pin the service's TLS CA, the
+// relay fetches the CRL over HTTPS trusting only that CA, IT's admin line carries --tls-ca. Run
+// briefly (stdin not a TTY, --duration): it prints both kiosk URLs and the same security code twice,
+// stops by itself, and leaves no process behind.
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
@@ -27,7 +29,9 @@ describe('sealroom demo (npm start)', () => {
     const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
     expect(err).not.toMatch(/sealroom demo:/);
     expect(code).toBe(0);
-    expect(out).toMatch(/provisioning\s+http:\/\/127\.0\.0\.1:\d+/);
+    expect(out).toMatch(/provisioning\s+https:\/\/127\.0\.0\.1:\d+/);
+    expect(out).toMatch(/provisioning TLS\s+CA \S+\/tls\/ca\.pem\s+\(SHA-256 [0-9a-f]{64}\)/);
+    expect(out).toMatch(/sealroom admin list --url https:\/\/127\.0\.0\.1:\d+ --tls-ca \S+\/tls\/ca\.pem/);
     expect(out).toMatch(/enrolled\s+Boardroom with activation code [A-Z0-9]{4}-[A-Z0-9]{4}/);
     expect(out).toMatch(/enrolled\s+Huddle Room with activation code/);
     expect(out).toMatch(/Boardroom kiosk\s+http:\/\/127\.0\.0\.1:\d+/);
