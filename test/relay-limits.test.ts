@@ -9,7 +9,8 @@ import WebSocket from 'ws';
 import { RelayConnection } from '../device/daemon/relay-connection.js';
 import { parseServerMessage, type ServerMessage } from '../src/core/protocol/relay.js';
 import { createDevelopmentCa, type DevelopmentDevice, issueDevelopmentDevice } from '../src/relay/dev-pki.js';
-import type { RelayLimits } from '../src/relay/limits.js';
+import { DEFAULT_RELAY_LIMITS, type RelayLimits, resolveLimits, TokenBucket } from '../src/relay/limits.js';
+import { REFUSAL_REASONS } from '../src/relay/metrics.js';
 import { type RecordEntry, type Relay, type RelayOptions, startRelay } from '../src/relay/server.js';
 import { silentLogger } from '../src/util/log.js';
 import { RawDevice } from './adversary/identities.js';
@@ -142,6 +143,46 @@ async function meetingOfTwo(relay: Relay, leaderRoom: DevelopmentDevice, joinerR
   await active;
   return { leader, joiner, meetingId: created.meetingId, joinerId: joined.participantId };
 }
+
+describe('limits', () => {
+  it('defaults as documented; overrides must be positive', () => {
+    expect(DEFAULT_RELAY_LIMITS).toEqual({
+      authTimeoutMs: 5000,
+      preAuthMaxBytes: 16 * 1024,
+      maxConnections: 2000,
+      maxConnectionsPerAddress: 20,
+      messagesPerSecond: 50,
+      messageBurst: 200,
+    });
+    expect(resolveLimits({ messageBurst: 10 }).messageBurst).toBe(10);
+    expect(() => resolveLimits({ maxConnections: 0 })).toThrow(/must be > 0/);
+    expect(() => resolveLimits({ authTimeoutMs: Number.NaN })).toThrow(/must be > 0/);
+  });
+
+  it('token bucket: a burst, then the sustained rate', () => {
+    let t = 0;
+    const bucket = new TokenBucket(50, 200, () => t);
+    let taken = 0;
+    while (bucket.take()) taken++;
+    expect(taken).toBe(200);
+    t += 1000; // one second: 50 more
+    taken = 0;
+    while (bucket.take()) taken++;
+    expect(taken).toBe(50);
+    t += 3_600_000; // never more than the burst
+    taken = 0;
+    while (bucket.take()) taken++;
+    expect(taken).toBe(200);
+  });
+
+  it('exports every refusal reason from 0', async () => {
+    const relay = await relayWith();
+    const text = await metrics(relay);
+    for (const reason of REFUSAL_REASONS)
+      expect(text).toContain(`sealroom_relay_refusals_total{reason="${reason}"} 0`);
+    expect(text).not.toContain('sealroom_relay_crl_state'); // no revocation source configured
+  });
+});
 
 describe('before authentication', () => {
   it('closes 500 sockets that never authenticate at the deadline (4408) while devices are served', async () => {
