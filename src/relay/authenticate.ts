@@ -8,7 +8,11 @@ import { type VerifiedDevice, verifyDeviceCertificate } from '../pki/verify.js';
 export interface TrustOptions {
   /** PEM of each trusted org CA. */
   caPems: string[];
-  /** Lowercase hex serial → true when revoked (e.g. RevocationFeed.isRevoked). */
+  /**
+   * Lowercase hex serial → true when revoked. The relay prefers `startRelay({ revocation })` (a
+   * RevocationSource, whose 'change' ends running sessions); this one is still honoured at every
+   * authentication and re-checked on every message and every session check.
+   */
   isRevoked?: (serial: string) => boolean;
   now?: () => Date;
 }
