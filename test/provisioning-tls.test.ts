@@ -9,8 +9,9 @@
 //   lists the device: believed.
 // - The same attacker presenting a certificate from another org CA: refused; a rollover signed by the
 //   wrong CA: refused; a rollover signed by the pinned CA: the new CA is pinned.
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import {
   type AddressInfo,
@@ -226,7 +227,25 @@ describe('device ↔ provisioning over pinned HTTPS', () => {
 
   it('serves HTTPS with its own P-256 TLS CA; the device pins it at first use', async () => {
     expect(svc.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
-    expect(existsSync(join(dir, 'svc', 'tls', 'ca.pem'))).toBe(true);
+    const tlsDir = join(dir, 'svc', 'tls');
+    // The real openssl agrees: a P-256 CA, the server certificate verifies for 127.0.0.1 and the keys are 0600.
+    expect(
+      execFileSync('openssl', [
+        'verify',
+        '-CAfile',
+        join(tlsDir, 'ca.pem'),
+        '-verify_ip',
+        '127.0.0.1',
+        '-purpose',
+        'sslserver',
+        join(tlsDir, 'server.pem'),
+      ]).toString(),
+    ).toMatch(/: OK/);
+    expect(
+      execFileSync('openssl', ['x509', '-noout', '-text', '-in', join(tlsDir, 'ca.pem')]).toString(),
+    ).toMatch(/prime256v1|P-256/);
+    for (const key of ['ca-key.pem', 'server-key.pem'])
+      expect(statSync(join(tlsDir, key)).mode & 0o777).toBe(0o600);
     // Plain global fetch (system trust store) does not accept it.
     await expect(fetch(`${svc.url}/healthz`)).rejects.toThrow();
     const d = await enrolledDevice();
@@ -352,6 +371,8 @@ describe('device ↔ provisioning over pinned HTTPS', () => {
       net.route(evil.port);
       await until(() => d.r.current?.phase === 'revoked', 'the proven revocation');
       expect(revokedEvents).toHaveLength(1);
+      // The proof is kept: the device's CRL is now the one that revoked it.
+      expect(existsSync(join(d.stateDir, 'crl.der'))).toBe(true);
       expect(d.state.get().enrollment).toMatchObject({
         status: 'error',
         message: expect.stringMatching(/revoked/),
