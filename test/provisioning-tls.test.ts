@@ -10,6 +10,7 @@
 // - The same attacker presenting a certificate from another org CA: refused; a rollover signed by the
 //   wrong CA: refused; a rollover signed by the pinned CA: the new CA is pinned.
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -37,6 +38,8 @@ import {
   loadOrCreateServiceTls,
   type RunningService,
   startProvisioningService,
+  TLS_RENEW_BEFORE_DAYS,
+  TLS_SERVER_VALIDITY_DAYS,
 } from '../provisioning/service/serve.js';
 import { sameCertificate, signCaRollover, verifyCaRollover } from '../src/pki/ca-rollover.js';
 import { issueCrl } from '../src/pki/crl.js';
@@ -256,6 +259,30 @@ describe('device ↔ provisioning over pinned HTTPS', () => {
       pinServiceCa({ stateDir: join(dir, 'x'), url: `http://127.0.0.1:${svcPort}` }),
     ).rejects.toThrow(TlsPinError);
   }, 40_000);
+
+  it('keeps its TLS CA; re-issues the server certificate near expiry or when the names change', async () => {
+    const dataDir = join(dir, 'tls-renewal');
+    const first = await loadOrCreateServiceTls({ dataDir, org: 'Acme' });
+    expect((await loadOrCreateServiceTls({ dataDir, org: 'Acme' })).cert).toBe(first.cert);
+    const renamed = await loadOrCreateServiceTls({
+      dataDir,
+      org: 'Acme',
+      publicUrl: 'https://prov.acme.test:8443',
+    });
+    expect(renamed.cert).not.toBe(first.cert);
+    expect(renamed.caSha256).toBe(first.caSha256);
+    expect(new X509Certificate(renamed.cert).checkHost('prov.acme.test')).toBe('prov.acme.test');
+    const later = new Date(Date.now() + (TLS_SERVER_VALIDITY_DAYS - TLS_RENEW_BEFORE_DAYS + 1) * 86_400_000);
+    const renewed = await loadOrCreateServiceTls({
+      dataDir,
+      org: 'Acme',
+      publicUrl: 'https://prov.acme.test:8443',
+      now: later,
+    });
+    expect(renewed.cert).not.toBe(renamed.cert);
+    expect(renewed.caSha256).toBe(first.caSha256);
+    expect(Date.parse(new X509Certificate(renewed.cert).validTo)).toBeGreaterThan(later.getTime());
+  });
 
   it('after pinning, refuses a server with another TLS CA (valid for the host name) — it never sees a request', async () => {
     const d = await enrolledDevice();

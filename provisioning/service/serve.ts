@@ -32,6 +32,8 @@ export interface ServeOptions {
   rateLimits?: ServiceOptions['rateLimits'];
   codeTtlSeconds?: number;
   certValidityDays?: number;
+  /** How often an auto-created TLS server certificate is checked for renewal (default 12 h). */
+  tlsCheckIntervalMs?: number;
 }
 
 export interface RunningService {
@@ -278,6 +280,33 @@ export async function startProvisioningService(opts: ServeOptions): Promise<Runn
       https: { cert: tls.cert, key: tls.key },
     });
     const address = await app.listen({ host, port });
+    // A service that runs for months re-issues its own server certificate before it expires and
+    // swaps it in without a restart (the CA, which devices pinned, stays).
+    let tlsTimer: NodeJS.Timeout | undefined;
+    if (!opts.tlsCertPath) {
+      tlsTimer = setInterval(
+        () => {
+          loadOrCreateServiceTls({ dataDir: opts.dataDir, org: opts.org, publicUrl: opts.publicUrl })
+            .then((next) => {
+              if (next.cert === tls.cert) return;
+              (
+                app.server as unknown as { setSecureContext(o: { cert: string; key: string }): void }
+              ).setSecureContext({
+                cert: next.cert,
+                key: next.key,
+              });
+              tls.cert = next.cert;
+              tls.key = next.key;
+              if (logger) logger.info('provisioning TLS server certificate re-issued');
+            })
+            .catch((err: Error) => {
+              if (logger) logger.warn({ err: err.message }, 'TLS certificate renewal failed');
+            });
+        },
+        opts.tlsCheckIntervalMs ?? 12 * 3600_000,
+      );
+      tlsTimer.unref();
+    }
     const url = opts.publicUrl ?? address.replace('[::1]', 'localhost');
     if (logger)
       logger.info(
@@ -292,6 +321,7 @@ export async function startProvisioningService(opts: ServeOptions): Promise<Runn
       url: url.replace(/\/$/, ''),
       bootstrapTokenPath,
       close: async () => {
+        clearInterval(tlsTimer);
         await app.close();
         await store.close();
       },
