@@ -2,8 +2,10 @@
 //
 // The daemon composer constructs one runner:
 //   const runner = new EnrollmentRunner({
-//     stateDir,            // e.g. /var/lib/sealroom: identity.key (0600), enrollment.json, device.pem, ca.pem
-//     serviceUrl,          // provisioning service base URL
+//     stateDir,            // e.g. /var/lib/sealroom: identity.key (0600), enrollment.json, device.pem, ca.pem,
+//                          // provisioning-ca.pem (the service's TLS CA, pinned at first use)
+//     serviceUrl,          // provisioning service base URL: https:// only
+//     provisioningCaSha256?, // the TLS CA's SHA-256 to require at first use ($SEALROOM_PROVISIONING_CA_SHA256)
 //     softwareVersion,
 //     state,               // the daemon's StateStore: runner writes `enrollment` (code, expiresAt, claimUrl,
 //                          // status), `device.{deviceId,roomName,org,site}` and phase enrolling → idle
@@ -11,13 +13,17 @@
 //   });
 //   runner.on('enrolled', (cert) => …)   // { certPem, caCertPem, serial, notAfter, roomName, site, org }
 //   runner.on('config', (config, version) => …)
-//   runner.on('revoked', (message) => …)
+//   runner.on('revoked', (message) => …)  // only with proof: the org CA's CRL listing this device
+//   runner.on('ca-rollover', (newCaPem) => …)  // a signed rollover replaced ca.pem: reload the anchors
 //   await runner.start(); … await runner.stop();
 //   runner.current  → EnrollmentState (phase unregistered | awaiting-claim | enrolled | revoked)
 //   runner.identity → { key, deviceId } (sign with key.privateKey; it never leaves the device)
+//   runner.fetch    → fetch pinned to the service's TLS CA (use it for GET /v1/revocations)
 //
 // Trust anchors pinned at enrollment (./trust-anchors.ts): ca.pem, partner CAs from signed config
-// (`partnerCas`), the newest signed revocation list — `DeviceTrustAnchors.load(stateDir)`.
+// (`partnerCas`), the newest CRL — `DeviceTrustAnchors.load(stateDir)`. ca.pem is written at first
+// enrollment only; it changes only through `caRollover` in config, signed by the CA it replaces
+// (src/pki/ca-rollover.ts).
 //
 // Pure core: ./machine.ts (states, events, nextAction, backoffDelay, toView). I/O: ./runner.ts, ./health.ts.
 export { collectHealth, collectInventory } from './health.js';
