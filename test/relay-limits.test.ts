@@ -9,7 +9,13 @@ import WebSocket from 'ws';
 import { RelayConnection } from '../device/daemon/relay-connection.js';
 import { parseServerMessage, type ServerMessage } from '../src/core/protocol/relay.js';
 import { createDevelopmentCa, type DevelopmentDevice, issueDevelopmentDevice } from '../src/relay/dev-pki.js';
-import { DEFAULT_RELAY_LIMITS, type RelayLimits, resolveLimits, TokenBucket } from '../src/relay/limits.js';
+import {
+  addressKey,
+  DEFAULT_RELAY_LIMITS,
+  type RelayLimits,
+  resolveLimits,
+  TokenBucket,
+} from '../src/relay/limits.js';
 import { REFUSAL_REASONS } from '../src/relay/metrics.js';
 import { type RecordEntry, type Relay, type RelayOptions, startRelay } from '../src/relay/server.js';
 import { silentLogger } from '../src/util/log.js';
@@ -157,6 +163,17 @@ describe('limits', () => {
     expect(resolveLimits({ messageBurst: 10 }).messageBurst).toBe(10);
     expect(() => resolveLimits({ maxConnections: 0 })).toThrow(/must be > 0/);
     expect(() => resolveLimits({ authTimeoutMs: Number.NaN })).toThrow(/must be > 0/);
+  });
+
+  it('counts IPv4 per address and IPv6 per /64', () => {
+    expect(addressKey('192.0.2.7')).toBe('192.0.2.7');
+    expect(addressKey('::ffff:192.0.2.7')).toBe('192.0.2.7');
+    expect(addressKey('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:0db8:0001:0002:ffff:ffff:ffff:fffe')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
+    expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(addressKey(undefined)).toBe('unknown');
   });
 
   it('token bucket: a burst, then the sustained rate', () => {

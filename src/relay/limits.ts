@@ -109,8 +109,33 @@ export class AddressCounter {
   }
 }
 
-/** One key per client: IPv4-mapped IPv6 addresses count as their IPv4 address. */
+/**
+ * One key per client for the per-address cap: an IPv4 address (IPv4-mapped IPv6 counts as IPv4),
+ * or for IPv6 its /64 prefix — one host commonly holds a whole /64, so counting single IPv6
+ * addresses would let it open as many connections as it likes.
+ */
 export function addressKey(remoteAddress: string | undefined): string {
   if (!remoteAddress) return 'unknown';
-  return remoteAddress.startsWith('::ffff:') ? remoteAddress.slice(7) : remoteAddress;
+  const lower = remoteAddress.toLowerCase();
+  if (lower.startsWith('::ffff:') && lower.includes('.')) return lower.slice(7);
+  if (!lower.includes(':')) return lower;
+  const groups = expandIpv6(lower.split('%')[0] ?? lower);
+  return groups ? `${groups.slice(0, 4).join(':')}::/64` : lower;
+}
+
+/** The eight 16-bit groups of an IPv6 address (without leading zeros), or undefined if malformed. */
+function expandIpv6(address: string): string[] | undefined {
+  const halves = address.split('::');
+  if (halves.length > 2) return undefined;
+  const part = (h: string | undefined) => (h ? h.split(':') : []);
+  const head = part(halves[0]);
+  const tail = part(halves[1]);
+  // An embedded IPv4 tail (::ffff:1.2.3.4 was handled above; others are rare) counts as two groups.
+  const last = tail.length > 0 ? tail : head;
+  if (last.at(-1)?.includes('.')) last.splice(-1, 1, '0', '0');
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
+  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
+  if (groups.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return undefined;
+  return groups.map((g) => g.replace(/^0+(?=.)/, ''));
 }
