@@ -1,12 +1,14 @@
 // Atomic file replacement: write to a temporary file in the same directory, fsync it, rename over
-// the target, fsync the directory. A power cut at any moment leaves either the old or the new file.
+// the target, fsync the directory (and the parents of any directory it had to create). A power cut
+// at any moment leaves either the old or the new file; once it returned, the new one. Checked by
+// `npm run powercut` (scripts/powercut.ts), which cuts the power before every step.
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname, join, basename } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdirDurable(dir);
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', mode);
   try {
@@ -21,12 +23,34 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await unlink(tmp).catch(() => {});
     throw err;
   }
+  await syncDirectory(dir);
+}
+
+async function syncDirectory(dir: string): Promise<void> {
   const dh = await open(dir, 'r');
   try {
     await dh.sync();
   } finally {
     await dh.close();
   }
+}
+
+/**
+ * mkdir -p whose result survives a power cut: a directory it creates exists for sure only once the
+ * directory holding it is fsynced, so each new one's parent is (found by npm run powercut: a first-boot
+ * identity key written into a fresh state directory was gone after a cut, although
+ * writeFileAtomic had returned).
+ */
+export async function mkdirDurable(dir: string, mode = 0o700): Promise<void> {
+  const created = await mkdir(dir, { recursive: true, mode });
+  if (created === undefined) return;
+  const chain: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    chain.unshift(d);
+    if (d === resolve(created) || d === dirname(d)) break;
+  }
+  // Parent of the first new directory, then every new directory but the last (it holds nothing yet).
+  for (const d of [dirname(chain[0] as string), ...chain.slice(0, -1)]) await syncDirectory(d);
 }
 
 /** Reads a JSON file, or returns undefined when it does not exist. Other errors propagate. */
