@@ -1,15 +1,29 @@
 // The trust anchors this device pinned at enrollment, kept in its state directory:
 //   ca.pem             the org CA (written by the enrollment runner with the first certificate)
 //   partner-cas.json   partner-org CAs from signed config (`partnerCas`, signed by the org CA key)
-//   revocations.json   the newest signed revocation list seen (GET /v1/revocations, signed by the org CA)
+//   crl.der            the newest X.509 CRL seen (GET /v1/revocations, signed by the org CA; RFC 5280)
 // Each file is verified against ca.pem when read and before it is written (atomically); an older
-// partner bundle or revocation list than the one held is refused, so a replay cannot undo a
-// revocation. `anchors()` is what the daemon's TrustStore checks every participant against.
+// partner bundle or a CRL with a lower number than the one held is refused, so a replay cannot undo
+// a revocation — also after a restart, since the newest CRL is what is on disk.
+// `anchors()` is what the daemon's TrustStore checks every participant against. Fail closed: once
+// revocation polling is configured, a CRL past nextUpdate + grace (or none within the grace since
+// polling started) sets `revocationStale`, and the TrustStore refuses org certificates
+// ('revocation-stale') until a current CRL arrives.
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import {
+  CrlRefusedError,
+  compareCrl,
+  crlFreshness,
+  DEFAULT_CRL_GRACE_MS,
+  MAX_CRL_BYTES,
+  revocationStatusOf,
+  type VerifiedCrl,
+  verifyCrl,
+} from '../../src/pki/crl.js';
 import { type PartnerCaBundle, verifyPartnerCas } from '../../src/pki/partner-cas.js';
-import { type RevocationList, verifyRevocationList } from '../../src/pki/revocations.js';
+import type { RevocationStatus } from '../../src/pki/revocation-source.js';
 import type { TrustAnchors } from '../../src/pki/trust-store.js';
 import { normalizeSerial } from '../../src/pki/verify.js';
 import { readJsonIfExists, writeFileAtomic } from '../../src/util/atomic-file.js';
@@ -17,33 +31,59 @@ import { type Logger, silentLogger } from '../../src/util/log.js';
 
 export const CA_FILE = 'ca.pem';
 export const PARTNER_CAS_FILE = 'partner-cas.json';
-export const REVOCATIONS_FILE = 'revocations.json';
+export const CRL_FILE = 'crl.der';
+/** @deprecated the signed JSON list is gone; the revocation state file is now the CRL (crl.der). */
+export const REVOCATIONS_FILE = CRL_FILE;
 
 export interface DeviceTrustAnchorsOptions {
   stateDir: string;
   orgCaPem: string;
   logger?: Logger;
+  /** How long past nextUpdate the CRL is still used (default DEFAULT_CRL_GRACE_MS, 24 h). */
+  graceMs?: number;
+  now?: () => Date;
+  /** Default fetch for refreshRevocations/pollRevocations (e.g. one pinned to the service's TLS CA). */
+  fetch?: typeof fetch;
 }
+
+export type DeviceTrustAnchorsLoadOptions = Omit<
+  DeviceTrustAnchorsOptions,
+  'stateDir' | 'orgCaPem' | 'logger'
+>;
 
 export class DeviceTrustAnchors extends EventEmitter<{ change: [TrustAnchors] }> {
   readonly #stateDir: string;
   readonly #orgCaPem: string;
   readonly #log: Logger;
+  readonly #graceMs: number;
+  readonly #now: () => Date;
+  readonly #fetch: typeof fetch | undefined;
   #partners: PartnerCaBundle | undefined;
-  #revocations: { issuedAt: string; serials: Set<string> } | undefined;
+  #crl: VerifiedCrl | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** When revocation polling started (undefined: not configured, never stale). */
+  #pollingSince: Date | undefined;
+  #lastStale = false;
+  #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(opts: DeviceTrustAnchorsOptions) {
     super();
     this.#stateDir = opts.stateDir;
     this.#orgCaPem = opts.orgCaPem;
     this.#log = opts.logger ?? silentLogger;
+    this.#graceMs = opts.graceMs ?? DEFAULT_CRL_GRACE_MS;
+    this.#now = opts.now ?? (() => new Date());
+    this.#fetch = opts.fetch;
   }
 
   /** Loads ca.pem and what was saved beside it; a saved file that does not verify is ignored (logged). */
-  static async load(stateDir: string, logger?: Logger): Promise<DeviceTrustAnchors> {
+  static async load(
+    stateDir: string,
+    logger?: Logger,
+    opts: DeviceTrustAnchorsLoadOptions = {},
+  ): Promise<DeviceTrustAnchors> {
     const orgCaPem = await readFile(join(stateDir, CA_FILE), 'utf8');
-    const anchors = new DeviceTrustAnchors({ stateDir, orgCaPem, ...(logger ? { logger } : {}) });
+    const anchors = new DeviceTrustAnchors({ stateDir, orgCaPem, ...(logger ? { logger } : {}), ...opts });
     const partners = await readJsonIfExists<unknown>(join(stateDir, PARTNER_CAS_FILE)).catch(() => undefined);
     if (partners !== undefined) {
       try {
@@ -55,19 +95,7 @@ export class DeviceTrustAnchors extends EventEmitter<{ change: [TrustAnchors] }>
         );
       }
     }
-    const list = await readJsonIfExists<RevocationList>(join(stateDir, REVOCATIONS_FILE)).catch(
-      () => undefined,
-    );
-    if (list !== undefined) {
-      try {
-        anchors.#revocations = { issuedAt: list.issuedAt, serials: verifiedSerials(list, orgCaPem) };
-      } catch (err) {
-        anchors.#log.warn(
-          { err: (err as Error).message },
-          'ignoring a saved revocation list that does not verify',
-        );
-      }
-    }
+    anchors.#crl = await anchors.#readSavedCrl();
     return anchors;
   }
 
@@ -75,12 +103,37 @@ export class DeviceTrustAnchors extends EventEmitter<{ change: [TrustAnchors] }>
     return {
       orgCaPem: this.#orgCaPem,
       partnerCaPems: this.#partners?.caPems ?? [],
-      revokedSerials: this.#revocations?.serials ?? new Set(),
+      revokedSerials: this.#crl?.serials ?? new Set(),
+      revocationStale: this.revocationStale,
     };
   }
 
-  get revocationsIssuedAt(): string | undefined {
-    return this.#revocations?.issuedAt;
+  /** The CRL in force, if any. */
+  get crl(): VerifiedCrl | undefined {
+    return this.#crl;
+  }
+
+  isRevoked(serial: string): boolean {
+    return this.#crl?.serials.has(normalizeSerial(serial)) ?? false;
+  }
+
+  /**
+   * True when revocation polling is configured and the device cannot vouch for org certificates:
+   * the CRL in force is past nextUpdate + grace, or none has arrived within the grace since polling
+   * started.
+   */
+  get revocationStale(): boolean {
+    if (!this.#pollingSince) return false;
+    const now = this.#now();
+    if (this.#crl) return crlFreshness(this.#crl, now, this.#graceMs) === 'expired';
+    return now.getTime() > this.#pollingSince.getTime() + this.#graceMs;
+  }
+
+  crlStatus(): RevocationStatus {
+    return {
+      ...revocationStatusOf(this.#crl, this.#now(), this.#graceMs, true),
+      acceptingNewSessions: !this.revocationStale,
+    };
   }
 
   /** A `partnerCas` bundle from config: verified, newer than the one held, then saved. */
@@ -94,34 +147,67 @@ export class DeviceTrustAnchors extends EventEmitter<{ change: [TrustAnchors] }>
     return true;
   }
 
-  /** A signed revocation list: verified with the org CA, refused when older than the one held. */
-  async applyRevocations(list: RevocationList): Promise<boolean> {
-    const serials = verifiedSerials(list, this.#orgCaPem);
-    const held = this.#revocations?.issuedAt;
-    if (held !== undefined && Date.parse(list.issuedAt) < Date.parse(held))
-      throw new Error('revocation list older than the one in use');
-    if (held !== undefined && Date.parse(list.issuedAt) === Date.parse(held)) return false;
-    await writeFileAtomic(join(this.#stateDir, REVOCATIONS_FILE), JSON.stringify(list), 0o644);
-    this.#revocations = { issuedAt: list.issuedAt, serials };
-    this.#log.info({ revoked: serials.size, issuedAt: list.issuedAt }, 'revocation list updated');
-    this.emit('change', this.anchors());
-    return true;
-  }
-
-  /** Fetches GET <serviceUrl>/v1/revocations once. */
-  async refreshRevocations(serviceUrl: string): Promise<boolean> {
-    const res = await fetch(new URL('/v1/revocations', serviceUrl), { signal: AbortSignal.timeout(5000) });
-    if (!res.ok) throw new Error(`revocation list: HTTP ${res.status}`);
-    return this.applyRevocations((await res.json()) as RevocationList);
-  }
-
-  /** Polls the revocation list (first poll now); failures keep the list in force and are logged. */
-  pollRevocations(serviceUrl: string, intervalMs = 60_000): void {
-    if (this.#timer) return;
-    const poll = () =>
-      this.refreshRevocations(serviceUrl).catch((err: Error) =>
-        this.#log.warn({ err: err.message }, 'could not refresh the revocation list; keeping the one held'),
+  /**
+   * A CRL (PEM or DER): verified with the org CA; true when it was newer and is now in force (saved
+   * atomically as crl.der, 'change' emitted), false when it is the one held. A lower CRL number than
+   * the newest held — in memory or on disk, so also after a restart or from another instance — is
+   * refused (CrlRefusedError); a CRL that does not verify throws PkiError.
+   */
+  async applyCrl(input: string | Uint8Array): Promise<boolean> {
+    const verified = await verifyCrl(input, this.#orgCaPem);
+    return this.#serial(async () => {
+      const saved = await this.#readSavedCrl();
+      if (saved && compareCrl(saved, this.#crl) === 'newer') this.#crl = saved;
+      const order = compareCrl(verified, this.#crl);
+      if (order === 'same') return false;
+      if (order === 'older') throw new CrlRefusedError(verified.crlNumber, this.#crl?.crlNumber ?? 0n);
+      await writeFileAtomic(join(this.#stateDir, CRL_FILE), verified.der, 0o644);
+      this.#crl = verified;
+      this.#lastStale = this.revocationStale;
+      this.#log.info(
+        {
+          crlNumber: verified.crlNumber.toString(),
+          revoked: verified.serials.size,
+          nextUpdate: verified.nextUpdate.toISOString(),
+        },
+        'revocation list (CRL) updated',
       );
+      this.emit('change', this.anchors());
+      return true;
+    });
+  }
+
+  /** Fetches GET <serviceUrl>/v1/revocations (DER CRL) once and applies it. */
+  async refreshRevocations(serviceUrl: string, fetchImpl?: typeof fetch): Promise<boolean> {
+    const f = fetchImpl ?? this.#fetch ?? fetch;
+    const res = await f(new URL('/v1/revocations', serviceUrl), {
+      headers: { accept: 'application/pkix-crl' },
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => {});
+      throw new Error(`revocation list: HTTP ${res.status}`);
+    }
+    const body = Buffer.from(await res.arrayBuffer());
+    if (body.length > MAX_CRL_BYTES) throw new Error('revocation list too large');
+    return this.applyCrl(body);
+  }
+
+  /**
+   * Polls the CRL (first poll now) every intervalMs (default 60 s); failures keep the CRL in force
+   * and are logged. From now on the device fails closed when the CRL goes out of date (see
+   * revocationStale); a change of that state emits 'change'.
+   */
+  pollRevocations(serviceUrl: string, intervalMs = 60_000, fetchImpl?: typeof fetch): void {
+    if (this.#timer) return;
+    this.#pollingSince = this.#now();
+    this.#lastStale = this.revocationStale;
+    const poll = () =>
+      this.refreshRevocations(serviceUrl, fetchImpl)
+        .catch((err: Error) =>
+          this.#log.warn({ err: err.message }, 'could not refresh the revocation list; keeping the one held'),
+        )
+        .finally(() => this.#checkStale());
     void poll();
     this.#timer = setInterval(poll, intervalMs);
     this.#timer.unref();
@@ -131,17 +217,39 @@ export class DeviceTrustAnchors extends EventEmitter<{ change: [TrustAnchors] }>
     clearInterval(this.#timer);
     this.#timer = undefined;
   }
-}
 
-function verifiedSerials(list: RevocationList, orgCaPem: string): Set<string> {
-  if (
-    !list ||
-    typeof list.issuedAt !== 'string' ||
-    Number.isNaN(Date.parse(list.issuedAt)) ||
-    !Array.isArray(list.revoked) ||
-    typeof list.signature !== 'string' ||
-    !list.revoked.every((r) => r && typeof r.serial === 'string')
-  )
-    throw new Error('not a revocation list');
-  return new Set([...verifyRevocationList(list, orgCaPem)].map(normalizeSerial));
+  /** Emits 'change' when revocationStale flipped (the TrustStore then refuses or accepts again). */
+  #checkStale(): void {
+    const stale = this.revocationStale;
+    if (stale === this.#lastStale) return;
+    this.#lastStale = stale;
+    if (stale)
+      this.#log.error(
+        { crlNumber: this.#crl?.crlNumber.toString(), nextUpdate: this.#crl?.nextUpdate.toISOString() },
+        'revocation list out of date (past nextUpdate + grace): org certificates refused until a current one arrives',
+      );
+    else this.#log.info({}, 'revocation list current again');
+    this.emit('change', this.anchors());
+  }
+
+  async #readSavedCrl(): Promise<VerifiedCrl | undefined> {
+    let der: Buffer;
+    try {
+      der = await readFile(join(this.#stateDir, CRL_FILE));
+    } catch {
+      return undefined;
+    }
+    try {
+      return await verifyCrl(der, this.#orgCaPem);
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'ignoring a saved CRL that does not verify');
+      return undefined;
+    }
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
 }

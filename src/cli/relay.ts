@@ -9,6 +9,10 @@ export interface RelayCommandOptions {
   port: string;
   videoCodec: string;
   revocations?: string;
+  revocationsTlsCa?: string;
+  revocationsInterval: string;
+  crlGrace: string;
+  crlFailOpen?: boolean;
   record?: string;
   logJson?: boolean;
   stateDir?: string;
@@ -27,7 +31,21 @@ export function registerRelayCommand(program: Command): void {
     .option('--video-codec <codec>', 'video codec negotiated with every device: H264 or VP8', 'H264')
     .option(
       '--revocations <url>',
-      'provisioning service base URL: refuse certificates on its signed revocation list',
+      'provisioning service base URL: poll its X.509 CRL (GET /v1/revocations, signed by the org CA) and refuse revoked certificates; new sessions are refused while no current CRL is held (see --crl-grace)',
+    )
+    .option(
+      '--revocations-tls-ca <file>',
+      "PEM of the provisioning service's TLS CA (<dataDir>/tls/ca.pem): the CRL is fetched trusting only that CA",
+    )
+    .option('--revocations-interval <seconds>', 'how often the CRL is fetched', '60')
+    .option(
+      '--crl-grace <seconds>',
+      'how long past its nextUpdate a CRL is still used before new sessions are refused',
+      '86400',
+    )
+    .option(
+      '--crl-fail-open',
+      'NOT RECOMMENDED: keep accepting new sessions with no CRL or an expired one (revoked devices may then get in)',
     )
     .option(
       '--record <file>',
@@ -35,12 +53,12 @@ export function registerRelayCommand(program: Command): void {
     )
     .option(
       '--state-dir <dir>',
-      'keep meeting-id reservations in <dir> so ids survive a restart bound to their devices (recommended)',
+      'keep meeting-id reservations and the newest CRL in <dir>, so ids survive a restart bound to their devices and an older CRL is refused after one (recommended)',
     )
     .option('--log-json', 'log JSON lines instead of readable text')
     .addHelpText(
       'after',
-      '\nExample:\n  sealroom relay --ca /etc/sealroom/org-ca.pem --port 7443 --revocations https://provisioning.example',
+      '\nExample:\n  sealroom relay --ca /etc/sealroom/org-ca.pem --port 7443 --state-dir /var/lib/sealroom-relay \\\n    --revocations https://provisioning.example:8443 --revocations-tls-ca /etc/sealroom/provisioning-tls-ca.pem\n\nRevocation: docs/revocation.md',
     )
     .action(async (opts: RelayCommandOptions) => {
       await runRelayCommand(opts);
@@ -60,36 +78,77 @@ export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> 
   if (caPems.length === 0) throw new Error('no trusted org CA: pass --ca <file> or --dev-ca <dir>');
   const videoCodec = opts.videoCodec.toUpperCase();
   if (videoCodec !== 'H264' && videoCodec !== 'VP8') throw new Error('--video-codec must be H264 or VP8');
-  let isRevoked: ((serial: string) => boolean) | undefined;
+  let revocation: import('../pki/revocation-source.js').RevocationSource | undefined;
   let stopFeed = () => {};
   if (opts.revocations) {
-    const { RevocationFeed } = await import('../pki/index.js');
+    const { RevocationFeed, combineRevocationSources } = await import('../pki/revocation-feed.js');
+    const graceS = Number(opts.crlGrace);
+    const intervalS = Number(opts.revocationsInterval);
+    if (!Number.isFinite(graceS) || graceS < 0) throw new Error('--crl-grace must be a number of seconds');
+    if (!Number.isFinite(intervalS) || intervalS <= 0)
+      throw new Error('--revocations-interval must be a positive number of seconds');
+    let pinnedFetch: typeof fetch | undefined;
+    if (opts.revocationsTlsCa) {
+      const { createPinnedFetch } = await import('../util/pinned-fetch.js');
+      pinnedFetch = createPinnedFetch(readFileSync(opts.revocationsTlsCa, 'utf8'));
+    } else if (opts.revocations.startsWith('https:')) {
+      log.warn({}, 'no --revocations-tls-ca: the CRL is fetched trusting the system CA store');
+    }
+    if (!opts.stateDir)
+      log.warn(
+        {},
+        'no --state-dir: the newest CRL is not kept across restarts (an older one would be accepted after one)',
+      );
+    if (opts.crlFailOpen)
+      log.warn({}, '--crl-fail-open: new sessions are accepted even without a current CRL (not recommended)');
     const feeds = caPems.map(
       (caCertPem) =>
         new RevocationFeed({
           baseUrl: opts.revocations ?? '',
           caCertPem,
-          onError: (err) => log.warn({ err: err.message }, 'revocation list not refreshed'),
+          intervalMs: intervalS * 1000,
+          graceMs: graceS * 1000,
+          failClosed: !opts.crlFailOpen,
+          ...(opts.stateDir ? { stateDir: opts.stateDir } : {}),
+          ...(pinnedFetch ? { fetch: pinnedFetch } : {}),
+          onError: (err) => log.warn({ err: err.message }, 'revocation list (CRL) not refreshed'),
         }),
     );
-    // The first list is in force before the relay accepts anyone; polling keeps it current.
+    // The persisted CRL and a first fetch are in force before the relay accepts anyone; polling
+    // keeps it current. Without any, new sessions are refused (fail closed) until one arrives.
+    await Promise.all(
+      feeds.map((f) =>
+        f.load().catch((err: Error) => log.warn({ err: err.message }, 'persisted CRL unreadable')),
+      ),
+    );
     await Promise.all(
       feeds.map((f) =>
         f
           .refresh()
-          .catch((err: Error) => log.warn({ err: err.message }, 'revocation list unavailable at start')),
+          .catch((err: Error) =>
+            log.warn({ err: err.message }, 'revocation list (CRL) unavailable at start'),
+          ),
       ),
     );
     for (const f of feeds) f.start();
-    isRevoked = (serial) => feeds.some((f) => f.isRevoked(serial));
+    revocation = combineRevocationSources(feeds);
+    const st = revocation.status();
+    if (!st.acceptingNewSessions)
+      log.error(
+        { state: st.state },
+        'no current certificate revocation list: new sessions are refused until one arrives',
+      );
     stopFeed = () => {
       for (const f of feeds) f.stop();
     };
+  } else {
+    log.warn({}, 'no --revocations: revoked certificates are not refused (development only)');
   }
   const recordStream = opts.record ? createWriteStream(opts.record, { flags: 'a' }) : undefined;
   const relay = await startRelay({
     log,
-    trust: { caPems, ...(isRevoked ? { isRevoked } : {}) },
+    trust: { caPems },
+    ...(revocation ? { revocation } : {}),
     host: opts.host,
     port: Number(opts.port),
     videoCodec,

@@ -11,10 +11,12 @@
 //     bytes → 'older', i.e. refused: one CA never signs two different CRLs with the same number)
 //
 // `openssl crl -inform DER -in x.crl -CAfile ca.pem -noout` prints "verify OK" for what issueCrl makes.
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { CertificateList } from '@peculiar/asn1-x509';
 import { type CertificateAuthority, loadCa, parseCertificate } from './ca.js';
 import { PkiError } from './errors.js';
 import type { RevocationStatus } from './revocation-source.js';
-import { ED25519, x509 } from './provider.js';
+import { ED25519, subtle, x509 } from './provider.js';
 import { normalizeSerial } from './verify.js';
 
 export interface CrlEntry {
@@ -142,7 +144,15 @@ export async function issueCrl(
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([serialNumber, revocationDate]) => ({ serialNumber, revocationDate })),
   });
-  const der = Buffer.from(crl.rawData);
+  // The generator writes an empty crlEntryExtensions SEQUENCE in every entry, which RFC 5280's
+  // ASN.1 does not allow (SIZE (1..MAX)): drop them and sign the clean tbsCertList again.
+  const asn = AsnConvert.parse(crl.rawData, CertificateList);
+  for (const e of asn.tbsCertList.revokedCertificates ?? []) {
+    if (e.crlEntryExtensions?.length === 0) e.crlEntryExtensions = undefined;
+  }
+  asn.tbsCertListRaw = undefined;
+  asn.signature = await subtle.sign(ED25519, signingKey, AsnConvert.serialize(asn.tbsCertList));
+  const der = Buffer.from(AsnConvert.serialize(asn));
   return { der, pem: crlToPem(der) };
 }
 
@@ -173,6 +183,17 @@ export async function verifyCrl(input: string | Uint8Array, caCertPem: string): 
   } catch {
     throw new PkiError('malformed', 'not a DER X.509 CRL');
   }
+  // Only DER: the envelope around the signed part (outer tags, the signature BIT STRING) is not
+  // signed, so a lenient parse would accept many encodings of one CRL. Re-encoding must give the input.
+  let canonical: Buffer;
+  try {
+    const asn = AsnConvert.parse(new Uint8Array(der), CertificateList);
+    asn.tbsCertListRaw = undefined;
+    canonical = Buffer.from(AsnConvert.serialize(asn));
+  } catch {
+    throw new PkiError('malformed', 'not a DER X.509 CRL');
+  }
+  if (!canonical.equals(der)) throw new PkiError('malformed', 'the CRL is not DER-encoded');
   const caCert = parseCertificate(caCertPem);
   // Everything read below is parsed lazily by @peculiar/x509: turn its exceptions into 'malformed'.
   let crlNumber: bigint;
@@ -187,6 +208,7 @@ export async function verifyCrl(input: string | Uint8Array, caCertPem: string): 
       throw new PkiError('malformed', 'the CRL is not signed with Ed25519');
     thisUpdate = crl.thisUpdate;
     nextUpdate = crl.nextUpdate;
+    if (!nextUpdate) throw new PkiError('malformed', 'the CRL has no nextUpdate');
     issuerDer = Buffer.from(crl.issuerName.toArrayBuffer());
     const numbers = crl.extensions.filter((e) => e.type === OID_CRL_NUMBER);
     if (numbers.length !== 1 || !numbers[0])

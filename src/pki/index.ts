@@ -19,10 +19,14 @@
 // Certificate subject: CN = device id, O = organisation, OU = room name, L = site;
 //   subjectAltName URI urn:sealroom:device:<id>; keyUsage digitalSignature (critical); EKU clientAuth;
 //   random 128-bit serial (lowercase hex everywhere in our APIs). `openssl verify -CAfile ca.pem dev.pem` passes.
-// Revocation
-//   signRevocationList(ca, entries) / verifyRevocationList(list, caCertPem) → Set<serial>
-//   new RevocationFeed({ baseUrl, caCertPem, intervalMs? }): start()/stop()/refresh(), isRevoked(serial)
-//     polls GET /v1/revocations of the provisioning service; the list is signed by the CA key.
+// Revocation (docs/revocation.md): an RFC 5280 X.509 CRL v2 signed by the org CA
+//   issueCrl(ca, { entries, crlNumber, thisUpdate, nextUpdate }) → { der, pem }
+//   verifyCrl(pemOrDer, caCertPem) → { der, crlNumber, thisUpdate, nextUpdate, serials }
+//   crlFreshness(crl, now, graceMs) / compareCrl(candidate, held)
+//   new RevocationFeed({ baseUrl, caCertPem, stateDir?, graceMs?, failClosed?, fetch? }) (a RevocationSource):
+//     load()/refresh()/start()/stop(), isRevoked(serial), acceptsNewSessions(), status(), 'change';
+//     polls GET /v1/revocations (DER), refuses older CRL numbers (persisted), fails closed when expired.
+//   combineRevocationSources(feeds) → one RevocationSource (one feed per trusted CA)
 // Device trust (the E2EE trust callback; synchronous)
 //   new TrustStore({ orgCaPem, partnerCaPems?, revokedSerials? }).verify(der, identityKey?)
 //     → { ok: true, identity } | { ok: false, reason: TrustFailure, detail }   (never throws; cached per DER)
@@ -53,7 +57,30 @@ export {
   issueDeviceCertificateDetailed,
   parseAndVerifyCsr,
 } from './issue.js';
-export { RevocationFeed, type RevocationFeedOptions } from './revocation-feed.js';
+export {
+  CRL_REISSUE_MS,
+  CRL_VALIDITY_MS,
+  type CrlEntry,
+  CrlRefusedError,
+  compareCrl,
+  crlFreshness,
+  crlToPem,
+  DEFAULT_CRL_GRACE_MS,
+  type IssueCrlOptions,
+  issueCrl,
+  MAX_CRL_BYTES,
+  revocationStatusOf,
+  type VerifiedCrl,
+  verifyCrl,
+} from './crl.js';
+export {
+  combineRevocationSources,
+  crlStateFileName,
+  RevocationFeed,
+  type RevocationFeedOptions,
+} from './revocation-feed.js';
+export type { RevocationSource, RevocationState, RevocationStatus } from './revocation-source.js';
+/** @deprecated removed with issue 10 (forgeable); use issueCrl / verifyCrl. Kept until provisioning switches. */
 export {
   type RevocationList,
   type RevokedEntry,

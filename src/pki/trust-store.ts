@@ -1,6 +1,7 @@
 // The device's synchronous certificate check for the E2EE trust callback: is this certificate DER,
 // presented inside a signed key binding, a valid room certificate from one of the trust anchors this
-// device pinned (its org CA, partner-org CAs from signed config), not on the org's revocation list,
+// device pinned (its org CA, partner-org CAs from signed config), not on the org's CRL (refused
+// outright while that CRL is out of date: 'revocation-stale'),
 // and is its Ed25519 key the binding's identity key? The E2EE core calls it synchronously while it
 // handles a message, so everything here is sync: node:crypto's X509Certificate checks the signature,
 // @peculiar/x509 only parses (subject fields, key usage).
@@ -23,8 +24,14 @@ export interface TrustAnchors {
   orgCaPem: string;
   /** Partner-org CAs (PEM) from signed config, for cross-organisation meetings. */
   partnerCaPems?: readonly string[];
-  /** The org's verified revocation list: lowercase hex serials. */
+  /** The serials on the org's verified CRL (src/pki/crl.ts), any case. */
   revokedSerials?: ReadonlySet<string>;
+  /**
+   * True when the device cannot tell whether org certificates are revoked: polling is configured
+   * and the CRL in force is past nextUpdate + grace, or none arrived within the grace. Org-CA
+   * certificates are then refused ('revocation-stale'): fail closed.
+   */
+  revocationStale?: boolean;
 }
 
 export type TrustFailure =
@@ -42,6 +49,7 @@ export type TrustFailure =
   | 'bad-subject'
   | 'org-mismatch'
   | 'revoked'
+  | 'revocation-stale'
   | 'key-mismatch';
 
 /** What the wall may show about a participant: read from a certificate verified on this device. */
@@ -86,6 +94,7 @@ export interface TrustStoreOptions {
 export class TrustStore {
   #anchors: Anchor[] = [];
   #revoked: ReadonlySet<string> = new Set();
+  #revocationStale = false;
   readonly #cache = new Map<string, CachedCheck>();
   readonly #now: () => Date;
   readonly #cacheSize: number;
@@ -102,6 +111,7 @@ export class TrustStore {
     for (const pem of anchors.partnerCaPems ?? []) list.push(parseAnchor(pem, 'partner'));
     this.#anchors = list;
     this.#revoked = new Set([...(anchors.revokedSerials ?? [])].map(normalizeSerial));
+    this.#revocationStale = anchors.revocationStale ?? false;
     this.#cache.clear();
   }
 
@@ -198,6 +208,11 @@ export class TrustStore {
     const serial = normalizeSerial(cert.serialNumber);
     if (anchor.kind === 'org' && this.#revoked.has(serial))
       return fail('revoked', `certificate ${serial} is revoked`);
+    if (anchor.kind === 'org' && this.#revocationStale)
+      return fail(
+        'revocation-stale',
+        "the org's certificate revocation list is out of date (past nextUpdate + grace, or none received): org certificates are refused until a current one arrives",
+      );
     return {
       ok: true,
       identity: {
