@@ -246,6 +246,9 @@ export interface CaseResult {
   rekeys: number;
   relayDisconnects: number;
   leaderLost: boolean;
+  /** Either room left the 'active' state at some point (reconnecting, waiting for admission). */
+  interrupted: boolean;
+  /** Joins the leader admitted during the case (a room dropped from the meeting asked again). */
   readmissions: number;
   decryptFailures: number;
   ok: boolean;
@@ -621,6 +624,7 @@ function emptyResult(name: string): CaseResult {
     rekeys: 0,
     relayDisconnects: 0,
     leaderLost: false,
+    interrupted: false,
     readmissions: 0,
     decryptFailures: 0,
     ok: false,
@@ -673,9 +677,9 @@ async function runCase(
   const epoch0 = a.last?.epoch ?? 0;
   const failures0 = (a.last?.failures ?? 0) + (b.last?.failures ?? 0);
   const admitted0 = a.last?.admitted ?? 0;
-  // 5 s before the fault: the frame rate we compare with.
+  // Up to 5 s before the fault: the frame rate we compare with.
   const tBefore = Date.now();
-  await sleep(5000);
+  await sleep(Math.min(5000, seconds * 600));
   const tStart = Date.now();
   const fpsBefore = rooms.map((r) => fps(r.samples, tBefore, tStart)) as [number, number];
   const f = c.fault;
@@ -739,6 +743,7 @@ async function runCase(
     rekeys: Math.max(0, (a.last?.epoch ?? epoch0) - epoch0, epochs.size - 1),
     relayDisconnects: disconnects,
     leaderLost: all.some((s) => s.leaderLost === true),
+    interrupted: all.some((s) => s.status !== 'active'),
     readmissions: (a.last?.admitted ?? 0) - admitted0,
     decryptFailures: failures,
     ok: survived && sameCode && recoverySeconds !== null,
@@ -752,7 +757,7 @@ function formatCase(r: CaseResult): string {
     `survived ${r.survived ? 'yes' : 'NO'}, media back ${r.recoverySeconds === null ? 'NEVER' : `${r.recoverySeconds} s`} after the fault,`,
     `longest gap ${r.maxGapSeconds} s, video fps A/B ${r.fpsBefore.join('/')} before → ${r.fpsDuring.join('/')} during,`,
     `same code ${r.sameCode ? 'yes' : 'NO'}, rekeys ${r.rekeys}, relay disconnects ${r.relayDisconnects},`,
-    `leader lost ${r.leaderLost ? 'yes' : 'no'}, re-admissions ${r.readmissions}, decrypt failures ${r.decryptFailures}`,
+    `leader lost ${r.leaderLost ? 'yes' : 'no'}, interrupted ${r.interrupted ? 'yes' : 'no'}, re-admissions ${r.readmissions}, decrypt failures ${r.decryptFailures}`,
   ].join(' ');
 }
 
