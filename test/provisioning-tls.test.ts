@@ -282,6 +282,9 @@ describe('device ↔ provisioning over pinned HTTPS', () => {
     expect(renewed.cert).not.toBe(renamed.cert);
     expect(renewed.caSha256).toBe(first.caSha256);
     expect(Date.parse(new X509Certificate(renewed.cert).validTo)).toBeGreaterThan(later.getTime());
+    // A lost CA key is never papered over with a new CA (devices pinned the old one).
+    rmSync(join(dataDir, 'tls', 'ca-key.pem'));
+    await expect(loadOrCreateServiceTls({ dataDir, org: 'Acme' })).rejects.toThrow(/lock them out/);
   });
 
   it('after pinning, refuses a server with another TLS CA (valid for the host name) — it never sees a request', async () => {

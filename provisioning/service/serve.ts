@@ -172,6 +172,10 @@ export async function loadOrCreateServiceTls(opts: {
   };
   let caPem = await readIfExists(paths.ca);
   let caKeyPem = await readIfExists(paths.caKey);
+  if (caPem && !caKeyPem)
+    throw new Error(
+      `${paths.caKey} is missing but ${paths.ca} exists: devices have pinned that CA, so a new one would lock them out; restore the key (or remove ca.pem deliberately)`,
+    );
   if (!caPem || !caKeyPem) {
     // Nothing was served with a half-written CA (the CA certificate is written last): start over.
     const keys = (await subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])) as CryptoKeyPair;
