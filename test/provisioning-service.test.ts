@@ -9,6 +9,7 @@ import { AdminClient } from '../provisioning/client/admin-client.js';
 import { DeviceProvisioningClient } from '../provisioning/client/device-client.js';
 import { ProvisioningHttpError, requestJson } from '../provisioning/client/http.js';
 import { signDeviceRequest } from '../provisioning/device-auth.js';
+import { createPinnedFetch } from '../src/util/pinned-fetch.js';
 import { type RunningService, startProvisioningService } from '../provisioning/service/serve.js';
 import {
   createCsr,
@@ -25,11 +26,19 @@ afterAll(() => cluster.stop());
 
 const inventory = { model: 'SR-1', serial: 'X1', macs: ['00:11:22:33:44:55'], cameras: ['cam'], cores: 4 };
 
+/** The service speaks HTTPS with its own CA: every call trusts exactly that CA (as devices do). */
+let pf: typeof fetch;
+
 async function newDevice(baseUrl: string) {
   const key = generateIdentityKey();
   const deviceId = deviceIdForPublicKey(key.publicKey);
   const csr = await createCsr(key, { deviceId });
-  return { key, deviceId, csr, client: new DeviceProvisioningClient(baseUrl, deviceId, key.privateKey) };
+  return {
+    key,
+    deviceId,
+    csr,
+    client: new DeviceProvisioningClient(baseUrl, deviceId, key.privateKey, Date.now, undefined, pf),
+  };
 }
 
 async function status(p: Promise<unknown>): Promise<{ status: number; message: string }> {
@@ -57,7 +66,8 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
       logger: false,
       rateLimits: { enrollmentsPerMinute: 1000, claimsPerMinute: 1000 },
     });
-    admin = new AdminClient(svc.url, readFileSync(svc.bootstrapTokenPath!, 'utf8').trim());
+    pf = createPinnedFetch(svc.tls.caPem!);
+    admin = new AdminClient(svc.url, readFileSync(svc.bootstrapTokenPath!, 'utf8').trim(), pf);
   });
   afterAll(async () => {
     await svc?.close();
@@ -120,7 +130,7 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
     const renewed = await dev.client.renew(dev.csr);
     expect(renewed.serial).not.toBe(cert.serial);
 
-    const feed = new RevocationFeed({ baseUrl: svc.url, caCertPem: svc.ca.certPem });
+    const feed = new RevocationFeed({ baseUrl: svc.url, caCertPem: svc.ca.certPem, fetch: pf });
     await feed.refresh();
     expect(feed.isRevoked(cert.serial!)).toBe(false);
     await admin.revoke(dev.deviceId, 'stolen');
@@ -148,10 +158,10 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
   });
 
   it('serves the claim page the QR code points to, refusing markup in the code', async () => {
-    const page = await fetch(`${svc.url}/claim?code=ABCD-EFGH`);
+    const page = await pf(`${svc.url}/claim?code=ABCD-EFGH`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('claim ABCD-EFGH');
-    expect((await fetch(`${svc.url}/claim?code=%3Cscript%3E`)).status).toBe(400);
+    expect((await pf(`${svc.url}/claim?code=%3Cscript%3E`)).status).toBe(400);
   });
 
   it('answers bad input with a 4xx and a clear message, changing nothing', async () => {
@@ -172,7 +182,7 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
     // A CSR naming one device but signed by another key: the derived id does not match.
     const csrByOtherKey = await createCsr(thief, { deviceId: other.deviceId });
     const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-      requestJson(`${svc.url}${path}`, { method: 'POST', body: JSON.stringify(body), headers });
+      requestJson(`${svc.url}${path}`, { fetch: pf, method: 'POST', body: JSON.stringify(body), headers });
     const cases: [string, Promise<unknown>, number, RegExp][] = [
       [
         'malformed CSR',
@@ -219,10 +229,10 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
         /8 characters/,
       ],
       ['used code', admin.claim({ activationCode: used, roomName: 'R', site: 'S' }), 409, /already used/],
-      ['no token', requestJson(`${svc.url}/v1/devices`, { method: 'GET' }), 401, /admin token/],
+      ['no token', requestJson(`${svc.url}/v1/devices`, { fetch: pf, method: 'GET' }), 401, /admin token/],
       [
         'unsigned device call',
-        requestJson(`${svc.url}/v1/devices/${good.deviceId}/certificate`, { method: 'GET' }),
+        requestJson(`${svc.url}/v1/devices/${good.deviceId}/certificate`, { fetch: pf, method: 'GET' }),
         401,
         /missing-headers/,
       ],
@@ -252,13 +262,20 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
       body,
       now: Date.now(),
     });
-    await requestJson(`${svc.url}${path}`, { method: 'POST', body, headers });
+    await requestJson(`${svc.url}${path}`, { fetch: pf, method: 'POST', body, headers });
     const afterFirst = await svc.store.snapshot();
-    const replay = await status(requestJson(`${svc.url}${path}`, { method: 'POST', body, headers }));
+    const replay = await status(
+      requestJson(`${svc.url}${path}`, { fetch: pf, method: 'POST', body, headers }),
+    );
     expect(replay).toMatchObject({ status: 401, message: expect.stringMatching(/replayed/) });
     // Same signature on another body, or by another device's key, or stale.
     const tampered = await status(
-      requestJson(`${svc.url}${path}`, { method: 'POST', body: body.replace('"1"', '"2"'), headers }),
+      requestJson(`${svc.url}${path}`, {
+        fetch: pf,
+        method: 'POST',
+        body: body.replace('"1"', '"2"'),
+        headers,
+      }),
     );
     expect(tampered).toMatchObject({ status: 401, message: expect.stringMatching(/bad-signature/) });
     const stale = signDeviceRequest({
@@ -270,7 +287,7 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
       now: Date.now() - 3_600_000,
     });
     expect(
-      await status(requestJson(`${svc.url}${path}`, { method: 'POST', body, headers: stale })),
+      await status(requestJson(`${svc.url}${path}`, { fetch: pf, method: 'POST', body, headers: stale })),
     ).toMatchObject({ status: 401 });
     expect(await svc.store.snapshot()).toEqual(afterFirst);
     // Only the accepted heartbeat changed the store (last_seen_at/health of that device).
@@ -292,7 +309,7 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
       message: expect.stringMatching(/expired/),
     });
     const { token } = await admin.createToken('viewer', 'read');
-    const viewer = new AdminClient(svc.url, token);
+    const viewer = new AdminClient(svc.url, token, pf);
     expect((await viewer.listDevices()).total).toBeGreaterThan(0);
     const afterToken = await svc.store.snapshot();
     expect(await status(viewer.revoke(dev.deviceId))).toMatchObject({ status: 403 });
@@ -306,7 +323,10 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
 
   it('serves an OpenAPI document with every /v1 route', async () => {
     const doc = (
-      await requestJson<{ paths: Record<string, unknown> }>(`${svc.url}/openapi.json`, { method: 'GET' })
+      await requestJson<{ paths: Record<string, unknown> }>(`${svc.url}/openapi.json`, {
+        fetch: pf,
+        method: 'GET',
+      })
     ).body;
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining([

@@ -40,7 +40,7 @@ describe.each(backends)('provisioning store on %s', (backend: BackendName) => {
     try {
       expect(await migrate(store.db)).toEqual([]);
       const rows = await store.db.all('SELECT version FROM schema_migrations');
-      expect(rows.map((r) => Number(r.version))).toEqual([1]);
+      expect(rows.map((r) => Number(r.version))).toEqual([1, 2]);
     } finally {
       await cleanup();
     }

@@ -1,10 +1,22 @@
 // What IT's tools say to the provisioning service, with an admin token. Used by `sealroom admin`.
+// Pass `fetch` (createPinnedFetch of the service TLS CA, `--tls-ca`) to trust only that CA.
 import { requestJson } from './http.js';
+
+export interface TokenInfo {
+  id: string;
+  name: string;
+  scope: 'read' | 'admin';
+  createdAt: string;
+  expiresAt: string;
+  createdBy: string | null;
+  revokedAt: string | null;
+}
 
 export class AdminClient {
   constructor(
     readonly baseUrl: string,
     private readonly token: string,
+    private readonly fetchImpl?: typeof fetch,
   ) {}
 
   async #call<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -13,6 +25,7 @@ export class AdminClient {
         method,
         headers: { authorization: `Bearer ${this.token}` },
         body: body === undefined ? undefined : JSON.stringify(body),
+        ...(this.fetchImpl ? { fetch: this.fetchImpl } : {}),
       })
     ).body;
   }
@@ -55,10 +68,20 @@ export class AdminClient {
     return this.#call<Record<string, unknown>[]>('GET', `/v1/audit?${qs}`);
   }
 
-  createToken(name: string, scope: 'read' | 'admin') {
-    return this.#call<{ id: string; name: string; scope: string; token: string }>('POST', '/v1/tokens', {
+  createToken(name: string, scope: 'read' | 'admin', expiresAt?: string) {
+    return this.#call<TokenInfo & { token: string }>('POST', '/v1/tokens', {
       name,
       scope,
+      ...(expiresAt ? { expiresAt } : {}),
     });
+  }
+
+  listTokens() {
+    return this.#call<TokenInfo[]>('GET', '/v1/tokens');
+  }
+
+  /** Revokes a token by id or name. */
+  revokeToken(idOrName: string) {
+    return this.#call<TokenInfo>('DELETE', `/v1/tokens/${encodeURIComponent(idOrName)}`);
   }
 }

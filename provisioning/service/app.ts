@@ -5,10 +5,11 @@ import { STATUS_CODES } from 'node:http';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { CRL_REISSUE_MS, CRL_VALIDITY_MS, crlToPem, issueCrl } from '../../src/pki/crl.js';
 import type { CertificateAuthority } from '../../src/pki/index.js';
 import type { Logger } from '../../src/util/log.js';
 import { MAX_SKEW_MS, parseDeviceAuth, verifyDeviceSignature } from '../device-auth.js';
-import type { ProvisioningStore, TokenRecord, TokenScope } from '../store/store.js';
+import type { CrlDocument, ProvisioningStore, TokenRecord, TokenScope } from '../store/store.js';
 import { hashAdminToken } from '../tokens.js';
 import { registerAdminRoutes } from './routes-admin.js';
 import { registerDeviceRoutes } from './routes-device.js';
@@ -25,7 +26,20 @@ export interface ServiceOptions {
   certValidityDays?: number;
   /** Heartbeat replies ask for renewal when less than this remains. */
   renewBeforeDays?: number;
-  rateLimits?: { enrollmentsPerMinute?: number; claimsPerMinute?: number };
+  rateLimits?: {
+    /** Per client address. */
+    enrollmentsPerMinute?: number;
+    /** Per client address. */
+    claimsPerMinute?: number;
+    /** Per device (its verified id), on every device-signed route: sustained rate (default 300). */
+    deviceRequestsPerMinute?: number;
+    /** Per device: how many requests may come at once above the sustained rate (default 60). */
+    deviceBurst?: number;
+  };
+  /** How often expired nonces, enrollments and pending devices are purged (default 60 s). */
+  purgeIntervalMs?: number;
+  /** Unused activation codes are kept this long past their expiry before being purged (default 1 h). */
+  enrollmentRetentionMs?: number;
   bodyLimitBytes?: number;
   now?: () => Date;
   /** PEM TLS certificate and key: serve HTTPS. */
@@ -33,7 +47,88 @@ export interface ServiceOptions {
 }
 
 export interface ResolvedOptions extends Required<Omit<ServiceOptions, 'logger' | 'rateLimits' | 'https'>> {
-  rateLimits: { enrollmentsPerMinute: number; claimsPerMinute: number };
+  rateLimits: Required<NonNullable<ServiceOptions['rateLimits']>>;
+  /** The CRL to serve (cached in the store, re-signed when the revoked set changes or it ages). */
+  crl: CrlSource;
+}
+
+/** The current signed CRL of the service; `invalidate` after a revocation made by this instance. */
+export interface CrlSource {
+  current(): Promise<CrlDocument & { pem: string }>;
+  invalidate(): void;
+}
+
+/** How long an instance reuses the CRL it last read from the store without asking it again. */
+const CRL_MEMO_MS = 2000;
+
+export function createCrlSource(
+  store: ProvisioningStore,
+  ca: CertificateAuthority,
+  now: () => Date,
+): CrlSource {
+  let memo: { at: number; doc: CrlDocument & { pem: string } } | undefined;
+  let pending: Promise<CrlDocument & { pem: string }> | undefined;
+  const load = async () => {
+    const t = now();
+    const doc = await store.currentCrl(t, CRL_REISSUE_MS, async (entries, crlNumber) => {
+      const thisUpdate = new Date(Math.floor(t.getTime() / 1000) * 1000);
+      const nextUpdate = new Date(thisUpdate.getTime() + CRL_VALIDITY_MS);
+      const { der } = await issueCrl(ca, {
+        entries: entries.map((e) => ({ serial: e.serial, revokedAt: new Date(e.revokedAt) })),
+        crlNumber,
+        thisUpdate,
+        nextUpdate,
+      });
+      return { der, thisUpdate, nextUpdate };
+    });
+    const out = { ...doc, pem: crlToPem(doc.der) };
+    memo = { at: t.getTime(), doc: out };
+    return out;
+  };
+  return {
+    current: () => {
+      const t = now().getTime();
+      if (memo && t - memo.at >= 0 && t - memo.at < CRL_MEMO_MS) return Promise.resolve(memo.doc);
+      // Concurrent requests share one store round trip (and at most one signature).
+      pending ??= load().finally(() => {
+        pending = undefined;
+      });
+      return pending;
+    },
+    invalidate: () => {
+      memo = undefined;
+    },
+  };
+}
+
+/** Per-key token buckets (bounded: the oldest keys are dropped first). */
+export class KeyedRateLimiter {
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(
+    readonly perMinute: number,
+    readonly burst: number,
+    readonly maxKeys = 100_000,
+  ) {}
+
+  /** Takes one token for `key`; false when its bucket is empty. */
+  take(key: string, now: number): boolean {
+    let b = this.#buckets.get(key);
+    if (b) {
+      this.#buckets.delete(key); // re-insert: the map stays in least-recently-used order
+      b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) * this.perMinute) / 60_000);
+      b.at = now;
+    } else {
+      b = { tokens: this.burst, at: now };
+      if (this.#buckets.size >= this.maxKeys) {
+        const oldest = this.#buckets.keys().next().value;
+        if (oldest !== undefined) this.#buckets.delete(oldest);
+      }
+    }
+    this.#buckets.set(key, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
 }
 
 /** An HTTP error with a status code and a message meant for the caller. */
@@ -50,6 +145,7 @@ declare module 'fastify' {
 }
 
 export async function buildService(options: ServiceOptions): Promise<FastifyInstance> {
+  const now = options.now ?? (() => new Date());
   const opts: ResolvedOptions = {
     store: options.store,
     ca: options.ca,
@@ -59,12 +155,21 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     certValidityDays: options.certValidityDays ?? 365,
     renewBeforeDays: options.renewBeforeDays ?? 30,
     bodyLimitBytes: options.bodyLimitBytes ?? 64 * 1024,
-    now: options.now ?? (() => new Date()),
+    now,
     rateLimits: {
       enrollmentsPerMinute: options.rateLimits?.enrollmentsPerMinute ?? 30,
       claimsPerMinute: options.rateLimits?.claimsPerMinute ?? 30,
+      deviceRequestsPerMinute: options.rateLimits?.deviceRequestsPerMinute ?? 300,
+      deviceBurst: options.rateLimits?.deviceBurst ?? 60,
     },
+    purgeIntervalMs: options.purgeIntervalMs ?? 60_000,
+    enrollmentRetentionMs: options.enrollmentRetentionMs ?? 3600_000,
+    crl: createCrlSource(options.store, options.ca, now),
   };
+  const deviceLimiter = new KeyedRateLimiter(
+    opts.rateLimits.deviceRequestsPerMinute,
+    opts.rateLimits.deviceBurst,
+  );
   // One options object for the HTTP and HTTPS overloads of Fastify(); the casts only pick the overload.
   const app = Fastify({
     loggerInstance: options.logger || undefined,
@@ -139,6 +244,13 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     if (!verifyDeviceSignature(parsed, { method: req.method, path: req.url, body: req.rawBody }, key)) {
       throw httpError(401, 'device signature rejected: bad-signature');
     }
+    // Per device, keyed by the id the signature proved (so nobody can spend another device's budget),
+    // and before the nonce is stored (a flooding device does not fill the nonce table).
+    if (!deviceLimiter.take(parsed.deviceId, now)) {
+      throw Object.assign(httpError(429, 'too many requests from this device: slow down'), {
+        headers: { 'retry-after': String(Math.ceil(60 / opts.rateLimits.deviceRequestsPerMinute)) },
+      });
+    }
     const expires = new Date(parsed.timestamp + MAX_SKEW_MS + 1000).toISOString();
     if (!(await opts.store.useNonce(parsed.deviceId, parsed.nonce, expires))) {
       throw httpError(401, 'device signature rejected: replayed request (nonce already used)');
@@ -152,20 +264,39 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     if (!token) throw httpError(401, 'an admin token is required (Authorization: Bearer srt_…)');
     const record = await opts.store.findToken(hashAdminToken(token));
     if (!record) throw httpError(401, 'unknown or revoked admin token');
+    if (record.revokedAt) throw httpError(401, 'unknown or revoked admin token: this token was revoked');
+    if (Date.parse(record.expiresAt) <= opts.now().getTime())
+      throw httpError(401, `token expired (${record.expiresAt}): ask IT for a new one`);
     if (scope === 'admin' && record.scope !== 'admin') throw httpError(403, 'this token is read-only');
     req.adminToken = record;
   };
 
   app.setErrorHandler(
-    (err: Error & { statusCode?: number; validation?: unknown }, req, reply: FastifyReply) => {
+    (
+      err: Error & {
+        statusCode?: number;
+        validation?: unknown;
+        code?: string;
+        crl?: string;
+        headers?: Record<string, string>;
+      },
+      req,
+      reply: FastifyReply,
+    ) => {
       const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
       if (status >= 500) req.log.error({ err }, 'request failed');
       const message =
         status >= 500 ? 'internal error' : err.validation ? `invalid request: ${err.message}` : err.message;
+      if (err.headers) reply.headers(err.headers);
       return reply.status(status).send({
         statusCode: status,
-        error: STATUS_CODES[status] ?? 'Error',
+        // A machine-readable code when the route set one (e.g. 'device-revoked'), else the HTTP name.
+        error:
+          status < 500 && err.code && /^[a-z][a-z-]*$/.test(err.code)
+            ? err.code
+            : (STATUS_CODES[status] ?? 'Error'),
         message,
+        ...(status === 403 && typeof err.crl === 'string' ? { crl: err.crl } : {}),
       });
     },
   );
@@ -211,12 +342,14 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     { prefix: '/v1' },
   );
 
-  // Forget nonces once their timestamps have left the acceptance window.
+  // Forget nonces once their timestamps have left the acceptance window, and activation codes (and
+  // the pending devices they belonged to) once they expired more than enrollmentRetentionMs ago.
   const purge = setInterval(() => {
+    const t = opts.now();
     opts.store
-      .purgeNonces(opts.now().toISOString())
-      .catch((err) => app.log.warn({ err }, 'nonce purge failed'));
-  }, 60_000);
+      .purgeExpired(t.toISOString(), new Date(t.getTime() - opts.enrollmentRetentionMs).toISOString())
+      .catch((err) => app.log.warn({ err }, 'purge of expired nonces and enrollments failed'));
+  }, opts.purgeIntervalMs);
   purge.unref();
   app.addHook('onClose', async () => clearInterval(purge));
   return app;

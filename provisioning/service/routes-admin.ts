@@ -1,12 +1,13 @@
 // IT-facing routes (admin tokens): claim activation codes, the fleet, configuration, revocation,
-// decommissioning, audit log, more tokens. Every change is written to the audit log with the token's
-// name as the actor, in the same transaction as the change.
+// decommissioning, audit log, tokens (create, list, revoke). Every change is written to the audit log
+// with the token's name as the actor and its id as tokenId, in the same transaction as the change.
+// A token never creates a token with a wider scope or a later expiry than its own.
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { issueDeviceCertificateDetailed } from '../../src/pki/index.js';
 import { CODE_ALPHABET, hashActivationCode, normalizeActivationCode } from '../activation-code.js';
-import { type DeviceRecord, StoreConflict, type TokenScope } from '../store/store.js';
-import { generateAdminToken, hashAdminToken } from '../tokens.js';
+import { type DeviceRecord, StoreConflict, type TokenRecord, type TokenScope } from '../store/store.js';
+import { DEFAULT_TOKEN_DAYS, generateAdminToken, hashAdminToken, mintRefusal } from '../tokens.js';
 import { httpError, type ResolvedOptions } from './app.js';
 import { pkiToHttp } from './routes-device.js';
 import {
@@ -22,6 +23,9 @@ import {
   AuditQuery as AuditQuerySchema,
   ErrorReply,
   ReasonBody,
+  TokenCreated,
+  TokenIdParams,
+  TokenList,
   TokenRequest,
 } from './schemas.js';
 
@@ -69,6 +73,20 @@ export function detail(d: DeviceRecord) {
 function actorOf(req: FastifyRequest): string {
   return req.adminToken?.name ?? 'unknown';
 }
+
+function tokenIdOf(req: FastifyRequest): string | null {
+  return req.adminToken?.id ?? null;
+}
+
+const tokenInfo = (t: TokenRecord) => ({
+  id: t.id,
+  name: t.name,
+  scope: t.scope,
+  createdAt: t.createdAt,
+  expiresAt: t.expiresAt,
+  createdBy: t.createdBy,
+  revokedAt: t.revokedAt,
+});
 
 export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions, auth: AuthFor): void {
   const { store } = opts;
@@ -136,6 +154,7 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
             issuedAt: now.toISOString(),
           },
           actor: actorOf(req),
+          tokenId: tokenIdOf(req),
           now: now.toISOString(),
         });
       } catch (err) {
@@ -200,7 +219,13 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
     async (req) => {
       if (!(await store.getDevice(req.params.id))) throw httpError(404, 'unknown device');
       try {
-        await store.setConfig(req.params.id, req.body.config, actorOf(req), opts.now().toISOString());
+        await store.setConfig(
+          req.params.id,
+          req.body.config,
+          actorOf(req),
+          opts.now().toISOString(),
+          tokenIdOf(req),
+        );
       } catch (err) {
         if (err instanceof StoreConflict) throw httpError(409, err.message);
         throw err;
@@ -238,10 +263,13 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
             req.body?.reason ?? '',
             opts.now().toISOString(),
             status,
+            tokenIdOf(req),
           );
         } catch (err) {
           if (err instanceof StoreConflict) throw httpError(409, err.message);
           throw err;
+        } finally {
+          opts.crl.invalidate();
         }
         req.log.info({ deviceId: req.params.id, actor: actorOf(req) }, `device ${status}`);
         return detail((await store.getDevice(req.params.id))!);
@@ -264,29 +292,90 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
     async (req) => store.listAudit(req.query),
   );
 
-  app.post<{ Body: { name: string; scope: TokenScope } }>(
+  app.post<{ Body: TokenRequest }>(
     '/tokens',
     {
       schema: {
-        summary: 'Create an admin API token (shown once)',
+        summary:
+          'Create an admin API token (shown once); never a wider scope or a later expiry than the creating token',
         tags: ['admin'],
         security,
         body: TokenRequest,
+        response: { 201: TokenCreated, ...errors },
       },
       preHandler: admin,
     },
     async (req, reply) => {
+      const parent = req.adminToken!;
+      const now = opts.now();
+      const expiresAt = req.body.expiresAt
+        ? new Date(req.body.expiresAt)
+        : new Date(Math.min(now.getTime() + DEFAULT_TOKEN_DAYS * 86_400_000, Date.parse(parent.expiresAt)));
+      const refused = mintRefusal(parent, { scope: req.body.scope, expiresAt }, now);
+      if (refused) throw httpError(403, refused);
       const token = generateAdminToken();
       const id = randomBytes(8).toString('hex');
-      await store.createToken({
-        id,
-        name: req.body.name,
-        tokenHash: hashAdminToken(token),
-        scope: req.body.scope,
-        actor: actorOf(req),
-        now: opts.now().toISOString(),
-      });
-      return reply.status(201).send({ id, name: req.body.name, scope: req.body.scope, token });
+      let created: TokenRecord;
+      try {
+        created = await store.createToken({
+          id,
+          name: req.body.name,
+          tokenHash: hashAdminToken(token),
+          scope: req.body.scope,
+          actor: actorOf(req),
+          tokenId: tokenIdOf(req),
+          now: now.toISOString(),
+          expiresAt: expiresAt.toISOString(),
+        });
+      } catch (err) {
+        if (err instanceof StoreConflict) throw httpError(409, err.message);
+        throw err;
+      }
+      return reply.status(201).send({ ...tokenInfo(created), token });
+    },
+  );
+
+  app.get(
+    '/tokens',
+    {
+      schema: {
+        summary: 'List admin tokens (never their secrets or hashes)',
+        tags: ['admin'],
+        security,
+        response: { 200: TokenList, ...errors },
+      },
+      preHandler: admin,
+    },
+    async () => (await store.listTokens()).map(tokenInfo),
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/tokens/:id',
+    {
+      schema: {
+        summary: 'Revoke an admin token (by id or name): it is refused from now on',
+        tags: ['admin'],
+        security,
+        params: TokenIdParams,
+        response: { 200: TokenList.items, ...errors },
+      },
+      preHandler: admin,
+    },
+    async (req) => {
+      try {
+        const t = await store.revokeToken(
+          req.params.id,
+          actorOf(req),
+          opts.now().toISOString(),
+          tokenIdOf(req),
+        );
+        req.log.info({ tokenId: t.id, actor: actorOf(req) }, 'admin token revoked');
+        return tokenInfo(t);
+      } catch (err) {
+        if (err instanceof StoreConflict)
+          throw httpError(err.message === 'unknown token' ? 404 : 409, err.message);
+        throw err;
+      }
     },
   );
 }

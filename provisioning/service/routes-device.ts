@@ -1,15 +1,17 @@
 // Device-facing routes: enrollment (CSR + inventory → activation code), certificate pickup,
 // heartbeats with health (config in the reply), renewal with the same key; plus the public CA
-// certificate and signed revocation list.
+// certificate and the CRL (RFC 5280, signed by the org CA, cached in the store).
+// A device that is revoked or decommissioned is answered 403 { error: 'device-revoked', crl: PEM }:
+// the CRL is the proof a device checks before believing it (an injected "revoked" reply without a
+// CRL signed by its org CA that lists its serial is ignored).
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   deviceIdForPublicKey,
   issueDeviceCertificateDetailed,
   PkiError,
   parseAndVerifyCsr,
   rawPublicKey,
-  signRevocationList,
 } from '../../src/pki/index.js';
 import { generateActivationCode, hashActivationCode, normalizeActivationCode } from '../activation-code.js';
 import { StoreConflict } from '../store/store.js';
@@ -23,7 +25,6 @@ import {
   HeartbeatReply,
   HeartbeatRequest,
   RenewRequest,
-  RevocationListReply,
 } from './schemas.js';
 
 type Hook = (req: FastifyRequest) => Promise<void>;
@@ -49,6 +50,15 @@ export function pkiToHttp(err: unknown): Error {
   }
   return err as Error;
 }
+
+/** The 403 a revoked or decommissioned device gets, with the current CRL as proof. */
+export async function deviceRevokedError(opts: ResolvedOptions, status: string): Promise<Error> {
+  const crl = await opts.crl.current();
+  return Object.assign(httpError(403, `this device is ${status}`), { code: 'device-revoked', crl: crl.pem });
+}
+
+/** After the signature verified: the device row is gone (a purged pending enrollment) → enroll again. */
+const forgotten = () => httpError(401, 'device signature rejected: unknown device');
 
 export function registerDeviceRoutes(app: FastifyInstance, opts: ResolvedOptions, deviceAuth: Hook): void {
   const { store } = opts;
@@ -115,9 +125,9 @@ export function registerDeviceRoutes(app: FastifyInstance, opts: ResolvedOptions
     },
     async (req, reply) => {
       const device = await store.getDevice(req.params.id);
-      if (!device) throw httpError(404, 'unknown device');
+      if (!device) throw forgotten();
       if (device.status === 'revoked' || device.status === 'decommissioned') {
-        throw httpError(403, `this device is ${device.status}`);
+        throw await deviceRevokedError(opts, device.status);
       }
       if (device.status === 'pending' || !device.certSerial) {
         return reply
@@ -168,7 +178,10 @@ export function registerDeviceRoutes(app: FastifyInstance, opts: ResolvedOptions
       );
       if (!seen) {
         const device = await store.getDevice(req.params.id);
-        throw httpError(device ? 403 : 404, device ? `this device is ${device.status}` : 'unknown device');
+        if (!device) throw forgotten();
+        if (device.status === 'revoked' || device.status === 'decommissioned')
+          throw await deviceRevokedError(opts, device.status);
+        throw httpError(403, `this device is ${device.status}`);
       }
       const renewAt = seen.certNotAfter
         ? Date.parse(seen.certNotAfter) - opts.renewBeforeDays * 86_400_000
@@ -200,7 +213,10 @@ export function registerDeviceRoutes(app: FastifyInstance, opts: ResolvedOptions
     },
     async (req) => {
       const device = await store.getDevice(req.params.id);
-      if (device?.status !== 'active') throw httpError(403, 'only active devices renew certificates');
+      if (!device) throw forgotten();
+      if (device.status === 'revoked' || device.status === 'decommissioned')
+        throw await deviceRevokedError(opts, device.status);
+      if (device.status !== 'active') throw httpError(403, 'only active devices renew certificates');
       const csr = await parseAndVerifyCsr(req.body.csr).catch((err) => {
         throw pkiToHttp(err);
       });
@@ -251,15 +267,30 @@ export function registerDeviceRoutes(app: FastifyInstance, opts: ResolvedOptions
     async (_req, reply) => reply.type('application/x-pem-file').send(opts.ca.certPem),
   );
 
+  const crlReply = (pem: boolean) => async (_req: FastifyRequest, reply: FastifyReply) => {
+    const crl = await opts.crl.current();
+    return reply
+      .type(pem ? 'application/x-pem-file' : 'application/pkix-crl')
+      .header('cache-control', 'no-cache')
+      .header('last-modified', new Date(crl.thisUpdate).toUTCString())
+      .header('x-sealroom-crl-number', crl.crlNumber.toString())
+      .send(pem ? crl.pem : crl.der);
+  };
   app.get(
     '/revocations',
     {
       schema: {
-        summary: 'Revoked certificate serials, signed with the CA key (for the relay)',
+        summary:
+          'The X.509 CRL (RFC 5280, DER, application/pkix-crl) signed by the org CA: revoked certificate serials, thisUpdate/nextUpdate and a strictly increasing CRL number',
         tags: ['public'],
-        response: { 200: RevocationListReply },
+        produces: ['application/pkix-crl'],
       },
     },
-    async () => signRevocationList(opts.ca, await store.listRevoked(), opts.now().toISOString()),
+    crlReply(false),
+  );
+  app.get(
+    '/revocations.pem',
+    { schema: { summary: 'The same CRL in PEM', tags: ['public'], produces: ['application/x-pem-file'] } },
+    crlReply(true),
   );
 }

@@ -24,8 +24,14 @@ export const DeviceStatus = Type.Union([
 ]);
 export const ErrorReply = Type.Object({
   statusCode: Type.Integer(),
-  error: Type.String(),
+  error: Type.String({ description: "the HTTP status name, or a code such as 'device-revoked'" }),
   message: Type.String(),
+  crl: Type.Optional(
+    Type.String({
+      description:
+        "with 'device-revoked': the current CRL (PEM) signed by the org CA, the proof the device checks",
+    }),
+  ),
 });
 
 const Bytes = Type.Integer({ minimum: 0 });
@@ -193,6 +199,7 @@ export const AuditQuery = Type.Object(
     actor: Type.Optional(Text(120)),
     action: Type.Optional(Text(64)),
     deviceId: Type.Optional(DeviceId),
+    tokenId: Type.Optional(Type.String({ pattern: '^[0-9a-f]{1,64}$' })),
     since: Type.Optional(Type.String({ format: 'date-time' })),
     until: Type.Optional(Type.String({ format: 'date-time' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
@@ -208,19 +215,45 @@ export const AuditList = Type.Array(
     actor: Type.String(),
     action: Type.String(),
     deviceId: Type.Union([Type.String(), Type.Null()]),
+    tokenId: Type.Union([Type.String(), Type.Null()]),
     details: Type.Record(Type.String(), Type.Unknown()),
   }),
 );
 
+export const TokenScope = Type.Union([Type.Literal('read'), Type.Literal('admin')]);
+
 export const TokenRequest = Type.Object(
-  { name: Text(64), scope: Type.Union([Type.Literal('read'), Type.Literal('admin')]) },
+  {
+    name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9 ._@-]*$' }),
+    scope: TokenScope,
+    expiresAt: Type.Optional(
+      Type.String({
+        format: 'date-time',
+        description: 'default: now + 90 days (capped at the creating token’s own expiry); at most 365 days',
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
+export type TokenRequest = Static<typeof TokenRequest>;
 
-export const RevocationListReply = Type.Object({
-  issuedAt: Type.String(),
-  revoked: Type.Array(
-    Type.Object({ serial: Type.String(), deviceId: Type.String(), revokedAt: Type.String() }),
-  ),
-  signature: Type.String({ description: 'base64 Ed25519 by the CA key, see src/pki/revocations.ts' }),
+export const TokenInfo = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  scope: TokenScope,
+  createdAt: Type.String(),
+  expiresAt: Type.String(),
+  createdBy: Type.Union([Type.String(), Type.Null()]),
+  revokedAt: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const TokenCreated = Type.Composite([
+  TokenInfo,
+  Type.Object({ token: Type.String({ description: 'srt_…, shown once' }) }),
+]);
+
+export const TokenList = Type.Array(TokenInfo);
+
+export const TokenIdParams = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9 ._@-]*$' }),
 });

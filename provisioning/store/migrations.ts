@@ -83,6 +83,30 @@ CREATE TABLE device_nonces (
 CREATE INDEX device_nonces_expiry ON device_nonces (expires_at);
 `,
   },
+  {
+    version: 2,
+    name: 'token expiry, unique token names, token id in audit rows, cached signed CRL',
+    // Duplicate token names (allowed before) are renamed "<name>-<id>" so the unique index applies.
+    // Tokens from before this migration have no expires_at: the store treats them as expiring
+    // created_at + MAX_TOKEN_DAYS (see ProvisioningStore.findToken).
+    sql: `
+ALTER TABLE admin_tokens ADD COLUMN expires_at TEXT;
+ALTER TABLE admin_tokens ADD COLUMN created_by TEXT;
+UPDATE admin_tokens SET name = name || '-' || id
+  WHERE id NOT IN (SELECT MIN(id) FROM admin_tokens GROUP BY name);
+CREATE UNIQUE INDEX admin_tokens_name ON admin_tokens (name);
+ALTER TABLE audit_log ADD COLUMN token_id TEXT;
+CREATE INDEX audit_token ON audit_log (token_id);
+CREATE INDEX enrollments_expiry ON enrollments (expires_at);
+CREATE TABLE crl_documents (
+  crl_number BIGINT PRIMARY KEY,
+  this_update TEXT NOT NULL,
+  next_update TEXT NOT NULL,
+  der TEXT NOT NULL,
+  set_hash TEXT NOT NULL
+);
+`,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied now. Safe against concurrent starts. */

@@ -1,7 +1,8 @@
 // The provisioning store: devices, activation codes (hashed), certificates, admin tokens (hashed),
 // audit log and device request nonces. Domain methods over the portable SQL of ./db.ts, so the
 // SQLite and PostgreSQL stores are the same code and pass the same tests.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS } from '../tokens.js';
 import type { Db, Row, SqlValue } from './db.js';
 import { migrate } from './migrations.js';
 
@@ -54,7 +55,21 @@ export interface TokenRecord {
   name: string;
   scope: TokenScope;
   createdAt: string;
+  /** ISO time after which the token is refused (401 "token expired"). */
+  expiresAt: string;
+  /** Name of the token (or 'cli'/'system') that created it. */
+  createdBy: string | null;
   revokedAt: string | null;
+}
+
+/** A signed CRL kept in the store (GET /v1/revocations serves it until it must be re-issued). */
+export interface CrlDocument {
+  crlNumber: bigint;
+  thisUpdate: string;
+  nextUpdate: string;
+  der: Buffer;
+  /** SHA-256 over the revoked (serial, revokedAt) set it lists. */
+  setHash: string;
 }
 
 export interface AuditEntry {
@@ -63,6 +78,8 @@ export interface AuditEntry {
   actor: string;
   action: string;
   deviceId: string | null;
+  /** The admin token that made the change (null for the system, the offline CLI and devices). */
+  tokenId: string | null;
   details: Record<string, unknown>;
 }
 
@@ -79,6 +96,7 @@ export interface AuditFilter {
   actor?: string;
   action?: string;
   deviceId?: string;
+  tokenId?: string;
   since?: string;
   until?: string;
   limit?: number;
@@ -116,6 +134,43 @@ function toDevice(r: Row): DeviceRecord {
   };
 }
 
+function toToken(r: Row): TokenRecord {
+  const createdAt = String(r.created_at);
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    scope: r.scope as TokenScope,
+    createdAt,
+    // Tokens from before expiry existed: at most the longest lifetime a token can have now.
+    expiresAt:
+      str(r.expires_at) ?? new Date(Date.parse(createdAt) + MAX_TOKEN_DAYS * 86_400_000).toISOString(),
+    createdBy: str(r.created_by),
+    revokedAt: str(r.revoked_at),
+  };
+}
+
+/** Unique-constraint violation on SQLite (better-sqlite3) or PostgreSQL (pg). */
+function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505';
+}
+
+/** The hash a cached CRL records of the revoked set it lists (order-independent). */
+export function revokedSetHash(entries: { serial: string; revokedAt: string }[]): string {
+  const lines = entries.map((e) => `${e.serial.toLowerCase()} ${e.revokedAt}`).sort();
+  return createHash('sha256').update(lines.join('\n')).digest('hex');
+}
+
+function toCrl(r: Row): CrlDocument {
+  return {
+    crlNumber: BigInt(String(r.crl_number)),
+    thisUpdate: String(r.this_update),
+    nextUpdate: String(r.next_update),
+    der: Buffer.from(String(r.der), 'base64'),
+    setHash: String(r.set_hash),
+  };
+}
+
 function toCertificate(r: Row): CertificateRecord {
   return {
     serial: String(r.serial),
@@ -127,6 +182,8 @@ function toCertificate(r: Row): CertificateRecord {
     revokedAt: str(r.revoked_at),
   };
 }
+
+const DEFAULT_TOKEN_DAYS_MS = DEFAULT_TOKEN_DAYS * 86_400_000;
 
 let sequence = 0;
 /** Time-ordered unique id: sorts by time, then by creation order within this process, as text. */
@@ -219,6 +276,7 @@ export class ProvisioningStore {
     config: Record<string, unknown>;
     cert: Omit<CertificateRecord, 'revokedAt' | 'deviceId'>;
     actor: string;
+    tokenId?: string | null;
     now: string;
   }): Promise<void> {
     await this.db.transaction(async (tx) => {
@@ -244,12 +302,20 @@ export class ProvisioningStore {
       );
       if (updated !== 1) throw new StoreConflict('device is not waiting for a claim');
       await insertCertificate(tx, { ...args.cert, deviceId: args.deviceId });
-      await insertAudit(tx, args.now, args.actor, 'device.claim', args.deviceId, {
-        roomName: args.roomName,
-        site: args.site,
-        policy: args.policy,
-        serial: args.cert.serial,
-      });
+      await insertAudit(
+        tx,
+        args.now,
+        args.actor,
+        'device.claim',
+        args.deviceId,
+        {
+          roomName: args.roomName,
+          site: args.site,
+          policy: args.policy,
+          serial: args.cert.serial,
+        },
+        args.tokenId,
+      );
     });
   }
 
@@ -313,6 +379,7 @@ export class ProvisioningStore {
     config: Record<string, unknown>,
     actor: string,
     now: string,
+    tokenId: string | null = null,
   ): Promise<number> {
     return this.db.transaction(async (tx) => {
       const changed = await tx.run(
@@ -320,7 +387,7 @@ export class ProvisioningStore {
         [json(config), deviceId],
       );
       if (changed !== 1) throw new StoreConflict('only active devices take configuration');
-      await insertAudit(tx, now, actor, 'device.config', deviceId, { config });
+      await insertAudit(tx, now, actor, 'device.config', deviceId, { config }, tokenId);
       const r = await tx.get('SELECT config_version FROM devices WHERE id = ?', [deviceId]);
       return Number(r?.config_version);
     });
@@ -333,6 +400,7 @@ export class ProvisioningStore {
     reason: string,
     now: string,
     status: 'revoked' | 'decommissioned' = 'revoked',
+    tokenId: string | null = null,
   ): Promise<void> {
     await this.db.transaction(async (tx) => {
       const d = await tx.get('SELECT status FROM devices WHERE id = ?', [deviceId]);
@@ -358,9 +426,8 @@ export class ProvisioningStore {
         actor,
         status === 'revoked' ? 'device.revoke' : 'device.decommission',
         deviceId,
-        {
-          reason,
-        },
+        { reason },
+        tokenId,
       );
     });
   }
@@ -412,41 +479,117 @@ export class ProvisioningStore {
     return this.db.run('DELETE FROM device_nonces WHERE expires_at < ?', [now]);
   }
 
+  /**
+   * Forgets what has expired: used nonces whose timestamps left the acceptance window, activation
+   * codes never used that expired before `enrollmentsBefore`, and pending devices left without any
+   * enrollment (an unauthenticated caller could otherwise fill the tables). A purged pending device
+   * that calls again is told it is unknown and enrolls again.
+   */
+  async purgeExpired(
+    now: string,
+    enrollmentsBefore: string = now,
+  ): Promise<{ nonces: number; enrollments: number; devices: number }> {
+    const nonces = await this.purgeNonces(now);
+    return this.db.transaction(async (tx) => {
+      const enrollments = await tx.run('DELETE FROM enrollments WHERE used_at IS NULL AND expires_at < ?', [
+        enrollmentsBefore,
+      ]);
+      const devices = await tx.run(
+        `DELETE FROM devices WHERE status = 'pending' AND created_at < ?
+           AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.device_id = devices.id)`,
+        [enrollmentsBefore],
+      );
+      return { nonces, enrollments, devices };
+    });
+  }
+
   // ── admin tokens and audit ─────────────────────────────────────────────────────────────────
 
+  /**
+   * Stores a new token (its hash). Names are unique: a taken name → StoreConflict. `expiresAt`
+   * defaults to now + DEFAULT_TOKEN_DAYS; the caller (route, CLI) enforces the limits.
+   */
   async createToken(args: {
     id: string;
     name: string;
     tokenHash: string;
     scope: TokenScope;
     actor: string;
+    /** The admin token that creates this one (audit), if any. */
+    tokenId?: string | null;
     now: string;
-  }) {
-    await this.db.transaction(async (tx) => {
-      await tx.run(
-        'INSERT INTO admin_tokens (id, name, token_hash, scope, created_at) VALUES (?, ?, ?, ?, ?)',
-        [args.id, args.name, args.tokenHash, args.scope, args.now],
-      );
-      await insertAudit(tx, args.now, args.actor, 'token.create', null, {
-        tokenId: args.id,
-        name: args.name,
-        scope: args.scope,
+    expiresAt?: string;
+  }): Promise<TokenRecord> {
+    const expiresAt = args.expiresAt ?? new Date(Date.parse(args.now) + DEFAULT_TOKEN_DAYS_MS).toISOString();
+    try {
+      await this.db.transaction(async (tx) => {
+        if (await tx.get('SELECT id FROM admin_tokens WHERE name = ?', [args.name]))
+          throw new StoreConflict(`a token named "${args.name}" exists already`);
+        await tx.run(
+          'INSERT INTO admin_tokens (id, name, token_hash, scope, created_at, expires_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          [args.id, args.name, args.tokenHash, args.scope, args.now, expiresAt, args.actor],
+        );
+        await insertAudit(
+          tx,
+          args.now,
+          args.actor,
+          'token.create',
+          null,
+          { newTokenId: args.id, name: args.name, scope: args.scope, expiresAt },
+          args.tokenId,
+        );
       });
-    });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new StoreConflict(`a token named "${args.name}" exists already`);
+      throw err;
+    }
+    return {
+      id: args.id,
+      name: args.name,
+      scope: args.scope,
+      createdAt: args.now,
+      expiresAt,
+      createdBy: args.actor,
+      revokedAt: null,
+    };
   }
 
+  /** The token with this hash, revoked and expired ones included (the caller refuses those). */
   async findToken(tokenHash: string): Promise<TokenRecord | undefined> {
-    const r = await this.db.get('SELECT * FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL', [
-      tokenHash,
-    ]);
-    if (!r) return undefined;
-    return {
-      id: String(r.id),
-      name: String(r.name),
-      scope: r.scope as TokenScope,
-      createdAt: String(r.created_at),
-      revokedAt: str(r.revoked_at),
-    };
+    const r = await this.db.get('SELECT * FROM admin_tokens WHERE token_hash = ?', [tokenHash]);
+    return r ? toToken(r) : undefined;
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return (await this.db.all('SELECT * FROM admin_tokens ORDER BY created_at, id')).map(toToken);
+  }
+
+  /** Revokes a token by id or name; StoreConflict when unknown or already revoked. */
+  async revokeToken(
+    idOrName: string,
+    actor: string,
+    now: string,
+    tokenId: string | null = null,
+  ): Promise<TokenRecord> {
+    return this.db.transaction(async (tx) => {
+      const r =
+        (await tx.get('SELECT * FROM admin_tokens WHERE id = ?', [idOrName])) ??
+        (await tx.get('SELECT * FROM admin_tokens WHERE name = ?', [idOrName]));
+      if (!r) throw new StoreConflict('unknown token');
+      const t = toToken(r);
+      if (t.revokedAt) throw new StoreConflict(`token "${t.name}" is already revoked`);
+      await tx.run('UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [now, t.id]);
+      await insertAudit(
+        tx,
+        now,
+        actor,
+        'token.revoke',
+        null,
+        { revokedTokenId: t.id, name: t.name },
+        tokenId,
+      );
+      return { ...t, revokedAt: now };
+    });
   }
 
   async countTokens(): Promise<number> {
@@ -460,6 +603,7 @@ export class ProvisioningStore {
       ['actor', f.actor],
       ['action', f.action],
       ['device_id', f.deviceId],
+      ['token_id', f.tokenId],
     ] as const) {
       if (v !== undefined) {
         where.push(`${col} = ?`);
@@ -485,8 +629,67 @@ export class ProvisioningStore {
       actor: String(r.actor),
       action: String(r.action),
       deviceId: str(r.device_id),
+      tokenId: str(r.token_id),
       details: parse(r.details),
     }));
+  }
+
+  // ── the signed CRL (GET /v1/revocations) ───────────────────────────────────────────────────
+
+  async latestCrl(): Promise<CrlDocument | undefined> {
+    const r = await this.db.get('SELECT * FROM crl_documents ORDER BY crl_number DESC LIMIT 1');
+    return r ? toCrl(r) : undefined;
+  }
+
+  /**
+   * The CRL to serve: the cached one while it lists exactly the revoked set and is younger than
+   * `reissueMs`; otherwise `sign` makes a new one with the next CRL number (strictly increasing,
+   * persisted), stored in the same transaction. On PostgreSQL an advisory lock makes concurrent
+   * service instances take turns, so two never sign different CRLs with one number.
+   */
+  async currentCrl(
+    now: Date,
+    reissueMs: number,
+    sign: (
+      entries: { serial: string; revokedAt: string }[],
+      crlNumber: bigint,
+    ) => Promise<{ der: Buffer; thisUpdate: Date; nextUpdate: Date }>,
+  ): Promise<CrlDocument> {
+    const fresh = (c: CrlDocument | undefined, hash: string): boolean =>
+      !!c &&
+      c.setHash === hash &&
+      now.getTime() - Date.parse(c.thisUpdate) < reissueMs &&
+      Date.parse(c.thisUpdate) <= now.getTime() + 60_000;
+    const quick = await this.listRevoked();
+    const held = await this.latestCrl();
+    if (held && fresh(held, revokedSetHash(quick))) return held;
+    return this.db.transaction(async (tx) => {
+      if (tx.kind === 'postgres') await tx.exec('SELECT pg_advisory_xact_lock(727002)');
+      const rows = await tx.all(
+        'SELECT serial, revoked_at FROM certificates WHERE revoked_at IS NOT NULL ORDER BY revoked_at, serial',
+      );
+      const entries = rows.map((r) => ({ serial: String(r.serial), revokedAt: String(r.revoked_at) }));
+      const hash = revokedSetHash(entries);
+      const latestRow = await tx.get('SELECT * FROM crl_documents ORDER BY crl_number DESC LIMIT 1');
+      const latest = latestRow ? toCrl(latestRow) : undefined;
+      if (latest && fresh(latest, hash)) return latest; // another instance re-issued meanwhile
+      const crlNumber = (latest?.crlNumber ?? 0n) + 1n;
+      const signed = await sign(entries, crlNumber);
+      const doc: CrlDocument = {
+        crlNumber,
+        thisUpdate: signed.thisUpdate.toISOString(),
+        nextUpdate: signed.nextUpdate.toISOString(),
+        der: signed.der,
+        setHash: hash,
+      };
+      await tx.run(
+        'INSERT INTO crl_documents (crl_number, this_update, next_update, der, set_hash) VALUES (?, ?, ?, ?, ?)',
+        [crlNumber.toString(), doc.thisUpdate, doc.nextUpdate, doc.der.toString('base64'), hash],
+      );
+      // Keep a short history (the newest is served; older ones only help an investigation).
+      await tx.run('DELETE FROM crl_documents WHERE crl_number < ?', [(crlNumber - 20n).toString()]);
+      return doc;
+    });
   }
 
   // ── tests and benchmarks ───────────────────────────────────────────────────────────────────
@@ -500,6 +703,7 @@ export class ProvisioningStore {
       ['certificates', 'serial'],
       ['admin_tokens', 'id'],
       ['audit_log', 'id'],
+      ['crl_documents', 'crl_number'],
     ] as const) {
       out[table] = await this.db.all(`SELECT * FROM ${table} ORDER BY ${key}`);
     }
@@ -568,9 +772,10 @@ async function insertAudit(
   action: string,
   deviceId: string | null,
   details: Record<string, unknown>,
+  tokenId: string | null = null,
 ): Promise<void> {
   await tx.run(
-    'INSERT INTO audit_log (id, at, actor, action, device_id, details) VALUES (?, ?, ?, ?, ?, ?)',
-    [orderedId(new Date(now)), now, actor, action, deviceId, json(details)],
+    'INSERT INTO audit_log (id, at, actor, action, device_id, details, token_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    [orderedId(new Date(now)), now, actor, action, deviceId, json(details), tokenId],
   );
 }
