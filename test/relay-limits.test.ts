@@ -290,7 +290,7 @@ describe('before authentication', () => {
 });
 
 describe('connection caps', () => {
-  it('caps connections per address and in total (1013), and frees a slot when one closes', async () => {
+  it('caps connections per address and in total (1013); a full table of unauthenticated sockets yields to newcomers', async () => {
     const relay = await relayWith({ maxConnectionsPerAddress: 10, maxConnections: 30 });
     const fromA = await Promise.all(Array.from({ length: 10 }, () => openRaw(relay.url, '127.0.0.1')));
     const eleventh = await openRaw(relay.url, '127.0.0.1');
@@ -303,21 +303,32 @@ describe('connection caps', () => {
     // Other addresses are still served up to the total.
     await Promise.all(Array.from({ length: 10 }, () => openRaw(relay.url, '127.0.0.2')));
     await Promise.all(Array.from({ length: 10 }, () => openRaw(relay.url, '127.0.0.3')));
-    const overTotal = await openRaw(relay.url, '127.0.0.4');
-    expect(await overTotal.closed).toMatchObject({ code: 1013, reason: 'too many connections' });
+    // Full of sockets that never authenticate: a newcomer takes the place of the oldest of them.
+    const newcomer = await openRaw(relay.url, '127.0.0.4');
+    expect(await fromA[0]?.closed).toMatchObject({ code: 1013, reason: 'too many connections' });
+    expect(newcomer.closedAt).toBeUndefined();
     expect(await refusals(relay, 'too-many-connections')).toBe(1);
+    const device = await connect(relay, rooms.a); // evicts the next oldest, then authenticates
+    expect(device.open).toBe(true);
+    expect(await fromA[1]?.closed).toMatchObject({ code: 1013 });
 
-    // A slot freed (the relay saw the close) is a slot usable again, by the same address.
-    fromA[0]?.ws.close();
-    await fromA[0]?.closed;
+    // Full of authenticated sessions: a newcomer is refused, and nobody is evicted.
+    const small = await relayWith({ maxConnections: 2 });
+    const [first, second] = [await connect(small, rooms.b), await connect(small, rooms.c)];
+    const third = await openRaw(small.url, '127.0.0.5');
+    expect(await third.closed).toMatchObject({ code: 1013, reason: 'too many connections' });
+    expect(first.open && second.open).toBe(true);
+    expect(await refusals(small, 'too-many-connections')).toBe(1);
+
+    // A slot freed (the relay saw the close) is a slot usable again.
+    first.close();
     await expect
       .poll(
         async () =>
-          ((await (await fetch(`${httpBase(relay)}/healthz`)).json()) as { connections: number }).connections,
+          ((await (await fetch(`${httpBase(small)}/healthz`)).json()) as { connections: number }).connections,
       )
-      .toBe(29);
-    const device = await connect(relay, rooms.a);
-    expect(device.open).toBe(true);
+      .toBe(1);
+    expect((await connect(small, rooms.d)).open).toBe(true);
   }, 60_000);
 });
 

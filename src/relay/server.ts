@@ -396,10 +396,20 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   });
   app.get(RELAY_WS_PATH, { websocket: true }, (socket, req) => {
     const address = addressKey(req.socket.remoteAddress);
-    if (sessions.size >= limits.maxConnections)
-      return refuseConnection(socket, 'too-many-connections', 'too many connections');
     if (perAddress.count(address) >= limits.maxConnectionsPerAddress)
       return refuseConnection(socket, 'too-many-from-address', 'too many connections from this address');
+    if (sessions.size >= limits.maxConnections) {
+      // Full. Sockets that never authenticate must not lock new devices out for good: the oldest
+      // connection still unauthenticated makes room (a device authenticates in milliseconds, so a
+      // flood would have to replace the whole table that fast to keep it out). All authenticated:
+      // the newcomer is refused.
+      const oldest = [...sessions.values()].find((s) => !s.identity);
+      if (!oldest) return refuseConnection(socket, 'too-many-connections', 'too many connections');
+      metrics.refuse('too-many-connections');
+      sessions.delete(oldest.id);
+      perAddress.remove(oldest.address);
+      endSocket(oldest, CLOSE.tryAgainLater, 'too many connections');
+    }
     // Before authentication a frame larger than an auth message is refused from its header alone.
     setFrameLimit(socket, limits.preAuthMaxBytes);
     const session: Session = {
