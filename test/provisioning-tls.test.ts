@@ -22,6 +22,7 @@ import {
   connect,
 } from 'node:net';
 import { tmpdir } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -286,6 +287,35 @@ describe('device ↔ provisioning over pinned HTTPS', () => {
     rmSync(join(dataDir, 'tls', 'ca-key.pem'));
     await expect(loadOrCreateServiceTls({ dataDir, org: 'Acme' })).rejects.toThrow(/lock them out/);
   });
+
+  it('swaps a re-issued server certificate in while running; devices keep trusting it', async () => {
+    const dataDir = join(dir, 'tls-hot');
+    const live = await startProvisioningService({
+      dataDir,
+      port: 0,
+      org: 'Acme',
+      logger: false,
+      tlsCheckIntervalMs: 100,
+    });
+    try {
+      const presented = () =>
+        new Promise<string>((resolve, reject) => {
+          const u = new URL(live.url);
+          const sock = tlsConnect({ host: u.hostname, port: Number(u.port), ca: live.tls.caPem! }, () => {
+            resolve(sock.getPeerCertificate().serialNumber);
+            sock.end();
+          });
+          sock.once('error', reject);
+        });
+      const before = await presented();
+      rmSync(join(dataDir, 'tls', 'server.pem')); // as if it had expired
+      await until(async () => (await presented()) !== before, 'the re-issued certificate in use');
+      const pinned = createPinnedFetch(live.tls.caPem!);
+      expect((await pinned(`${live.url}/healthz`)).status).toBe(200);
+    } finally {
+      await live.close();
+    }
+  }, 30_000);
 
   it('after pinning, refuses a server with another TLS CA (valid for the host name) — it never sees a request', async () => {
     const d = await enrolledDevice();
