@@ -7,8 +7,17 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import type { CaseResult } from '../scripts/reliability.js';
 
 const run = promisify(execFile);
+
+interface Report {
+  ok: boolean;
+  mode: string;
+  cases: CaseResult[];
+  provisioning: { acknowledged: number; missing: number };
+  shaper?: { roomb: { lost: number } };
+}
 
 function labReason(): string | undefined {
   try {
@@ -47,9 +56,9 @@ describe.skipIf(reason !== undefined)('fault lab smoke (network namespaces)', ()
       stdout = (err as { stdout?: string }).stdout ?? '';
     }
     const last = stdout.trim().split('\n').pop() ?? '';
-    const report = (JSON.parse(last) as { reliability: Record<string, any> }).reliability;
+    const report = (JSON.parse(last) as { reliability: Report }).reliability;
     expect(report.cases).toHaveLength(1);
-    const c = report.cases[0];
+    const c = report.cases[0] as CaseResult;
     expect(c.name).toBe('loss10');
     expect(c.survived).toBe(true);
     expect(c.sameCode).toBe(true);
@@ -58,7 +67,7 @@ describe.skipIf(reason !== undefined)('fault lab smoke (network namespaces)', ()
     expect(Math.min(...c.fpsDuring)).toBeGreaterThan(0);
     expect(c.decryptFailures).toBe(0);
     // The fault was real: packets on room B's link were dropped.
-    if (report.mode === 'shaper') expect(report.shaper.roomb.lost).toBeGreaterThan(0);
+    if (report.mode === 'shaper') expect(report.shaper?.roomb.lost).toBeGreaterThan(0);
     expect(report.provisioning.acknowledged).toBeGreaterThan(0);
     expect(report.provisioning.missing).toBe(0);
     expect(report.ok).toBe(true);

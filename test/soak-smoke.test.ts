@@ -4,8 +4,17 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import type { SoakProcess } from '../scripts/soak.js';
 
 const run = promisify(execFile);
+
+interface Soak {
+  error?: string;
+  processes: SoakProcess[];
+  meeting: { held: boolean; packetsForwarded: number };
+  targetJudged: boolean;
+  ok: boolean;
+}
 
 describe('soak smoke', () => {
   it('samples every process of a two-room meeting and reports a trend', async () => {
@@ -20,9 +29,9 @@ describe('soak smoke', () => {
       stdout = (err as { stdout?: string }).stdout ?? '';
     }
     const last = stdout.trim().split('\n').pop() ?? '';
-    const soak = (JSON.parse(last) as { soak: Record<string, any> }).soak;
+    const soak = (JSON.parse(last) as { soak: Soak }).soak;
     expect(soak.error).toBeUndefined();
-    const names = (soak.processes as { name: string }[]).map((p) => p.name).sort();
+    const names = soak.processes.map((p) => p.name).sort();
     expect(names).toEqual(
       [
         'daemon Boardroom',
@@ -33,12 +42,7 @@ describe('soak smoke', () => {
         'relay',
       ].sort(),
     );
-    for (const p of soak.processes as {
-      samples: number;
-      rssEndMb: number;
-      mbPerHour: number;
-      cpuPercent: number;
-    }[]) {
+    for (const p of soak.processes) {
       expect(p.samples).toBeGreaterThanOrEqual(15);
       expect(p.rssEndMb).toBeGreaterThan(10);
       expect(Number.isFinite(p.mbPerHour)).toBe(true);
