@@ -117,6 +117,20 @@ describe('TrustStore', () => {
     expect(store.verify(room.der, room.raw)).toMatchObject({ ok: false, reason: 'revoked' });
   });
 
+  it("fails closed for org certificates while the org's CRL is out of date (revocation-stale), not for partners", async () => {
+    const room = await issue(orgCa);
+    const partnerRoom = await issue(partnerCa, { org: 'Partner Ltd' });
+    const store = new TrustStore({ orgCaPem: orgCa.certPem, partnerCaPems: [partnerCa.certPem] });
+    expect(store.verify(room.der, room.raw).ok).toBe(true);
+    store.setAnchors({ orgCaPem: orgCa.certPem, partnerCaPems: [partnerCa.certPem], revocationStale: true });
+    const verdict = store.verify(room.der, room.raw);
+    expect(verdict).toMatchObject({ ok: false, reason: 'revocation-stale' });
+    expect(verdict.ok ? '' : verdict.detail).toMatch(/revocation list is out of date/);
+    expect(store.verify(partnerRoom.der, partnerRoom.raw).ok).toBe(true);
+    store.setAnchors({ orgCaPem: orgCa.certPem, partnerCaPems: [partnerCa.certPem], revocationStale: false });
+    expect(store.verify(room.der, room.raw).ok).toBe(true);
+  });
+
   it("refuses a binding whose identity key is not the certificate's key", async () => {
     const room = await issue(orgCa);
     const other = await issue(orgCa);
