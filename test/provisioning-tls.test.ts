@@ -327,7 +327,10 @@ describe('device ↔ provisioning over pinned HTTPS', () => {
       await until(() => d.log.count('enrollment step failed') >= failedBefore + 3, 'three refused attempts');
       expect(evil.seen).toEqual([]);
       expect(d.r.current?.phase).toBe('enrolled');
-      expect(d.state.get().enrollment?.status).toBe('enrolled');
+      expect(d.state.get().enrollment).toMatchObject({
+        status: 'enrolled',
+        message: expect.stringMatching(/TLS certificate this device does not trust/),
+      });
       // The pinned CA was not replaced.
       expect(certificateSha256(readFileSync(join(d.stateDir, PROVISIONING_CA_FILE), 'utf8'))).toBe(
         svc.tls.caSha256,

@@ -209,7 +209,9 @@ export class EnrollmentRunner extends EventEmitter<{
                 err instanceof TlsPinError ||
                 err instanceof RefusedReply
               ? err.message
-              : 'provisioning service unreachable';
+              : untrustedTls(err)
+                ? `the provisioning service presented a TLS certificate this device does not trust (${untrustedTls(err)}); refused`
+                : 'provisioning service unreachable';
         this.#log.warn(
           { action, attempt: this.#attempt, waitMs, err: String(err) },
           'enrollment step failed',
@@ -426,6 +428,15 @@ export class EnrollmentRunner extends EventEmitter<{
       }
     });
   }
+}
+
+/** The TLS verification error code when a fetch failed because the server is not the pinned one. */
+function untrustedTls(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 4; i++) {
+    if (typeof e.code === 'string' && /CERT|SIGNATURE|ISSUER|SELF_SIGNED|ALTNAME/.test(e.code)) return e.code;
+    e = e.cause as typeof e;
+  }
+  return undefined;
 }
 
 /** A reply the device refuses to act on (wrong CA, certificate not ours): retried with backoff. */
