@@ -10,7 +10,7 @@
 // on room B's host enrolls devices with the provisioning service through the same faulty link; at the
 // end every enrollment the service acknowledged must be stored.
 //
-//   npm run reliability -- --budget 600 [--cases loss5,partition30] [--fault-seconds 20] [--keep]
+//   npm run reliability -- --budget 600 [--cases loss5,partition30] [--fault-seconds 20] [--link roomb|relay] [--keep]
 //
 // Prints a table and, last, one JSON line {"reliability": …}. Exit 0 when every case passed, 1 when
 // one failed, 2 when the lab cannot run here (not root, no `ip netns`).
@@ -343,6 +343,10 @@ async function orchestrate(o: Record<string, string | boolean | undefined>): Pro
     console.log(JSON.stringify({ reliability: { skipped: check.reason } }));
     return 2;
   }
+  // Whose link gets the faults: room B's (default), or the relay's (both rooms' media and signalling).
+  const link = String(o.link ?? 'roomb');
+  if (!['roomb', 'rooma', 'relay', 'prov'].includes(link))
+    throw new Error('--link must be roomb, rooma, relay or prov');
   const wanted = typeof o.cases === 'string' ? o.cases.split(',') : CASES.map((c) => c.name);
   const cases = CASES.filter((c) => wanted.includes(c.name));
   const unknown = wanted.filter((w) => !CASES.some((c) => c.name === w));
@@ -402,13 +406,13 @@ async function orchestrate(o: Record<string, string | boolean | undefined>): Pro
   const results: CaseResult[] = [];
   let provisioning: Record<string, unknown> | undefined;
   let mode = check.mode ?? '?';
-  let shaper: { packets: number; roomb: { lost: number; partitioned: number } } | undefined;
+  let shaper: { packets: number; link: string; faulted: { lost: number; partitioned: number } } | undefined;
   try {
     mode = (await netns('setup.sh')).stdout.trim().split('\n').pop() ?? mode;
     say(
       `fault lab ${lab.prefix}: hosts prov ${lab.ip('prov')}, relay ${lab.ip('relay')}, room A ${lab.ip('rooma')}, room B ${lab.ip('roomb')}; faults by ${mode === 'netem' ? 'tc netem' : 'the userspace shaper (no sch_netem in this kernel)'}`,
     );
-    say(`logs in ${dir}; fault duration ${faultSeconds} s (partition 30 s)`);
+    say(`logs in ${dir}; faults on the ${link} link, ${faultSeconds} s each (partition 30 s)`);
     const { loadOrCreateDevelopmentCa } = await import('../src/relay/dev-ca-store.js');
     const caDir = join(dir, 'org-ca');
     await loadOrCreateDevelopmentCa(caDir, 'Sealroom Demo Org');
@@ -535,7 +539,7 @@ async function orchestrate(o: Record<string, string | boolean | undefined>): Pro
         say(`${c.name}: skipped (budget)`);
         continue;
       }
-      const r = await runCase(c, seconds, a, b, netns);
+      const r = await runCase(c, seconds, a, b, netns, link);
       results.push(r);
       say(formatCase(r));
       if (!r.survived || !bothActive(a, b)) {
@@ -567,7 +571,7 @@ async function orchestrate(o: Record<string, string | boolean | undefined>): Pro
         ok: missing.length === 0 && acks.length > 0,
       };
       say(
-        `provisioning: ${acks.length} enrollments acknowledged through room B's faulty link, ${acks.length - missing.length} stored, ${missing.length} lost; ${fails.length} gave up after 3 tries (never acknowledged)`,
+        `provisioning: ${acks.length} enrollments acknowledged from room B's host (faults on the ${link} link), ${acks.length - missing.length} stored, ${missing.length} lost; ${fails.length} gave up after 3 tries (never acknowledged)`,
       );
     }
   } catch (err) {
@@ -582,9 +586,9 @@ async function orchestrate(o: Record<string, string | boolean | undefined>): Pro
         const stats = JSON.parse(
           readFileSync(`/run/sealroom-netns/${lab.prefix}/faults.json.stats`, 'utf8'),
         ) as { in: number; links: Record<string, { lost: number; partitioned: number }> };
-        shaper = { packets: stats.in, roomb: stats.links.roomb ?? { lost: 0, partitioned: 0 } };
+        shaper = { packets: stats.in, link, faulted: stats.links[link] ?? { lost: 0, partitioned: 0 } };
         say(
-          `shaper: ${stats.in} packets through the router; room B's link: ${shaper.roomb.lost} lost, ${shaper.roomb.partitioned} dropped by partitions`,
+          `shaper: ${stats.in} packets through the router; the ${link} link: ${shaper.faulted.lost} lost, ${shaper.faulted.partitioned} dropped by partitions`,
         );
       } catch {
         /* no stats */
@@ -600,6 +604,7 @@ async function orchestrate(o: Record<string, string | boolean | undefined>): Pro
         ok,
         mode,
         faultSeconds,
+        link,
         seconds: Math.round((Date.now() - t0) / 1000),
         cases: results,
         ...(provisioning ? { provisioning } : {}),
@@ -671,6 +676,7 @@ async function runCase(
   a: Host,
   b: Host,
   netns: (script: string, ...args: string[]) => Promise<unknown>,
+  link: string,
 ): Promise<CaseResult> {
   const rooms = [a, b] as const;
   const meetingId = a.last?.meetingId;
@@ -683,17 +689,17 @@ async function runCase(
   const tStart = Date.now();
   const fpsBefore = rooms.map((r) => fps(r.samples, tBefore, tStart)) as [number, number];
   const f = c.fault;
-  if (f.kind === 'loss') await netns('fault.sh', 'roomb', 'loss', String(f.percent));
-  else if (f.kind === 'jitter') await netns('fault.sh', 'roomb', 'jitter', String(f.ms));
-  else if (f.kind === 'partition') await netns('fault.sh', 'roomb', 'partition');
+  if (f.kind === 'loss') await netns('fault.sh', link, 'loss', String(f.percent));
+  else if (f.kind === 'jitter') await netns('fault.sh', link, 'jitter', String(f.ms));
+  else if (f.kind === 'partition') await netns('fault.sh', link, 'partition');
   if (f.kind === 'flaps') {
     while (Date.now() - tStart < seconds * 1000) {
-      await netns('fault.sh', 'roomb', 'flap', String(f.downSeconds));
+      await netns('fault.sh', link, 'flap', String(f.downSeconds));
       await sleep(f.upSeconds * 1000);
     }
   } else await sleep(seconds * 1000);
   const tEnd = Date.now();
-  if (f.kind !== 'none' && f.kind !== 'flaps') await netns('fault.sh', 'roomb', 'clear');
+  if (f.kind !== 'none' && f.kind !== 'flaps') await netns('fault.sh', link, 'clear');
   const fpsDuring = rooms.map((r) => fps(r.samples, tStart, tEnd)) as [number, number];
   // Recovery: both rooms decrypt ≥ 10 new video frames from the other after the fault, both active
   // in the same meeting with the same code (90 s at most).
@@ -807,6 +813,7 @@ const { values } = parseArgs({
     cases: { type: 'string' },
     'fault-seconds': { type: 'string' },
     'lab-prefix': { type: 'string' },
+    link: { type: 'string' },
     'lab-octet': { type: 'string' },
     'no-provisioning': { type: 'boolean' },
     keep: { type: 'boolean' },

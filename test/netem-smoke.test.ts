@@ -16,7 +16,7 @@ interface Report {
   mode: string;
   cases: CaseResult[];
   provisioning: { acknowledged: number; missing: number };
-  shaper?: { roomb: { lost: number } };
+  shaper?: { faulted: { lost: number } };
 }
 
 function labReason(): string | undefined {
@@ -67,7 +67,7 @@ describe.skipIf(reason !== undefined)('fault lab smoke (network namespaces)', ()
     expect(Math.min(...c.fpsDuring)).toBeGreaterThan(0);
     expect(c.decryptFailures).toBe(0);
     // The fault was real: packets on room B's link were dropped.
-    if (report.mode === 'shaper') expect(report.shaper?.roomb.lost).toBeGreaterThan(0);
+    if (report.mode === 'shaper') expect(report.shaper?.faulted.lost).toBeGreaterThan(0);
     expect(report.provisioning.acknowledged).toBeGreaterThan(0);
     expect(report.provisioning.missing).toBe(0);
     expect(report.ok).toBe(true);
