@@ -44,5 +44,5 @@ describe('sealroom demo (npm start)', () => {
     // Every part it started is gone: its kiosk port no longer answers.
     const kiosk = /Boardroom kiosk\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? '';
     await expect(fetch(`${kiosk}/healthz`)).rejects.toThrow();
-  }, 90_000);
+  }, 180_000);
 });
