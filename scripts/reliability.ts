@@ -241,6 +241,9 @@ export interface CaseResult {
   /** Video frames decrypted per second during the fault, each room, vs before it. */
   fpsDuring: [number, number];
   fpsBefore: [number, number];
+  /** Audio frames decrypted per second (20 ms Opus frames: 50/s when nothing is missing). */
+  audioFpsBefore: [number, number];
+  audioFpsDuring: [number, number];
   /** Both rooms show the same security code after recovery. */
   sameCode: boolean;
   rekeys: number;
@@ -625,6 +628,8 @@ function emptyResult(name: string): CaseResult {
     maxGapSeconds: 0,
     fpsDuring: [0, 0],
     fpsBefore: [0, 0],
+    audioFpsBefore: [0, 0],
+    audioFpsDuring: [0, 0],
     sameCode: false,
     rekeys: 0,
     relayDisconnects: 0,
@@ -647,12 +652,12 @@ function bothActive(a: Host, b: Host): boolean {
   );
 }
 
-function fps(samples: RoomStatus[], from: number, to: number): number {
+function fps(samples: RoomStatus[], from: number, to: number, kind: 'video' | 'audio' = 'video'): number {
   const s = samples.filter((x) => x.t >= from && x.t <= to);
   if (s.length < 2) return 0;
   const first = s[0] as RoomStatus;
   const last = s[s.length - 1] as RoomStatus;
-  return (last.video - first.video) / Math.max(0.001, (last.t - first.t) / 1000);
+  return (last[kind] - first[kind]) / Math.max(0.001, (last.t - first.t) / 1000);
 }
 
 function maxGap(samples: RoomStatus[], from: number, to: number): number {
@@ -688,6 +693,7 @@ async function runCase(
   await sleep(Math.min(5000, seconds * 600));
   const tStart = Date.now();
   const fpsBefore = rooms.map((r) => fps(r.samples, tBefore, tStart)) as [number, number];
+  const audioBefore = rooms.map((r) => fps(r.samples, tBefore, tStart, 'audio'));
   const f = c.fault;
   if (f.kind === 'loss') await netns('fault.sh', link, 'loss', String(f.percent));
   else if (f.kind === 'jitter') await netns('fault.sh', link, 'jitter', String(f.ms));
@@ -701,6 +707,7 @@ async function runCase(
   const tEnd = Date.now();
   if (f.kind !== 'none' && f.kind !== 'flaps') await netns('fault.sh', link, 'clear');
   const fpsDuring = rooms.map((r) => fps(r.samples, tStart, tEnd)) as [number, number];
+  const audioDuring = rooms.map((r) => fps(r.samples, tStart, tEnd, 'audio'));
   // Recovery: both rooms decrypt ≥ 10 new video frames from the other after the fault, both active
   // in the same meeting with the same code (90 s at most).
   const v0 = rooms.map((r) => r.last?.video ?? 0);
@@ -745,6 +752,8 @@ async function runCase(
     maxGapSeconds: Math.round(Math.max(...rooms.map((r) => maxGap(r.samples, tStart, tRecovered))) * 10) / 10,
     fpsDuring: fpsDuring.map((x) => Math.round(x * 10) / 10) as [number, number],
     fpsBefore: fpsBefore.map((x) => Math.round(x * 10) / 10) as [number, number],
+    audioFpsBefore: audioBefore.map((x) => Math.round(x)) as [number, number],
+    audioFpsDuring: audioDuring.map((x) => Math.round(x)) as [number, number],
     sameCode,
     rekeys: Math.max(0, (a.last?.epoch ?? epoch0) - epoch0, epochs.size - 1),
     relayDisconnects: disconnects,
@@ -761,7 +770,7 @@ function formatCase(r: CaseResult): string {
   return [
     `${r.name.padEnd(12)} ${r.ok ? 'ok  ' : 'FAIL'} ${r.fault} for ${r.faultSeconds} s:`,
     `survived ${r.survived ? 'yes' : 'NO'}, media back ${r.recoverySeconds === null ? 'NEVER' : `${r.recoverySeconds} s`} after the fault,`,
-    `longest gap ${r.maxGapSeconds} s, video fps A/B ${r.fpsBefore.join('/')} before → ${r.fpsDuring.join('/')} during,`,
+    `longest gap ${r.maxGapSeconds} s, video fps A/B ${r.fpsBefore.join('/')} before → ${r.fpsDuring.join('/')} during, audio ${r.audioFpsBefore.join('/')} → ${r.audioFpsDuring.join('/')},`,
     `same code ${r.sameCode ? 'yes' : 'NO'}, rekeys ${r.rekeys}, relay disconnects ${r.relayDisconnects},`,
     `leader lost ${r.leaderLost ? 'yes' : 'no'}, interrupted ${r.interrupted ? 'yes' : 'no'}, re-admissions ${r.readmissions}, decrypt failures ${r.decryptFailures}`,
   ].join(' ');
