@@ -1,0 +1,499 @@
+// Admin tokens (expiry, revocation, unique names, listing, audit tokenId, no minting of more rights),
+// the CRL at GET /v1/revocations (cached, signed, strictly increasing persisted CRL number, verified
+// by the real openssl), the 403 'device-revoked' proof, purging, and the per-device rate limit — on
+// SQLite and on a real PostgreSQL. The tests play the attacker: each would fail on the old service.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signDeviceRequest } from '../provisioning/device-auth.js';
+import { buildService } from '../provisioning/service/app.js';
+import { migrate, migrations } from '../provisioning/store/migrations.js';
+import { openStore, type ProvisioningStore } from '../provisioning/store/open.js';
+import { generateAdminToken, hashAdminToken } from '../provisioning/tokens.js';
+import { CRL_REISSUE_MS, CRL_VALIDITY_MS, verifyCrl } from '../src/pki/crl.js';
+import {
+  type CertificateAuthority,
+  createCertificateAuthority,
+  createCsr,
+  deviceIdForPublicKey,
+  generateIdentityKey,
+  normalizeSerial,
+} from '../src/pki/index.js';
+import { type BackendName, backends, freshStore, PostgresCluster } from './provisioning-backends.js';
+
+const cluster = new PostgresCluster();
+beforeAll(() => cluster.start(), 60_000);
+afterAll(() => cluster.stop());
+
+const DAY = 86_400_000;
+const T0 = Date.parse('2026-03-01T10:00:00.000Z');
+
+/** A service on a store with a clock the test moves. */
+async function service(store: ProvisioningStore, ca: CertificateAuthority, clock: { t: number }, extra = {}) {
+  return buildService({
+    store,
+    ca,
+    org: 'Acme',
+    publicUrl: 'https://prov.test',
+    logger: false,
+    now: () => new Date(clock.t),
+    rateLimits: { enrollmentsPerMinute: 1e6, claimsPerMinute: 1e6 },
+    ...extra,
+  });
+}
+
+async function seedToken(
+  store: ProvisioningStore,
+  name: string,
+  scope: 'read' | 'admin',
+  now: number,
+  expiresAt?: number,
+) {
+  const token = generateAdminToken();
+  const rec = await store.createToken({
+    id: hashAdminToken(name).slice(0, 16),
+    name,
+    tokenHash: hashAdminToken(token),
+    scope,
+    actor: 'test',
+    now: new Date(now).toISOString(),
+    ...(expiresAt ? { expiresAt: new Date(expiresAt).toISOString() } : {}),
+  });
+  return { token, id: rec.id };
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/** A device enrolled and claimed through the API; returns what signed calls need. */
+async function activeDevice(app: FastifyInstance, adminToken: string) {
+  const key = generateIdentityKey();
+  const deviceId = deviceIdForPublicKey(key.publicKey);
+  const csr = await createCsr(key, { deviceId });
+  const enrolled = await app.inject({
+    method: 'POST',
+    url: '/v1/enrollments',
+    payload: { csr, softwareVersion: '1.0.0', inventory: {} },
+  });
+  expect(enrolled.statusCode).toBe(201);
+  const claimed = await app.inject({
+    method: 'POST',
+    url: '/v1/claims',
+    headers: bearer(adminToken),
+    payload: { activationCode: enrolled.json().activationCode, roomName: 'R', site: 'S' },
+  });
+  expect(claimed.statusCode).toBe(201);
+  return { key, deviceId, csr, serial: String(claimed.json().certSerial) };
+}
+
+function signed(
+  app: FastifyInstance,
+  dev: { key: ReturnType<typeof generateIdentityKey>; deviceId: string },
+  now: number,
+  method: 'GET' | 'POST',
+  path: string,
+  payload?: unknown,
+) {
+  const body = payload === undefined ? '' : JSON.stringify(payload);
+  const headers = signDeviceRequest({
+    privateKey: dev.key.privateKey,
+    deviceId: dev.deviceId,
+    method,
+    path,
+    body,
+    now,
+  });
+  return app.inject({
+    method,
+    url: path,
+    headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { payload: body } : {}),
+  });
+}
+
+const heartbeat = { softwareVersion: '1.0.0', configVersion: 1, health: {} };
+
+describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: BackendName) => {
+  let ca: CertificateAuthority;
+  const cleanups: (() => Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    ca = await createCertificateAuthority({ commonName: 'Acme CA', org: 'Acme', validityDays: 3650 });
+  });
+  afterAll(async () => {
+    for (const c of cleanups) await c();
+  });
+
+  async function setUp(extra = {}) {
+    const fresh = await freshStore(backend, cluster);
+    cleanups.push(fresh.cleanup);
+    const clock = { t: T0 };
+    const app = await service(fresh.store, ca, clock, extra);
+    cleanups.push(() => app.close());
+    const root = await seedToken(fresh.store, 'root', 'admin', T0, T0 + 300 * DAY);
+    return { ...fresh, clock, app, root };
+  }
+
+  it('expires, revokes, lists and names tokens uniquely; audit rows carry the token id', async () => {
+    const { app, store, clock, root } = await setUp();
+    const create = (token: string, payload: Record<string, unknown>) =>
+      app.inject({ method: 'POST', url: '/v1/tokens', headers: bearer(token), payload });
+
+    // Default expiry: 90 days (under the creator's 300).
+    const ops = await create(root.token, { name: 'ops', scope: 'admin' });
+    expect(ops.statusCode).toBe(201);
+    expect(ops.json()).toMatchObject({
+      name: 'ops',
+      scope: 'admin',
+      expiresAt: new Date(T0 + 90 * DAY).toISOString(),
+    });
+    const opsToken = ops.json().token as string;
+    const opsId = ops.json().id as string;
+
+    // Unique names.
+    const dup = await create(root.token, { name: 'ops', scope: 'read' });
+    expect(dup.statusCode).toBe(409);
+    expect(dup.json().message).toMatch(/exists already/);
+
+    // Listing never shows secrets or hashes.
+    const list = await app.inject({ method: 'GET', url: '/v1/tokens', headers: bearer(opsToken) });
+    expect(list.statusCode).toBe(200);
+    expect(
+      list
+        .json()
+        .map((t: { name: string }) => t.name)
+        .sort(),
+    ).toEqual(['ops', 'root']);
+    expect(list.body).not.toMatch(/srt_|hash|[0-9a-f]{64}/);
+
+    // The audit log records which token made each change.
+    const dev = await activeDevice(app, opsToken);
+    const audit = await app.inject({
+      method: 'GET',
+      url: `/v1/audit?tokenId=${opsId}`,
+      headers: bearer(root.token),
+    });
+    expect(audit.json().map((a: { action: string }) => a.action)).toEqual(['device.claim']);
+    expect(audit.json()[0]).toMatchObject({ actor: 'ops', tokenId: opsId, deviceId: dev.deviceId });
+    const created = await store.listAudit({ action: 'token.create' });
+    expect(created[0]).toMatchObject({ actor: 'root', tokenId: root.id, details: { newTokenId: opsId } });
+
+    // Expiry: refused with a clear message the moment it passes.
+    clock.t = T0 + 90 * DAY - 1;
+    expect(
+      (await app.inject({ method: 'GET', url: '/v1/devices', headers: bearer(opsToken) })).statusCode,
+    ).toBe(200);
+    clock.t = T0 + 90 * DAY;
+    const expired = await app.inject({ method: 'GET', url: '/v1/devices', headers: bearer(opsToken) });
+    expect(expired.statusCode).toBe(401);
+    expect(expired.json().message).toMatch(/token expired/);
+    clock.t = T0;
+
+    // Revocation, by name; then refused everywhere; twice → 409; unknown → 404.
+    const viewer = await create(root.token, { name: 'viewer', scope: 'read' });
+    const viewerToken = viewer.json().token as string;
+    const revoked = await app.inject({
+      method: 'DELETE',
+      url: '/v1/tokens/viewer',
+      headers: bearer(root.token),
+    });
+    expect(revoked.statusCode).toBe(200);
+    expect(revoked.json()).toMatchObject({ name: 'viewer', revokedAt: new Date(T0).toISOString() });
+    const refused = await app.inject({ method: 'GET', url: '/v1/devices', headers: bearer(viewerToken) });
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().message).toMatch(/revoked/);
+    expect(
+      (
+        await app.inject({
+          method: 'DELETE',
+          url: `/v1/tokens/${viewer.json().id}`,
+          headers: bearer(root.token),
+        })
+      ).statusCode,
+    ).toBe(409);
+    expect(
+      (await app.inject({ method: 'DELETE', url: '/v1/tokens/nobody', headers: bearer(root.token) }))
+        .statusCode,
+    ).toBe(404);
+    // Revoking needs admin scope; a revoked token cannot revoke anything.
+    expect(
+      (await app.inject({ method: 'DELETE', url: '/v1/tokens/root', headers: bearer(viewerToken) }))
+        .statusCode,
+    ).toBe(401);
+    const rev = await store.listAudit({ action: 'token.revoke' });
+    expect(rev[0]).toMatchObject({ actor: 'root', tokenId: root.id, details: { name: 'viewer' } });
+  });
+
+  it('never mints a token with a wider scope or a later expiry than its own', async () => {
+    const { app, store, root } = await setUp();
+    const create = (token: string, payload: Record<string, unknown>) =>
+      app.inject({ method: 'POST', url: '/v1/tokens', headers: bearer(token), payload });
+    const short = await create(root.token, {
+      name: 'short',
+      scope: 'admin',
+      expiresAt: new Date(T0 + 10 * DAY).toISOString(),
+    });
+    expect(short.statusCode).toBe(201);
+    const shortToken = short.json().token as string;
+    // Later expiry than the creator: refused; the default is capped at the creator's own expiry.
+    const longer = await create(shortToken, {
+      name: 'longer',
+      scope: 'admin',
+      expiresAt: new Date(T0 + 11 * DAY).toISOString(),
+    });
+    expect(longer.statusCode).toBe(403);
+    expect(longer.json().message).toMatch(/outlive/);
+    const capped = await create(shortToken, { name: 'capped', scope: 'read' });
+    expect(capped.statusCode).toBe(201);
+    expect(capped.json().expiresAt).toBe(new Date(T0 + 10 * DAY).toISOString());
+    // More than 365 days, or in the past: refused.
+    expect(
+      (
+        await create(root.token, {
+          name: 'forever',
+          scope: 'read',
+          expiresAt: new Date(T0 + 366 * DAY).toISOString(),
+        })
+      ).statusCode,
+    ).toBe(403);
+    expect(
+      (
+        await create(root.token, {
+          name: 'past',
+          scope: 'read',
+          expiresAt: new Date(T0 - 1000).toISOString(),
+        })
+      ).statusCode,
+    ).toBe(403);
+    // Wider scope: a read token cannot mint an admin (nor any) token.
+    const reader = await seedToken(store, 'reader', 'read', T0, T0 + 30 * DAY);
+    expect((await create(reader.token, { name: 'escalate', scope: 'admin' })).statusCode).toBe(403);
+    expect((await create(reader.token, { name: 'escalate2', scope: 'read' })).statusCode).toBe(403);
+    const names = (await store.listTokens()).map((t) => t.name);
+    expect(names).not.toContain('longer');
+    expect(names).not.toContain('forever');
+    expect(names).not.toContain('escalate');
+  });
+
+  it('serves the CRL as DER from a cached signed document; the CRL number only grows and survives a restart', async () => {
+    const { app, store, clock, root, dataDir, databaseUrl } = await setUp();
+    const get = async () => {
+      const r = await app.inject({ method: 'GET', url: '/v1/revocations' });
+      expect(r.statusCode).toBe(200);
+      expect(r.headers['content-type']).toBe('application/pkix-crl');
+      return verifyCrl(r.rawPayload, ca.certPem);
+    };
+    const first = await get();
+    expect(first.crlNumber).toBe(1n);
+    expect(first.serials.size).toBe(0);
+    expect(first.nextUpdate.getTime() - first.thisUpdate.getTime()).toBe(CRL_VALIDITY_MS);
+    // The real openssl verifies it with the CA certificate.
+    const dir = mkdtempSync(join(tmpdir(), 'sealroom-crl-'));
+    try {
+      writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+      writeFileSync(join(dir, 'x.crl'), first.der);
+      // openssl prints "verify OK" (on stderr) and exits 0 only when the signature verifies.
+      const r = spawnSync(
+        'openssl',
+        ['crl', '-inform', 'DER', '-in', join(dir, 'x.crl'), '-CAfile', join(dir, 'ca.pem'), '-noout'],
+        { encoding: 'utf8' },
+      );
+      expect(r.status).toBe(0);
+      expect(`${r.stdout}${r.stderr}`).toMatch(/verify OK/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // Cached: the same bytes while nothing changed (not re-signed per request).
+    clock.t += 5000;
+    expect((await get()).der.equals(first.der)).toBe(true);
+
+    const dev = await activeDevice(app, root.token);
+    const rv = await app.inject({
+      method: 'POST',
+      url: `/v1/devices/${dev.deviceId}/revoke`,
+      headers: bearer(root.token),
+      payload: {},
+    });
+    expect(rv.statusCode).toBe(200);
+    const second = await get();
+    expect(second.crlNumber).toBe(2n);
+    expect(second.serials.has(normalizeSerial(dev.serial))).toBe(true);
+    // Re-signed when it ages past CRL_REISSUE_MS even with no change.
+    clock.t += CRL_REISSUE_MS + 1000;
+    const third = await get();
+    expect(third.crlNumber).toBe(3n);
+    expect(third.thisUpdate.getTime()).toBeGreaterThan(second.thisUpdate.getTime());
+    // PEM twin.
+    const pem = await app.inject({ method: 'GET', url: '/v1/revocations.pem' });
+    expect(pem.body).toMatch(/^-----BEGIN X509 CRL-----/);
+    expect((await verifyCrl(pem.body, ca.certPem)).crlNumber).toBe(3n);
+
+    // Restart: a new process on the same store continues the numbering (never reuses a number).
+    await app.close();
+    await store.close();
+    const reopened = await openStore({ dataDir, databaseUrl });
+    cleanups.push(() => reopened.close());
+    const app2 = await service(reopened, ca, clock);
+    cleanups.push(() => app2.close());
+    const same = await verifyCrl(
+      (await app2.inject({ method: 'GET', url: '/v1/revocations' })).rawPayload,
+      ca.certPem,
+    );
+    expect(same.crlNumber).toBe(3n);
+    clock.t += CRL_REISSUE_MS + 1000;
+    const after = await verifyCrl(
+      (await app2.inject({ method: 'GET', url: '/v1/revocations' })).rawPayload,
+      ca.certPem,
+    );
+    expect(after.crlNumber).toBe(4n);
+    expect(after.serials.has(normalizeSerial(dev.serial))).toBe(true);
+  });
+
+  it("answers a revoked device 403 'device-revoked' with the CRL that proves it", async () => {
+    const { app, clock, root } = await setUp();
+    const dev = await activeDevice(app, root.token);
+    expect(
+      (await signed(app, dev, clock.t, 'POST', `/v1/devices/${dev.deviceId}/heartbeat`, heartbeat))
+        .statusCode,
+    ).toBe(200);
+    await app.inject({
+      method: 'POST',
+      url: `/v1/devices/${dev.deviceId}/revoke`,
+      headers: bearer(root.token),
+      payload: {},
+    });
+    for (const [method, path, body] of [
+      ['POST', `/v1/devices/${dev.deviceId}/heartbeat`, heartbeat],
+      ['GET', `/v1/devices/${dev.deviceId}/certificate`, undefined],
+      ['POST', `/v1/devices/${dev.deviceId}/certificate/renewal`, { csr: dev.csr }],
+    ] as const) {
+      const r = await signed(app, dev, clock.t, method, path, body);
+      expect(r.statusCode, path).toBe(403);
+      const reply = r.json();
+      expect(reply).toMatchObject({
+        statusCode: 403,
+        error: 'device-revoked',
+        message: 'this device is revoked',
+      });
+      const crl = await verifyCrl(reply.crl, ca.certPem);
+      expect(crl.serials.has(normalizeSerial(dev.serial))).toBe(true);
+    }
+  });
+
+  it('purges expired activation codes, their pending devices and used nonces', async () => {
+    const { app, store, clock, root } = await setUp({ codeTtlSeconds: 600 });
+    const key = generateIdentityKey();
+    const deviceId = deviceIdForPublicKey(key.publicKey);
+    const csr = await createCsr(key, { deviceId });
+    for (let i = 0; i < 3; i++) {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/v1/enrollments',
+        payload: { csr, softwareVersion: '1', inventory: {} },
+      });
+      expect(r.statusCode).toBe(201);
+    }
+    const active = await activeDevice(app, root.token);
+    expect(
+      (await signed(app, active, clock.t, 'POST', `/v1/devices/${active.deviceId}/heartbeat`, heartbeat))
+        .statusCode,
+    ).toBe(200);
+    const count = async (table: string) =>
+      Number((await store.db.get(`SELECT COUNT(*) AS n FROM ${table}`))?.n);
+    expect(await count('enrollments')).toBe(4);
+    expect(await count('device_nonces')).toBeGreaterThanOrEqual(1);
+    // Before expiry nothing goes.
+    expect(await store.purgeExpired(new Date(clock.t).toISOString())).toEqual({
+      nonces: 0,
+      enrollments: 0,
+      devices: 0,
+    });
+    const later = new Date(clock.t + 3600_000).toISOString();
+    const purged = await store.purgeExpired(later, later);
+    expect(purged).toEqual({ nonces: 1, enrollments: 3, devices: 1 });
+    expect(await store.getDevice(deviceId)).toBeUndefined();
+    expect(await store.getDevice(active.deviceId)).toMatchObject({ status: 'active' });
+    expect(await count('enrollments')).toBe(1); // the used one stays
+    // The purged pending device is told it is unknown (so it enrolls again), not 404.
+    clock.t += 3600_000;
+    const again = await signed(app, { key, deviceId }, clock.t, 'GET', `/v1/devices/${deviceId}/certificate`);
+    expect(again.statusCode).toBe(401);
+    expect(again.json().message).toMatch(/unknown device/);
+  });
+
+  it('rate-limits device calls per device (by the signed id, not the address)', async () => {
+    const { app, clock, root } = await setUp({
+      rateLimits: {
+        enrollmentsPerMinute: 1e6,
+        claimsPerMinute: 1e6,
+        deviceRequestsPerMinute: 60,
+        deviceBurst: 5,
+      },
+    });
+    const a = await activeDevice(app, root.token);
+    const b = await activeDevice(app, root.token);
+    const hb = (d: typeof a) =>
+      signed(app, d, clock.t, 'POST', `/v1/devices/${d.deviceId}/heartbeat`, heartbeat);
+    // Forged requests in A's name (bad signature) do not spend A's budget.
+    for (let i = 0; i < 20; i++) {
+      const forged = await app.inject({
+        method: 'POST',
+        url: `/v1/devices/${a.deviceId}/heartbeat`,
+        headers: {
+          ...signDeviceRequest({
+            privateKey: b.key.privateKey,
+            deviceId: a.deviceId,
+            method: 'POST',
+            path: `/v1/devices/${a.deviceId}/heartbeat`,
+            body: JSON.stringify(heartbeat),
+            now: clock.t,
+          }),
+          'content-type': 'application/json',
+        },
+        payload: JSON.stringify(heartbeat),
+      });
+      expect(forged.statusCode).toBe(401);
+    }
+    const codes: number[] = [];
+    for (let i = 0; i < 8; i++) codes.push((await hb(a)).statusCode);
+    expect(codes).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+    const limited = await hb(a);
+    expect(limited.json().message).toMatch(/too many requests from this device/);
+    expect(limited.headers['retry-after']).toBeDefined();
+    // Another device from the same address is not affected.
+    expect((await hb(b)).statusCode).toBe(200);
+    // The budget refills with time (one per second at 60/min).
+    clock.t += 2000;
+    expect((await hb(a)).statusCode).toBe(200);
+  });
+
+  it('migrates a version-1 store with duplicate token names to unique names', async () => {
+    const databaseUrl = backend === 'postgres' ? await cluster.createDatabase() : undefined;
+    const dataDir = mkdtempSync(join(tmpdir(), 'sealroom-mig-'));
+    const { openPostgres } = await import('../provisioning/store/postgres.js');
+    const { SqliteDb } = await import('../provisioning/store/sqlite.js');
+    const db = databaseUrl ? openPostgres(databaseUrl) : new SqliteDb(join(dataDir, 'provisioning.sqlite'));
+    try {
+      expect(await migrate(db, migrations.slice(0, 1))).toEqual([1]);
+      for (const id of ['a1', 'b2']) {
+        await db.run(
+          "INSERT INTO admin_tokens (id, name, token_hash, scope, created_at) VALUES (?, 'ci', ?, 'admin', ?)",
+          [id, `hash-${id}`, new Date(T0).toISOString()],
+        );
+      }
+      expect(await migrate(db)).toEqual([2]);
+      const names = (await db.all('SELECT name FROM admin_tokens ORDER BY id')).map((r) => r.name);
+      expect(names).toEqual(['ci', 'ci-b2']);
+      await expect(
+        db.run(
+          "INSERT INTO admin_tokens (id, name, token_hash, scope, created_at) VALUES ('c3', 'ci', 'h3', 'read', 'x')",
+        ),
+      ).rejects.toThrow();
+    } finally {
+      await db.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
