@@ -35,7 +35,7 @@ if [ "$(mode)" = netem ]; then
   for side in "$CORE:$P-c-$host" "$P-$host:eth0"; do
     ns="${side%%:*}"; dev="${side##*:}"
     ip netns exec "$ns" tc qdisc del dev "$dev" root 2>/dev/null || true
-    [ ${#args[@]} -gt 0 ] && ip netns exec "$ns" tc qdisc add dev "$dev" root netem "${args[@]}"
+    if [ ${#args[@]} -gt 0 ]; then ip netns exec "$ns" tc qdisc add dev "$dev" root netem "${args[@]}"; fi
   done
 elif [ "$(mode)" = shaper ]; then
   python3 - "$STATE/faults.json" "$host" "$loss" "$delay" "$jitter" "$down" <<'PY'
