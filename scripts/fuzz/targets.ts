@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import {
   DescriptorError,
   parseReportDescriptor,
@@ -553,6 +554,7 @@ interface ProvisioningRig {
   close(): Promise<void>;
 }
 let rig: ProvisioningRig | undefined;
+let lastServiceError = '';
 
 async function provisioningRig(): Promise<ProvisioningRig> {
   if (rig) return rig;
@@ -562,12 +564,21 @@ async function provisioningRig(): Promise<ProvisioningRig> {
   const dataDir = mkdtempSync(join(tmpdir(), 'sealroom-fuzz-prov-'));
   const store = await openStore({ dataDir });
   const ca = await createCertificateAuthority({ commonName: 'Fuzz CA', org: 'Fuzz', validityDays: 30 });
+  // Errors the service logs (the cause behind a 500) are kept for the finding's message.
+  const logger = pino(
+    { level: 'error' },
+    {
+      write(line: string) {
+        lastServiceError = line.slice(0, 600);
+      },
+    },
+  );
   const app = await buildService({
     store,
     ca,
     org: 'Fuzz',
     publicUrl: 'https://prov.example',
-    logger: false,
+    logger,
     rateLimits: { enrollmentsPerMinute: 1e9, claimsPerMinute: 1e9 },
   });
   await app.ready();
@@ -728,9 +739,12 @@ export const provisioningTarget: FuzzTarget = {
         }),
       };
     }
+    lastServiceError = '';
     const res = await r.app.inject({ method: s.method, url: s.url, headers, payload: body });
     if (res.statusCode >= 500)
-      throw new Error(`HTTP ${res.statusCode} on ${route}: ${res.body.slice(0, 200)}`);
+      throw new Error(
+        `HTTP ${res.statusCode} on ${route}: ${res.body.slice(0, 200)} — logged: ${lastServiceError}`,
+      );
     if (res.body.length && !/^[[{]/.test(res.body))
       throw new Error(`non-JSON reply on ${route}: ${res.body.slice(0, 80)}`);
   },
