@@ -17,7 +17,7 @@
 //
 // The same file is the program each host runs (--role room | prov-probe), so the rooms run the
 // daemon as `sealroom daemon` does, plus a status line every 250 ms that the orchestrator reads.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -406,6 +406,15 @@ async function orchestrate(o: Record<string, string | boolean | undefined>): Pro
       ),
     );
   };
+  // Ctrl-C / SIGTERM: no process and no namespace is left behind.
+  const onSignal = () => {
+    for (const c of children) c.kill('SIGKILL');
+    if (o['keep-lab'] !== true)
+      spawnSync('bash', [join(NETNS, 'teardown.sh')], { env: lab.env, stdio: 'ignore' });
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const results: CaseResult[] = [];
   let provisioning: Record<string, unknown> | undefined;
   let mode = check.mode ?? '?';

@@ -182,6 +182,16 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'sealroom-soak-'));
   const parts: ChildProcess[] = [];
   const t0 = Date.now();
+  // Ctrl-C / SIGTERM: stop every part (daemons stop their media workers) before leaving.
+  const onSignal = () => {
+    for (const p of parts) p.kill('SIGTERM');
+    setTimeout(() => {
+      for (const p of parts) p.kill('SIGKILL');
+      process.exit(130);
+    }, 5000);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   let result: Record<string, unknown> = {};
   let ok = false;
   try {
