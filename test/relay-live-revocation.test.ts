@@ -11,6 +11,8 @@ import { RelayConnection } from '../device/daemon/relay-connection.js';
 import { initialState, StateStore } from '../device/daemon/state.js';
 import type { ServerMessage } from '../src/core/protocol/relay.js';
 import { type CertificateAuthority, TrustStore } from '../src/pki/index.js';
+import { issueCrl } from '../src/pki/crl.js';
+import { RevocationFeed } from '../src/pki/revocation-feed.js';
 import type { RevocationSource, RevocationState, RevocationStatus } from '../src/pki/revocation-source.js';
 import { createDevelopmentCa, type DevelopmentDevice, issueDevelopmentDevice } from '../src/relay/dev-pki.js';
 import { type Relay, type RelayOptions, startRelay } from '../src/relay/server.js';
@@ -307,5 +309,37 @@ describe('fail closed without a fresh CRL', () => {
     revocation.emit('change');
     expect((await connect(relay, d)).open).toBe(true);
     expect((await health()).status).toBe(200);
+  }, 30_000);
+});
+
+describe('with the real CRL feed (src/pki/revocation-feed.ts)', () => {
+  it('fails closed until a CRL is in force; a newer CRL listing a device ends its session live', async () => {
+    const feed = new RevocationFeed({ baseUrl: 'http://127.0.0.1:9', caCertPem: ca.certPem });
+    const relay = await relayWith({ revocation: feed, sessionCheckIntervalMs: 600_000 });
+    const [kept, stolen] = [await device('Boardroom'), await device('Stolen')];
+    await expect(connect(relay, kept)).rejects.toMatchObject({ code: 'crl-stale' });
+
+    const thisUpdate = new Date();
+    const nextUpdate = new Date(thisUpdate.getTime() + 24 * 3600_000);
+    await feed.apply((await issueCrl(ca, { entries: [], crlNumber: 1n, thisUpdate, nextUpdate })).der);
+    const [a, b] = [await connect(relay, kept), await connect(relay, stolen)];
+    const closed = closeOf(b);
+    await feed.apply(
+      (
+        await issueCrl(ca, {
+          entries: [{ serial: stolen.serial.toUpperCase(), revokedAt: new Date() }],
+          crlNumber: 2n,
+          thisUpdate,
+          nextUpdate,
+        })
+      ).der,
+    );
+    expect(await closed).toEqual({ code: 4403, reason: 'certificate revoked' });
+    expect(a.open).toBe(true);
+    await expect(connect(relay, stolen)).rejects.toMatchObject({ code: 'certificate-revoked' });
+    const health = (await (await fetch(`http://127.0.0.1:${relay.port}/healthz`)).json()) as {
+      revocation: RevocationStatus;
+    };
+    expect(health.revocation).toMatchObject({ state: 'fresh', crlNumber: '2', revoked: 1 });
   }, 30_000);
 });
