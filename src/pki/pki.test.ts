@@ -12,12 +12,12 @@ import {
   identityKeyFromPem,
   identityKeyToPem,
   issueDeviceCertificate,
+  issueCrl,
   issueDeviceCertificateDetailed,
   PkiError,
   rawPublicKey,
-  signRevocationList,
+  verifyCrl,
   verifyDeviceCertificate,
-  verifyRevocationList,
 } from './index.js';
 
 let ca: CertificateAuthority;
@@ -141,12 +141,19 @@ describe('src/pki', () => {
     expect(deviceIdForPublicKey(key.publicKey)).toMatch(/^sr-[a-z2-7]{20}$/);
   });
 
-  it('signs revocation lists with the CA key and rejects tampering', async () => {
-    const list = await signRevocationList(ca, [
-      { serial: 'aa11', deviceId: 'sr-x', revokedAt: '2026-01-01T00:00:00Z' },
-    ]);
-    expect(verifyRevocationList(list, ca.certPem)).toEqual(new Set(['aa11']));
-    expect(() => verifyRevocationList({ ...list, revoked: [] }, ca.certPem)).toThrow(PkiError);
-    expect(() => verifyRevocationList(list, otherCa.certPem)).toThrow(PkiError);
+  it('revokes real device certificates through an X.509 CRL signed by the CA', async () => {
+    const [e1, e2] = [await enroll(), await enroll()];
+    const now = new Date();
+    const { pem } = await issueCrl(ca, {
+      entries: [{ serial: e1.serial.toUpperCase(), revokedAt: now }],
+      crlNumber: 1n,
+      thisUpdate: now,
+      nextUpdate: new Date(now.getTime() + 86_400_000),
+    });
+    const crl = await verifyCrl(pem, ca.certPem);
+    const isRevoked = (s: string) => crl.serials.has(s);
+    expect(await codeOf(verifyDeviceCertificate(e1.certPem, ca.certPem, { isRevoked }))).toBe('revoked');
+    expect((await verifyDeviceCertificate(e2.certPem, ca.certPem, { isRevoked })).serial).toBe(e2.serial);
+    expect(await codeOf(verifyCrl(pem, otherCa.certPem))).toBe('bad-chain');
   });
 });
