@@ -1,5 +1,6 @@
 // `sealroom provisioning …` (run the service, mint a token offline, run a device enrollment) and
-// `sealroom admin …` (IT's client: claim, list, show, revoke, decommission, config, audit, token).
+// `sealroom admin …` (IT's client: claim, list, show, revoke, decommission, config, audit, token
+// create|list|revoke), over HTTPS trusting only the service's CA when given --tls-ca.
 // Heavy modules (fastify, stores, pki) load only inside actions.
 import type { Command } from 'commander';
 
@@ -78,6 +79,8 @@ export function registerProvisioningCommands(program: Command): void {
     .option('--tls-key <pem>', 'and this key')
     .option('--enrollments-per-minute <n>', 'rate limit per client address', '30')
     .option('--claims-per-minute <n>', 'rate limit per client address', '30')
+    .option('--device-requests-per-minute <n>', 'rate limit per device on device-signed calls', '300')
+    .option('--device-burst <n>', 'requests a device may send at once above that rate', '60')
     .option('--code-ttl <seconds>', 'activation code lifetime', '900')
     .option('--cert-days <days>', 'device certificate validity', '365')
     .action(async (o) => {
@@ -96,6 +99,8 @@ export function registerProvisioningCommands(program: Command): void {
         rateLimits: {
           enrollmentsPerMinute: Number(o.enrollmentsPerMinute),
           claimsPerMinute: Number(o.claimsPerMinute),
+          deviceRequestsPerMinute: Number(o.deviceRequestsPerMinute),
+          deviceBurst: Number(o.deviceBurst),
         },
         codeTtlSeconds: Number(o.codeTtl),
         certValidityDays: Number(o.certDays),
@@ -149,28 +154,37 @@ export function registerProvisioningCommands(program: Command): void {
     .description('create an admin API token directly in the store (for bootstrap and automation)')
     .requiredOption('--name <name>', 'who or what uses it (shown as the actor in the audit log)')
     .option('--scope <scope>', 'read or admin', 'read')
+    .option('--days <n>', 'lifetime in days (default 90, at most 365)', '90')
     .option('--data-dir <dir>', 'data directory of the service', '.data/provisioning')
     .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL)')
     .action(async (o) => {
       if (o.scope !== 'read' && o.scope !== 'admin') throw new Error('--scope must be read or admin');
+      const { generateAdminToken, hashAdminToken, MAX_TOKEN_DAYS } = await import('./tokens.js');
+      const days = Number(o.days);
+      if (!(days > 0 && days <= MAX_TOKEN_DAYS))
+        throw new Error(`--days must be between 1 and ${MAX_TOKEN_DAYS}`);
       const { openStore } = await import('./store/open.js');
-      const { generateAdminToken, hashAdminToken } = await import('./tokens.js');
       const { randomBytes } = await import('node:crypto');
       const store = await openStore({
         dataDir: o.dataDir,
         databaseUrl: o.databaseUrl ?? process.env.DATABASE_URL,
       });
-      const token = generateAdminToken();
-      await store.createToken({
-        id: randomBytes(8).toString('hex'),
-        name: o.name,
-        tokenHash: hashAdminToken(token),
-        scope: o.scope,
-        actor: 'cli',
-        now: new Date().toISOString(),
-      });
-      await store.close();
-      console.log(token);
+      try {
+        const token = generateAdminToken();
+        const now = new Date();
+        await store.createToken({
+          id: randomBytes(8).toString('hex'),
+          name: o.name,
+          tokenHash: hashAdminToken(token),
+          scope: o.scope,
+          actor: 'cli',
+          now: now.toISOString(),
+          expiresAt: new Date(now.getTime() + days * 86_400_000).toISOString(),
+        });
+        console.log(token);
+      } finally {
+        await store.close();
+      }
     });
 
   prov
@@ -219,18 +233,31 @@ export function registerProvisioningCommands(program: Command): void {
     .description("IT's client for the provisioning service")
     .option('--url <url>', 'service URL (default: $SEALROOM_PROVISIONING_URL or http://127.0.0.1:8443)')
     .option('--token <token>', 'admin token (default: $SEALROOM_ADMIN_TOKEN)')
-    .option('--token-file <path>', 'read the admin token from a file');
+    .option('--token-file <path>', 'read the admin token from a file')
+    .option(
+      '--tls-ca <pem>',
+      "trust only this CA for the service's HTTPS certificate, e.g. <data dir>/tls/ca.pem (default: $SEALROOM_PROVISIONING_CA, else the system trust store)",
+    );
 
   const client = async () => {
-    const o = admin.opts() as { url?: string; token?: string; tokenFile?: string };
+    const o = admin.opts() as { url?: string; token?: string; tokenFile?: string; tlsCa?: string };
     const { readFile } = await import('node:fs/promises');
     const token =
       o.token ??
       (o.tokenFile ? (await readFile(o.tokenFile, 'utf8')).trim() : process.env.SEALROOM_ADMIN_TOKEN);
     if (!token) throw new Error('an admin token is needed: --token, --token-file or $SEALROOM_ADMIN_TOKEN');
     const { AdminClient } = await import('./client/admin-client.js');
-    const url = o.url ?? process.env.SEALROOM_PROVISIONING_URL ?? 'http://127.0.0.1:8443';
-    return new AdminClient(url.replace(/\/$/, ''), token);
+    const url = o.url ?? process.env.SEALROOM_PROVISIONING_URL ?? 'https://127.0.0.1:8443';
+    const caPath = o.tlsCa ?? process.env.SEALROOM_PROVISIONING_CA;
+    let pinned: typeof fetch | undefined;
+    if (caPath) {
+      const caPem = await readFile(caPath, 'utf8').catch((err: Error) => {
+        throw new Error(`cannot read the service CA ${caPath}: ${err.message}`);
+      });
+      const { createPinnedFetch } = await import('../src/util/pinned-fetch.js');
+      pinned = createPinnedFetch(caPem);
+    }
+    return new AdminClient(url.replace(/\/$/, ''), token, pinned);
   };
 
   admin
@@ -359,14 +386,65 @@ export function registerProvisioningCommands(program: Command): void {
       );
     });
 
-  admin
+  const tokenCmd = admin
     .command('token')
+    .description('admin tokens: create (the default), list, revoke')
+    .option('--name <name>', 'who or what uses it (unique; the audit log shows it as the actor)')
+    .option('--scope <scope>', 'read or admin (never wider than your own token; default read)')
+    .option('--days <n>', 'lifetime in days (default 90, never past your own token, at most 365)')
+    .option('--json', 'print JSON')
+    .action(async (o) => createToken(o));
+
+  type CreateOpts = { name?: string; scope?: string; days?: string; json?: boolean };
+  const createToken = async (given: CreateOpts) => {
+    // Options given around `create` may have been taken by `token` itself: take both.
+    const o: CreateOpts = { ...(tokenCmd.opts() as CreateOpts) };
+    for (const [k, v] of Object.entries(given)) if (v !== undefined) o[k as keyof CreateOpts] = v as never;
+    const scope = o.scope ?? 'read';
+    if (!o.name) throw new Error('--name is required');
+    if (scope !== 'read' && scope !== 'admin') throw new Error('--scope must be read or admin');
+    const expiresAt = o.days ? new Date(Date.now() + Number(o.days) * 86_400_000).toISOString() : undefined;
+    const t = await (await client()).createToken(o.name, scope, expiresAt);
+    print(o.json, t, () => t.token);
+  };
+
+  tokenCmd
+    .command('create')
     .description('create another admin token (shown once)')
-    .requiredOption('--name <name>', 'who or what uses it')
-    .option('--scope <scope>', 'read or admin', 'read')
+    .option('--name <name>', 'who or what uses it (unique; required)')
+    .option('--scope <scope>', 'read or admin (default read)')
+    .option('--days <n>', 'lifetime in days (default 90)')
+    .option('--json', 'print JSON')
+    .action(async (o) => createToken(o));
+
+  tokenCmd
+    .command('list')
+    .description('list tokens (names, scopes, expiry; never the secrets)')
     .option('--json', 'print JSON')
     .action(async (o) => {
-      const t = await (await client()).createToken(o.name, o.scope);
-      print(o.json, t, () => t.token);
+      const list = await (await client()).listTokens();
+      print(o.json || tokenCmd.opts().json, list, () =>
+        formatTable(
+          ['ID', 'NAME', 'SCOPE', 'CREATED', 'EXPIRES', 'BY', 'REVOKED'],
+          list.map((t) => [
+            t.id,
+            t.name,
+            t.scope,
+            t.createdAt.slice(0, 10),
+            t.expiresAt.slice(0, 10),
+            dash(t.createdBy),
+            dash(t.revokedAt),
+          ]),
+        ),
+      );
+    });
+
+  tokenCmd
+    .command('revoke <idOrName>')
+    .description('revoke a token by id or name: refused from now on')
+    .option('--json', 'print JSON')
+    .action(async (idOrName: string, o) => {
+      const t = await (await client()).revokeToken(idOrName);
+      print(o.json || tokenCmd.opts().json, t, () => `revoked token ${t.id} ("${t.name}")`);
     });
 }

@@ -2,7 +2,7 @@
 // the CRL at GET /v1/revocations (cached, signed, strictly increasing persisted CRL number, verified
 // by the real openssl), the 403 'device-revoked' proof, purging, and the per-device rate limit — on
 // SQLite and on a real PostgreSQL. The tests play the attacker: each would fail on the old service.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signDeviceRequest } from '../provisioning/device-auth.js';
 import { buildService } from '../provisioning/service/app.js';
+import { startProvisioningService } from '../provisioning/service/serve.js';
 import { migrate, migrations } from '../provisioning/store/migrations.js';
 import { openStore, type ProvisioningStore } from '../provisioning/store/open.js';
 import { generateAdminToken, hashAdminToken } from '../provisioning/tokens.js';
@@ -496,4 +497,70 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+});
+
+describe('sealroom admin token create|list|revoke over HTTPS with --tls-ca', () => {
+  const repo = join(import.meta.dirname, '..');
+  const run = (args: string[], env: Record<string, string> = {}) =>
+    new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', join(repo, 'src/cli/sealroom.ts'), ...args],
+        { cwd: repo, env: { ...process.env, ...env }, timeout: 60_000 },
+        (error, stdout, stderr) =>
+          resolve({
+            code: error ? Number((error as { code?: unknown }).code ?? 1) || 1 : 0,
+            out: stdout,
+            err: stderr,
+          }),
+      );
+    });
+
+  it('creates, lists and revokes tokens; refuses a service it cannot authenticate', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'sealroom-admin-cli-'));
+    const svc = await startProvisioningService({ dataDir, port: 0, org: 'Acme', logger: false });
+    try {
+      const base = ['admin', '--url', svc.url, '--token-file', svc.bootstrapTokenPath!];
+      const pinned = [...base, '--tls-ca', join(dataDir, 'tls', 'ca.pem')];
+      const created = await run([
+        ...pinned,
+        'token',
+        'create',
+        '--name',
+        'ci',
+        '--scope',
+        'read',
+        '--days',
+        '10',
+      ]);
+      expect(created.err).toBe('');
+      expect(created.out.trim()).toMatch(/^srt_[A-Za-z0-9_-]{43}$/);
+      // The older form (options on `token`) still creates.
+      const legacy = await run([...pinned, 'token', '--name', 'ci2', '--json']);
+      expect(JSON.parse(legacy.out)).toMatchObject({ name: 'ci2', scope: 'read' });
+      const listed = await run([...pinned, 'token', 'list', '--json']);
+      const list = JSON.parse(listed.out) as { name: string; expiresAt: string }[];
+      expect(list.map((t) => t.name).sort()).toEqual(['bootstrap', 'ci', 'ci2']);
+      expect(listed.out).not.toMatch(/srt_/);
+      const ci = list.find((t) => t.name === 'ci')!;
+      expect(Date.parse(ci.expiresAt) - Date.now()).toBeGreaterThan(9.9 * DAY);
+      expect(Date.parse(ci.expiresAt) - Date.now()).toBeLessThanOrEqual(10 * DAY);
+      const revoked = await run([...pinned, 'token', 'revoke', 'ci']);
+      expect(revoked.out).toMatch(/revoked token [0-9a-f]+ \("ci"\)/);
+      const again = await run([...pinned, 'token', 'revoke', 'ci']);
+      expect(again.code).not.toBe(0);
+      expect(again.err).toMatch(/already revoked/);
+      // The service's own CA is not in the system store: without --tls-ca the call is refused…
+      const unpinned = await run([...base, 'token', 'list']);
+      expect(unpinned.code).not.toBe(0);
+      // …and $SEALROOM_PROVISIONING_CA does what --tls-ca does.
+      const viaEnv = await run([...base, 'token', 'list', '--json'], {
+        SEALROOM_PROVISIONING_CA: join(dataDir, 'tls', 'ca.pem'),
+      });
+      expect(JSON.parse(viaEnv.out).find((t: { name: string }) => t.name === 'ci').revokedAt).not.toBeNull();
+    } finally {
+      await svc.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
