@@ -60,4 +60,54 @@ describe('FrameAssembler', () => {
     );
     expect(frames.length).toBe(3);
   });
+
+  it('learns the network reorder depth: under 200 ms of jitter frames are waited for, not dropped', () => {
+    // 15 fps video (6000 ticks a frame at 90 kHz), 5 packets a frame, each delayed 0–200 ms at
+    // random (netem-style jitter reorders packets across frames). Deterministic pseudo-random.
+    let seed = 42;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const frames = 150;
+    const packets: { arrival: number; p: RtpFragment }[] = [];
+    for (let f = 0; f < frames; f++)
+      for (let i = 0; i < 5; i++)
+        packets.push({
+          arrival: (f * 1000) / 15 + random() * 200,
+          p: {
+            sequenceNumber: (f * 5 + i) & 0xffff,
+            timestamp: f * 6000,
+            marker: i === 4,
+            payload: Uint8Array.of(f),
+          },
+        });
+    packets.sort((a, b) => a.arrival - b.arrival);
+    const a = new FrameAssembler();
+    const out = packets.flatMap(({ p }) => a.push(p));
+    // The first frames teach it the depth; after that nothing is lost.
+    const late = out.filter((f) => f.timestamp >= 20 * 6000);
+    expect(late.length).toBe(frames - 20);
+    expect(late.some((f) => f.afterLoss)).toBe(false);
+    expect(a.reorderWindowTicks).toBeGreaterThan(6000);
+    expect(a.reorderWindowTicks).toBeLessThanOrEqual(45_000);
+  });
+
+  it('under jitter a packet really lost is still declared lost, within the bounded window', () => {
+    const a = new FrameAssembler({ maxReorderTicks: 18_000 });
+    // Teach it 12 000 ticks of reordering: frame 1 arrives after frame 3.
+    const teach = stream(4, 2, 0);
+    const order = [0, 1, 4, 5, 6, 7, 2, 3];
+    const taught = order.flatMap((i) => a.push(teach[i] as RtpFragment));
+    expect(taught.length).toBe(4);
+    // Then a stream with one packet gone for good: 3000 ticks a frame here.
+    const rest = stream(20, 2, 8)
+      .map((p) => ({ ...p, timestamp: p.timestamp + 100_000 }))
+      .filter((p) => p.sequenceNumber !== 10);
+    const out = rest.flatMap((p) => a.push(p));
+    const lossAt = out.findIndex((f) => f.afterLoss);
+    expect(lossAt).toBeGreaterThan(0);
+    // Given up once the stream moved on by more than the window (≤ 18 000 ticks = 6 frames + 2).
+    expect(out.length).toBeGreaterThanOrEqual(20 - 1 - 8);
+  });
 });
