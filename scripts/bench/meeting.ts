@@ -78,7 +78,12 @@ function autoAdmit(leader: MeetingClient, state: StateStore): void {
 }
 
 async function joinToFirstFrame(ca: CertificateAuthority): Promise<number> {
-  const relay = await startRelay({ log: silentLogger, trust: { caPems: [ca.certPem] } });
+  // Many synthetic rooms connect from 127.0.0.1: lift the per-address cap (docs/relay.md).
+  const relay = await startRelay({
+    log: silentLogger,
+    trust: { caPems: [ca.certPem] },
+    limits: { maxConnectionsPerAddress: 10_000 },
+  });
   const leaderDevice = await issueDevelopmentDevice(ca, { roomName: 'Leader' });
   const leaderMedia = new SyntheticMedia({ roomName: 'Leader', videoIntervalMs: 33, audioIntervalMs: 20 });
   const leader = client(relay.url, leaderDevice, leaderMedia);
@@ -116,7 +121,12 @@ async function rekeyAfterLeave(
   n: number,
   devices: DevelopmentDevice[],
 ): Promise<number> {
-  const relay = await startRelay({ log: silentLogger, trust: { caPems: [ca.certPem] } });
+  // Many synthetic rooms connect from 127.0.0.1: lift the per-address cap (docs/relay.md).
+  const relay = await startRelay({
+    log: silentLogger,
+    trust: { caPems: [ca.certPem] },
+    limits: { maxConnectionsPerAddress: 10_000 },
+  });
   const leader = client(relay.url, devices[0] as DevelopmentDevice);
   await leader.client.start();
   autoAdmit(leader.client, leader.state);
