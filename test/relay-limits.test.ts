@@ -147,7 +147,13 @@ async function meetingOfTwo(relay: Relay, leaderRoom: DevelopmentDevice, joinerR
   const active = nextMessage(joiner, 'meeting', (m) => m.status === 'active');
   await leader.request({ type: 'admit', participantId: joined.participantId });
   await active;
-  return { leader, joiner, meetingId: created.meetingId, joinerId: joined.participantId };
+  return {
+    leader,
+    joiner,
+    meetingId: created.meetingId,
+    leaderId: created.participantId,
+    joinerId: joined.participantId,
+  };
 }
 
 describe('limits', () => {
@@ -333,9 +339,13 @@ describe('connection caps', () => {
 });
 
 describe('after authentication', () => {
-  it('rate-limits a binding flood and a ping flood, counts them, and another meeting goes on', async () => {
+  it('rate-limits binding, resync and ping floods, counts them, and another meeting goes on', async () => {
     const relay = await relayWith();
-    const { leader, joiner } = await meetingOfTwo(relay, rooms.a, rooms.b);
+    const { leader, joiner, meetingId, leaderId, joinerId } = await meetingOfTwo(relay, rooms.a, rooms.b);
+    let resyncsAtLeader = 0;
+    leader.on('message', (m) => {
+      if (m.type === 'e2ee' && m.payload.type === 'e2ee.resync') resyncsAtLeader++;
+    });
 
     // The flooder's target: C leads a meeting, D joins it and floods bindings at C.
     const target = await connect(relay, rooms.c);
@@ -360,6 +370,10 @@ describe('after authentication', () => {
     for (let i = 0; i < 3000; i++) flooder.postBinding(ephemeral);
     // Under the cut-off: refused (700 of them) but not closed.
     for (let i = 0; i < 900; i++) pinger.send({ type: 'ping' });
+    // An admitted member asks its leader for a resync over and over (each answer would be a list,
+    // a heartbeat and a key: amplified at the leader). 100: under the general burst.
+    const resync = { v: 1, type: 'e2ee.resync', meetingId, from: joinerId, to: leaderId, fromIndex: 0 };
+    for (let i = 0; i < 100; i++) joiner.send({ type: 'e2ee', to: leaderId, payload: resync as never });
 
     // Meanwhile the other meeting works: requests answered, roster changes delivered.
     const latencies: number[] = [];
@@ -375,24 +389,31 @@ describe('after authentication', () => {
     expect(await floodClosed).toBe(4429);
     expect(flooder.messages.some((m) => m.type === 'error' && m.code === 'rate-limited')).toBe(true);
     const elapsedS = (performance.now() - started) / 1000;
-    // Burst 200 and 50/s sustained (+1 for the binding posted on join).
-    expect(bindingsAtTarget).toBeLessThanOrEqual(201 + Math.ceil(50 * elapsedS));
+    // Bindings and resyncs have their own budget: a burst of 10 (the binding posted on join was
+    // one of them), then 1/s.
+    expect(bindingsAtTarget).toBeGreaterThanOrEqual(2);
+    expect(bindingsAtTarget).toBeLessThanOrEqual(10 + Math.ceil(elapsedS));
+    await expect.poll(() => resyncsAtLeader, { timeout: 10_000 }).toBeGreaterThanOrEqual(10);
     await expect.poll(() => pongs, { timeout: 20_000 }).toBeGreaterThanOrEqual(200);
     expect(await refusals(relay, 'rate-limited')).toBeGreaterThanOrEqual(1000 + 600);
     expect(Math.max(...latencies)).toBeLessThan(10_000);
     // The pinger, refused fewer than 1000 times, was told once and can go on at the rate.
     expect(pinger.open).toBe(true);
     await new Promise((r) => setTimeout(r, 1100));
-    // Every pong it ever got was within the bucket: 200 + 50/s over the whole time.
-    expect(pongs).toBeLessThanOrEqual(200 + Math.ceil(50 * ((performance.now() - started) / 1000)));
+    // Every pong it ever got was within the bucket: 200 + 50/s over the whole time; the same for
+    // resyncs within theirs.
+    const totalS = (performance.now() - started) / 1000;
+    expect(pongs).toBeLessThanOrEqual(200 + Math.ceil(50 * totalS));
+    expect(resyncsAtLeader).toBeLessThanOrEqual(10 + Math.ceil(totalS));
     const before = pongs;
     pinger.send({ type: 'ping' });
     await expect.poll(() => pongs, { timeout: 10_000 }).toBeGreaterThan(before);
     console.log(
       JSON.stringify({
-        flood: 'binding+ping',
-        sent: 3900,
+        flood: 'binding+resync+ping',
+        sent: { bindings: 3000, pings: 900, resyncs: 100 },
         bindingsAtTarget,
+        resyncsAtLeader,
         pongs,
         refused: await refusals(relay, 'rate-limited'),
         otherMeetingLockRoundTripMs: latencies.map((l) => Math.round(l)),

@@ -39,6 +39,16 @@ export const PRE_AUTH_MAX_MESSAGES = 4;
  */
 export const RATE_LIMIT_CLOSE_AFTER = 1000;
 
+/**
+ * Bulletin-board messages that cost the leader dear: a binding (a signature and a certificate chain
+ * to verify) and a resync (the leader answers with its list, a heartbeat and a key — a flood of them
+ * is amplified). A meeting client posts a binding on join and again every 10 s while waiting, and
+ * asks for a resync at most every 2 s; each connection may post these at 1/s after a burst of 10.
+ */
+export const COSTLY_E2EE_TYPES: ReadonlySet<string> = new Set(['e2ee.binding', 'e2ee.resync']);
+export const COSTLY_E2EE_PER_SECOND = 1;
+export const COSTLY_E2EE_BURST = 10;
+
 /** Close codes the relay uses (docs/relay.md, "Close codes"). */
 export const CLOSE = Object.freeze({
   tooLarge: 1009,

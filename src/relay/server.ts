@@ -28,6 +28,9 @@ import {
   AddressCounter,
   addressKey,
   CLOSE,
+  COSTLY_E2EE_BURST,
+  COSTLY_E2EE_PER_SECOND,
+  COSTLY_E2EE_TYPES,
   PRE_AUTH_MAX_MESSAGES,
   RATE_LIMIT_CLOSE_AFTER,
   type RelayLimits,
@@ -112,6 +115,8 @@ interface Session {
   /** Frames received before authentication completed. */
   preAuthMessages: number;
   bucket: TokenBucket;
+  /** Bindings and resync requests (COSTLY_E2EE_TYPES), on top of `bucket`. */
+  costly: TokenBucket;
   /** Refusals it may still earn before it is cut (refilled at the sustained message rate). */
   refusalAllowance: TokenBucket;
   lastRateError: number;
@@ -282,6 +287,11 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     if (payload.from !== member.info.participantId || payload.meetingId !== meetingId) {
       throw new MeetingError('bad-e2ee', 'E2EE message from or meetingId does not match the sender');
     }
+    // Costly for the leader (verification, or an amplified answer): their own, tighter budget.
+    if (COSTLY_E2EE_TYPES.has(payload.type) && !session.costly.take()) {
+      rateLimited(session);
+      return;
+    }
     const isBinding = payload.type === 'e2ee.binding';
     if (member.status !== 'active' && !isBinding)
       throw new MeetingError('not-admitted', 'a waiting participant may only post its key binding');
@@ -420,6 +430,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       nonce: newChallenge(),
       preAuthMessages: 0,
       bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
+      costly: new TokenBucket(COSTLY_E2EE_PER_SECOND, COSTLY_E2EE_BURST),
       refusalAllowance: new TokenBucket(limits.messagesPerSecond, RATE_LIMIT_CLOSE_AFTER),
       lastRateError: Number.NEGATIVE_INFINITY,
       ending: false,
