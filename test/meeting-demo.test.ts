@@ -5,13 +5,16 @@
 // briefly (stdin not a TTY, --duration): it prints both kiosk URLs and the same security code twice,
 // stops by itself, and leaves no process behind.
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { certificateSha256 } from '../provisioning/client/tls-pin.js';
 
 describe('sealroom demo (npm start)', () => {
   it('brings up relay and two rooms, prints kiosk URLs and matching security codes, and stops by itself', async () => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/sealroom.ts', 'demo', '--media', 'synthetic', '--duration', '2'],
+      ['--import', 'tsx', 'src/cli/sealroom.ts', 'demo', '--media', 'synthetic', '--duration', '2', '--keep'],
       {
         stdio: ['pipe', 'pipe', 'pipe'],
         env: { ...process.env, SEALROOM_LOG_LEVEL: 'warn' },
@@ -44,5 +47,18 @@ describe('sealroom demo (npm start)', () => {
     // Every part it started is gone: its kiosk port no longer answers.
     const kiosk = /Boardroom kiosk\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? '';
     await expect(fetch(`${kiosk}/healthz`)).rejects.toThrow();
+    // HTTPS end to end, as kept by --keep: both rooms pinned the service's TLS CA (the fingerprint the
+    // demo printed), and the relay holds the CRL it fetched over HTTPS.
+    const demoDir = /\(log (\S+)\/relay\.log\)/.exec(out)?.[1] ?? '';
+    try {
+      const sha = /SHA-256 ([0-9a-f]{64})/.exec(out)?.[1];
+      for (const room of ['room-0', 'room-1'])
+        expect(certificateSha256(readFileSync(join(demoDir, room, 'provisioning-ca.pem'), 'utf8'))).toBe(sha);
+      expect(readdirSync(join(demoDir, 'relay-state')).some((f) => /^crl-[0-9a-f]+\.der$/.test(f))).toBe(
+        true,
+      );
+    } finally {
+      if (demoDir.includes('sealroom-demo-')) rmSync(demoDir, { recursive: true, force: true });
+    }
   }, 180_000);
 });
