@@ -197,6 +197,19 @@ describe('RevocationFeed', () => {
     expect(readFileSync(file).equals(served.body)).toBe(true);
   });
 
+  it('enforces a newer CRL even when it cannot be persisted, and reports it', async () => {
+    const notADir = join(tmp(), 'file');
+    writeFileSync(notADir, 'x'); // stateDir is a file: every write fails
+    const errors: string[] = [];
+    const f = feed({ stateDir: notADir, onError: (e) => errors.push(e.message) });
+    await serve(['aa01'], 50n);
+    expect(await f.refresh()).toBe(true);
+    expect(f.isRevoked('aa01')).toBe(true);
+    expect(errors.join()).toMatch(/CRL 50 in force but not persisted/);
+    expect(await f.refresh()).toBe(false); // tries again, reports again
+    expect(errors.length).toBe(2);
+  });
+
   it('polls with start()/stop(); combines one feed per CA into one source', async () => {
     await serve(['aa01'], 40n);
     const f = feed({ intervalMs: 50 });

@@ -161,8 +161,11 @@ export class DeviceTrustAnchors extends EventEmitter<{ change: [TrustAnchors] }>
       const order = compareCrl(verified, this.#crl);
       if (order === 'same') return false;
       if (order === 'older') throw new CrlRefusedError(verified.crlNumber, this.#crl?.crlNumber ?? 0n);
-      await writeFileAtomic(join(this.#stateDir, CRL_FILE), verified.der, 0o644);
+      // Enforced even when it cannot be saved (revoking now matters more); the failure is logged.
       this.#crl = verified;
+      await writeFileAtomic(join(this.#stateDir, CRL_FILE), verified.der, 0o644).catch((err: Error) =>
+        this.#log.error({ err: err.message }, 'CRL in force but not saved'),
+      );
       this.#lastStale = this.revocationStale;
       this.#log.info(
         {

@@ -69,6 +69,8 @@ export class RevocationFeed extends EventEmitter<{ change: [] }> implements Revo
   #crl: VerifiedCrl | undefined;
   #timer: NodeJS.Timeout | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  /** The CRL in force could not be persisted yet. */
+  #unsaved = false;
   readonly #opts: RevocationFeedOptions;
   readonly #graceMs: number;
   readonly #failClosed: boolean;
@@ -156,12 +158,25 @@ export class RevocationFeed extends EventEmitter<{ change: [] }> implements Revo
     const verified = await verifyCrl(input, this.#opts.caCertPem);
     return this.#serial(async () => {
       const order = compareCrl(verified, this.#crl);
-      if (order === 'same') return false;
       if (order === 'older') throw new CrlRefusedError(verified.crlNumber, this.#crl?.crlNumber ?? 0n);
-      if (this.#file) await writeFileAtomic(this.#file, verified.der, 0o644);
-      this.#crl = verified;
-      this.emit('change');
-      return true;
+      if (order === 'newer') {
+        // A newer CRL is enforced even when it cannot be persisted (disk full, read-only): revoking
+        // now matters more; the failure is reported and the next poll tries to persist it again.
+        this.#crl = verified;
+        this.#unsaved = this.#file !== undefined;
+        this.emit('change');
+      }
+      if (this.#unsaved && this.#file) {
+        try {
+          await writeFileAtomic(this.#file, verified.der, 0o644);
+          this.#unsaved = false;
+        } catch (err) {
+          this.#opts.onError?.(
+            new Error(`CRL ${verified.crlNumber} in force but not persisted: ${(err as Error).message}`),
+          );
+        }
+      }
+      return order === 'newer';
     });
   }
 
