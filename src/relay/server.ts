@@ -1,6 +1,10 @@
 // The relay process: fastify with one WebSocket route for signalling, admission and the E2EE bulletin
 // board, plus the werift SFU. It authenticates devices by certificate + challenge, and never holds a
 // key: bulletin-board payloads are forwarded as opaque objects, media as RTP it does not decrypt.
+// It faces the network before anyone authenticated: an authentication deadline, a small pre-auth
+// frame limit, connection caps and per-connection rate limits (./limits.ts) bound what a peer can
+// cost, every refusal is counted in /metrics, and sessions of certificates revoked (RevocationSource
+// 'change') or expired since they authenticated are ended live (docs/relay.md).
 import { randomBytes } from 'node:crypto';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
