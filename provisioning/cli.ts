@@ -108,6 +108,10 @@ export function registerProvisioningCommands(program: Command): void {
       console.error(
         `provisioning service on ${svc.url} (store: ${svc.store.kind}, OpenAPI: ${svc.url}/openapi.json)`,
       );
+      if (svc.tls.caPath)
+        console.error(
+          `provisioning TLS CA ${svc.tls.caPath} (SHA-256 ${svc.tls.caSha256}); devices pin it at enrollment, IT passes it to sealroom admin --tls-ca`,
+        );
       if (svc.bootstrapTokenPath)
         console.error(`first admin token written to ${svc.bootstrapTokenPath} (mode 0600)`);
       const stop = async () => {
