@@ -235,7 +235,7 @@ export function registerProvisioningCommands(program: Command): void {
   const admin = program
     .command('admin')
     .description("IT's client for the provisioning service")
-    .option('--url <url>', 'service URL (default: $SEALROOM_PROVISIONING_URL or http://127.0.0.1:8443)')
+    .option('--url <url>', 'service URL (default: $SEALROOM_PROVISIONING_URL or https://127.0.0.1:8443)')
     .option('--token <token>', 'admin token (default: $SEALROOM_ADMIN_TOKEN)')
     .option('--token-file <path>', 'read the admin token from a file')
     .option(
