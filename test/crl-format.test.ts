@@ -233,6 +233,15 @@ describe('X.509 CRL (RFC 5280) signed by the org CA', () => {
     );
   });
 
+  it('handles large CRLs (beyond asn1js default limit of 10 000 nodes, ~3 300 entries)', async () => {
+    const serials = Array.from({ length: 5000 }, (_, i) => `4${i.toString(16).padStart(31, '0')}`);
+    const { der } = await issue(serials, 77n);
+    const v = await verifyCrl(der, ca.certPem);
+    expect(v.serials.size).toBe(5000);
+    expect(v.serials.has(serials[4321] ?? '')).toBe(true);
+    expect(opensslVerify(der, join(dir, 'ca.pem')).ok).toBe(true);
+  }, 60_000);
+
   it('freshness: fresh until nextUpdate, stale within the grace, then expired', () => {
     const grace = 3600_000;
     const at = (ms: number) => new Date(nextUpdate.getTime() + ms);

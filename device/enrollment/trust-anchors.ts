@@ -154,6 +154,8 @@ export class DeviceTrustAnchors extends EventEmitter<{ change: [TrustAnchors] }>
    * refused (CrlRefusedError); a CRL that does not verify throws PkiError.
    */
   async applyCrl(input: string | Uint8Array): Promise<boolean> {
+    // The service re-serves the same bytes for up to CRL_REISSUE_MS: no need to parse them again.
+    if (typeof input !== 'string' && this.#crl?.der.equals(input)) return false;
     const verified = await verifyCrl(input, this.#orgCaPem);
     return this.#serial(async () => {
       const saved = await this.#readSavedCrl();

@@ -11,8 +11,20 @@
 //     bytes → 'older', i.e. refused: one CA never signs two different CRLs with the same number)
 //
 // `openssl crl -inform DER -in x.crl -CAfile ca.pem -noout` prints "verify OK" for what issueCrl makes.
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { CertificateList } from '@peculiar/asn1-x509';
+import { createPublicKey, verify as edVerify } from 'node:crypto';
+import { AsnConvert, type IAsnParseOptions, OctetString } from '@peculiar/asn1-schema';
+import {
+  AlgorithmIdentifier,
+  AuthorityKeyIdentifier,
+  CertificateList,
+  Extension,
+  KeyIdentifier,
+  Name,
+  RevokedCertificate,
+  TBSCertList,
+  Time,
+  Version,
+} from '@peculiar/asn1-x509';
 import { type CertificateAuthority, loadCa, parseCertificate } from './ca.js';
 import { PkiError } from './errors.js';
 import type { RevocationStatus } from './revocation-source.js';
@@ -50,10 +62,14 @@ export const DEFAULT_CRL_GRACE_MS = 24 * 3600_000;
 /** Larger inputs are refused before parsing (a CRL of 100 000 entries is about 4 MB). */
 export const MAX_CRL_BYTES = 8 * 1024 * 1024;
 
+const OID_ED25519 = '1.3.101.112';
 const OID_CRL_NUMBER = '2.5.29.20';
 const OID_AUTHORITY_KEY_ID = '2.5.29.35';
-/** CRL extensions we understand (RFC 5280 §5.2); any other critical one makes the CRL unusable. */
-const KNOWN_CRL_EXTENSIONS = new Set([OID_CRL_NUMBER, OID_AUTHORITY_KEY_ID]);
+/** asn1js refuses more than 10 000 nodes by default (~3 300 CRL entries); a CRL of MAX_CRL_BYTES has
+ * at most ~8 MiB / 3 bytes per node. */
+const PARSE_OPTIONS: IAsnParseOptions = {
+  berOptions: { maxNodes: Math.ceil(MAX_CRL_BYTES / 3), maxContentLength: MAX_CRL_BYTES, maxDepth: 32 },
+};
 /** Entry extensions we understand (reason code, invalidity date); others critical → refused. */
 const KNOWN_ENTRY_EXTENSIONS = new Set(['2.5.29.21', '2.5.29.24']);
 /** RFC 5280 §5.2.3: CRL numbers are at most 20 octets. */
@@ -126,33 +142,55 @@ export async function issueCrl(
     const prev = bySerial.get(hex);
     if (!prev || e.revokedAt < prev) bySerial.set(hex, e.revokedAt);
   }
-  const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension);
-  const aki = ski
-    ? new x509.AuthorityKeyIdentifierExtension(ski.keyId, false)
-    : await x509.AuthorityKeyIdentifierExtension.create(cert.publicKey, false);
-  const crl = await x509.X509CrlGenerator.create({
-    issuer: cert.subjectName,
-    thisUpdate: o.thisUpdate,
-    nextUpdate: o.nextUpdate,
-    signingAlgorithm: ED25519,
-    signingKey,
-    extensions: [
-      new x509.Extension(OID_CRL_NUMBER, false, new Uint8Array(encodeDerInteger(o.crlNumber))),
-      aki,
+  const ski =
+    cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ??
+    (await x509.AuthorityKeyIdentifierExtension.create(cert.publicKey, false)).keyId ??
+    '';
+  const ext = (extnID: string, value: Uint8Array | ArrayBuffer) =>
+    new Extension({ extnID, critical: false, extnValue: new OctetString(value) });
+  const entries = [...bySerial.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  // Built with the ASN.1 classes directly (not X509CrlGenerator, which re-parses what it made with
+  // asn1js's default limit of 10 000 nodes, i.e. about 3 300 entries).
+  const tbs = new TBSCertList({
+    version: Version.v2,
+    signature: new AlgorithmIdentifier({ algorithm: OID_ED25519 }),
+    issuer: AsnConvert.parse(cert.subjectName.toArrayBuffer(), Name),
+    thisUpdate: new Time(o.thisUpdate),
+    nextUpdate: new Time(o.nextUpdate),
+    ...(entries.length > 0
+      ? {
+          revokedCertificates: entries.map(
+            ([hex, revokedAt]) =>
+              new RevokedCertificate({
+                userCertificate: new Uint8Array(Buffer.from(hex, 'hex')).buffer,
+                revocationDate: new Time(revokedAt),
+              }),
+          ),
+        }
+      : {}),
+    crlExtensions: [
+      ext(OID_CRL_NUMBER, new Uint8Array(encodeDerInteger(o.crlNumber))),
+      ext(
+        OID_AUTHORITY_KEY_ID,
+        AsnConvert.serialize(
+          new AuthorityKeyIdentifier({
+            keyIdentifier: new KeyIdentifier(new Uint8Array(Buffer.from(ski, 'hex'))),
+          }),
+        ),
+      ),
     ],
-    entries: [...bySerial.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([serialNumber, revocationDate]) => ({ serialNumber, revocationDate })),
   });
-  // The generator writes an empty crlEntryExtensions SEQUENCE in every entry, which RFC 5280's
-  // ASN.1 does not allow (SIZE (1..MAX)): drop them and sign the clean tbsCertList again.
-  const asn = AsnConvert.parse(crl.rawData, CertificateList);
-  for (const e of asn.tbsCertList.revokedCertificates ?? []) {
-    if (e.crlEntryExtensions?.length === 0) e.crlEntryExtensions = undefined;
-  }
-  asn.tbsCertListRaw = undefined;
-  asn.signature = await subtle.sign(ED25519, signingKey, AsnConvert.serialize(asn.tbsCertList));
-  const der = Buffer.from(AsnConvert.serialize(asn));
+  const tbsDer = AsnConvert.serialize(tbs);
+  const signature = await subtle.sign(ED25519, signingKey, tbsDer);
+  const der = Buffer.from(
+    AsnConvert.serialize(
+      new CertificateList({
+        tbsCertList: tbs,
+        signatureAlgorithm: new AlgorithmIdentifier({ algorithm: OID_ED25519 }),
+        signature,
+      }),
+    ),
+  );
   return { der, pem: crlToPem(der) };
 }
 
@@ -177,70 +215,71 @@ export async function verifyCrl(input: string | Uint8Array, caCertPem: string): 
   const der = toDer(input);
   if (der.length === 0 || der.length > MAX_CRL_BYTES)
     throw new PkiError('malformed', 'the CRL is empty or too large');
-  let crl: x509.X509Crl;
-  try {
-    crl = new x509.X509Crl(new Uint8Array(der));
-  } catch {
-    throw new PkiError('malformed', 'not a DER X.509 CRL');
-  }
   // Only DER: the envelope around the signed part (outer tags, the signature BIT STRING) is not
   // signed, so a lenient parse would accept many encodings of one CRL. Re-encoding must give the input.
-  let canonical: Buffer;
+  let asn: CertificateList;
+  let tbsDer: Buffer;
   try {
-    const asn = AsnConvert.parse(new Uint8Array(der), CertificateList);
+    asn = AsnConvert.parse(new Uint8Array(der), CertificateList, PARSE_OPTIONS);
     asn.tbsCertListRaw = undefined;
-    canonical = Buffer.from(AsnConvert.serialize(asn));
-  } catch {
+    if (!Buffer.from(AsnConvert.serialize(asn)).equals(der)) {
+      throw new PkiError('malformed', 'the CRL is not DER-encoded');
+    }
+    tbsDer = Buffer.from(AsnConvert.serialize(asn.tbsCertList));
+  } catch (err) {
+    if (err instanceof PkiError) throw err;
     throw new PkiError('malformed', 'not a DER X.509 CRL');
   }
-  if (!canonical.equals(der)) throw new PkiError('malformed', 'the CRL is not DER-encoded');
   const caCert = parseCertificate(caCertPem);
-  // Everything read below is parsed lazily by @peculiar/x509: turn its exceptions into 'malformed'.
-  let crlNumber: bigint;
-  let serials: Set<string>;
-  let thisUpdate: Date;
-  let nextUpdate: Date | undefined;
-  let issuerDer: Buffer;
+  const tbs = asn.tbsCertList;
+  let crlNumber: bigint | undefined;
   let akiKeyId: string | undefined;
+  const serials = new Set<string>();
+  let thisUpdate: Date;
+  let nextUpdate: Date;
   try {
-    if (crl.version !== 1) throw new PkiError('malformed', 'not a version 2 CRL');
-    if (crl.signatureAlgorithm.name !== 'Ed25519')
-      throw new PkiError('malformed', 'the CRL is not signed with Ed25519');
-    thisUpdate = crl.thisUpdate;
-    nextUpdate = crl.nextUpdate;
-    if (!nextUpdate) throw new PkiError('malformed', 'the CRL has no nextUpdate');
-    issuerDer = Buffer.from(crl.issuerName.toArrayBuffer());
-    const numbers = crl.extensions.filter((e) => e.type === OID_CRL_NUMBER);
-    if (numbers.length !== 1 || !numbers[0])
-      throw new PkiError('malformed', 'the CRL has no (or several) CRL number extension');
-    crlNumber = decodeDerNonNegativeInteger(new Uint8Array(numbers[0].value));
-    const seen = new Set<string>();
-    for (const e of crl.extensions) {
-      if (seen.has(e.type)) throw new PkiError('malformed', `duplicate CRL extension ${e.type}`);
-      seen.add(e.type);
-      if (e.critical && !KNOWN_CRL_EXTENSIONS.has(e.type)) {
-        throw new PkiError('malformed', `unsupported critical CRL extension ${e.type}`);
+    if (tbs.version !== Version.v2) throw new PkiError('malformed', 'not a version 2 CRL');
+    for (const alg of [tbs.signature, asn.signatureAlgorithm]) {
+      if (alg.algorithm !== OID_ED25519 || alg.parameters !== undefined) {
+        throw new PkiError('malformed', 'the CRL is not signed with Ed25519');
       }
-      if (e.type === OID_AUTHORITY_KEY_ID)
-        akiKeyId = new x509.AuthorityKeyIdentifierExtension(e.rawData).keyId;
     }
-    serials = new Set();
-    for (const entry of crl.entries) {
-      for (const ext of entry.extensions) {
-        if (ext.critical && !KNOWN_ENTRY_EXTENSIONS.has(ext.type)) {
-          throw new PkiError('malformed', `unsupported critical CRL entry extension ${ext.type}`);
+    thisUpdate = tbs.thisUpdate.getTime();
+    if (!tbs.nextUpdate) throw new PkiError('malformed', 'the CRL has no nextUpdate');
+    nextUpdate = tbs.nextUpdate.getTime();
+    const seen = new Set<string>();
+    for (const e of tbs.crlExtensions ?? []) {
+      if (seen.has(e.extnID)) throw new PkiError('malformed', `duplicate CRL extension ${e.extnID}`);
+      seen.add(e.extnID);
+      if (e.extnID === OID_CRL_NUMBER)
+        crlNumber = decodeDerNonNegativeInteger(new Uint8Array(e.extnValue.buffer));
+      else if (e.extnID === OID_AUTHORITY_KEY_ID) {
+        const aki = AsnConvert.parse(e.extnValue.buffer, AuthorityKeyIdentifier);
+        if (aki.keyIdentifier) akiKeyId = Buffer.from(aki.keyIdentifier.buffer).toString('hex');
+      } else if (e.critical)
+        throw new PkiError('malformed', `unsupported critical CRL extension ${e.extnID}`);
+    }
+    if (crlNumber === undefined) throw new PkiError('malformed', 'the CRL has no CRL number extension');
+    for (const entry of tbs.revokedCertificates ?? []) {
+      for (const ext of entry.crlEntryExtensions ?? []) {
+        if (ext.critical && !KNOWN_ENTRY_EXTENSIONS.has(ext.extnID)) {
+          throw new PkiError('malformed', `unsupported critical CRL entry extension ${ext.extnID}`);
         }
       }
-      serials.add(normalizeSerial(entry.serialNumber));
+      const hex = Buffer.from(entry.userCertificate).toString('hex');
+      if (hex.length === 0) throw new PkiError('malformed', 'a CRL entry has an empty serial');
+      serials.add(normalizeSerial(hex));
     }
   } catch (err) {
     if (err instanceof PkiError) throw err;
     throw new PkiError('malformed', `the CRL cannot be parsed: ${(err as Error).message}`);
   }
-  if (!nextUpdate) throw new PkiError('malformed', 'the CRL has no nextUpdate');
-  if (!(nextUpdate.getTime() > thisUpdate.getTime()))
+  if (!(nextUpdate.getTime() > thisUpdate.getTime())) {
     throw new PkiError('malformed', 'the CRL nextUpdate is not after thisUpdate');
-  if (!issuerDer.equals(Buffer.from(caCert.subjectName.toArrayBuffer()))) {
+  }
+  if (
+    !Buffer.from(AsnConvert.serialize(tbs.issuer)).equals(Buffer.from(caCert.subjectName.toArrayBuffer()))
+  ) {
     throw new PkiError('bad-chain', 'the CRL was not issued by this CA');
   }
   const caSki = caCert.getExtension(x509.SubjectKeyIdentifierExtension);
@@ -253,7 +292,8 @@ export async function verifyCrl(input: string | Uint8Array, caCertPem: string): 
   }
   let signed = false;
   try {
-    signed = await crl.verify({ publicKey: caCert.publicKey });
+    const key = createPublicKey({ key: Buffer.from(caCert.publicKey.rawData), format: 'der', type: 'spki' });
+    signed = key.asymmetricKeyType === 'ed25519' && edVerify(null, tbsDer, key, Buffer.from(asn.signature));
   } catch {
     signed = false;
   }

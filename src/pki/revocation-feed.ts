@@ -155,6 +155,8 @@ export class RevocationFeed extends EventEmitter<{ change: [] }> implements Revo
 
   /** Puts a CRL (PEM or DER) in force when it verifies and is newer; see refresh(). */
   async apply(input: string | Uint8Array): Promise<boolean> {
+    // The service re-serves the same bytes for up to CRL_REISSUE_MS: no need to parse them again.
+    if (typeof input !== 'string' && this.#crl?.der.equals(input) && !this.#unsaved) return false;
     const verified = await verifyCrl(input, this.#opts.caCertPem);
     return this.#serial(async () => {
       const order = compareCrl(verified, this.#crl);
