@@ -36,6 +36,8 @@ export interface DaemonOptions {
   revocationPollMs?: number;
   /** …or enrollment with the provisioning service, keeping key and certificate in stateDir. */
   provisioningUrl?: string;
+  /** SHA-256 of the provisioning service's TLS CA to require at first enrollment (else trust on first use). */
+  provisioningCaSha256?: string;
   stateDir?: string;
   log: Logger;
   media?: MediaEngine;
@@ -214,15 +216,17 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       softwareVersion: version,
       state,
       logger: log.child({ part: 'enrollment' }),
+      ...(opts.provisioningCaSha256 ? { provisioningCaSha256: opts.provisioningCaSha256 } : {}),
     });
     daemon.enrollment = runner;
+    let trustStore: TrustStore | undefined;
     // The anchors are read once ca.pem exists (enrolled); config may arrive before they are loaded.
     let anchorsLoaded: Promise<DeviceTrustAnchors> | undefined;
     const loadAnchors = () => {
       anchorsLoaded ??= DeviceTrustAnchors.load(opts.stateDir ?? '', log.child({ part: 'trust' })).then(
         (a) => {
           anchors = a;
-          a.pollRevocations(opts.provisioningUrl ?? '', opts.revocationPollMs ?? 60_000);
+          a.pollRevocations(opts.provisioningUrl ?? '', opts.revocationPollMs ?? 60_000, runner.fetch);
           return a;
         },
       );
@@ -234,6 +238,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       loadAnchors()
         .then((a) => {
           const trust = new TrustStore(a.anchors());
+          trustStore = trust;
           a.on('change', (next) => trust.setAnchors(next));
           startMeetingClient(certPem, key, trust);
         })
@@ -248,6 +253,21 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       void loadAnchors()
         .then((a) => a.applyPartnerCas(config.partnerCas))
         .catch((err: Error) => log.warn({ err: err.message }, 'refused the partner CAs in the config'));
+    });
+    // A signed rollover replaced ca.pem: read the anchors again so the TrustStore pins the new org CA.
+    runner.on('ca-rollover', () => {
+      anchors?.stop();
+      anchorsLoaded = undefined;
+      void loadAnchors()
+        .then((a) => {
+          if (!trustStore) return;
+          const trust = trustStore;
+          trust.setAnchors(a.anchors());
+          a.on('change', (next) => trust.setAnchors(next));
+        })
+        .catch((err: Error) =>
+          log.error({ err: err.message }, 'cannot read the anchors after a CA rollover'),
+        );
     });
     runner.on('revoked', (message) => {
       state.raiseAlert('revoked', 'error', `This device was revoked by IT: ${message}`);
