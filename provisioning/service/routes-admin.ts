@@ -311,6 +311,7 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
       const expiresAt = req.body.expiresAt
         ? new Date(req.body.expiresAt)
         : new Date(Math.min(now.getTime() + DEFAULT_TOKEN_DAYS * 86_400_000, Date.parse(parent.expiresAt)));
+      if (Number.isNaN(expiresAt.getTime())) throw httpError(400, 'expiresAt is not a valid time');
       const refused = mintRefusal(parent, { scope: req.body.scope, expiresAt }, now);
       if (refused) throw httpError(403, refused);
       const token = generateAdminToken();
