@@ -80,13 +80,6 @@ export {
   type RevocationFeedOptions,
 } from './revocation-feed.js';
 export type { RevocationSource, RevocationState, RevocationStatus } from './revocation-source.js';
-/** @deprecated removed with issue 10 (forgeable); use issueCrl / verifyCrl. Kept until provisioning switches. */
-export {
-  type RevocationList,
-  type RevokedEntry,
-  signRevocationList,
-  verifyRevocationList,
-} from './revocations.js';
 export { x509 } from './provider.js';
 export { type DeviceSubject, deviceUri } from './subject.js';
 export {
