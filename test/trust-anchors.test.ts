@@ -127,6 +127,14 @@ describe('DeviceTrustAnchors', () => {
       await expect(reloaded.applyCrl(replay)).rejects.toThrow(/CRL number 1 refused/);
       // Another instance (the enrollment runner's) sees the disk too: no going back through it.
       await expect(anchors.applyCrl((await crl([], 3n)).pem)).rejects.toBeInstanceOf(CrlRefusedError);
+      // The runner's instance saves a newer CRL (#6, proof of this device's revocation): the daemon's
+      // instance adopts it at its next apply (and says so), even when what it fetched is older.
+      await (await DeviceTrustAnchors.load(dir)).applyCrl((await crl(['aa01', 'bb02', 'cc03'], 6n)).der);
+      const before = changes.length;
+      await expect(anchors.applyCrl((await crl([], 5n)).der)).rejects.toBeInstanceOf(CrlRefusedError);
+      expect(anchors.crl?.crlNumber).toBe(6n);
+      expect(anchors.isRevoked('cc03')).toBe(true);
+      expect(changes.length).toBe(before + 1);
       // A tampered crl.der on disk is ignored, not trusted.
       const bytes = readFileSync(join(dir, CRL_FILE));
       bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 1;

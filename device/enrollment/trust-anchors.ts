@@ -158,26 +158,23 @@ export class DeviceTrustAnchors extends EventEmitter<{ change: [TrustAnchors] }>
     if (typeof input !== 'string' && this.#crl?.der.equals(input)) return false;
     const verified = await verifyCrl(input, this.#orgCaPem);
     return this.#serial(async () => {
+      // Another instance (the enrollment runner, given a CRL as proof of revocation) may have
+      // saved a newer one: adopt it first, so nothing goes backwards and the daemon learns of it.
       const saved = await this.#readSavedCrl();
-      if (saved && compareCrl(saved, this.#crl) === 'newer') this.#crl = saved;
+      const adopted = saved !== undefined && compareCrl(saved, this.#crl) === 'newer';
+      if (adopted) {
+        this.#crl = saved;
+        this.#changed();
+      }
       const order = compareCrl(verified, this.#crl);
-      if (order === 'same') return false;
+      if (order === 'same') return adopted;
       if (order === 'older') throw new CrlRefusedError(verified.crlNumber, this.#crl?.crlNumber ?? 0n);
       // Enforced even when it cannot be saved (revoking now matters more); the failure is logged.
       this.#crl = verified;
       await writeFileAtomic(join(this.#stateDir, CRL_FILE), verified.der, 0o644).catch((err: Error) =>
         this.#log.error({ err: err.message }, 'CRL in force but not saved'),
       );
-      this.#lastStale = this.revocationStale;
-      this.#log.info(
-        {
-          crlNumber: verified.crlNumber.toString(),
-          revoked: verified.serials.size,
-          nextUpdate: verified.nextUpdate.toISOString(),
-        },
-        'revocation list (CRL) updated',
-      );
-      this.emit('change', this.anchors());
+      this.#changed();
       return true;
     });
   }
@@ -221,6 +218,20 @@ export class DeviceTrustAnchors extends EventEmitter<{ change: [TrustAnchors] }>
   stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+
+  #changed(): void {
+    const crl = this.#crl;
+    this.#lastStale = this.revocationStale;
+    this.#log.info(
+      {
+        crlNumber: crl?.crlNumber.toString(),
+        revoked: crl?.serials.size,
+        nextUpdate: crl?.nextUpdate.toISOString(),
+      },
+      'revocation list (CRL) updated',
+    );
+    this.emit('change', this.anchors());
   }
 
   /** Emits 'change' when revocationStale flipped (the TrustStore then refuses or accepts again). */
