@@ -182,6 +182,32 @@ describe('X.509 CRL (RFC 5280) signed by the org CA', () => {
     await rejected(verifyCrl(Buffer.concat([der, Buffer.from([0])]), ca.certPem));
   });
 
+  it('random mutations (insert, delete, overwrite, truncate) are refused with a typed error, never verified', async () => {
+    const { der } = await issue([A, B]);
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let i = 0; i < 1500; i++) {
+      let m = Buffer.from(der);
+      for (let k = 0, edits = 1 + rnd(4); k < edits; k++) {
+        const at = rnd(m.length);
+        const op = rnd(4);
+        if (op === 0) m = Buffer.concat([m.subarray(0, at), Buffer.from([rnd(256)]), m.subarray(at)]);
+        else if (op === 1) m = Buffer.concat([m.subarray(0, at), m.subarray(at + 1)]);
+        else if (op === 2) m[at] = rnd(256);
+        else m = m.subarray(0, at);
+      }
+      if (m.equals(der)) continue;
+      const err = await verifyCrl(m, ca.certPem).then(
+        () => new Error(`mutation ${i} verified`),
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(PkiError);
+    }
+  }, 60_000);
+
   it('refuses a CRL from another CA, even one with the same name, and nonsense', async () => {
     const foreign = await issue([A], 99n, otherCa);
     expect((await rejected(verifyCrl(foreign.der, ca.certPem))).code).toBe('bad-chain');
