@@ -352,6 +352,39 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
     expect(after.serials.has(normalizeSerial(dev.serial))).toBe(true);
   });
 
+  it('two instances on one database never sign two different CRLs with one number', async () => {
+    const { store, dataDir, databaseUrl } = await setUp();
+    const other = await openStore({ dataDir, databaseUrl });
+    cleanups.push(() => other.close());
+    let n = 0;
+    const sign = async (_entries: unknown[], crlNumber: bigint) => {
+      await new Promise((r) => setTimeout(r, 20 + (n++ % 3) * 15)); // a slow signer
+      const thisUpdate = new Date(T0);
+      return {
+        der: Buffer.from(`crl ${crlNumber} by call ${n}`),
+        thisUpdate,
+        nextUpdate: new Date(T0 + DAY),
+      };
+    };
+    const docs = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        (i % 2 ? store : other).currentCrl(new Date(T0), CRL_REISSUE_MS, sign),
+      ),
+    );
+    const byNumber = new Map<bigint, string>();
+    for (const d of docs) {
+      const seen = byNumber.get(d.crlNumber);
+      if (seen !== undefined) expect(d.der.toString()).toBe(seen);
+      byNumber.set(d.crlNumber, d.der.toString());
+    }
+    const rows = await store.db.all('SELECT crl_number, der FROM crl_documents ORDER BY crl_number');
+    expect(rows.length).toBe(new Set(rows.map((r) => String(r.crl_number))).size);
+    for (const d of docs) {
+      const row = rows.find((r) => BigInt(String(r.crl_number)) === d.crlNumber);
+      expect(Buffer.from(String(row?.der), 'base64').toString()).toBe(d.der.toString());
+    }
+  });
+
   it("answers a revoked device 403 'device-revoked' with the CRL that proves it", async () => {
     const { app, clock, root } = await setUp();
     const dev = await activeDevice(app, root.token);

@@ -199,7 +199,7 @@ export const AuditQuery = Type.Object(
     actor: Type.Optional(Text(120)),
     action: Type.Optional(Text(64)),
     deviceId: Type.Optional(DeviceId),
-    tokenId: Type.Optional(Type.String({ pattern: '^[0-9a-f]{1,64}$' })),
+    tokenId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._@-]+$' })),
     since: Type.Optional(Type.String({ format: 'date-time' })),
     until: Type.Optional(Type.String({ format: 'date-time' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),

@@ -644,8 +644,11 @@ export class ProvisioningStore {
   /**
    * The CRL to serve: the cached one while it lists exactly the revoked set and is younger than
    * `reissueMs`; otherwise `sign` makes a new one with the next CRL number (strictly increasing,
-   * persisted), stored in the same transaction. On PostgreSQL an advisory lock makes concurrent
-   * service instances take turns, so two never sign different CRLs with one number.
+   * persisted). Signing happens outside any transaction (a CRL of 10 000 entries takes seconds to
+   * build, and on SQLite a transaction holds every other request); the insert then checks, in a
+   * transaction (on PostgreSQL under an advisory lock), that nobody stored that number meanwhile —
+   * if another instance did, its CRL is used (or the next number signed), so two different CRLs
+   * never carry one number.
    */
   async currentCrl(
     now: Date,
@@ -655,25 +658,16 @@ export class ProvisioningStore {
       crlNumber: bigint,
     ) => Promise<{ der: Buffer; thisUpdate: Date; nextUpdate: Date }>,
   ): Promise<CrlDocument> {
-    const fresh = (c: CrlDocument | undefined, hash: string): boolean =>
-      !!c &&
+    const fresh = (c: CrlDocument, hash: string): boolean =>
       c.setHash === hash &&
       now.getTime() - Date.parse(c.thisUpdate) < reissueMs &&
       Date.parse(c.thisUpdate) <= now.getTime() + 60_000;
-    const quick = await this.listRevoked();
-    const held = await this.latestCrl();
-    if (held && fresh(held, revokedSetHash(quick))) return held;
-    return this.db.transaction(async (tx) => {
-      if (tx.kind === 'postgres') await tx.exec('SELECT pg_advisory_xact_lock(727002)');
-      const rows = await tx.all(
-        'SELECT serial, revoked_at FROM certificates WHERE revoked_at IS NOT NULL ORDER BY revoked_at, serial',
-      );
-      const entries = rows.map((r) => ({ serial: String(r.serial), revokedAt: String(r.revoked_at) }));
+    for (let attempt = 0; ; attempt++) {
+      const entries = (await this.listRevoked()).map((e) => ({ serial: e.serial, revokedAt: e.revokedAt }));
       const hash = revokedSetHash(entries);
-      const latestRow = await tx.get('SELECT * FROM crl_documents ORDER BY crl_number DESC LIMIT 1');
-      const latest = latestRow ? toCrl(latestRow) : undefined;
-      if (latest && fresh(latest, hash)) return latest; // another instance re-issued meanwhile
-      const crlNumber = (latest?.crlNumber ?? 0n) + 1n;
+      const held = await this.latestCrl();
+      if (held && fresh(held, hash)) return held;
+      const crlNumber = (held?.crlNumber ?? 0n) + 1n;
       const signed = await sign(entries, crlNumber);
       const doc: CrlDocument = {
         crlNumber,
@@ -682,14 +676,24 @@ export class ProvisioningStore {
         der: signed.der,
         setHash: hash,
       };
-      await tx.run(
-        'INSERT INTO crl_documents (crl_number, this_update, next_update, der, set_hash) VALUES (?, ?, ?, ?, ?)',
-        [crlNumber.toString(), doc.thisUpdate, doc.nextUpdate, doc.der.toString('base64'), hash],
-      );
-      // Keep a short history (the newest is served; older ones only help an investigation).
-      await tx.run('DELETE FROM crl_documents WHERE crl_number < ?', [(crlNumber - 20n).toString()]);
-      return doc;
-    });
+      const stored = await this.db.transaction(async (tx) => {
+        if (tx.kind === 'postgres') await tx.exec('SELECT pg_advisory_xact_lock(727002)');
+        const latest = await tx.get('SELECT crl_number FROM crl_documents ORDER BY crl_number DESC LIMIT 1');
+        if ((latest ? BigInt(String(latest.crl_number)) : 0n) >= crlNumber) return false; // someone was first
+        await tx.run(
+          'INSERT INTO crl_documents (crl_number, this_update, next_update, der, set_hash) VALUES (?, ?, ?, ?, ?)',
+          [crlNumber.toString(), doc.thisUpdate, doc.nextUpdate, doc.der.toString('base64'), hash],
+        );
+        // Keep a short history (the newest is served; older ones only help an investigation).
+        await tx.run('DELETE FROM crl_documents WHERE crl_number < ?', [(crlNumber - 20n).toString()]);
+        return true;
+      });
+      if (stored) return doc;
+      if (attempt >= 3) {
+        const latest = await this.latestCrl();
+        if (latest) return latest; // busy signers elsewhere: serve theirs, the next request catches up
+      }
+    }
   }
 
   // ── tests and benchmarks ───────────────────────────────────────────────────────────────────
