@@ -457,6 +457,30 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
     expect(again.json().message).toMatch(/unknown device/);
   });
 
+  it('purges on its own timer', async () => {
+    const { app, store, clock, root } = await setUp({ purgeIntervalMs: 100, enrollmentRetentionMs: 60_000 });
+    const dev = await activeDevice(app, root.token);
+    expect(
+      (await signed(app, dev, clock.t, 'POST', `/v1/devices/${dev.deviceId}/heartbeat`, heartbeat))
+        .statusCode,
+    ).toBe(200);
+    const key = generateIdentityKey();
+    const csr = await createCsr(key, { deviceId: deviceIdForPublicKey(key.publicKey) });
+    await app.inject({
+      method: 'POST',
+      url: '/v1/enrollments',
+      payload: { csr, softwareVersion: '1', inventory: {} },
+    });
+    const count = async (table: string) =>
+      Number((await store.db.get(`SELECT COUNT(*) AS n FROM ${table}`))?.n);
+    expect(await count('device_nonces')).toBe(1);
+    expect(await count('enrollments')).toBe(2);
+    clock.t += 3600_000;
+    await expect
+      .poll(async () => [await count('device_nonces'), await count('enrollments')], { timeout: 20_000 })
+      .toEqual([0, 1]);
+  });
+
   it('rate-limits device calls per device (by the signed id, not the address)', async () => {
     const { app, clock, root } = await setUp({
       rateLimits: {
