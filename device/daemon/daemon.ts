@@ -226,7 +226,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       anchorsLoaded ??= DeviceTrustAnchors.load(opts.stateDir ?? '', log.child({ part: 'trust' })).then(
         (a) => {
           anchors = a;
-          a.pollRevocations(opts.provisioningUrl ?? '', opts.revocationPollMs ?? 60_000, runner.fetch);
+          // Looked up per poll: the pinned fetch exists once the TLS CA is pinned (never the system store).
+          const pinned: typeof fetch = (input, init) => {
+            const f = runner.fetch;
+            if (!f) return Promise.reject(new Error('the provisioning TLS CA is not pinned yet'));
+            return f(input, init);
+          };
+          a.pollRevocations(opts.provisioningUrl ?? '', opts.revocationPollMs ?? 60_000, pinned);
           return a;
         },
       );

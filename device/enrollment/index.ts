@@ -50,5 +50,6 @@ export {
   DeviceTrustAnchors,
   type DeviceTrustAnchorsOptions,
   PARTNER_CAS_FILE,
+  CRL_FILE,
   REVOCATIONS_FILE,
 } from './trust-anchors.js';
