@@ -9,12 +9,19 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import {
   DescriptorError,
+  MAX_REPORT_BYTES,
   parseReportDescriptor,
   readBits,
   reportByteLength,
   writeBits,
 } from '../../device/hid/report-descriptor.js';
 import { parseHexDescriptor } from '../../device/hid/descriptor-files.js';
+import {
+  decodeInputReport,
+  encodeLedReports,
+  type InputLevels,
+  roomControlLayout,
+} from '../../device/hid/room-controls.js';
 import { FrameAssembler } from '../../device/media/frame-assembler.js';
 import { H264FormatError, splitProtectedNal } from '../../device/media/h264-protect.js';
 import { MediaKeyState, type WireKeys } from '../../device/media/key-state.js';
@@ -796,7 +803,7 @@ export const csrTarget: FuzzTarget = {
 export const hidTarget: FuzzTarget = {
   name: 'hid',
   description:
-    'HID report descriptors from a device (parseReportDescriptor, report sizes, bit fields in device/hid/report-descriptor.ts)',
+    'HID report descriptors from a device (parseReportDescriptor, report sizes, bit fields in device/hid/report-descriptor.ts), then the room-control layout, input reports and LED reports (room-controls.ts)',
   maxLen: 4096,
   dictionary: [
     '\x05\x01',
@@ -851,6 +858,24 @@ export const hidTarget: FuzzTarget = {
       const payload = new Uint8Array(bytes).fill(0xa5);
       const v = readBits(payload, f.bitOffset, Math.min(f.bitSize, 32));
       writeBits(payload, f.bitOffset, Math.min(f.bitSize, 32), v);
+    }
+    // What the room controller does with it: the layout, input reports from the device (here the
+    // input's own tail, all ones and all zeros), LED output reports.
+    const layout = roomControlLayout(parsed);
+    let levels: InputLevels = {};
+    for (const report of [
+      data.subarray(Math.max(0, data.length - 9)),
+      new Uint8Array(9).fill(0xff),
+      new Uint8Array(9),
+    ]) {
+      levels = decodeInputReport(layout, report, levels).levels;
+    }
+    for (const leds of [
+      { muted: true, offHook: true, ring: true },
+      { muted: false, offHook: false },
+    ]) {
+      for (const r of encodeLedReports(layout, leds))
+        if (r.length > MAX_REPORT_BYTES + 1) throw new Error(`LED report of ${r.length} bytes`);
     }
   },
 };
