@@ -361,6 +361,7 @@ export function registerProvisioningCommands(program: Command): void {
     .command('audit')
     .description('the audit log of admin actions, newest first')
     .option('--actor <name>', 'token name')
+    .option('--token-id <id>', 'changes made with this token')
     .option('--action <action>', 'e.g. device.claim, device.revoke')
     .option('--device <id>', 'device id')
     .option('--since <iso>', 'from (ISO 8601)')
@@ -372,16 +373,18 @@ export function registerProvisioningCommands(program: Command): void {
         actor: o.actor,
         action: o.action,
         deviceId: o.device,
+        tokenId: o.tokenId,
         since: o.since,
         until: o.until,
         limit: Number(o.limit),
       });
       print(o.json, r, () =>
         formatTable(
-          ['WHEN', 'WHO', 'ACTION', 'DEVICE', 'DETAILS'],
+          ['WHEN', 'WHO', 'TOKEN', 'ACTION', 'DEVICE', 'DETAILS'],
           r.map((a) => [
             dash(a.at),
             dash(a.actor),
+            dash(a.tokenId),
             dash(a.action),
             dash(a.deviceId),
             JSON.stringify(a.details),
