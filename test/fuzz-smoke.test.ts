@@ -25,7 +25,17 @@ describe('fuzz smoke', () => {
     const stdout = await new Promise<string>((resolve, reject) => {
       execFile(
         process.execPath,
-        ['--import', 'tsx', join(ROOT, 'scripts', 'fuzz', 'main.ts'), '--seconds', '3', '--seed', '12345'],
+        [
+          '--import',
+          'tsx',
+          join(ROOT, 'scripts', 'fuzz', 'main.ts'),
+          '--seconds',
+          '3',
+          '--jobs',
+          '2',
+          '--seed',
+          '12345',
+        ],
         { cwd: ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 150_000 },
         (err, out, errOut) => {
           // Exit code 1 means findings: report them through the assertions below.
