@@ -602,6 +602,12 @@ describe('sealroom admin token create|list|revoke over HTTPS with --tls-ca', () 
       const ci = list.find((t) => t.name === 'ci')!;
       expect(Date.parse(ci.expiresAt) - Date.now()).toBeGreaterThan(9.9 * DAY);
       expect(Date.parse(ci.expiresAt) - Date.now()).toBeLessThanOrEqual(10 * DAY);
+      const bootstrapId = (list as unknown as { id: string; name: string }[]).find(
+        (t) => t.name === 'bootstrap',
+      )!.id;
+      const audit = JSON.parse((await run([...pinned, 'audit', '--token-id', bootstrapId, '--json'])).out);
+      expect(audit.map((a: { action: string }) => a.action)).toEqual(['token.create', 'token.create']);
+      expect(audit[0]).toMatchObject({ actor: 'bootstrap', tokenId: bootstrapId });
       const revoked = await run([...pinned, 'token', 'revoke', 'ci']);
       expect(revoked.out).toMatch(/revoked token [0-9a-f]+ \("ci"\)/);
       const again = await run([...pinned, 'token', 'revoke', 'ci']);
