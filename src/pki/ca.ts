@@ -86,7 +86,7 @@ export function loadCa(ca: CertificateAuthority): Promise<LoadedCa> {
   return entry;
 }
 
-/** Signs arbitrary bytes with the CA key (used for the signed revocation list). */
+/** Signs arbitrary bytes with the CA key (signed partner-CA bundles and CA rollovers). */
 export async function signWithCa(ca: CertificateAuthority, data: Uint8Array): Promise<Uint8Array> {
   const { signingKey } = await loadCa(ca);
   return new Uint8Array(await subtle.sign(ED25519, signingKey, data));
