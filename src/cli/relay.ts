@@ -16,6 +16,8 @@ export interface RelayCommandOptions {
   record?: string;
   logJson?: boolean;
   stateDir?: string;
+  maxConnections?: string;
+  maxConnectionsPerAddress?: string;
 }
 
 export function registerRelayCommand(program: Command): void {
@@ -54,6 +56,11 @@ export function registerRelayCommand(program: Command): void {
     .option(
       '--state-dir <dir>',
       'keep meeting-id reservations and the newest CRL in <dir>, so ids survive a restart bound to their devices and an older CRL is refused after one (recommended)',
+    )
+    .option('--max-connections <n>', 'WebSocket connections in total (default 2000)')
+    .option(
+      '--max-connections-per-address <n>',
+      'connections from one address, IPv6 per /64 (default 20; raise it for rooms behind one NAT)',
     )
     .option('--log-json', 'log JSON lines instead of readable text')
     .addHelpText(
@@ -144,6 +151,14 @@ export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> 
   } else {
     log.warn({}, 'no --revocations: revoked certificates are not refused (development only)');
   }
+  const count = (flag: string, value: string | undefined): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a whole number ≥ 1, not "${value}"`);
+    return n;
+  };
+  const maxConnections = count('--max-connections', opts.maxConnections);
+  const maxConnectionsPerAddress = count('--max-connections-per-address', opts.maxConnectionsPerAddress);
   const recordStream = opts.record ? createWriteStream(opts.record, { flags: 'a' }) : undefined;
   const relay = await startRelay({
     log,
@@ -153,6 +168,10 @@ export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> 
     port: Number(opts.port),
     videoCodec,
     ...(opts.stateDir ? { stateDir: opts.stateDir } : {}),
+    limits: {
+      ...(maxConnections !== undefined ? { maxConnections } : {}),
+      ...(maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress } : {}),
+    },
     ...(recordStream
       ? {
           record: (e) =>
