@@ -1,15 +1,15 @@
 // Soak (issue 10): two rooms in an E2EE meeting with real media workers for N minutes, every process
 // a real one started from the CLI as `npm start` does (relay, two room daemons and their media
 // workers, the provisioning service under light load). Samples RSS and CPU of each process from
-// /proc; after the warm-up, fits a line to RSS (least squares) and reports the growth in MB/h per
+// /proc; after the warm-up, fits a line to RSS (Theil–Sen; least squares too) and reports MB/h per
 // process (target < 5 MB/h for every process), plus the CPU share.
 //
-//   npm run soak -- --minutes 30 [--interval 10] [--warmup 5] [--keep]
+//   npm run soak -- --minutes 30 [--interval 10] [--warmup 5] [--enroll-every 60] [--keep]
 //
 // Prints a table and, last, one JSON line {"soak": …}. Exit 1 when the meeting did not hold (codes
 // differ, media stopped), or — for runs of at least 10 minutes — when a process grew ≥ 5 MB/h.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -56,6 +56,27 @@ function childrenOf(pid: number): number[] {
     if (readProc(Number(entry))?.ppid === pid) out.push(Number(entry));
   }
   return out;
+}
+
+/**
+ * Theil–Sen slope: the median of the slopes between every pair of points. RSS of a garbage-collected
+ * process is a sawtooth; one GC near either end of the run tilts a least-squares line, the median
+ * of pairwise slopes much less.
+ */
+export function theilSen(points: { x: number; y: number }[]): number {
+  const slopes: number[] = [];
+  for (let i = 0; i < points.length; i++)
+    for (let j = i + 1; j < points.length; j++) {
+      const a = points[i] as { x: number; y: number };
+      const b = points[j] as { x: number; y: number };
+      if (b.x !== a.x) slopes.push((b.y - a.y) / (b.x - a.x));
+    }
+  if (slopes.length === 0) return 0;
+  slopes.sort((u, v) => u - v);
+  const mid = slopes.length >> 1;
+  return slopes.length % 2
+    ? (slopes[mid] as number)
+    : ((slopes[mid - 1] as number) + (slopes[mid] as number)) / 2;
 }
 
 /** Least-squares slope of y over x. */
@@ -155,8 +176,10 @@ export interface SoakProcess {
   rssStartMb: number;
   rssEndMb: number;
   rssMaxMb: number;
-  /** RSS growth after the warm-up (least squares), MB per hour. */
+  /** RSS growth after the warm-up (Theil–Sen, robust to GC sawtooth), MB per hour. */
   mbPerHour: number;
+  /** The same by least squares, for comparison. */
+  mbPerHourLsq: number;
   /** CPU share of one core after the warm-up, %. */
   cpuPercent: number;
 }
@@ -169,6 +192,7 @@ async function main(): Promise<number> {
       warmup: { type: 'string' },
       media: { type: 'string', default: 'worker' },
       'no-provisioning': { type: 'boolean' },
+      'enroll-every': { type: 'string', default: '60' },
       keep: { type: 'boolean' },
     },
     allowPositionals: true,
@@ -309,36 +333,41 @@ async function main(): Promise<number> {
     let enrollments = 0;
     let provErrors = 0;
     let nextProv = 0;
+    let nextEnroll = 0;
     let lastReport = Date.now();
     while (Date.now() - tStart < runMs) {
       for (const [name, pid] of named) {
         record(name, [pid]);
         if (name.startsWith('daemon ')) record(`media worker ${name.slice(7)}`, childrenOf(pid));
       }
-      // Light provisioning load: an enrollment and a fleet listing every 10 s.
+      // Light provisioning load: a fleet listing every 10 s, an enrollment every --enroll-every s.
       if (prov && Date.now() >= nextProv) {
         nextProv = Date.now() + 10_000;
+        const enroll = Date.now() >= nextEnroll;
+        if (enroll) nextEnroll = Date.now() + Number(o['enroll-every']) * 1000;
         try {
           const { generateIdentityKey, createCsr, deviceIdForPublicKey } = await import(
             '../src/pki/identity.js'
           );
           const key = generateIdentityKey();
           const deviceId = deviceIdForPublicKey(key.publicKey);
-          const res = await prov.fetch(`${prov.url}/v1/enrollments`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({
-              csr: await createCsr(key, { deviceId }),
-              softwareVersion: 'soak',
-              inventory: {},
-            }),
-          });
-          await res.arrayBuffer();
+          const res = enroll
+            ? await prov.fetch(`${prov.url}/v1/enrollments`, {
+                method: 'POST',
+                headers: { 'content-type': 'application/json' },
+                body: JSON.stringify({
+                  csr: await createCsr(key, { deviceId }),
+                  softwareVersion: 'soak',
+                  inventory: {},
+                }),
+              })
+            : undefined;
+          await res?.arrayBuffer();
           const list = await prov.fetch(`${prov.url}/v1/devices`, {
             headers: { authorization: `Bearer ${prov.token}` },
           });
           await list.arrayBuffer();
-          if (res.status === 201 && list.ok) enrollments++;
+          if ((res === undefined || res.status === 201) && list.ok) enrollments += enroll ? 1 : 0;
           else provErrors++;
         } catch {
           provErrors++;
@@ -352,6 +381,10 @@ async function main(): Promise<number> {
       await sleep(intervalMs);
     }
     const tEnd = Date.now();
+    writeFileSync(
+      join(dir, 'samples.json'),
+      JSON.stringify(Object.fromEntries([...series].map(([n, x]) => [n, x.samples]))),
+    );
     const finalCodes = await codes().catch(() => undefined);
     const fwdEnd = await forwarded().catch(() => fwdStart);
     const processes: SoakProcess[] = [...series].map(([name, s]) => {
@@ -359,7 +392,9 @@ async function main(): Promise<number> {
       const use = after.length >= 2 ? after : s.samples;
       const first = use[0] as Sample;
       const last = use[use.length - 1] as Sample;
-      const perMs = slope(use.map((x) => ({ x: x.t, y: x.rssMb })));
+      const points = use.map((x) => ({ x: x.t, y: x.rssMb }));
+      const perMs = theilSen(points);
+      const lsqPerMs = slope(points);
       return {
         name,
         pids: [...s.pids],
@@ -368,6 +403,7 @@ async function main(): Promise<number> {
         rssEndMb: Math.round(last.rssMb * 10) / 10,
         rssMaxMb: Math.round(Math.max(...s.samples.map((x) => x.rssMb)) * 10) / 10,
         mbPerHour: Math.round(perMs * 3_600_000 * 100) / 100,
+        mbPerHourLsq: Math.round(lsqPerMs * 3_600_000 * 100) / 100,
         cpuPercent:
           Math.round(
             ((last.cpuSeconds - first.cpuSeconds) / Math.max(0.001, (last.t - first.t) / 1000)) * 1000,
@@ -387,7 +423,7 @@ async function main(): Promise<number> {
         `${p.name.padEnd(26)} ${p.rssStartMb.toFixed(1).padStart(9)} ${p.rssEndMb.toFixed(1).padStart(7)} ${p.rssMaxMb.toFixed(1).padStart(7)} ${p.mbPerHour.toFixed(2).padStart(8)} ${p.cpuPercent.toFixed(1).padStart(6)}`,
       );
     say(
-      `meeting ${meetingHeld ? 'held' : 'DID NOT HOLD'}: same code ${finalCodes ? finalCodes[0] === finalCodes[1] : 'n/a'}, relay forwarded ${fwdEnd - fwdStart} packets during the soak; provisioning ${enrollments} enrollment+list rounds, ${provErrors} errors`,
+      `meeting ${meetingHeld ? 'held' : 'DID NOT HOLD'}: same code ${finalCodes ? finalCodes[0] === finalCodes[1] : 'n/a'}, relay forwarded ${fwdEnd - fwdStart} packets during the soak; provisioning ${enrollments} enrollments and a fleet listing every 10 s, ${provErrors} errors`,
     );
     say(
       targetJudged
@@ -405,7 +441,9 @@ async function main(): Promise<number> {
         sameCode: finalCodes ? finalCodes[0] === finalCodes[1] : false,
         packetsForwarded: fwdEnd - fwdStart,
       },
-      provisioning: prov ? { rounds: enrollments, errors: provErrors } : undefined,
+      provisioning: prov
+        ? { enrollments, enrollEverySeconds: Number(o['enroll-every']), errors: provErrors }
+        : undefined,
       targetMbPerHour: TARGET_MB_PER_HOUR,
       targetJudged,
       withinTarget,
