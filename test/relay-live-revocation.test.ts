@@ -190,6 +190,10 @@ describe('live revocation', () => {
     await waitFor(() => !c.state.get().relay.connected);
     await expect(connect(relay, c.device)).rejects.toMatchObject({ code: 'certificate-revoked' });
     expect(await refusals(relay, 'revoked')).toBeGreaterThanOrEqual(2); // the live end + the reconnect
+    // The revoked room's wall says why, as an error, not "relay unreachable".
+    await waitFor(() =>
+      c.state.get().alerts.some((x) => x.id === 'relay' && x.level === 'error' && /revoked/.test(x.message)),
+    );
   }, 60_000);
 
   it("a revoked leader's sessions all end (4403), its meeting ends for the others and its id is freed", async () => {

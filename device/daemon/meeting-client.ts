@@ -39,7 +39,12 @@ import {
   nameMembers,
   type RosterMemberInfo,
 } from './meeting-view.js';
-import { type DeviceCredentials, type LivenessOptions, RelayConnection } from './relay-connection.js';
+import {
+  type DeviceCredentials,
+  type LivenessOptions,
+  RelayConnection,
+  RelayRequestError,
+} from './relay-connection.js';
 import type { MeetingView, StateStore, VerifiedIdentity } from './state.js';
 
 export interface MeetingClientOptions {
@@ -102,6 +107,20 @@ interface ActiveMeeting {
 
 const KEY_EVENTS_KEPT = 64;
 const DEFAULT_TICK_MS = 250;
+/** Close code of a session the relay ended because the certificate was revoked (docs/relay.md). */
+const RELAY_CLOSE_REVOKED = 4403;
+const CERTIFICATE_REVOKED_ALERT = "This room's certificate was revoked: contact IT";
+
+/** The wall's words for a relay refusal caused by this room's credentials or the relay's CRL. */
+function refusalAlert(code: string): string | undefined {
+  if (code === 'certificate-revoked') return CERTIFICATE_REVOKED_ALERT;
+  if (code === 'certificate-expired')
+    return "This room's certificate has expired: it renews with provisioning";
+  if (code === 'crl-stale') return 'The relay has no current revocation list: it refuses new sessions';
+  if (code.startsWith('certificate-')) return `The relay refused this room's certificate (${code})`;
+  return undefined;
+}
+
 /** Relay codes that mean "that id is someone else's": retried until the deadline, then an alert. */
 const ID_TAKEN = new Set(['meeting-exists', 'participant-exists']);
 const RESUME_DEADLINE_MS = 30_000;
@@ -330,7 +349,15 @@ export class MeetingClient
           this.#opts.liveness,
         );
       } catch (err) {
-        this.#opts.state.raiseAlert('relay', 'warning', 'Relay unreachable: reconnecting');
+        const refusal = err instanceof RelayRequestError ? refusalAlert(err.code) : undefined;
+        // Refused for what this room holds (revoked, expired, the relay's CRL stale): no point in
+        // hammering the relay; say why on the wall and retry slowly.
+        if (refusal) delay = this.#opts.reconnectMaxMs ?? 5000;
+        this.#opts.state.raiseAlert(
+          'relay',
+          refusal ? 'error' : 'warning',
+          refusal ?? 'Relay unreachable: reconnecting',
+        );
         this.#opts.log.warn({ err: (err as Error).message, retryInMs: delay }, 'relay connection failed');
         await sleep(delay);
         delay = Math.min(delay * 2, this.#opts.reconnectMaxMs ?? 5000);
@@ -343,7 +370,13 @@ export class MeetingClient
       }
       this.#connection = connection;
       connection.on('message', (m) => this.#guard('relay message', () => this.#onRelayMessage(m)));
-      const closed = new Promise<void>((resolve) => connection.once('close', () => resolve()));
+      let closeCode = 0;
+      const closed = new Promise<void>((resolve) =>
+        connection.once('close', (code) => {
+          closeCode = code;
+          resolve();
+        }),
+      );
       this.#opts.state.update((s) => {
         s.relay = { connected: true, url: this.#opts.relayUrl };
       });
@@ -362,12 +395,19 @@ export class MeetingClient
       this.#opts.state.update((s) => {
         s.relay = { connected: false, url: this.#opts.relayUrl };
       });
-      this.#opts.state.raiseAlert('relay', 'warning', 'Relay unreachable: reconnecting');
-      this.#opts.log.warn('lost the relay connection; reconnecting');
+      if (closeCode === RELAY_CLOSE_REVOKED) {
+        this.#opts.state.raiseAlert('relay', 'error', CERTIFICATE_REVOKED_ALERT);
+        this.#opts.log.error("the relay ended our session: this room's certificate is revoked");
+        delay = this.#opts.reconnectMaxMs ?? 5000;
+      } else {
+        this.#opts.state.raiseAlert('relay', 'warning', 'Relay unreachable: reconnecting');
+        this.#opts.log.warn('lost the relay connection; reconnecting');
+      }
       if (this.#meeting) {
         this.#opts.media?.disconnect();
         this.#writeMeeting({ status: 'connecting' });
       }
+      if (closeCode === RELAY_CLOSE_REVOKED) await sleep(delay);
     }
   }
 
