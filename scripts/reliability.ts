@@ -23,7 +23,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { exitWithUsageIfAsked } from './usage.js';
 import { parseArgs, promisify } from 'node:util';
+
+exitWithUsageIfAsked(import.meta.url);
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const NETNS = join(ROOT, 'scripts', 'netns');

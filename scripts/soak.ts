@@ -14,7 +14,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { exitWithUsageIfAsked } from './usage.js';
 import { parseArgs } from 'node:util';
+
+exitWithUsageIfAsked(import.meta.url);
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TARGET_MB_PER_HOUR = 5;

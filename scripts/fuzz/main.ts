@@ -6,8 +6,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exitWithUsageIfAsked } from '../usage.js';
 import { type FuzzStats, fuzz } from './engine.js';
 import { TARGETS } from './targets.js';
+
+exitWithUsageIfAsked(import.meta.url);
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const REGRESSIONS_DIR = join(ROOT, 'test', 'fuzz-regressions');
