@@ -14,6 +14,7 @@ import {
   DEFAULT_RELAY_LIMITS,
   type RelayLimits,
   resolveLimits,
+  LEADER_ALLOWANCE_PER_MEMBER,
   TokenBucket,
 } from '../src/relay/limits.js';
 import { REFUSAL_REASONS } from '../src/relay/metrics.js';
@@ -193,6 +194,25 @@ describe('limits', () => {
     while (bucket.take()) taken++;
     expect(taken).toBe(50);
     t += 3_600_000; // never more than the burst
+    taken = 0;
+    while (bucket.take()) taken++;
+    expect(taken).toBe(200);
+  });
+
+  it("token bucket scaled for a leader: rate and burst grow with its meeting's size", () => {
+    let t = 0;
+    const bucket = new TokenBucket(50, 200, () => t);
+    const scale = 1 + 50 * LEADER_ALLOWANCE_PER_MEMBER; // a 50-member meeting's leader
+    t += 3_600_000; // an idle while: the leader's larger burst fills up
+    let taken = 0;
+    while (bucket.take(scale)) taken++;
+    expect(taken).toBe(200 * scale);
+    t += 1000;
+    taken = 0;
+    while (bucket.take(scale)) taken++;
+    expect(taken).toBe(50 * scale);
+    // The same bucket for a plain member (scale 1) holds no more than the base burst.
+    t += 3_600_000;
     taken = 0;
     while (bucket.take()) taken++;
     expect(taken).toBe(200);

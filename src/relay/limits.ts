@@ -45,6 +45,13 @@ export const RATE_LIMIT_CLOSE_AFTER = 1000;
  * is amplified). A meeting client posts a binding on join and again every 10 s while waiting, and
  * asks for a resync at most every 2 s; each connection may post these at 1/s after a burst of 10.
  */
+/**
+ * A leader fans out: every join, leave and periodic rekey makes it send a wrapped key and list
+ * entries to each member. Its message allowance (rate and burst) is multiplied by
+ * 1 + members × LEADER_ALLOWANCE_PER_MEMBER, so a 100-member meeting's leader gets 51× the base.
+ */
+export const LEADER_ALLOWANCE_PER_MEMBER = 0.5;
+
 export const COSTLY_E2EE_TYPES: ReadonlySet<string> = new Set(['e2ee.binding', 'e2ee.resync']);
 export const COSTLY_E2EE_PER_SECOND = 1;
 export const COSTLY_E2EE_BURST = 10;
@@ -86,9 +93,13 @@ export class TokenBucket {
     this.#last = now();
   }
 
-  take(): boolean {
+  /** scale ≥ 1 multiplies both the rate and the burst (a leader's allowance grows with its meeting). */
+  take(scale = 1): boolean {
     const t = this.now();
-    this.#tokens = Math.min(this.burst, this.#tokens + ((t - this.#last) / 1000) * this.ratePerSecond);
+    this.#tokens = Math.min(
+      this.burst * scale,
+      this.#tokens + ((t - this.#last) / 1000) * this.ratePerSecond * scale,
+    );
     this.#last = t;
     if (this.#tokens < 1) return false;
     this.#tokens -= 1;

@@ -108,6 +108,11 @@ export class MeetingRegistry {
       : undefined;
   }
 
+  /** Members (waiting and active) of a meeting; 0 when there is none. */
+  size(meetingId: string): number {
+    return this.#meetings.get(meetingId)?.members.size ?? 0;
+  }
+
   /** Connections of the active members of a meeting, in roster order. */
   activeConnections(meetingId: string): ConnectionId[] {
     const meeting = this.#meetings.get(meetingId);

@@ -39,6 +39,7 @@ import {
   RATE_LIMIT_CLOSE_AFTER,
   type RelayLimits,
   resolveLimits,
+  LEADER_ALLOWANCE_PER_MEMBER,
   TokenBucket,
 } from './limits.js';
 import { createRelayMetrics, type RefusalReason } from './metrics.js';
@@ -361,6 +362,14 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     setTimeout(() => socket.terminate(), 2000).unref();
   };
 
+  /** The meeting's leader fans out to every member: its allowance grows with the meeting. */
+  const allowanceScale = (session: Session): number => {
+    const member = registry.member(session.id);
+    if (!member || member.leader !== session.id) return 1;
+    const meetingId = registry.meetingOf(session.id);
+    return 1 + (meetingId ? registry.size(meetingId) : 0) * LEADER_ALLOWANCE_PER_MEMBER;
+  };
+
   const rateLimited = (session: Session): void => {
     metrics.refuse('rate-limited');
     if (!session.refusalAllowance.take()) {
@@ -475,7 +484,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
           metrics.refuse('rate-limited');
           return endSocket(session, CLOSE.authenticationFailed, 'too many messages before authentication');
         }
-      } else if (!session.bucket.take()) {
+      } else if (!session.bucket.take(allowanceScale(session))) {
         return rateLimited(session);
       }
       queue = queue.then(async () => {
