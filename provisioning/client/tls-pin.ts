@@ -6,11 +6,10 @@
 // device call goes through createPinnedFetch(pinned) and the saved CA is never replaced: a network
 // attacker presenting any other certificate, publicly trusted or not, is refused.
 import { createHash, X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { connect, type DetailedPeerCertificate, type PeerCertificate } from 'node:tls';
-import { writeFileAtomic } from '../../src/util/atomic-file.js';
+import { readTextIfExists, writeFileAtomic } from '../../src/util/atomic-file.js';
 
 export const PROVISIONING_CA_FILE = 'provisioning-ca.pem';
 /** The environment variable (set in /etc/default/sealroom) holding the expected CA fingerprint. */
@@ -79,15 +78,6 @@ async function handshakeWith(url: string, caPem: string, timeoutMs: number): Pro
   });
 }
 
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 export interface PinServiceCaOptions {
   stateDir: string;
   /** The provisioning service's https:// base URL. */
@@ -104,7 +94,7 @@ export interface PinServiceCaOptions {
 export async function pinServiceCa(opts: PinServiceCaOptions): Promise<string> {
   const path = join(opts.stateDir, PROVISIONING_CA_FILE);
   const expected = opts.expectedSha256 ? normalizeSha256(opts.expectedSha256) : undefined;
-  const saved = await readIfExists(path);
+  const saved = await readTextIfExists(path);
   if (saved) {
     let fingerprint: string;
     try {
@@ -141,7 +131,7 @@ export async function pinServiceCa(opts: PinServiceCaOptions): Promise<string> {
     );
   });
   // Never replace: another caller may have pinned meanwhile; the file that exists wins.
-  const again = await readIfExists(path);
+  const again = await readTextIfExists(path);
   if (again) return pinServiceCa(opts);
   await writeFileAtomic(path, pem, 0o644);
   return pem;

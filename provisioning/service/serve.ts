@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type CertificateAuthority, createCertificateAuthority, loadCa } from '../../src/pki/index.js';
 import { subtle, x509 } from '../../src/pki/provider.js';
-import { readJsonIfExists, writeFileAtomic } from '../../src/util/atomic-file.js';
+import { readJsonIfExists, readTextIfExists, writeFileAtomic } from '../../src/util/atomic-file.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { openStore } from '../store/open.js';
 import type { ProvisioningStore } from '../store/store.js';
@@ -114,15 +114,6 @@ export interface ServiceTls {
   caSha256?: string;
 }
 
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 async function exportKeyPem(key: CryptoKey): Promise<string> {
   const der = Buffer.from(await subtle.exportKey('pkcs8', key));
   return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END PRIVATE KEY-----\n`;
@@ -170,8 +161,8 @@ export async function loadOrCreateServiceTls(opts: {
     server: join(dir, 'server.pem'),
     serverKey: join(dir, 'server-key.pem'),
   };
-  let caPem = await readIfExists(paths.ca);
-  let caKeyPem = await readIfExists(paths.caKey);
+  let caPem = await readTextIfExists(paths.ca);
+  let caKeyPem = await readTextIfExists(paths.caKey);
   if (caPem && !caKeyPem)
     throw new Error(
       `${paths.caKey} is missing but ${paths.ca} exists: devices have pinned that CA, so a new one would lock them out; restore the key (or remove ca.pem deliberately)`,
@@ -201,8 +192,8 @@ export async function loadOrCreateServiceTls(opts: {
   }
   const caCert = new X509Certificate(caPem);
   const names = serviceTlsNames(opts.publicUrl);
-  let serverPem = await readIfExists(paths.server);
-  let serverKeyPem = await readIfExists(paths.serverKey);
+  let serverPem = await readTextIfExists(paths.server);
+  let serverKeyPem = await readTextIfExists(paths.serverKey);
   const current = (() => {
     try {
       return serverPem ? new X509Certificate(serverPem) : undefined;

@@ -53,12 +53,18 @@ export async function mkdirDurable(dir: string, mode = 0o700): Promise<void> {
   for (const d of [dirname(chain[0] as string), ...chain.slice(0, -1)]) await syncDirectory(d);
 }
 
-/** Reads a JSON file, or returns undefined when it does not exist. Other errors propagate. */
-export async function readJsonIfExists<T>(path: string): Promise<T | undefined> {
+/** Reads a UTF-8 file, or returns undefined when it does not exist. Other errors propagate. */
+export async function readTextIfExists(path: string): Promise<string | undefined> {
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
+    return await readFile(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
+}
+
+/** Reads a JSON file, or returns undefined when it does not exist. Other errors propagate. */
+export async function readJsonIfExists<T>(path: string): Promise<T | undefined> {
+  const text = await readTextIfExists(path);
+  return text === undefined ? undefined : (JSON.parse(text) as T);
 }
