@@ -17,6 +17,15 @@ export interface VerifiedIdentity {
 export interface RosterEntry extends VerifiedIdentity {
   isLeader: boolean;
   isSelf: boolean;
+  /** The member's SFrame sender index (KID): what the wall's video slots name. */
+  senderIndex?: number;
+}
+
+/** One video m-line of the kiosk page's wall connection (device/media/ipc.ts WallSlot). */
+export interface WallSlotView {
+  mid: string;
+  kind: 'remote' | 'self' | 'content';
+  senderIndex?: number;
 }
 
 export interface MeetingView {
@@ -57,6 +66,8 @@ export interface MediaView {
   camera: 'ok' | 'missing' | 'restarting';
   microphone: 'ok' | 'missing' | 'restarting';
   worker: 'stopped' | 'starting' | 'running' | 'restarting';
+  /** The wall connection's slots (which m-line shows whom) and the active speaker, from the worker. */
+  wall?: { slots: WallSlotView[]; activeSpeaker?: number };
 }
 
 export interface Alert {

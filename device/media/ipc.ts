@@ -10,6 +10,19 @@ import { SignalPayload } from '../../src/core/protocol/relay.js';
 const Kid = Type.String({ pattern: '^[0-9]{1,20}$', description: 'SFrame KID, decimal' });
 const Key = Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', description: '32-byte base key, base64' });
 const Codec = Type.Union([Type.Literal('h264'), Type.Literal('vp8')]);
+/** Chosen by the daemon (random, 128 bits+, base64url). */
+const WallSessionId = Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' });
+
+/** One video m-line of the wall connection and what it carries now. */
+export const WallSlot = Type.Object({
+  mid: Type.String({ maxLength: 8 }),
+  /** remote: a far participant's camera; self: this room's camera (self-view); content: a shared screen. */
+  kind: Type.Union([Type.Literal('remote'), Type.Literal('self'), Type.Literal('content')]),
+  /** The far participant (KID sender index) whose frames this m-line carries; absent when idle. */
+  senderIndex: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffff })),
+});
+export type WallSlot = Static<typeof WallSlot>;
+
 const DeviceStatus = Type.Union([Type.Literal('ok'), Type.Literal('missing'), Type.Literal('restarting')]);
 
 export const SettingsPatch = Type.Partial(
@@ -36,6 +49,25 @@ export const SettingsPatch = Type.Partial(
     latencyProbe: Type.Boolean(),
     /** Benchmarks: send frames without SFrame (the baseline of the encryption overhead). */
     plaintextForBenchmark: Type.Boolean(),
+    /**
+     * Where decrypted far-end video goes. true: still encoded, to the kiosk page over the loopback
+     * wall connection (docs/media.md "The wall"); the GStreamer gallery is not built. false: the
+     * GStreamer gallery → the profile's display (tests that probe pixels, the benchmark baseline).
+     */
+    wall: Type.Boolean(),
+    /** Echo cancellation + noise suppression on the microphone (webrtcdsp, probe on the speaker). */
+    echoCancel: Type.Boolean(),
+    /**
+     * Tests and benchmarks (profile `test`): a simulated room — the speaker output comes back into
+     * the microphone after this delay (ms) and gain (dB ≤ 0), mixed with the microphone's own source.
+     * Absent: no acoustic path.
+     */
+    echoLoopDelayMs: Type.Integer({ minimum: 0, maximum: 1000 }),
+    echoLoopGainDb: Type.Number({ minimum: -60, maximum: 0 }),
+    /** Test sources: videotestsrc horizontal-speed (pixels per frame), so a static pattern moves. */
+    patternSpeed: Type.Integer({ minimum: -100, maximum: 100 }),
+    /** Lip sync: extra delay (ms) on the speaker path when audio would lead the wall's video. */
+    audioDelayMs: Type.Integer({ minimum: 0, maximum: 500 }),
   }),
 );
 export type SettingsPatch = Static<typeof SettingsPatch>;
@@ -106,6 +138,15 @@ export const ToWorker = Type.Union([
   /** Tests: make the camera pipeline fail with a real GStreamer error (profiles with `camerafault`). */
   Type.Object({ type: Type.Literal('inject-fault'), target: Type.Literal('camera') }),
   Type.Object({ type: Type.Literal('shutdown') }),
+  /** The kiosk page asks for the wall: the worker makes a loopback PeerConnection and offers. */
+  Type.Object({ type: Type.Literal('wall-open'), sessionId: WallSessionId }),
+  /** The kiosk page's answer (its DTLS fingerprint: only that page can complete the connection). */
+  Type.Object({
+    type: Type.Literal('wall-answer'),
+    sessionId: WallSessionId,
+    sdp: Type.String({ minLength: 1, maxLength: 65536 }),
+  }),
+  Type.Object({ type: Type.Literal('wall-close'), sessionId: WallSessionId }),
 ]);
 export type ToWorker = Static<typeof ToWorker>;
 
@@ -125,6 +166,8 @@ const Counters = Type.Object({
   displayFrames: Type.Integer(),
   /** Time spent in SFrame seal/open (µs), to report the cost of encryption. */
   cryptoMicros: Type.Integer(),
+  /** Frames forwarded to kiosk pages over wall connections (all sessions). */
+  wallFramesForwarded: Type.Optional(Type.Integer()),
 });
 export type Counters = Static<typeof Counters>;
 
@@ -168,6 +211,17 @@ export const FromWorker = Type.Union([
     /** Recent speaker output, mono S16LE 48 kHz, base64. */
     speaker: Type.Optional(Type.String()),
     labels: Type.Array(Type.String()),
+  }),
+  Type.Object({ type: Type.Literal('wall-offer'), sessionId: WallSessionId, sdp: Type.String() }),
+  Type.Object({ type: Type.Literal('wall-error'), sessionId: WallSessionId, message: Type.String() }),
+  /**
+   * What each wall m-line carries and who speaks (sender index, from decoded audio levels with
+   * hysteresis). Sent on every change and after each wall-open.
+   */
+  Type.Object({
+    type: Type.Literal('wall-slots'),
+    slots: Type.Array(WallSlot, { maxItems: 32 }),
+    activeSpeaker: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffff })),
   }),
   Type.Object({
     type: Type.Literal('error'),
