@@ -48,8 +48,17 @@ const TEMPLATE_KEYS: (keyof PipelineTemplates)[] = [
   'speaker',
 ];
 
+/** Fragments only some settings use (echo cancellation, lip-sync delay, the simulated room). */
+const OPTIONAL_TEMPLATE_KEYS: (keyof PipelineTemplates)[] = [
+  'echoCancelMic',
+  'echoProbe',
+  'speakerDelay',
+  'echoLoopOut',
+  'echoLoopIn',
+];
+
 export function listProfiles(dir = findPipelinesDir()): string[] {
-  return ['test', 'headless', 'v4l2', 'pulse'].filter((p) => existsSync(join(dir, `${p}.json`)));
+  return ['test', 'demo', 'headless', 'v4l2', 'pulse'].filter((p) => existsSync(join(dir, `${p}.json`)));
 }
 
 /** common.json, overridden by <profile>.json, plus codecs.json. */
@@ -62,6 +71,13 @@ export function loadPipelineSet(profile: string, dir = findPipelinesDir()): Pipe
     if (typeof merged[key] !== 'string')
       throw new TemplateError(`pipelines/${profile}: missing template "${key}"`);
   }
+  for (const key of OPTIONAL_TEMPLATE_KEYS) {
+    if (merged[key] !== undefined && typeof merged[key] !== 'string')
+      throw new TemplateError(`pipelines/${profile}: template "${key}" is not a string`);
+  }
+  const echoCancel = merged.echoCancel ?? false;
+  if (typeof echoCancel !== 'boolean')
+    throw new TemplateError(`pipelines/${profile}: "echoCancel" must be true or false`);
   const codecs = readJson(join(dir, 'codecs.json'));
   for (const codec of ['h264', 'vp8'] as VideoCodec[]) {
     const c = codecs[codec] as Partial<CodecTemplate> | undefined;
@@ -71,6 +87,7 @@ export function loadPipelineSet(profile: string, dir = findPipelinesDir()): Pipe
   }
   return {
     profile,
+    echoCancel,
     templates: merged as unknown as PipelineTemplates,
     codecs: codecs as unknown as Record<VideoCodec, CodecTemplate>,
   };
@@ -84,6 +101,7 @@ export async function missingElements(
 ): Promise<{ pipeline: string; element: string }[]> {
   const missing: { pipeline: string; element: string }[] = [];
   for (const [pipeline, text] of Object.entries(launch)) {
+    if (typeof text !== 'string') continue; // gallery: absent in wall mode
     for (const element of elementFactories(text)) {
       let ok = known.get(element);
       if (ok === undefined) {

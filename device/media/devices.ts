@@ -15,6 +15,32 @@ export interface MediaDevice {
   /** The element gst-device-monitor suggests (v4l2src, alsasrc, pulsesrc …) and its device= value. */
   element?: string;
   device?: string;
+  /** Audio devices: a known USB speakerphone that cancels its own echo (hasHardwareEchoCancel). */
+  hardwareEchoCancel?: boolean;
+}
+
+/**
+ * Known USB speakerphones that do their own acoustic echo cancellation (their DSP hears what they
+ * play): software echo cancellation on top would only distort double talk. Matched on the name
+ * gst-device-monitor, ALSA or PulseAudio give ("Jabra SPEAK 510 USB", "alsa_output.usb-Poly_Sync_20…").
+ */
+const SPEAKERPHONES: RegExp[] = [
+  /\bjabra speak/, // Jabra Speak 410/510/710/750, Speak2
+  /\b(poly|plantronics)\b.*\bsync \d/, // Poly Sync 10/20/40/60, Plantronics Poly Sync
+  /\bcalisto \d/, // Plantronics Calisto
+  /\bpowerconf\b/, // Anker PowerConf, PowerConf S3/S330
+  /\bemeet\b/, // eMeet OfficeCore, Luna, M0/M2
+  /\byealink cp ?\d/, // Yealink CP700/CP900
+  /speakerphone/, // "USB Speakerphone", "Logitech P710e Speakerphone", …
+];
+
+/** Whether a device with this name is a speakerphone that cancels its own echo. Pure. */
+export function hasHardwareEchoCancel(deviceName: string): boolean {
+  const name = deviceName
+    .toLowerCase()
+    .replace(/[_\-.:,]+/g, ' ')
+    .replace(/\s+/g, ' ');
+  return SPEAKERPHONES.some((re) => re.test(name));
 }
 
 /** Parses the text gst-device-monitor-1.0 prints (one "Device found:" block per device). */
@@ -44,6 +70,7 @@ export function parseDeviceMonitor(text: string): MediaDevice[] {
       properties,
       element,
       device: device ? (device[2] ?? device[3] ?? device[4]) : undefined,
+      ...(deviceClass.startsWith('Audio/') ? { hardwareEchoCancel: hasHardwareEchoCancel(name) } : {}),
     });
   }
   return devices;
@@ -55,7 +82,11 @@ export interface ProfileChoice {
   reason: string;
 }
 
-/** The configured profile wins; otherwise a V4L2 camera with ALSA or PulseAudio, else test sources. */
+/**
+ * The configured profile wins; otherwise a V4L2 camera with ALSA or PulseAudio, else test sources.
+ * Echo cancellation is the profile's default (on for v4l2/pulse) unless the speaker is a speakerphone
+ * that cancels its own echo (then `echoCancel: false`); a configured `echoCancel` always wins.
+ */
 export function chooseProfile(devices: readonly MediaDevice[], configured?: SettingsPatch): ProfileChoice {
   if (configured?.profile)
     return { settings: configured, reason: `profile "${configured.profile}" from the configuration` };
@@ -65,10 +96,19 @@ export function chooseProfile(devices: readonly MediaDevice[], configured?: Sett
   if (!camera)
     return { settings: { ...configured, profile: 'test' }, reason: 'no V4L2 camera found: test sources' };
   const cameraDevice = camera.device as string;
+  const speakerphone = speaker !== undefined && hasHardwareEchoCancel(speaker.name);
+  const aec: Pick<SettingsPatch, 'echoCancel'> =
+    configured?.echoCancel === undefined && speakerphone ? { echoCancel: false } : {};
+  const aecReason =
+    configured?.echoCancel !== undefined
+      ? `; echo cancellation ${configured.echoCancel ? 'on' : 'off'} (configuration)`
+      : speakerphone
+        ? `; speaker "${speaker?.name}" cancels its own echo: software echo cancellation off`
+        : '; software echo cancellation on';
   if (mic?.element === 'pulsesrc' || speaker?.element === 'pulsesink') {
     return {
-      settings: { ...configured, profile: 'pulse', cameraDevice },
-      reason: `camera "${camera.name}" (${cameraDevice}) with PulseAudio`,
+      settings: { ...configured, profile: 'pulse', cameraDevice, ...aec },
+      reason: `camera "${camera.name}" (${cameraDevice}) with PulseAudio${aecReason}`,
     };
   }
   return {
@@ -78,8 +118,9 @@ export function chooseProfile(devices: readonly MediaDevice[], configured?: Sett
       cameraDevice,
       micDevice: configured?.micDevice ?? mic?.device ?? 'default',
       speakerDevice: configured?.speakerDevice ?? speaker?.device ?? 'default',
+      ...aec,
     },
-    reason: `camera "${camera.name}" (${cameraDevice}), microphone "${mic?.name ?? 'ALSA default'}", speaker "${speaker?.name ?? 'ALSA default'}"`,
+    reason: `camera "${camera.name}" (${cameraDevice}), microphone "${mic?.name ?? 'ALSA default'}", speaker "${speaker?.name ?? 'ALSA default'}"${aecReason}`,
   };
 }
 

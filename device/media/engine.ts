@@ -1,21 +1,20 @@
 // The media worker's engine: the pipelines, frame protection and transport of one room, driven by
-// IPC commands (worker.ts). Send: appsink → SFrame → RTP → werift. Receive: RTP → frame assembly →
-// SFrame → appsrc → decoder → gallery tile / mixer voice. A frame that fails to decrypt is dropped
-// and a keyframe is requested; a camera or microphone pipeline error shows the slate (video) and
-// restarts that pipeline with backoff while everything else keeps flowing.
+// IPC commands (worker.ts). Send: appsink → SFrame → RTP → werift. Receive (receive.ts): RTP → frame
+// assembly → SFrame → gallery tile decoder (wall=false) or the kiosk page's wall connection (wall/),
+// Opus → mixer voice. A camera or microphone pipeline error shows the slate (video) and restarts that
+// pipeline with backoff while everything else keeps flowing.
 import { EventEmitter } from 'node:events';
-import { parseKid } from '../../src/core/e2ee/sender-keys.js';
 import type { SignalPayload } from '../../src/core/protocol/relay.js';
 import { SFrameReceiver, SFrameSender, plausibleCounter } from '../../src/core/sframe/index.js';
 import type { Logger } from '../../src/util/log.js';
-import { isH264Keyframe, isVp8Keyframe, splitAnnexB } from './bitstream.js';
+import { splitAnnexB } from './bitstream.js';
 import { loadPipelineSet, missingElements } from './catalog.js';
-import { FrameAssembler } from './frame-assembler.js';
 import { KeyframeLimiter } from './keyframe-limiter.js';
 import { LivePipeline, PipelineError } from './gst.js';
 import type { Counters, FromWorker, SettingsPatch } from './ipc.js';
 import { MediaKeyState, type WireKeys } from './key-state.js';
-import { depacketizeH264, depacketizeVp8, packetizeH264, packetizeVp8 } from './rtp-payload.js';
+import { ReceivePath } from './receive.js';
+import { packetizeH264, packetizeVp8 } from './rtp-payload.js';
 import {
   DEFAULT_SETTINGS,
   type LaunchStrings,
@@ -23,31 +22,23 @@ import {
   TemplateError,
   buildLaunchStrings,
 } from './templates.js';
-import {
-  failureCause,
-  openAuthenticated,
-  openH264Authenticated,
-  sealAuthenticated,
-  sealH264Authenticated,
-} from './sender-auth.js';
-import { MediaTransport, type RemoteRtp } from './transport.js';
+import { sealAuthenticated, sealH264Authenticated } from './sender-auth.js';
+import { MediaTransport } from './transport.js';
+import { WallHub } from './wall/hub.js';
+import { dbov } from './wall/speaker.js';
 
 type DeviceStatus = 'ok' | 'missing' | 'restarting';
-type EngineSettings = MediaSettings & { latencyProbe?: boolean; plaintextForBenchmark?: boolean };
+type EngineSettings = MediaSettings & {
+  latencyProbe?: boolean;
+  plaintextForBenchmark?: boolean;
+  wall?: boolean;
+};
 
 export interface EngineEvents {
   message: [FromWorker];
 }
 
-interface RemoteStream {
-  assembler: FrameAssembler;
-  /** Drop delta frames until a keyframe (after loss or a decrypt failure). */
-  awaitingKeyframe: boolean;
-  lastPli: number;
-}
-
 const RESTART_BACKOFF_MS = [500, 1000, 2000, 5000, 10000];
-const PLI_INTERVAL_MS = 500;
 const SPEAKER_KEEP_BYTES = 48000 * 2; // one second of mono S16LE
 
 /** RTP video clock from the wall clock, so timestamps double as capture stamps on one machine. */
@@ -79,18 +70,9 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   #faultCaps: string | undefined;
   readonly #blankFrames = new Map<string, Buffer>();
   #audioTs = Math.floor(Math.random() * 2 ** 31);
-  readonly #streams = new Map<number, RemoteStream>();
-  readonly #slotBySender = new Map<number, number>();
   readonly #names = new Map<number, string>();
-  readonly #remoteCounts = new Map<
-    number,
-    { videoFrames: number; audioFrames: number; decodedFrames: number }
-  >();
-  /** latencyProbe: RTP timestamps of frames pushed into each tile's decoder, oldest first. */
-  readonly #pushedStamps = new Map<number, number[]>();
   #lastDisplay: Buffer | undefined;
   #speakerRing = Buffer.alloc(0);
-  #latency: number[] = [];
   readonly counters: Counters = {
     videoFramesSent: 0,
     audioFramesSent: 0,
@@ -106,6 +88,9 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     cryptoMicros: 0,
   };
   #cryptoNs = 0n;
+  /** The kiosk page's wall connections (decrypted, still encoded video over loopback). */
+  readonly wall: WallHub;
+  readonly #receive: ReceivePath;
 
   constructor(
     private readonly log: Logger,
@@ -113,6 +98,32 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     private readonly loopbackOnly = false,
   ) {
     super();
+    this.wall = new WallHub({
+      codec: () => this.settings.codec,
+      requestRemoteKeyframe: (sender) => this.#receive.requestSenderKeyframe(sender),
+      requestOwnKeyframe: () => this.requestKeyframe(),
+      send: (msg) => this.#send(msg),
+      log,
+    });
+    this.#receive = new ReceivePath({
+      settings: () => this.settings,
+      keys: this.#keys,
+      counters: this.counters,
+      wall: this.wall,
+      gallery: () => this.#pipes.gallery,
+      speakerMix: () => this.#pipes.speakerMix,
+      sendPli: (ssrc) => this.#transport?.requestKeyframe(ssrc),
+      addCryptoNs: (ns) => {
+        this.#cryptoNs += ns;
+      },
+      slotAssigned: () => this.#labelTiles(),
+      log,
+    });
+  }
+
+  /** The slot of each far sender (gallery tile and mixer voice). */
+  get #slotBySender(): Map<number, number> {
+    return this.#receive.slotBySender;
   }
 
   #send(msg: FromWorker): void {
@@ -140,11 +151,16 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
       return false;
     }
     // Same pipelines already playing (e.g. the supervisor re-sending settings): nothing to rebuild.
+    const before = this.#launch;
     const same =
-      this.#launch &&
-      Object.entries(launch).every(([k, v]) => this.#launch?.[k as keyof LaunchStrings] === v);
+      before &&
+      !this.settings.wall === !settings.wall &&
+      Object.keys(before).length === Object.keys(launch).length &&
+      Object.entries(launch).every(([k, v]) => before[k as keyof LaunchStrings] === v);
+    // Wall connections negotiated one codec: with another one the pages must open new connections.
+    if (settings.codec !== this.settings.codec) this.wall.closeAll();
     this.settings = settings;
-    if (same && this.#pipes.gallery?.playing) return true;
+    if (same && this.#pipes.speakerMix?.playing) return true;
     this.stopPipelines();
     this.#launch = launch;
     const missing = await missingElements(launch);
@@ -164,6 +180,9 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
       for (const name of Object.keys(launch) as (keyof LaunchStrings)[]) {
         // The binding never frees a pipeline: reuse one whose launch string is unchanged.
         const text = launch[name];
+        // wall=true: the kiosk page decodes and lays out; no GStreamer gallery (nor its display),
+        // nor the black keyframe that clears a gallery tile.
+        if (text === undefined || (settings.wall && (name === 'gallery' || name === 'blankTile'))) continue;
         let pipe = this.#cache.get(text);
         if (!pipe) {
           pipe = new LivePipeline(name, text);
@@ -213,8 +232,8 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
 
   /** A participant left this tile: show black, drop the label, free the slot for someone else. */
   #retireSlot(sender: number, slot: number): void {
-    this.#slotBySender.delete(sender);
-    this.#pushedStamps.delete(slot);
+    this.#receive.releaseSlot(sender);
+    this.wall.senderGone(sender);
     const gallery = this.#pipes.gallery;
     if (!gallery) return;
     gallery.set(`label${slot}`, 'text', '');
@@ -251,23 +270,29 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     video.on('error', (e) => this.#cameraFailed(e));
     audio.on('error', (e) => this.#micFailed(e));
     slate.on('error', (e) => this.#pipelineFailed(e));
-    for (const name of ['gallery', 'speakerMix'] as const) {
-      const pipe = p[name] as LivePipeline;
-      pipe.on('error', (e) => this.#pipelineFailed(e));
-    }
-    const gallery = p.gallery as LivePipeline;
-    if (gallery.has('display')) {
+    for (const name of ['gallery', 'speakerMix'] as const)
+      p[name]?.on('error', (e) => this.#pipelineFailed(e));
+    const gallery = p.gallery;
+    if (gallery?.has('display')) {
       gallery.onSample('display', (buf) => {
         this.counters.displayFrames++;
         this.#lastDisplay = buf;
       });
     }
-    if (this.settings.latencyProbe) {
+    if (gallery && this.settings.latencyProbe) {
       for (let slot = 0; slot < this.settings.tiles; slot++) {
-        gallery.onSample(`decoded${slot}`, () => this.#onDecoded(slot));
+        gallery.onSample(`decoded${slot}`, () => this.#receive.onDecoded(slot));
       }
     }
     const speaker = p.speakerMix as LivePipeline;
+    // Level taps per voice (alevel{slot}: mono S16LE 8 kHz) → the wall's active speaker.
+    for (let slot = 0; slot < this.settings.tiles; slot++) {
+      if (!speaker.has(`alevel${slot}`)) continue;
+      speaker.onSample(`alevel${slot}`, (buf) => {
+        const sender = [...this.#slotBySender].find(([, s]) => s === slot)?.[0];
+        if (sender !== undefined) this.wall.level(sender, dbov(buf), Date.now());
+      });
+    }
     if (speaker.has('speaker')) {
       speaker.onSample('speaker', (buf) => {
         const joined = Buffer.concat([this.#speakerRing, buf]);
@@ -434,9 +459,11 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   // ---------------------------------------------------------------- send path
 
   #sendVideoFrame(frame: Buffer): void {
+    const ts = videoClock(Date.now());
+    // Self-view: the own encoder's output before SFrame, to the kiosk page only (loopback).
+    this.wall.selfFrame(frame, ts);
     const transport = this.#transport;
     if (transport?.connectionState !== 'connected') return;
-    const ts = videoClock(Date.now());
     let payloads: Buffer[];
     if (this.settings.plaintextForBenchmark) {
       payloads =
@@ -494,7 +521,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     transport.on('signal', (payload) => this.#send({ type: 'signal', payload }));
     transport.on('state', () => this.#status());
     transport.on('keyframeRequest', () => this.requestKeyframe());
-    transport.on('rtp', (rtp) => this.#onRtp(rtp));
+    transport.on('rtp', (rtp) => this.#receive.onRtp(rtp));
     if (role === 'offer') await transport.offer();
   }
 
@@ -508,184 +535,10 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     const t = this.#transport;
     this.#transport = undefined;
     // A new PeerConnection is a new session: streams, gallery slots and their counts start afresh.
-    this.#streams.clear();
     for (const [sender, slot] of [...this.#slotBySender]) this.#retireSlot(sender, slot);
-    this.#remoteCounts.clear();
-    this.#pushedStamps.clear();
+    this.#receive.reset();
+    this.wall.reset();
     if (t) await t.close();
-  }
-
-  #slotFor(senderIndex: number): number | undefined {
-    let slot = this.#slotBySender.get(senderIndex);
-    if (slot !== undefined) return slot;
-    const used = new Set(this.#slotBySender.values());
-    for (let s = 0; s < this.settings.tiles; s++) {
-      if (!used.has(s)) {
-        slot = s;
-        break;
-      }
-    }
-    if (slot === undefined) return undefined;
-    this.#slotBySender.set(senderIndex, slot);
-    this.#labelTiles();
-    return slot;
-  }
-
-  #count(senderIndex: number, kind: 'video' | 'audio'): void {
-    let c = this.#remoteCounts.get(senderIndex);
-    if (!c) {
-      c = { videoFrames: 0, audioFrames: 0, decodedFrames: 0 };
-      this.#remoteCounts.set(senderIndex, c);
-    }
-    if (kind === 'video') c.videoFrames++;
-    else c.audioFrames++;
-  }
-
-  #onRtp({ kind, ssrc, packet }: RemoteRtp): void {
-    if (kind === 'audio') {
-      this.#onAudioPacket(packet.payload);
-      return;
-    }
-    let stream = this.#streams.get(ssrc);
-    if (!stream) {
-      stream = { assembler: new FrameAssembler(), awaitingKeyframe: true, lastPli: 0 };
-      this.#streams.set(ssrc, stream);
-    }
-    const frames = stream.assembler.push({
-      sequenceNumber: packet.header.sequenceNumber,
-      timestamp: packet.header.timestamp,
-      marker: packet.header.marker,
-      payload: packet.payload,
-    });
-    for (const f of frames) {
-      if (f.afterLoss) {
-        this.counters.framesLost++;
-        stream.awaitingKeyframe = true;
-      }
-      this.#onVideoFrame(ssrc, stream, f.payloads, f.timestamp);
-    }
-  }
-
-  #onVideoFrame(ssrc: number, stream: RemoteStream, payloads: Uint8Array[], timestamp: number): void {
-    let kid: bigint;
-    let frame: Buffer;
-    let keyframe: boolean;
-    try {
-      if (this.settings.codec === 'h264') {
-        const units = depacketizeH264(payloads);
-        if (!units) throw new Error('malformed H.264 payload');
-        if (this.settings.plaintextForBenchmark) {
-          ({ kid, frame } = {
-            kid: 0n,
-            frame: Buffer.concat(units.flatMap((u) => [Buffer.from([0, 0, 0, 1]), u])),
-          });
-        } else {
-          const t0 = process.hrtime.bigint();
-          ({ kid, frame } = openH264Authenticated(this.#keys.receiver, this.#keys.verifier, units));
-          this.#cryptoNs += process.hrtime.bigint() - t0;
-        }
-        keyframe = isH264Keyframe(splitAnnexB(frame));
-      } else {
-        const sealed = depacketizeVp8(payloads);
-        if (!sealed) throw new Error('malformed VP8 payload');
-        if (this.settings.plaintextForBenchmark) ({ kid, frame } = { kid: 0n, frame: sealed });
-        else {
-          const t0 = process.hrtime.bigint();
-          const opened = openAuthenticated('vp8', this.#keys.receiver, this.#keys.verifier, sealed);
-          this.#cryptoNs += process.hrtime.bigint() - t0;
-          kid = opened.kid;
-          frame = Buffer.from(opened.frame);
-        }
-        keyframe = isVp8Keyframe(frame);
-      }
-    } catch (err) {
-      // Never feed a decoder what did not authenticate; ask the sender for a fresh start.
-      this.#countFailure(err);
-      stream.awaitingKeyframe = true;
-      this.#pli(ssrc, stream);
-      this.log.debug({ ssrc, err: (err as Error).message }, 'video frame dropped');
-      return;
-    }
-    if (stream.awaitingKeyframe && !keyframe) {
-      this.#pli(ssrc, stream);
-      return;
-    }
-    const restarting = stream.awaitingKeyframe;
-    stream.awaitingKeyframe = false;
-    const senderIndex = this.settings.plaintextForBenchmark ? ssrc & 0xffff : parseKid(kid).senderIndex;
-    const slot = this.#slotFor(senderIndex);
-    if (slot === undefined) return;
-    this.counters.videoFramesDecrypted++;
-    this.#count(senderIndex, 'video');
-    if (this.settings.latencyProbe) {
-      // The decoder restarts at this keyframe: anything it never output before is not coming.
-      const fifo = (restarting ? undefined : this.#pushedStamps.get(slot)) ?? [];
-      fifo.push(timestamp);
-      if (fifo.length > 120) fifo.shift();
-      this.#pushedStamps.set(slot, fifo);
-    }
-    this.#pipes.gallery?.push(`vin${slot}`, frame);
-  }
-
-  /**
-   * A frame left tile `slot`'s decoder (latencyProbe). Decoders emit one picture per access unit in
-   * order, so it is the oldest one pushed; its RTP timestamp is the sender's wall clock at capture
-   * (90 kHz, both ends on one machine in the benchmark).
-   */
-  #onDecoded(slot: number): void {
-    const stamp = this.#pushedStamps.get(slot)?.shift();
-    const sender = [...this.#slotBySender].find(([, s]) => s === slot)?.[0];
-    if (sender !== undefined) {
-      const c = this.#remoteCounts.get(sender);
-      if (c) c.decodedFrames++;
-    }
-    if (stamp === undefined) return;
-    const behind = ((((Date.now() * 90) % 2 ** 32) - stamp + 2 ** 32) % 2 ** 32) / 90;
-    this.#latency.push(Math.round(behind * 10) / 10);
-  }
-
-  /** Every dropped frame counts as a decrypt failure; forged and far-ahead ones also by cause. */
-  #countFailure(err: unknown): void {
-    this.counters.decryptFailures++;
-    const cause = failureCause(err);
-    if (cause === 'auth') this.counters.authFailures++;
-    else if (cause === 'implausible') this.counters.implausibleCounters++;
-  }
-
-  #pli(ssrc: number, stream: RemoteStream): void {
-    const now = Date.now();
-    if (now - stream.lastPli < PLI_INTERVAL_MS) return;
-    stream.lastPli = now;
-    this.counters.keyframesRequested++;
-    this.#transport?.requestKeyframe(ssrc);
-  }
-
-  #onAudioPacket(payload: Buffer): void {
-    let kid = 0n;
-    let frame: Buffer = payload;
-    if (!this.settings.plaintextForBenchmark) {
-      try {
-        const t0 = process.hrtime.bigint();
-        const opened = openAuthenticated('opus', this.#keys.receiver, this.#keys.verifier, payload);
-        this.#cryptoNs += process.hrtime.bigint() - t0;
-        kid = opened.kid;
-        frame = Buffer.from(opened.frame);
-      } catch (err) {
-        this.#countFailure(err);
-        return;
-      }
-    }
-    if (this.settings.plaintextForBenchmark) {
-      // Baseline runs have no KID to tell senders apart: one voice, no gallery slot taken.
-      this.#pipes.speakerMix?.push('ain0', frame);
-      return;
-    }
-    const senderIndex = parseKid(kid).senderIndex;
-    const slot = this.#slotFor(senderIndex);
-    if (slot === undefined) return;
-    this.counters.audioFramesDecrypted++;
-    this.#count(senderIndex, 'audio');
-    this.#pipes.speakerMix?.push(`ain${slot}`, frame);
   }
 
   // ---------------------------------------------------------------- reporting
@@ -695,7 +548,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
       type: 'status',
       camera: this.#camera,
       microphone: this.#microphone,
-      pipelines: this.#pipes.gallery ? 'playing' : 'stopped',
+      pipelines: this.#pipes.speakerMix ? 'playing' : 'stopped',
       transport: this.#transport?.connectionState ?? 'closed',
     });
   }
@@ -703,16 +556,15 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   stats(): FromWorker {
     const mem = process.memoryUsage();
     const cpu = process.cpuUsage();
-    const latencyMs = this.#latency;
-    this.#latency = [];
+    const latencyMs = this.#receive.takeLatency();
     return {
       type: 'stats',
-      counters: { ...this.counters, cryptoMicros: Number(this.#cryptoNs / 1000n) },
-      remotes: [...this.#remoteCounts].map(([senderIndex, c]) => ({
-        senderIndex,
-        slot: this.#slotBySender.get(senderIndex) ?? -1,
-        ...c,
-      })),
+      counters: {
+        ...this.counters,
+        cryptoMicros: Number(this.#cryptoNs / 1000n),
+        wallFramesForwarded: this.wall.framesForwarded,
+      },
+      remotes: this.#receive.remotes(),
       rssBytes: mem.rss,
       cpuUserMicros: cpu.user,
       cpuSystemMicros: cpu.system,
@@ -751,7 +603,33 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     return true;
   }
 
+  // ---------------------------------------------------------------- wall (kiosk page)
+
+  /** A kiosk page asks for the wall: offer, then report the slots. */
+  async openWall(sessionId: string): Promise<void> {
+    try {
+      const sdp = await this.wall.open(sessionId);
+      this.#send({ type: 'wall-offer', sessionId, sdp });
+      this.#send(this.wall.slotsMessage());
+    } catch (err) {
+      this.#send({ type: 'wall-error', sessionId, message: (err as Error).message });
+    }
+  }
+
+  async answerWall(sessionId: string, sdp: string): Promise<void> {
+    try {
+      await this.wall.answer(sessionId, sdp);
+    } catch (err) {
+      this.#send({ type: 'wall-error', sessionId, message: (err as Error).message });
+    }
+  }
+
+  closeWall(sessionId: string): void {
+    this.wall.close(sessionId);
+  }
+
   async shutdown(): Promise<void> {
+    this.wall.closeAll();
     this.stopPipelines();
     await this.disconnect();
   }

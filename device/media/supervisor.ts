@@ -2,6 +2,9 @@
 // big enough libuv pool, restarts it with backoff when it exits or stops answering pings, re-sends
 // settings, keys, roster and controls after every restart, mirrors the worker's state into the
 // daemon's StateStore (media slice) and raises/clears alerts. See index.ts for the API summary.
+// The wall (kiosk page connection, docs/media.md): openWall(sessionId) → the worker's offer,
+// answerWall/closeWall; 'wall-slots' is emitted and mirrored into state.media.wall; a worker that
+// exits takes every wall session with it (pending opens reject, pages reconnect).
 import { type ChildProcess, fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -37,6 +40,10 @@ export type StatsMessage = Extract<FromWorker, { type: 'stats' }>;
 export type ProbeMessage = Extract<FromWorker, { type: 'probe' }>;
 export type StatusMessage = Extract<FromWorker, { type: 'status' }>;
 export type WorkerError = Extract<FromWorker, { type: 'error' }>;
+export type WallSlotsMessage = Extract<FromWorker, { type: 'wall-slots' }>;
+
+/** How long the worker may take to offer a wall connection. */
+const WALL_OPEN_TIMEOUT_MS = 10_000;
 
 export interface SupervisorEvents {
   /** SDP/ICE for the relay (or, peer-to-peer, the other worker). */
@@ -47,6 +54,10 @@ export interface SupervisorEvents {
   /** A worker (re)started and got its settings; its PeerConnection is new: negotiate again. */
   ready: [{ pid: number; restarts: number }];
   exit: [{ code: number | null; signal: NodeJS.Signals | null }];
+  /** What each wall m-line carries and who speaks (also mirrored into state.media.wall). */
+  'wall-slots': [{ slots: WallSlotsMessage['slots']; activeSpeaker?: number }];
+  /** The worker refused a wall command (e.g. a second answer, an unknown session). */
+  'wall-error': [{ sessionId: string; message: string }];
 }
 
 const DEFAULT_BACKOFF = [250, 1000, 2000, 5000, 10000];
@@ -76,6 +87,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   #controls = { micMuted: false, cameraOff: false, volume: 60 };
   #probes = new Map<number, (p: ProbeMessage) => void>();
   #probeId = 0;
+  #wallOpens = new Map<string, { resolve(v: { sdp: string }): void; reject(e: Error): void }>();
 
   constructor(opts: MediaSupervisorOptions = {}) {
     super();
@@ -192,6 +204,53 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     });
   }
 
+  /**
+   * A kiosk page asks for the wall: the worker's offer. Rejects with the worker's wall-error, when
+   * no worker is running, or after 10 s.
+   */
+  openWall(sessionId: string): Promise<{ sdp: string }> {
+    const child = this.#child;
+    if (!this.#running || !child?.connected || this.#opts.state?.get().media.worker === 'restarting')
+      return Promise.reject(new Error('media worker not running'));
+    if (this.#wallOpens.has(sessionId)) return Promise.reject(new Error('wall session already opening'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#wallOpens.delete(sessionId);
+        reject(new Error('media worker did not offer the wall in time'));
+      }, WALL_OPEN_TIMEOUT_MS);
+      this.#wallOpens.set(sessionId, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      child.send({ type: 'wall-open', sessionId } satisfies ToWorker);
+    });
+  }
+
+  /** The page's answer (only the first answer of a session counts; the worker refuses others). */
+  answerWall(sessionId: string, sdp: string): void {
+    this.#post({ type: 'wall-answer', sessionId, sdp });
+  }
+
+  closeWall(sessionId: string): void {
+    this.#post({ type: 'wall-close', sessionId });
+  }
+
+  /** Pending wall opens fail with the worker: its sessions are gone. */
+  #dropWall(reason: string): void {
+    const pending = [...this.#wallOpens.values()];
+    this.#wallOpens.clear();
+    for (const p of pending) p.reject(new Error(reason));
+    this.#updateState((m) => {
+      m.wall = undefined;
+    });
+  }
+
   injectCameraFault(): void {
     this.#post({ type: 'inject-fault', target: 'camera' });
   }
@@ -210,6 +269,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
       await exited;
       clearTimeout(timer);
     }
+    this.#dropWall('media worker stopped');
     this.#updateState((m) => {
       m.worker = 'stopped';
     });
@@ -269,6 +329,8 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     if (this.#child !== child) return;
     this.#child = undefined;
     clearInterval(this.#pingTimer);
+    // Every wall session died with the worker: pages notice their connection fail and open anew.
+    this.#dropWall('media worker exited');
     if (!this.#running) return;
     this.#log.warn({ code, signal }, 'media worker exited; restarting');
     // A worker that ran a while is a fresh failure, not a crash loop.
@@ -329,6 +391,33 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
         this.#probes.get(msg.id)?.(msg);
         this.#probes.delete(msg.id);
         return;
+      case 'wall-offer': {
+        const pending = this.#wallOpens.get(msg.sessionId);
+        this.#wallOpens.delete(msg.sessionId);
+        if (pending) pending.resolve({ sdp: msg.sdp });
+        // Nobody waits (timed out): the worker must not keep a session no page will answer.
+        else this.#post({ type: 'wall-close', sessionId: msg.sessionId });
+        return;
+      }
+      case 'wall-error': {
+        const pending = this.#wallOpens.get(msg.sessionId);
+        this.#wallOpens.delete(msg.sessionId);
+        pending?.reject(new Error(msg.message));
+        this.#log.warn({ sessionId: msg.sessionId }, `wall: ${msg.message}`);
+        this.emit('wall-error', { sessionId: msg.sessionId, message: msg.message });
+        return;
+      }
+      case 'wall-slots': {
+        const wall = {
+          slots: msg.slots,
+          ...(msg.activeSpeaker !== undefined ? { activeSpeaker: msg.activeSpeaker } : {}),
+        };
+        this.#updateState((m) => {
+          m.wall = wall;
+        });
+        this.emit('wall-slots', wall);
+        return;
+      }
       case 'error':
         this.#log.warn({ code: msg.code, pipeline: msg.pipeline, element: msg.element }, msg.message);
         if (msg.code === 'missing-element' || msg.code === 'template') {

@@ -16,6 +16,16 @@ export interface PipelineTemplates {
   audioSource: string;
   display: string;
   speaker: string;
+  /** webrtcdsp on the microphone path (echo cancellation on); ends with "! ". */
+  echoCancelMic?: string;
+  /** webrtcechoprobe on the speaker path (echo cancellation on); ends with "! ". */
+  echoProbe?: string;
+  /** Lip sync: a queue holding audioDelayMs on the speaker path; ends with "! ". */
+  speakerDelay?: string;
+  /** Simulated room (test profile): the branch from the speaker back to the microphone. */
+  echoLoopOut?: string;
+  /** Simulated room: the microphone source mixed with what echoLoopOut sends ({audioSource} inside). */
+  echoLoopIn?: string;
 }
 
 export interface CodecTemplate {
@@ -26,6 +36,8 @@ export interface CodecTemplate {
 
 export interface PipelineSet {
   profile: string;
+  /** The profile's default for echo cancellation (its `echoCancel` field). */
+  echoCancel: boolean;
   templates: PipelineTemplates;
   codecs: Record<VideoCodec, CodecTemplate>;
 }
@@ -56,6 +68,18 @@ export interface MediaSettings {
   speakerDevice?: string;
   /** Benchmarks: a tiny appsink after each tile's decoder (decoded{slot}) to time decoded frames. */
   latencyProbe?: boolean;
+  /** Far video goes to the kiosk page (wall connection): no GStreamer gallery is built. */
+  wall?: boolean;
+  /** Echo cancellation + noise suppression; absent: the profile's default (`echoCancel` in its file). */
+  echoCancel?: boolean;
+  /** Simulated room (test profile): speaker → microphone after this delay (ms) … */
+  echoLoopDelayMs?: number;
+  /** … and gain (dB ≤ 0). Both must be set for the loop to exist. */
+  echoLoopGainDb?: number;
+  /** Test sources: videotestsrc horizontal-speed (pixels per frame). */
+  patternSpeed?: number;
+  /** Lip sync: extra delay (ms) on the speaker path. */
+  audioDelayMs?: number;
 }
 
 export const DEFAULT_SETTINGS: MediaSettings = {
@@ -74,6 +98,8 @@ export const DEFAULT_SETTINGS: MediaSettings = {
   probeHeight: 108,
   pattern: 'smpte',
   toneHz: 440,
+  patternSpeed: 0,
+  audioDelayMs: 0,
 };
 
 export class TemplateError extends Error {
@@ -136,8 +162,34 @@ export interface LaunchStrings {
   blankTile: string;
   slate: string;
   audioSend: string;
-  gallery: string;
+  /** Absent when settings.wall is true: far video goes to the kiosk page, not to a GStreamer gallery. */
+  gallery?: string;
   speakerMix: string;
+}
+
+/** FNV-1a, 32 bit, hex: a short stable tag of a string (pure, no crypto needed). */
+function shortHash(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
+/** Whether echo cancellation is on: the setting, else the profile's default. */
+export function echoCancelEnabled(set: PipelineSet, settings: MediaSettings): boolean {
+  return settings.echoCancel ?? set.echoCancel;
+}
+
+/** The simulated room's loop exists: test profiles that define it, with both delay and gain set. */
+export function echoLoopEnabled(set: PipelineSet, settings: MediaSettings): boolean {
+  return (
+    settings.echoLoopDelayMs !== undefined &&
+    settings.echoLoopGainDb !== undefined &&
+    set.templates.echoLoopOut !== undefined &&
+    set.templates.echoLoopIn !== undefined
+  );
 }
 
 export function buildLaunchStrings(
@@ -156,39 +208,71 @@ export function buildLaunchStrings(
   };
   const t = set.templates;
   const where = (name: string) => `pipelines/${set.profile}: ${name}`;
+  const fragment = (name: keyof PipelineTemplates): string => {
+    const text = t[name];
+    if (text === undefined) throw new TemplateError(`${where(name)}: missing template "${name}"`);
+    return text;
+  };
+  const audioDelayMs = settings.audioDelayMs ?? 0;
+  const loop = echoLoopEnabled(set, settings);
+  const echoCancel = echoCancelEnabled(set, settings);
+  Object.assign(base, {
+    patternSpeed: settings.patternSpeed ?? 0,
+    audioDelayNs: audioDelayMs * 1_000_000,
+    audioDelayMaxNs: (audioDelayMs + 1000) * 1_000_000,
+    echoLoopDelayNs: (settings.echoLoopDelayMs ?? 0) * 1_000_000,
+    echoLoopGain: (10 ** ((settings.echoLoopGainDb ?? 0) / 20)).toFixed(6),
+    // interaudio channels are per process; the pid keeps two engines' rooms apart in any case.
+    echoChannel: `sealroom-echo-${process.pid}`,
+  });
   const videoSource = renderTemplate(t.videoSource, base, where('videoSource'));
-  const audioSource = renderTemplate(t.audioSource, base, where('audioSource'));
+  const plainAudioSource = renderTemplate(t.audioSource, base, where('audioSource'));
+  const audioSource = loop
+    ? renderTemplate(fragment('echoLoopIn'), { ...base, audioSource: plainAudioSource }, where('echoLoopIn'))
+    : plainAudioSource;
   const display = renderTemplate(t.display, base, where('display'));
   const speaker = renderTemplate(t.speaker, base, where('speaker'));
   const videoEncoder = renderTemplate(codec.encoder, base, `pipelines/codecs ${settings.codec}.encoder`);
   const videoDecoder = renderTemplate(codec.decoder, base, `pipelines/codecs ${settings.codec}.decoder`);
   const layout = galleryLayout(settings.tiles, settings.galleryWidth, settings.galleryHeight);
-  const tiles = layout
-    .map((tile) =>
-      renderTemplate(
-        t.galleryTile,
-        {
-          ...base,
-          ...tile,
-          tileWidth: tile.width,
-          tileHeight: tile.height,
-          videoCaps: codec.caps,
-          videoDecoder,
-          decodeTap: settings.latencyProbe ? `tee name=dtap${tile.slot} ! ` : '',
-          decodeBranch: settings.latencyProbe
-            ? ` dtap${tile.slot}. ! queue max-size-buffers=30 max-size-time=0 max-size-bytes=0 ! videoscale method=nearest-neighbour ! video/x-raw,width=16,height=16 ! appsink name=decoded${tile.slot} max-buffers=30 drop=false sync=false async=false`
-            : '',
-        },
-        where('galleryTile'),
-      ),
-    )
-    .join(' ');
+  const renderTiles = () =>
+    layout
+      .map((tile) =>
+        renderTemplate(
+          t.galleryTile,
+          {
+            ...base,
+            ...tile,
+            tileWidth: tile.width,
+            tileHeight: tile.height,
+            videoCaps: codec.caps,
+            videoDecoder,
+            decodeTap: settings.latencyProbe ? `tee name=dtap${tile.slot} ! ` : '',
+            decodeBranch: settings.latencyProbe
+              ? ` dtap${tile.slot}. ! queue max-size-buffers=30 max-size-time=0 max-size-bytes=0 ! videoscale method=nearest-neighbour ! video/x-raw,width=16,height=16 ! appsink name=decoded${tile.slot} max-buffers=30 drop=false sync=false async=false`
+              : '',
+          },
+          where('galleryTile'),
+        ),
+      )
+      .join(' ');
   const tilePositions = layout
     .map((tile) => `sink_${tile.pad}::xpos=${tile.x} sink_${tile.pad}::ypos=${tile.y}`)
     .join(' ');
   const voices = layout
     .map((tile) => renderTemplate(t.speakerVoice, { ...base, ...tile }, where('speakerVoice')))
     .join(' ');
+  // Speaker path, in order: lip-sync delay, echo probe (sees exactly what the speaker plays), the
+  // simulated room's tap (what the room hears is what the speaker plays).
+  const speakerPath = (probeName: string) =>
+    [
+      audioDelayMs > 0 ? renderTemplate(fragment('speakerDelay'), base, where('speakerDelay')) : '',
+      echoCancel ? renderTemplate(fragment('echoProbe'), { ...base, probeName }, where('echoProbe')) : '',
+      loop ? 'tee name=roomtee ! ' : '',
+    ].join('');
+  const echoLoopBranch = loop
+    ? ` roomtee. ! ${renderTemplate(fragment('echoLoopOut'), base, where('echoLoopOut'))}`
+    : '';
   const params = {
     ...base,
     videoSource,
@@ -196,18 +280,30 @@ export function buildLaunchStrings(
     display,
     speaker,
     videoEncoder,
-    tiles,
     tilePositions,
     voices,
+    echoLoopBranch,
   };
-  return {
+  // webrtcdsp finds its probe by name among every probe this process ever made (the binding never
+  // frees a pipeline): the name is unique per speaker pipeline launch string, so a cached older
+  // speaker pipeline can never be picked.
+  const speakerMixWith = (probeName: string) =>
+    renderTemplate(t.speakerMix, { ...params, speakerPath: speakerPath(probeName) }, where('speakerMix'));
+  const probeName = `aecprobe_${shortHash(speakerMixWith('aecprobe'))}`;
+  const speakerMix = speakerMixWith(probeName);
+  const micProcessing = echoCancel
+    ? renderTemplate(fragment('echoCancelMic'), { ...base, probeName }, where('echoCancelMic'))
+    : '';
+  const out: LaunchStrings = {
     videoSend: renderTemplate(t.videoSend, params, where('videoSend')),
     blankTile: renderTemplate(t.blankTile, params, where('blankTile')),
     slate: renderTemplate(t.slate, params, where('slate')),
-    audioSend: renderTemplate(t.audioSend, params, where('audioSend')),
-    gallery: renderTemplate(t.gallery, params, where('gallery')),
-    speakerMix: renderTemplate(t.speakerMix, params, where('speakerMix')),
+    audioSend: renderTemplate(t.audioSend, { ...params, micProcessing }, where('audioSend')),
+    speakerMix,
   };
+  if (!settings.wall)
+    out.gallery = renderTemplate(t.gallery, { ...params, tiles: renderTiles() }, where('gallery'));
+  return out;
 }
 
 /** Splits a launch string into tokens, keeping quoted values inside their token. */

@@ -49,6 +49,12 @@ async function handle(msg: ToWorker): Promise<void> {
         send({ type: 'error', code: 'ipc', message: 'this profile has no injectable camera fault' });
       }
       return;
+    case 'wall-open':
+      return engine.openWall(msg.sessionId);
+    case 'wall-answer':
+      return engine.answerWall(msg.sessionId, msg.sdp);
+    case 'wall-close':
+      return engine.closeWall(msg.sessionId);
     case 'shutdown':
       return exit(0);
   }
