@@ -2,9 +2,10 @@
 // backend here) running Debian's Chromium in kiosk mode on Wayland, under the kiosk supervisor, showing
 // the room screen from a running control server; the supervisor brings it back after Chromium dies
 // and stops the whole process tree. cage refuses to run as root, so as root the test runs it as
-// `nobody`, the way sealroom-kiosk.service runs it as its own user.
+// `nobody`, the way sealroom-kiosk.service runs it as its own user. As on the device, Chromium opens
+// the start page carrying the kiosk token, and no process's command line shows the token.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,7 +13,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { initialState, StateStore } from '../device/daemon/state.js';
 import { kioskCommand } from '../device/kiosk/chromium-command.js';
 import { type ControlServer, createControlServer } from '../device/kiosk/control-server.js';
-import { KioskSupervisor, waitForHttp } from '../device/kiosk/launcher.js';
+import { KioskSupervisor, KioskTokenFollower, waitForHttp } from '../device/kiosk/launcher.js';
+import { createKioskToken, writeKioskToken } from '../device/kiosk/wall-token.js';
 import { silentLogger } from '../src/util/log.js';
 import { buildKioskUi } from './kiosk-browser.js';
 import { RoomDouble } from './kiosk-room-double.js';
@@ -61,11 +63,22 @@ describe('cage + Chromium kiosk', () => {
       s.phase = 'idle';
       s.device.roomName = 'Boardroom';
     });
+    const token = createKioskToken();
     server = await createControlServer({
       state: store,
       actions: new RoomDouble(store),
       log: silentLogger,
       uiDir: ui.dir,
+      kioskToken: token,
+    });
+    const tokenFile = join(dir, 'kiosk-token');
+    await writeKioskToken(tokenFile, token);
+    const startPage = join(dir, 'start.html');
+    const follower = new KioskTokenFollower({
+      tokenFile,
+      url: `${server.url}/`,
+      startPage,
+      log: silentLogger,
     });
 
     const runtime = join(dir, 'xdg');
@@ -73,14 +86,14 @@ describe('cage + Chromium kiosk', () => {
     execFileSync('mkdir', ['-p', runtime, profile]);
     chmodSync(runtime, 0o700);
     const asRoot = process.getuid?.() === 0;
+    const nobody = asRoot ? Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim()) : -1;
     if (asRoot) {
-      const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
       chownSync(runtime, nobody, -1);
       chownSync(profile, nobody, -1);
       chmodSync(dir, 0o755);
     }
     const { command, args } = kioskCommand({
-      url: server.url,
+      url: follower.startUrl,
       cage: 'cage',
       profileDir: profile,
       // No setuid sandbox helper or user namespaces in this container; the device has them.
@@ -101,7 +114,12 @@ describe('cage + Chromium kiosk', () => {
       ...wrapped,
       log: silentLogger,
       backoff: { initialMs: 100, maxMs: 400, stableMs: 60_000 },
-      beforeStart: (signal) => waitForHttp(`${server!.url}/healthz`, signal, 100),
+      beforeStart: async (signal) => {
+        await waitForHttp(`${server!.url}/healthz`, signal, 100);
+        await follower.prepare();
+        // The start page is the kiosk user's own file (0600); here that user is nobody.
+        if (asRoot) chownSync(startPage, nobody, -1);
+      },
       killAfterMs: 3000,
     });
     const streams = async () =>
@@ -110,6 +128,19 @@ describe('cage + Chromium kiosk', () => {
     // The kiosk page is up when it holds the live state stream.
     await until(async () => (await streams()) === 1, 'the kiosk page under cage');
     expect(ours(`cage -d -s -- /usr/bin/chromium`).length).toBeGreaterThan(0);
+    // Every process of the screen (cage, Chromium, its helpers): the token is in no command line.
+    const screen = ours(profile);
+    expect(screen.length).toBeGreaterThan(1);
+    for (const pid of screen) {
+      let cmdline = '';
+      try {
+        cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        continue; // gone meanwhile
+      }
+      expect(cmdline).not.toContain(token);
+    }
+    expect(readFileSync(startPage, 'utf8')).toContain(`#wall=${token}`);
 
     // Chromium's browser process dies: cage exits with it, and the supervisor starts both again.
     const browserPids = ours(`^/usr/lib/chromium/chromium .*--user-data-dir=${profile}`);

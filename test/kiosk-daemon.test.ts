@@ -1,7 +1,8 @@
 // The room screen against the real device daemon: two daemons (meeting client, no media) meet through
 // a real relay with certificates from a development org CA; each room's kiosk runs in Chromium. The
 // leader starts by touch, the other room joins with the on-screen keyboard, the leader admits it by
-// click, and both walls show the same security code as both daemons hold.
+// click, and both walls show the same security code as both daemons hold. Each page is opened as the
+// kiosk launcher opens it, with the daemon's kiosk token in the fragment; the roster names senders.
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Daemon, startDaemon } from '../device/daemon/daemon.js';
@@ -30,7 +31,10 @@ async function room(roomName: string, ca: Awaited<ReturnType<typeof createDevelo
   });
   daemons.push(daemon);
   const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
-  await page.goto(daemon.controlUrl);
+  await page.goto(`${daemon.controlUrl}/#wall=${daemon.kioskToken}`);
+  // The page keeps the token for its wall requests and drops it from the address (SPEC).
+  await expect.poll(() => page.evaluate(() => location.hash)).toBe('');
+  expect(await page.evaluate(() => sessionStorage.getItem('sealroom.wallToken'))).toBe(daemon.kioskToken);
   return { daemon, page };
 }
 
@@ -96,6 +100,17 @@ describe('kiosk on the real daemon', () => {
     await expect.poll(() => codeOnScreen(huddle.page), { timeout: 10_000 }).toBe(code);
 
     expect(await huddle.page.textContent('[data-testid=leader]')).toContain('BoardroomExample Corp');
+    // Every roster entry carries its member's sender index (what the wall's slots name), distinct.
+    const roster = boardroom.daemon.state.get().meeting!.roster;
+    const indexes = roster.map((r) => r.senderIndex);
+    expect(indexes.every((i) => Number.isInteger(i))).toBe(true);
+    expect(new Set(indexes).size).toBe(roster.length);
+    expect(
+      huddle.daemon.state
+        .get()
+        .meeting!.roster.map((r) => [r.roomName, r.senderIndex])
+        .sort(),
+    ).toEqual(roster.map((r) => [r.roomName, r.senderIndex]).sort());
     await expect
       .poll(() =>
         boardroom.page.$$eval('[data-testid=roster] .identity-room', (els) => els.map((e) => e.textContent)),

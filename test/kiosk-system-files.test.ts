@@ -13,6 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULT_KIOSK_TOKEN_FILE } from '../device/kiosk/cli.js';
 import { findPackageRoot } from '../device/kiosk/ui-dir.js';
 
 const root = findPackageRoot();
@@ -60,6 +61,48 @@ describe('systemd units', () => {
     expect(kiosk.get('TTYPath')).toEqual(['/dev/tty1']);
     expect(kiosk.get('User')).toEqual(['sealroom-kiosk']);
   });
+});
+
+describe('the kiosk token between the two units', () => {
+  const daemon = unitSettings('sealroom-daemon.service');
+  const kiosk = unitSettings('sealroom-kiosk.service');
+
+  it('is written where the kiosk reads it, readable by the kiosk user and nobody else', () => {
+    const runtime = daemon.get('RuntimeDirectory');
+    expect(runtime).toEqual(['sealroom']);
+    // Group may enter and read; others nothing. The state directory (identity key) stays 0700.
+    expect(daemon.get('RuntimeDirectoryMode')).toEqual(['0750']);
+    expect(daemon.get('StateDirectoryMode')).toEqual(['0700']);
+    const daemonExec = daemon.get('ExecStart')![0]!;
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: systemd's environment syntax, not a template
+    expect(daemonExec).toContain('--kiosk-token-file ${RUNTIME_DIRECTORY}/kiosk-token');
+    const mode = /--kiosk-token-mode (0[0-7]{3})/.exec(daemonExec)?.[1];
+    expect(mode).toBe('0640');
+    expect(Number.parseInt(mode!, 8) & 0o007).toBe(0);
+
+    const tokenFile = /--token-file (\S+)/.exec(kiosk.get('ExecStart')![0]!)?.[1];
+    expect(tokenFile).toBe(`/run/${runtime![0]}/kiosk-token`);
+    expect(tokenFile).toBe(DEFAULT_KIOSK_TOKEN_FILE);
+    // The kiosk user reads it as a member of the daemon's group; it is not the daemon's user.
+    expect(kiosk.get('SupplementaryGroups')?.join(' ').split(/\s+/)).toContain(daemon.get('Group')![0]);
+    expect(kiosk.get('User')).not.toEqual(daemon.get('User'));
+  });
+
+  it('uses options the CLI has', () => {
+    const help = (cmd: string) =>
+      execFileSync(
+        process.execPath,
+        ['--import', 'tsx', join(root, 'src', 'cli', 'sealroom.ts'), cmd, '--help'],
+        {
+          cwd: root,
+          encoding: 'utf8',
+        },
+      );
+    const daemonHelp = help('daemon');
+    expect(daemonHelp).toContain('--kiosk-token-file <file>');
+    expect(daemonHelp).toContain('--kiosk-token-mode <octal>');
+    expect(help('kiosk')).toContain('--token-file <file>');
+  }, 60_000);
 });
 
 describe('udev rule', () => {

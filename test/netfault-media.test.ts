@@ -164,7 +164,15 @@ function mediaFaultSuite(engine: Extract<MediaEngine, 'synthetic' | 'worker'>): 
         trustAnchors: { orgCaPem: ca.certPem },
         log: silentLogger,
         media: engine,
-        mediaSettings: { width: 320, height: 180, fps: 15, tiles: 4, galleryWidth: 640, galleryHeight: 360 },
+        mediaSettings: {
+          wall: false,
+          width: 320,
+          height: 180,
+          fps: 15,
+          tiles: 4,
+          galleryWidth: 640,
+          galleryHeight: 360,
+        },
         loopbackOnly: true,
         controlPort: 0,
       });

@@ -1,8 +1,12 @@
 // The device daemon composer: one StateStore, the enrollment runner (when the device has no
 // certificate yet), the meeting client connected to the relay, a media engine (the supervised
 // GStreamer worker, or the synthetic engine on hosts without cameras) and the kiosk's local control
-// server on loopback. `sealroom daemon` and `sealroom demo` start it.
+// server on loopback. `sealroom daemon` and `sealroom demo` start it. With the worker engine the
+// far rooms' video goes to the kiosk page over the wall connection (WallBroker), opened with the
+// kiosk token this start makes and writes for the kiosk launcher.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { x509 } from '../../src/pki/provider.js';
 import { singleField } from '../../src/pki/subject.js';
 import { type TrustAnchors, TrustStore } from '../../src/pki/trust-store.js';
@@ -10,6 +14,7 @@ import type { Logger } from '../../src/util/log.js';
 import { DeviceTrustAnchors, EnrollmentRunner } from '../enrollment/index.js';
 import { runBootSelfTest } from './boot-selftest.js';
 import { createControlServer } from '../kiosk/control-server.js';
+import { createKioskToken, readKioskToken, writeKioskToken } from '../kiosk/wall-token.js';
 import type { SettingsPatch } from '../media/ipc.js';
 import { MediaSupervisor } from '../media/supervisor.js';
 import type { RoomActions } from './actions.js';
@@ -18,6 +23,8 @@ import { MeetingClient, type MeetingClientOptions } from './meeting-client.js';
 import { createRoomActions } from './room-actions.js';
 import { initialState, StateStore } from './state.js';
 import { SyntheticMedia } from './synthetic-media.js';
+import { WallBroker } from './wall-broker.js';
+import { supervisorWallPort } from './wall-port.js';
 import { WorkerMedia } from './worker-media.js';
 
 export type MediaEngine = 'worker' | 'synthetic' | 'none';
@@ -49,6 +56,13 @@ export interface DaemonOptions {
   controlPort?: number;
   uiDir?: string;
   version?: string;
+  /**
+   * Where to write this start's kiosk token for the kiosk launcher (default <stateDir>/kiosk-token;
+   * without either the token stays in memory: `Daemon.kioskToken`).
+   */
+  kioskTokenFile?: string;
+  /** The token file's mode (default 0600; the deployed unit uses 0640 in a group-readable runtime dir). */
+  kioskTokenMode?: number;
   /** Meeting-client timing (tests: short liveness and reconnect timeouts). */
   meetingTiming?: Pick<
     MeetingClientOptions,
@@ -66,6 +80,12 @@ export interface Daemon {
   supervisor?: MediaSupervisor;
   /** The kiosk UI and local control API. */
   controlUrl: string;
+  /** This start's kiosk token (the bearer token of the wall routes). */
+  kioskToken: string;
+  /** Where the token was written, if anywhere. */
+  kioskTokenFile?: string;
+  /** The kiosk page's wall sessions (worker engine with `wall` on). */
+  wall?: WallBroker;
   stop(): Promise<void>;
 }
 
@@ -95,17 +115,41 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     throw new Error('the daemon needs the org CA to pin (trustAnchors.orgCaPem) with a certificate');
   }
 
+  // A fresh kiosk token every start: a page or process that learnt an old one gets nowhere.
+  const kioskToken = createKioskToken();
+  const kioskTokenFile =
+    opts.kioskTokenFile ?? (opts.stateDir ? join(opts.stateDir, 'kiosk-token') : undefined);
+  if (kioskTokenFile) {
+    try {
+      await writeKioskToken(kioskTokenFile, kioskToken, opts.kioskTokenMode ?? 0o600);
+    } catch (err) {
+      // The room screen still works; it just cannot show the far rooms' video.
+      log.error({ file: kioskTokenFile, err: (err as Error).message }, 'cannot write the kiosk token');
+      state.raiseAlert('wall', 'warning', `The screen cannot show video: ${(err as Error).message}`);
+    }
+  }
+
   let supervisor: MediaSupervisor | undefined;
   let media: MediaPort | undefined;
+  let wall: WallBroker | undefined;
   const engine = opts.media ?? 'worker';
   if (engine === 'worker') {
+    // The kiosk page shows the video (the wall connection); the GStreamer gallery is not built.
+    const settings: SettingsPatch = { wall: true, ...opts.mediaSettings };
     supervisor = new MediaSupervisor({
       state,
       log: log.child({ part: 'media' }),
-      ...(opts.mediaSettings ? { settings: opts.mediaSettings } : {}),
+      settings,
       ...(opts.loopbackOnly ? { loopbackOnly: true } : {}),
     });
     media = new WorkerMedia(supervisor);
+    if (settings.wall) {
+      wall = new WallBroker({
+        port: supervisorWallPort(supervisor),
+        state,
+        log: log.child({ part: 'wall' }),
+      });
+    }
     // A readable pulse of the media in the log every 30 s: what was sent, decrypted, and from whom.
     let lastStatsLog = 0;
     supervisor.on('stats', ({ counters: c, remotes }) => {
@@ -142,7 +186,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }),
     ...(media ? { media } : {}),
     ...(supervisor ? { supervisor } : {}),
+    ...(wall ? { wall } : {}),
     controlUrl: '',
+    kioskToken,
+    ...(kioskTokenFile ? { kioskTokenFile } : {}),
     stop: async () => {},
   };
 
@@ -153,6 +200,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     host: opts.controlHost ?? '127.0.0.1',
     port: opts.controlPort ?? 0,
     ...(opts.uiDir ? { uiDir: opts.uiDir } : {}),
+    kioskToken,
+    ...(wall ? { wall } : {}),
   });
   daemon.controlUrl = control.url;
 
@@ -291,7 +340,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     await daemon.enrollment?.stop();
     anchors?.stop();
     await control.close();
+    wall?.shutdown();
     await media?.close();
+    // A stale token opens nothing, but the file need not outlive this start (unless a newer start wrote it).
+    if (kioskTokenFile && (await readKioskToken(kioskTokenFile).catch(() => undefined)) === kioskToken) {
+      await rm(kioskTokenFile, { force: true }).catch(() => undefined);
+    }
   };
   return daemon;
 }

@@ -42,6 +42,9 @@ export function rosterEntries(
     org: identity?.org ?? '',
     isLeader: member.participantId === leaderId,
     isSelf: member.participantId === selfId,
+    // The wall's slots name senders by index; the page labels a tile only through this entry, so
+    // the name it shows is always the verified one (or UNVERIFIED_NAME), never one from elsewhere.
+    senderIndex: member.senderIndex,
   }));
 }
 

@@ -30,3 +30,10 @@ export const VolumeBody = Type.Object(
   { additionalProperties: false },
 );
 export type VolumeBody = Static<typeof VolumeBody>;
+
+/** The kiosk page's SDP answer for a wall session (ICE credentials and its DTLS fingerprint). */
+export const WallAnswerBody = Type.Object(
+  { sdp: Type.String({ minLength: 1, maxLength: 65536 }) },
+  { additionalProperties: false },
+);
+export type WallAnswerBody = Static<typeof WallAnswerBody>;

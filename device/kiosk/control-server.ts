@@ -1,6 +1,9 @@
 // The local control server: serves the kiosk UI bundle, the daemon state (GET /api/state and a
 // server-sent event stream) and the room actions the screen can trigger. Loopback only. The daemon
 // composer creates it with its StateStore and RoomActions; HID and CLI call RoomActions directly.
+// The wall routes (the kiosk page's loopback video connection to the media worker) also need the
+// kiosk token as a bearer token: the one secret that separates the room screen from any other page
+// or process on the box (docs/kiosk.md, "The wall").
 import { existsSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import fastifyStatic from '@fastify/static';
@@ -9,6 +12,7 @@ import Fastify, { LogController, type FastifyReply, type FastifyRequest } from '
 import type { Logger } from '../../src/util/log.js';
 import type { RoomActions } from '../daemon/actions.js';
 import type { DeviceState, StateStore } from '../daemon/state.js';
+import { type WallBroker, WallError } from '../daemon/wall-broker.js';
 import {
   CameraBody,
   Empty,
@@ -17,10 +21,12 @@ import {
   MuteBody,
   ParticipantBody,
   VolumeBody,
+  WallAnswerBody,
 } from './api-schemas.js';
 import { claimQrSvg } from './claim-qr.js';
 import { isLoopbackHost, refusalReason } from './request-guard.js';
 import { defaultKioskUiDir } from './ui-dir.js';
+import { bearerToken, tokenMatches } from './wall-token.js';
 
 export interface ControlServerOptions {
   state: StateStore;
@@ -33,7 +39,30 @@ export interface ControlServerOptions {
   uiDir?: string;
   /** Comment lines keep the event stream open through idle periods. */
   keepAliveMs?: number;
+  /** This daemon start's kiosk token (device/kiosk/wall-token.ts). Without it no wall request is authorised. */
+  kioskToken?: string;
+  /** The wall sessions (worker media engine with the wall on); without it the wall routes answer 503. */
+  wall?: WallBroker;
 }
+
+/** Never let a bearer token into a log line, whatever a future log call includes. */
+const REDACT_PATHS = [
+  'req.headers.authorization',
+  'request.headers.authorization',
+  'headers.authorization',
+  'authorization',
+  '*.authorization',
+  'token',
+  '*.token',
+  'kioskToken',
+  '*.kioskToken',
+  '*.secret',
+  '*.key',
+  '*.privateKey',
+];
+
+/** A wall SDP answer as JSON: 64 KiB of SDP plus the escaping of its line breaks. */
+const WALL_ANSWER_BODY_LIMIT = 160 * 1024;
 
 export interface ControlServer {
   url: string;
@@ -88,11 +117,18 @@ export async function createControlServer(options: ControlServerOptions): Promis
   }
   const { state, actions, log } = options;
   const uiDir = options.uiDir ?? defaultKioskUiDir();
+  const serverLog = log.child(
+    { part: 'control-server' },
+    { redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+  );
   const app = Fastify({
-    loggerInstance: log.child({ part: 'control-server' }),
+    loggerInstance: serverLog,
     // Request lines would flood the journal with SSE reconnects and button presses.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 16 * 1024,
+    // Closing never waits for a browser's idle or preconnected keep-alive sockets (a daemon restart
+    // must not hang on the screen's Chromium).
+    forceCloseConnections: true,
     // Refuse what the schema does not describe instead of silently fixing it up.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   });
@@ -107,12 +143,13 @@ export async function createControlServer(options: ControlServerOptions): Promis
     });
     if (refusal) {
       reply.code(refusal.status).send({ error: refusal.error });
+      return reply;
     }
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
-    if (status >= 500) log.error({ err }, 'control API request failed');
+    if (status >= 500) serverLog.error({ err }, 'control API request failed');
     const message = err.validation ? `invalid request: ${err.message}` : err.message;
     reply.code(status).send({ error: message });
   });
@@ -215,6 +252,65 @@ export async function createControlServer(options: ControlServerOptions): Promis
       await actions.setVolume(req.body.volume);
       return { ok: true };
     }),
+  );
+
+  /**
+   * The wall routes. Order of refusals: the global Host/Origin/content-type guard (403/415), then the
+   * kiosk token (401: missing or wrong, compared in constant time), then the body (400), then the
+   * wall itself (503 none, 404 unknown session, 409 answered twice).
+   */
+  const { kioskToken, wall } = options;
+  const authorise = async (req: FastifyRequest, reply: FastifyReply) => {
+    const presented = bearerToken(req.headers.authorization);
+    if (kioskToken !== undefined && tokenMatches(presented, kioskToken)) return;
+    // The reason, never the header: a wrong token may be another device's real one.
+    serverLog.warn(
+      { method: req.method, route: req.routeOptions.url, bearer: presented !== undefined },
+      'wall request refused: missing or wrong kiosk token',
+    );
+    reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'the wall needs the kiosk token' });
+    return reply;
+  };
+  const withWall = async <T>(reply: FastifyReply, run: (w: WallBroker) => Promise<T> | T) => {
+    // SDP carries ICE credentials: no cache may keep it.
+    reply.header('cache-control', 'no-store');
+    if (!wall) {
+      reply.code(503);
+      return { error: 'no wall on this device: the media worker does not send video to the screen' };
+    }
+    try {
+      return await run(wall);
+    } catch (err) {
+      if (!(err instanceof WallError)) throw err;
+      reply.code(err.status);
+      return { error: err.message };
+    }
+  };
+
+  app.post('/api/wall/sessions', { onRequest: authorise, schema: { body: Empty } }, async (_req, reply) =>
+    withWall(reply, async (w) => {
+      const session = await w.open();
+      reply.code(201);
+      return session;
+    }),
+  );
+  app.post<{ Params: { id: string }; Body: WallAnswerBody }>(
+    '/api/wall/sessions/:id/answer',
+    { onRequest: authorise, schema: { body: WallAnswerBody }, bodyLimit: WALL_ANSWER_BODY_LIMIT },
+    async (req, reply) =>
+      withWall(reply, (w) => {
+        w.answer(req.params.id, req.body.sdp);
+        return { ok: true };
+      }),
+  );
+  app.delete<{ Params: { id: string } }>(
+    '/api/wall/sessions/:id',
+    { onRequest: authorise },
+    async (req, reply) =>
+      withWall(reply, (w) => {
+        w.close(req.params.id);
+        return { ok: true };
+      }),
   );
 
   const onChange = (next: DeviceState) => streams.broadcast(stateEvent(next));

@@ -1,6 +1,6 @@
 // The kiosk supervisor with stand-in children (node scripts) and, at the end, real headless Chromium
 // showing the room screen from a running control server.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,10 +10,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/util/log.js';
 import { RoomDouble } from '../../test/kiosk-room-double.js';
 import { initialState, StateStore } from '../daemon/state.js';
+import { WallBroker, type WallPort } from '../daemon/wall-broker.js';
 import { nextRestart } from './backoff.js';
-import { kioskCommand } from './chromium-command.js';
-import { createControlServer } from './control-server.js';
-import { type ExitInfo, KioskSupervisor, waitForHttp } from './launcher.js';
+import { kioskCommand, mergeFeatureFlags } from './chromium-command.js';
+import { type ControlServer, createControlServer } from './control-server.js';
+import { type ExitInfo, KioskSupervisor, KioskTokenFollower, waitForHttp } from './launcher.js';
+import { createKioskToken, kioskStartPage, writeKioskToken } from './wall-token.js';
 
 const node = process.execPath;
 const supervisors: KioskSupervisor[] = [];
@@ -141,6 +143,22 @@ describe('kiosk supervisor', () => {
     expect(alive(spawned)).toBe(false);
   });
 
+  it('restarts on request at once, without counting it as a crash', async () => {
+    const s = supervise(['-e', 'setInterval(() => {}, 1000)'], {
+      backoff: { initialMs: 5000, maxMs: 5000, stableMs: 60_000 },
+    });
+    const exits: ExitInfo[] = [];
+    s.on('exit', (e) => exits.push(e));
+    s.start();
+    await until(() => s.pid !== undefined, 'spawn');
+    const first = s.pid!;
+    s.restart();
+    await until(() => s.starts === 2 && s.pid !== undefined, 'the restart');
+    expect(exits.map((e) => e.restartInMs)).toEqual([0]);
+    expect(s.pid).not.toBe(first);
+    await until(() => !alive(first), 'the first process to end', 5000);
+  });
+
   it('reports a missing command and keeps retrying', async () => {
     const s = new KioskSupervisor({
       command: '/nonexistent/cage',
@@ -190,6 +208,64 @@ describe('kiosk command', () => {
     expect(args.at(-1)).toBe('http://127.0.0.1:8780/');
   });
 
+  it('lets the wall connect over loopback: one merged --disable-features, loopback ICE, autoplay', () => {
+    for (const headless of [false, true]) {
+      const { args } = kioskCommand({
+        url: 'file:///var/lib/sealroom-kiosk/start.html',
+        profileDir: '/p',
+        headless,
+        extraArgs: ['--disable-features=Vulkan,Translate'],
+      });
+      // Chromium honours only the last --disable-features: there must be exactly one.
+      const disabled = args.filter((a) => a.startsWith('--disable-features='));
+      expect(disabled).toHaveLength(1);
+      expect(disabled[0]!.split('=')[1]!.split(',')).toEqual([
+        'Translate',
+        'MediaRouter',
+        'OptimizationHints',
+        'WebRtcHideLocalIpsWithMdns',
+        'Vulkan',
+      ]);
+      expect(args).toEqual(
+        expect.arrayContaining([
+          '--allow-loopback-in-peer-connection',
+          '--autoplay-policy=no-user-gesture-required',
+        ]),
+      );
+      expect(args.at(-1)).toBe('file:///var/lib/sealroom-kiosk/start.html');
+    }
+    expect(mergeFeatureFlags(['--a', '--enable-features=X', '--enable-features=Y,X', '--b'])).toEqual([
+      '--a',
+      '--enable-features=X,Y',
+      '--b',
+    ]);
+  });
+
+  it('hands the token over in a start page, never on the command line', async () => {
+    const dir = tempDir();
+    const token = createKioskToken();
+    await writeKioskToken(join(dir, 'kiosk-token'), token);
+    const follower = new KioskTokenFollower({
+      tokenFile: join(dir, 'kiosk-token'),
+      url: 'http://127.0.0.1:7480/',
+      startPage: join(dir, 'start.html'),
+      log: silentLogger,
+    });
+    const { args } = kioskCommand({ url: follower.startUrl, profileDir: join(dir, 'p') });
+    expect(args.join(' ')).not.toContain(token);
+    expect(args.at(-1)).toBe(`file://${dir}/start.html`);
+    await follower.prepare();
+    const html = readFileSync(join(dir, 'start.html'), 'utf8');
+    expect(html).toContain(
+      `<meta http-equiv="refresh" content="0; url=http://127.0.0.1:7480/#wall=${token}">`,
+    );
+    expect(html).toContain('<meta name="referrer" content="no-referrer">');
+    expect(statSync(join(dir, 'start.html')).mode & 0o777).toBe(0o600);
+    // Without a token the screen still comes up (no video); markup in a URL is escaped.
+    expect(kioskStartPage('http://127.0.0.1:7480/"><script>', undefined)).not.toContain('<script>');
+    expect(kioskStartPage('http://127.0.0.1:7480/', undefined)).toContain('url=http://127.0.0.1:7480/">');
+  });
+
   it('keeps real (headless) Chromium on the room screen and brings it back after a crash', async () => {
     const store = new StateStore(initialState('t'));
     store.update((s) => {
@@ -226,4 +302,101 @@ describe('kiosk command', () => {
       await server.close();
     }
   }, 60_000);
+});
+
+/** Stands in for the media worker: counts the sessions the page opened. */
+function countingPort(): WallPort & { opened: string[] } {
+  const opened: string[] = [];
+  return {
+    opened,
+    openWall: async (id) => {
+      opened.push(id);
+      return { sdp: 'v=0\r\n' };
+    },
+    answerWall: () => {},
+    closeWall: () => {},
+    onWallSlots: () => () => {},
+    onWorkerGone: () => () => {},
+  };
+}
+
+describe('kiosk token in real (headless) Chromium', () => {
+  it('the page gets the token through the start page, and a new daemon start restarts the screen', async () => {
+    const dir = tempDir();
+    // A page standing in for the kiosk UI: opens a wall session with the token from its fragment.
+    const ui = join(dir, 'ui');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(ui);
+    writeFileSync(
+      join(ui, 'index.html'),
+      `<!doctype html><title>wall</title><script>
+        const token = new URLSearchParams(location.hash.slice(1)).get('wall');
+        history.replaceState(null, '', location.pathname);
+        fetch('/api/wall/sessions', {
+          method: 'POST',
+          headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' },
+          body: '{}',
+        });
+      </script>`,
+    );
+    const tokenFile = join(dir, 'run', 'kiosk-token');
+    const startDaemonLike = async (port: number) => {
+      const store = new StateStore(initialState('t'));
+      const wallPort = countingPort();
+      const kioskToken = createKioskToken();
+      await writeKioskToken(tokenFile, kioskToken);
+      const server = await createControlServer({
+        state: store,
+        actions: new RoomDouble(store),
+        log: silentLogger,
+        uiDir: ui,
+        port,
+        kioskToken,
+        wall: new WallBroker({ port: wallPort, state: store, log: silentLogger }),
+      });
+      return { server, wallPort };
+    };
+    let daemon: { server: ControlServer; wallPort: ReturnType<typeof countingPort> } =
+      await startDaemonLike(0);
+    const url = daemon.server.url;
+    const follower = new KioskTokenFollower({
+      tokenFile,
+      url: `${url}/`,
+      startPage: join(dir, 'start.html'),
+      log: silentLogger,
+      pollMs: 100,
+    });
+    try {
+      const { command, args } = kioskCommand({
+        url: follower.startUrl,
+        profileDir: join(dir, 'profile'),
+        headless: true,
+      });
+      const s = new KioskSupervisor({
+        command,
+        args,
+        log: silentLogger,
+        backoff: { initialMs: 50, maxMs: 200, stableMs: 60_000 },
+        beforeStart: async (signal) => {
+          await waitForHttp(`${url}/healthz`, signal, 50);
+          await follower.prepare();
+        },
+      });
+      supervisors.push(s);
+      s.start();
+      follower.watch(() => s.restart());
+      await until(() => daemon.wallPort.opened.length === 1, 'the page to open a wall session', 40_000);
+      expect(s.starts).toBe(1);
+      // The daemon restarts (same port, new token): the old page's token is worthless there, so the
+      // follower restarts the screen with the new one.
+      await daemon.server.close();
+      daemon = await startDaemonLike(Number(new URL(url).port));
+      await until(() => daemon.wallPort.opened.length === 1, 'the new page to open a session', 40_000);
+      expect(s.starts).toBe(2);
+      await s.stop();
+    } finally {
+      follower.stop();
+      await daemon.server.close();
+    }
+  }, 90_000);
 });

@@ -25,6 +25,9 @@ export function findPackageRoot(from = dirname(fileURLToPath(import.meta.url))):
   }
 }
 
+/** dist/kiosk-ui at the package root, or $SEALROOM_KIOSK_UI_DIR (tests that build a fresh bundle). */
 export function defaultKioskUiDir(): string {
+  const fromEnv = process.env.SEALROOM_KIOSK_UI_DIR;
+  if (fromEnv) return fromEnv;
   return join(findPackageRoot(), 'dist', 'kiosk-ui');
 }

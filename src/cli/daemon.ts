@@ -18,6 +18,12 @@ export interface DaemonCommandOptions {
   codec?: string;
   size?: string;
   fps?: string;
+  pattern?: string;
+  patternSpeed?: string;
+  toneHz?: string;
+  wall?: boolean;
+  kioskTokenFile?: string;
+  kioskTokenMode?: string;
   loopbackOnly?: boolean;
   logJson?: boolean;
 }
@@ -58,6 +64,20 @@ export function registerDaemonCommand(program: Command): void {
     .option('--codec <codec>', 'video codec: h264 or vp8')
     .option('--size <WxH>', 'camera resolution, e.g. 1280x720')
     .option('--fps <n>', 'camera frame rate')
+    .option('--pattern <name>', 'test profiles: videotestsrc pattern (e.g. smpte, pinwheel)')
+    .option('--pattern-speed <n>', 'test profiles: pattern motion in pixels per frame (-100..100)')
+    .option('--tone-hz <n>', 'test profiles: the microphone test tone (Hz)')
+    .option('--wall', 'far rooms’ video on the room screen (the kiosk page’s wall connection; default)')
+    .option('--no-wall', 'far rooms’ video in the GStreamer gallery on the profile’s display instead')
+    .option(
+      '--kiosk-token-file <file>',
+      'where to write this start’s kiosk token for `sealroom kiosk` (default: <data-dir>/kiosk-token)',
+    )
+    .option(
+      '--kiosk-token-mode <octal>',
+      'mode of the kiosk token file (0600; 0640 for a group-readable dir)',
+      '0600',
+    )
     .option('--loopback-only', 'ICE on 127.0.0.1 only (single-machine demos and tests)')
     .option('--log-json', 'log JSON lines instead of readable text')
     .action(async (opts: DaemonCommandOptions) => {
@@ -118,6 +138,14 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
     settings.height = h;
   }
   if (opts.fps) settings.fps = Number(opts.fps);
+  if (opts.pattern) settings.pattern = opts.pattern;
+  if (opts.patternSpeed !== undefined) settings.patternSpeed = Number(opts.patternSpeed);
+  if (opts.toneHz !== undefined) settings.toneHz = Number(opts.toneHz);
+  if (opts.wall !== undefined) settings.wall = opts.wall;
+  const tokenMode = Number.parseInt(opts.kioskTokenMode ?? '0600', 8);
+  if (!(tokenMode === 0o600 || tokenMode === 0o640 || tokenMode === 0o400 || tokenMode === 0o440)) {
+    throw new Error('--kiosk-token-mode must be 0600, 0640, 0400 or 0440 (never readable by everyone)');
+  }
   const { startDaemon } = await import('../../device/daemon/daemon.js');
   const daemon = await startDaemon({
     relayUrl: opts.relay,
@@ -127,6 +155,9 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
     mediaSettings: settings,
     loopbackOnly: opts.loopbackOnly ?? false,
     controlPort: Number(opts.controlPort),
+    // Written before the ready line below: `sealroom kiosk` (and the demo) read it from there.
+    kioskTokenFile: opts.kioskTokenFile ?? join(opts.dataDir, 'kiosk-token'),
+    kioskTokenMode: tokenMode,
   });
   const { device } = daemon.state.get();
   // Room controls (USB HID speakerphones) and systemd readiness/watchdog (device/hid, device/system).
