@@ -20,8 +20,19 @@ export const HEADLESS_ARGS = [
   '--disable-quic',
 ];
 
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: HEADLESS_ARGS });
+/** What the wall connection needs: WebRTC over loopback, real addresses in candidates, autoplay. */
+export const WEBRTC_ARGS = [
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: [...HEADLESS_ARGS, ...extraArgs],
+  });
 }
 
 /** Builds the kiosk UI into a fresh temporary folder; returns it and a cleanup. */

@@ -4,7 +4,7 @@
 // kiosk and HID tests and by the kiosk benchmark until the daemon's own parts land.
 import { randomInt } from 'node:crypto';
 import type { RoomActions } from '../device/daemon/actions.js';
-import type { MeetingView, StateStore, VerifiedIdentity } from '../device/daemon/state.js';
+import type { MeetingView, StateStore, VerifiedIdentity, WallSlotView } from '../device/daemon/state.js';
 
 export interface RecordedCall {
   action: keyof RoomActions;
@@ -198,6 +198,41 @@ export class RoomDouble implements RoomActions {
       m.leaderChanged = true;
       m.keyEpoch = (m.keyEpoch ?? 0) + 1;
       m.roster = m.roster.map((r) => ({ ...r, isLeader: r.participantId === leader.participantId }));
+    });
+  }
+
+  // What the media worker reports (wall-slots) and the E2EE roster's sender indexes:
+
+  /** The wall connection's slots (which m-line carries which sender) and the active speaker. */
+  setWall(slots: WallSlotView[], activeSpeaker?: number): void {
+    this.store.update((s) => {
+      s.media.wall = { slots, ...(activeSpeaker !== undefined ? { activeSpeaker } : {}) };
+    });
+  }
+
+  /** Only the active speaker changes (the worker's audio levels). */
+  setActiveSpeaker(activeSpeaker: number | undefined): void {
+    this.store.update((s) => {
+      if (!s.media.wall) s.media.wall = { slots: [] };
+      if (activeSpeaker === undefined) delete s.media.wall.activeSpeaker;
+      else s.media.wall.activeSpeaker = activeSpeaker;
+    });
+  }
+
+  /** Gives roster members their SFrame sender index (participant id → index). */
+  setSenderIndexes(indexes: Record<string, number>): void {
+    this.store.update((s) => {
+      for (const entry of s.meeting!.roster) {
+        const index = indexes[entry.participantId];
+        if (index !== undefined) entry.senderIndex = index;
+      }
+    });
+  }
+
+  /** Far rooms joined (already admitted): roster entries with their sender indexes. */
+  addMembers(members: (VerifiedIdentity & { senderIndex: number })[]): void {
+    this.store.update((s) => {
+      for (const m of members) s.meeting!.roster.push({ ...m, isLeader: false, isSelf: false });
     });
   }
 }

@@ -4,10 +4,12 @@ import {
   alertsFor,
   codeRows,
   keypadPress,
+  labelFor,
   meetingIdFromKeys,
   screenFor,
   securityCodeGroups,
   spacedMeetingId,
+  wallModel,
 } from './format.js';
 
 describe('kiosk formatting', () => {
@@ -61,5 +63,117 @@ describe('kiosk formatting', () => {
     expect(keypadPress('a'.repeat(24), 'b')).toBe('a'.repeat(24));
     expect(spacedMeetingId('123456789')).toBe('123 456 789');
     expect(spacedMeetingId('k7px-m3qd-a2bc')).toBe('k7px-m3qd-a2bc');
+  });
+});
+
+describe('wall tiles', () => {
+  const base = () => {
+    const state = initialState('t');
+    state.phase = 'in-meeting';
+    state.meeting = {
+      meetingId: 'm',
+      role: 'leader',
+      status: 'active',
+      roster: [
+        {
+          participantId: 'me',
+          deviceId: 'd0',
+          roomName: 'Here',
+          org: 'Us',
+          isLeader: true,
+          isSelf: true,
+          senderIndex: 0,
+        },
+        {
+          participantId: 'a',
+          deviceId: 'd1',
+          roomName: 'Lab',
+          org: 'Them',
+          isLeader: false,
+          isSelf: false,
+          senderIndex: 4,
+        },
+        {
+          participantId: 'u',
+          deviceId: '',
+          roomName: 'Unverified participant',
+          org: '',
+          isLeader: false,
+          isSelf: false,
+          senderIndex: 5,
+        },
+        {
+          participantId: 'x',
+          deviceId: 'd6',
+          roomName: 'Twin A',
+          org: 'X',
+          isLeader: false,
+          isSelf: false,
+          senderIndex: 6,
+        },
+        {
+          participantId: 'y',
+          deviceId: 'd7',
+          roomName: 'Twin B',
+          org: 'Y',
+          isLeader: false,
+          isSelf: false,
+          senderIndex: 6,
+        },
+      ],
+      waiting: [],
+      locked: false,
+      rekeying: false,
+      leaderChanged: false,
+    };
+    return state;
+  };
+
+  it('names a tile only through the one roster entry with its sender index', () => {
+    const { roster } = base().meeting!;
+    expect(labelFor(roster, 4)).toEqual({ roomName: 'Lab', org: 'Them', verified: true });
+    expect(labelFor(roster, 5)).toEqual({ roomName: 'Unverified participant', org: '', verified: false });
+    // Unknown sender, this room's own index, an ambiguous index, no index: no name.
+    expect(labelFor(roster, 77)).toBeUndefined();
+    expect(labelFor(roster, 0)).toBeUndefined();
+    expect(labelFor(roster, 6)).toBeUndefined();
+    expect(labelFor(roster, undefined)).toBeUndefined();
+  });
+
+  it('shows remote slots with a sender, in slot order, the content and the self-view', () => {
+    const state = base();
+    state.media.wall = {
+      slots: [
+        { mid: '0', kind: 'remote', senderIndex: 77 },
+        { mid: '1', kind: 'remote' },
+        { mid: '2', kind: 'remote', senderIndex: 4 },
+        { mid: '3', kind: 'self' },
+        { mid: '4', kind: 'content' },
+      ],
+      activeSpeaker: 4,
+    };
+    const model = wallModel(state);
+    expect(model.remotes.map((t) => [t.mid, t.senderIndex, t.label?.roomName, t.active])).toEqual([
+      ['0', 77, undefined, false],
+      ['2', 4, 'Lab', true],
+    ]);
+    expect(model.activeIndex).toBe(1);
+    expect(model.content).toBeUndefined();
+    expect(model.self?.mid).toBe('3');
+    expect(model.hasVideo).toBe(true);
+    state.media.cameraOff = true;
+    expect(wallModel(state).self).toBeUndefined();
+    // No sender on any far slot: the big-code layout.
+    state.media.wall.slots = state.media.wall.slots.map(({ senderIndex: _, ...s }) => s);
+    expect(wallModel(state).hasVideo).toBe(false);
+    // Content alone counts as video.
+    state.media.wall.slots[4] = { mid: '4', kind: 'content', senderIndex: 4 };
+    expect(wallModel(state)).toMatchObject({
+      hasVideo: true,
+      content: { mid: '4', label: { roomName: 'Lab' } },
+    });
+    // Outside an active meeting: nothing.
+    state.meeting!.status = 'connecting';
+    expect(wallModel(state)).toEqual({ remotes: [], hasVideo: false });
   });
 });

@@ -1,5 +1,5 @@
 // Pure helpers of the kiosk UI (no DOM): what to show for a given daemon state.
-import type { Alert, DeviceState } from '../../device/daemon/state.js';
+import type { Alert, DeviceState, RosterEntry, WallSlotView } from '../../device/daemon/state.js';
 
 /** "12345 67890 …" → ["12345", "67890", …]; anything unexpected comes back as it is, never dropped. */
 export function securityCodeGroups(code: string): string[] {
@@ -98,4 +98,77 @@ export function meetingIdFromKeys(typed: string): string {
 /** Purely numeric ids are read aloud in groups of three: 123 456 789; others stay as issued. */
 export function spacedMeetingId(id: string): string {
   return /^\d+$/.test(id) ? (id.match(/.{1,3}/g) ?? []).join(' ') : id;
+}
+
+/** A name for a video tile: only ever a roster entry (names from certificates verified here). */
+export interface TileLabel {
+  roomName: string;
+  org: string;
+  /** False for a key holder whose certificate did not verify (the daemon's "Unverified participant"). */
+  verified: boolean;
+}
+
+export interface WallTile {
+  mid: string;
+  kind: WallSlotView['kind'];
+  senderIndex?: number;
+  label?: TileLabel;
+  active: boolean;
+}
+
+export interface WallModel {
+  /** Far rooms' cameras with a sender, in slot order (at most 9). */
+  remotes: WallTile[];
+  content?: WallTile;
+  self?: WallTile;
+  /** Index into `remotes` of the active speaker. */
+  activeIndex?: number;
+  /** Far video to show (a remote or content slot naming a sender): else the big-code layout. */
+  hasVideo: boolean;
+}
+
+/**
+ * The roster entry a slot's sender index names. Exactly one entry that is not this room must match:
+ * none (a sender the roster does not know, however the slot got there) or several means no name.
+ */
+export function labelFor(
+  roster: readonly RosterEntry[],
+  senderIndex: number | undefined,
+): TileLabel | undefined {
+  if (senderIndex === undefined) return undefined;
+  const matches = roster.filter((r) => r.senderIndex === senderIndex && !r.isSelf);
+  if (matches.length !== 1) return undefined;
+  const entry = matches[0]!;
+  return { roomName: entry.roomName, org: entry.org, verified: entry.deviceId !== '' };
+}
+
+/** What the wall connection's slots show right now (nothing outside an active meeting). */
+export function wallModel(state: DeviceState): WallModel {
+  const meeting = state.meeting;
+  const wall = state.media.wall;
+  if (meeting?.status !== 'active' || !wall) return { remotes: [], hasVideo: false };
+  const tile = (slot: WallSlotView): WallTile => {
+    const label = labelFor(meeting.roster, slot.senderIndex);
+    return {
+      mid: slot.mid,
+      kind: slot.kind,
+      ...(slot.senderIndex !== undefined ? { senderIndex: slot.senderIndex } : {}),
+      ...(label ? { label } : {}),
+      active: slot.senderIndex !== undefined && slot.senderIndex === wall.activeSpeaker,
+    };
+  };
+  const remotes = wall.slots
+    .filter((s) => s.kind === 'remote' && s.senderIndex !== undefined)
+    .slice(0, 9)
+    .map(tile);
+  const contentSlot = wall.slots.find((s) => s.kind === 'content' && s.senderIndex !== undefined);
+  const selfSlot = wall.slots.find((s) => s.kind === 'self');
+  const activeIndex = remotes.findIndex((t) => t.active);
+  return {
+    remotes,
+    ...(contentSlot ? { content: { ...tile(contentSlot), active: false } } : {}),
+    ...(selfSlot && !state.media.cameraOff ? { self: { ...tile(selfSlot), active: false } } : {}),
+    ...(activeIndex >= 0 ? { activeIndex } : {}),
+    hasVideo: remotes.length > 0 || contentSlot !== undefined,
+  };
 }

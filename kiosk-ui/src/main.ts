@@ -2,12 +2,44 @@
 // local control server), renders it, and posts the actions people trigger.
 import type { DeviceState } from '../../device/daemon/state.js';
 import { formatClock, formatDate } from './format.js';
-import { type LocalState, renderApp } from './view.js';
+import { CODE_FULL_MS, type LocalState, renderApp, type WallView } from './view.js';
+import { takeWallToken, WallClient } from './wall.js';
 
 const root = document.getElementById('root')!;
 let state: DeviceState | undefined;
 const local: LocalState = { keypad: '', connected: false, busy: false };
 let toastTimer: number | undefined;
+let codeTimer: number | undefined;
+
+// The wall connection (far rooms' video) and one <video> element per m-line, kept across redraws so a
+// state push never restarts a picture.
+const wall = new WallClient(takeWallToken(), () => render());
+const videos = new Map<string, HTMLVideoElement>();
+const wallView: WallView = {
+  get status() {
+    return wall.status;
+  },
+  video(mid: string) {
+    const stream = wall.streams.get(mid);
+    if (!stream) return undefined;
+    let video = videos.get(mid);
+    if (!video) {
+      video = document.createElement('video');
+      video.muted = true; // the room's sound comes from the media worker's speaker path
+      video.autoplay = true;
+      video.playsInline = true;
+      video.setAttribute('aria-hidden', 'true');
+      // First frame (or a new size): redraw, so the tile drops its "Waiting for video…".
+      video.addEventListener('resize', () => render());
+      videos.set(mid, video);
+    }
+    if (video.srcObject !== stream) {
+      video.srcObject = stream;
+      video.play().catch(() => {});
+    }
+    return video;
+  },
+};
 
 function render(): void {
   if (!state) return;
@@ -23,7 +55,13 @@ function render(): void {
     : focused?.dataset.key
       ? `[data-key="${focused.dataset.key}"]`
       : undefined;
-  root.replaceChildren(renderApp(state, local, { act, setLocal }));
+  for (const [mid, video] of videos) {
+    if (!wall.streams.has(mid)) {
+      video.srcObject = null;
+      videos.delete(mid);
+    }
+  }
+  root.replaceChildren(renderApp(state, local, { act, setLocal }, wallView));
   for (const [id, top] of scrolled) {
     const el = root.querySelector<HTMLElement>(`[data-testid="${id}"]`);
     if (el) el.scrollTop = top;
@@ -33,7 +71,24 @@ function render(): void {
 
 function setLocal(change: Partial<LocalState>): void {
   Object.assign(local, change);
+  if ('codeFullUntil' in change) armCodeTimer();
   render();
+}
+
+/** Redraws when the full-size code is due to shrink back to the band. */
+function armCodeTimer(): void {
+  window.clearTimeout(codeTimer);
+  codeTimer = undefined;
+  if (local.codeFullUntil === undefined) return;
+  codeTimer = window.setTimeout(
+    () => {
+      codeTimer = undefined;
+      if (local.codeFullUntil !== undefined && Date.now() >= local.codeFullUntil)
+        local.codeFullUntil = undefined;
+      render();
+    },
+    Math.max(0, local.codeFullUntil - Date.now()) + 50,
+  );
 }
 
 function showToast(message: string): void {
@@ -78,7 +133,15 @@ function connect(): void {
     const next = JSON.parse((ev as MessageEvent<string>).data) as DeviceState;
     if (!fresh && state && next.revision <= state.revision) return;
     fresh = false;
+    // A meeting that just became active shows its code full size first, even with video playing.
+    const wasActive =
+      state?.meeting?.status === 'active' && state.meeting.meetingId === next.meeting?.meetingId;
+    if (next.meeting?.status === 'active' && !wasActive) {
+      local.codeFullUntil = Date.now() + CODE_FULL_MS;
+      armCodeTimer();
+    }
     state = next;
+    wall.update(next);
     local.connected = true;
     render();
   });
@@ -110,3 +173,6 @@ function tickClock(): void {
 
 connect();
 window.setInterval(tickClock, 1000);
+// Rectangles are computed for the viewport (layout.ts): a new size needs a new layout.
+window.addEventListener('resize', () => render());
+window.addEventListener('pagehide', () => wall.close());

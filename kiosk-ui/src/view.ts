@@ -6,6 +6,9 @@ import { h, svg } from './dom.js';
 import {
   alertsFor,
   codeRows,
+  type WallModel,
+  type WallTile,
+  wallModel,
   formatClock,
   formatDate,
   keypadPress,
@@ -15,13 +18,25 @@ import {
   securityCodeGroups,
   spacedMeetingId,
 } from './format.js';
+import { type CodeMode, type MeetingLayout, meetingLayout, type Rect, rectCss } from './layout.js';
+import type { WallStatus } from './wall.js';
 
 export interface LocalState {
   keypad: string;
   connected: boolean;
   toast?: string;
   busy: boolean;
+  /** While video plays, the security code is shown full size until then (epoch ms), else as a band. */
+  codeFullUntil?: number;
 }
+
+/** The wall connection as the screens see it: a playing <video> per m-line, and how it goes. */
+export interface WallView {
+  video(mid: string): HTMLVideoElement | undefined;
+  status: WallStatus;
+}
+
+const NO_WALL: WallView = { video: () => undefined, status: 'no-token' };
 
 export interface Handlers {
   act(path: string, body?: Record<string, unknown>): void;
@@ -31,26 +46,55 @@ export interface Handlers {
 const LOCK_ICON =
   '<svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path fill="currentColor" d="M12 2a5 5 0 0 0-5 5v3H6a2 2 0 0 0-2 2v8a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2v-8a2 2 0 0 0-2-2h-1V7a5 5 0 0 0-5-5zm-3 8V7a3 3 0 1 1 6 0v3H9z"/></svg>';
 
-export function renderApp(state: DeviceState, local: LocalState, on: Handlers): HTMLElement {
+/** Full size while the leader change is unconfirmed, or until `codeFullUntil`; else the band. */
+export function codeModeFor(meeting: MeetingView, local: LocalState, now = Date.now()): CodeMode {
+  if (meeting.leaderChanged) return 'full';
+  return local.codeFullUntil !== undefined && now < local.codeFullUntil ? 'full' : 'band';
+}
+
+export function renderApp(
+  state: DeviceState,
+  local: LocalState,
+  on: Handlers,
+  wall: WallView = NO_WALL,
+): HTMLElement {
   const screen = screenFor(state);
+  const model = screen === 'meeting' ? wallModel(state) : undefined;
+  const video = model?.hasVideo === true;
   return h(
     'div',
-    { class: `app screen-${screen}`, 'data-screen': screen, 'data-revision': state.revision },
+    {
+      class: `app screen-${screen}${video ? ' layout-video' : ''}`,
+      'data-screen': screen,
+      'data-revision': state.revision,
+    },
     topBar(state, screen),
-    alertBar(state, local),
-    h('main', { class: 'main' }, screenBody(screen, state, local, on)),
+    video ? null : alertBar(state, local),
+    h(
+      'main',
+      { class: 'main' },
+      video
+        ? videoMeetingScreen(state, state.meeting!, model!, local, on, wall)
+        : screenBody(screen, state, local, on, wall),
+    ),
     local.toast ? h('div', { class: 'toast', role: 'status' }, local.toast) : null,
   );
 }
 
-function screenBody(screen: ScreenName, state: DeviceState, local: LocalState, on: Handlers): HTMLElement {
+function screenBody(
+  screen: ScreenName,
+  state: DeviceState,
+  local: LocalState,
+  on: Handlers,
+  wall: WallView,
+): HTMLElement {
   switch (screen) {
     case 'enrollment':
       return enrollmentScreen(state);
     case 'idle':
       return idleScreen(local, on);
     case 'meeting':
-      return meetingScreen(state, state.meeting!, local, on);
+      return meetingScreen(state, state.meeting!, local, on, wall);
     default:
       return startupScreen(state);
   }
@@ -261,59 +305,80 @@ function identityLine(who: VerifiedIdentity): HTMLElement {
   );
 }
 
+function meetingHead(meeting: MeetingView, wall: WallView): HTMLElement {
+  return h(
+    'div',
+    { class: 'meeting-head' },
+    h(
+      'span',
+      { class: 'badge badge-e2ee', 'data-testid': 'e2ee-badge' },
+      svg(LOCK_ICON),
+      'End-to-end encrypted',
+    ),
+    h('span', { class: 'meeting-id' }, 'Meeting ', h('strong', null, spacedMeetingId(meeting.meetingId))),
+    meeting.locked ? h('span', { class: 'badge badge-locked' }, 'Locked') : null,
+    sendingBadge(meeting),
+    meeting.keyEpoch !== undefined ? h('span', { class: 'muted' }, `Key #${meeting.keyEpoch}`) : null,
+    wallHint(wall),
+  );
+}
+
+/** A quiet line for developers who opened the page without the kiosk link's key (no video then). */
+function wallHint(wall: WallView): HTMLElement | null {
+  const text =
+    wall.status === 'no-token'
+      ? 'Video needs the kiosk link with its key'
+      : wall.status === 'refused'
+        ? 'The video key was refused: reopen the kiosk link'
+        : undefined;
+  return text ? h('span', { class: 'muted wall-hint', 'data-testid': 'wall-hint' }, text) : null;
+}
+
+function leaderLine(meeting: MeetingView, on: Handlers): HTMLElement {
+  return meeting.leaderChanged
+    ? h(
+        'div',
+        { class: 'recheck', role: 'alert', 'data-testid': 'leader-changed' },
+        h(
+          'span',
+          null,
+          'The leader changed',
+          meeting.leader ? ` to ${meeting.leader.roomName} (${meeting.leader.org})` : '',
+          '. Read the new code aloud and compare it with every other room.',
+        ),
+        h(
+          'button',
+          {
+            class: 'btn btn-primary',
+            'data-testid': 'ack-leader',
+            onclick: () => on.act('/api/meeting/ack-leader'),
+          },
+          'Code matches',
+        ),
+      )
+    : h(
+        'div',
+        { class: 'leader', 'data-testid': 'leader' },
+        h('span', { class: 'muted' }, 'Leader (verified): '),
+        meeting.leader ? identityLine(meeting.leader) : h('span', null, 'unknown'),
+      );
+}
+
 function meetingScreen(
   state: DeviceState,
   meeting: MeetingView,
   local: LocalState,
   on: Handlers,
+  wall: WallView,
 ): HTMLElement {
   if (meeting.status !== 'active') return meetingStatusScreen(meeting, local, on);
   const leading = meeting.role === 'leader';
   return h(
     'div',
     { class: 'meeting' },
-    h(
-      'div',
-      { class: 'meeting-head' },
-      h(
-        'span',
-        { class: 'badge badge-e2ee', 'data-testid': 'e2ee-badge' },
-        svg(LOCK_ICON),
-        'End-to-end encrypted',
-      ),
-      h('span', { class: 'meeting-id' }, 'Meeting ', h('strong', null, spacedMeetingId(meeting.meetingId))),
-      meeting.locked ? h('span', { class: 'badge badge-locked' }, 'Locked') : null,
-      sendingBadge(meeting),
-      meeting.keyEpoch !== undefined ? h('span', { class: 'muted' }, `Key #${meeting.keyEpoch}`) : null,
-    ),
+    meetingHead(meeting, wall),
     codePanel(meeting),
-    meeting.leaderChanged
-      ? h(
-          'div',
-          { class: 'recheck', role: 'alert', 'data-testid': 'leader-changed' },
-          h(
-            'span',
-            null,
-            'The leader changed',
-            meeting.leader ? ` to ${meeting.leader.roomName} (${meeting.leader.org})` : '',
-            '. Read the new code aloud and compare it with every other room.',
-          ),
-          h(
-            'button',
-            {
-              class: 'btn btn-primary',
-              'data-testid': 'ack-leader',
-              onclick: () => on.act('/api/meeting/ack-leader'),
-            },
-            'Code matches',
-          ),
-        )
-      : h(
-          'div',
-          { class: 'leader', 'data-testid': 'leader' },
-          h('span', { class: 'muted' }, 'Leader (verified): '),
-          meeting.leader ? identityLine(meeting.leader) : h('span', null, 'unknown'),
-        ),
+    leaderLine(meeting, on),
     h(
       'div',
       { class: 'meeting-lists' },
@@ -341,6 +406,28 @@ function sendingBadge(meeting: MeetingView): HTMLElement | null {
   return null;
 }
 
+/** The 40 digits: `perRow` groups a row (4: two rows, full size; 8: one row, the band). */
+function codeDigits(code: string, perRow: number): HTMLElement {
+  // Spans (styled as blocks) so the code may sit inside a button: the band and the full panel are taps.
+  return h(
+    'span',
+    { class: 'code', 'data-testid': 'security-code' },
+    codeRows(securityCodeGroups(code), perRow).map((row) =>
+      h(
+        'span',
+        { class: 'code-row' },
+        row.map((group) =>
+          h(
+            'span',
+            { class: 'code-group' },
+            [...group].map((d) => h('span', { class: 'digit' }, d)),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
 function codePanel(meeting: MeetingView): HTMLElement {
   if (!meeting.securityCode) {
     return h(
@@ -349,28 +436,11 @@ function codePanel(meeting: MeetingView): HTMLElement {
       h('p', { class: 'lead' }, 'Waiting for the meeting key…'),
     );
   }
-  const rows = codeRows(securityCodeGroups(meeting.securityCode));
   return h(
     'section',
     { class: 'code-panel', 'aria-label': 'Security code' },
     h('div', { class: 'label' }, 'Security code: read it aloud, every room must see the same digits'),
-    h(
-      'div',
-      { class: 'code', 'data-testid': 'security-code' },
-      rows.map((row) =>
-        h(
-          'div',
-          { class: 'code-row' },
-          row.map((group) =>
-            h(
-              'span',
-              { class: 'code-group' },
-              [...group].map((d) => h('span', { class: 'digit' }, d)),
-            ),
-          ),
-        ),
-      ),
-    ),
+    codeDigits(meeting.securityCode, 4),
   );
 }
 
@@ -547,3 +617,206 @@ function meetingStatusScreen(meeting: MeetingView, local: LocalState, on: Handle
     ),
   );
 }
+
+// ---- The meeting with video (docs/kiosk.md "Screens"; geometry in layout.ts) ----
+
+/** Places an absolutely positioned element on `r` (viewport px) in vw/vh units. */
+function place<E extends HTMLElement>(el: E, r: Rect, origin?: Rect): E {
+  const css = rectCss(r, window.innerWidth, window.innerHeight, origin);
+  el.style.left = css.left;
+  el.style.top = css.top;
+  el.style.width = css.width;
+  el.style.height = css.height;
+  return el;
+}
+
+function fontVh(px: number): string {
+  return `${((px / window.innerHeight) * 100).toFixed(4)}vh`;
+}
+
+function videoMeetingScreen(
+  state: DeviceState,
+  meeting: MeetingView,
+  model: WallModel,
+  local: LocalState,
+  on: Handlers,
+  wall: WallView,
+): HTMLElement {
+  const mode = codeModeFor(meeting, local);
+  const layout = meetingLayout({
+    width: window.innerWidth,
+    height: window.innerHeight,
+    remoteCount: model.remotes.length,
+    ...(model.activeIndex !== undefined ? { activeIndex: model.activeIndex } : {}),
+    content: model.content !== undefined,
+    selfView: model.self !== undefined,
+    codeMode: mode,
+    recheck: meeting.leaderChanged,
+  });
+  const stage = layout.stage;
+  const alerts = alertsFor(state, local.connected);
+  const leading = meeting.role === 'leader';
+  return h(
+    'div',
+    { class: 'meeting meeting-video', 'data-layout': layout.kind, 'data-code': mode },
+    place(
+      h(
+        'section',
+        { class: 'stage', 'aria-label': 'Video', 'data-testid': 'stage' },
+        model.content && layout.content ? videoTile(model.content, layout.content, stage, wall) : null,
+        model.remotes.map((t, i) => videoTile(t, layout.tiles[i]!, stage, wall, layout.tiles[i]!.roomy)),
+        model.self && layout.self ? videoTile(model.self, layout.self, stage, wall) : null,
+        alerts.length > 0
+          ? h(
+              'section',
+              { class: 'alerts alerts-overlay', 'aria-label': 'Alerts', 'data-testid': 'alerts' },
+              alerts.map((a) =>
+                h('div', { class: `alert alert-${a.level}`, role: 'alert', 'data-alert': a.id }, a.message),
+              ),
+            )
+          : null,
+      ),
+      stage,
+    ),
+    place(
+      h(
+        'aside',
+        { class: 'side-panel' },
+        meetingHead(meeting, wall),
+        // The leader-change prompt sits with the full-size code (codeRegion); here the leader line.
+        leaderLine({ ...meeting, leaderChanged: false }, on),
+        rosterPanel(meeting.roster),
+        // Over video the waiting room appears only when someone waits (the roster gets the room).
+        leading && meeting.waiting.length > 0 ? waitingPanel(meeting, on) : null,
+      ),
+      layout.side,
+    ),
+    codeRegion(meeting, mode, layout, on),
+    place(h('div', { class: 'controls-slot' }, controlBar(state, meeting, local, on)), layout.controls),
+  );
+}
+
+/** One video tile: the stream of its m-line (if any), its verified label or "Connecting…". */
+function videoTile(
+  tile: WallTile,
+  box: Rect & { labelFont: number },
+  stage: Rect,
+  wall: WallView,
+  roomy = true,
+): HTMLElement {
+  const video = wall.video(tile.mid);
+  const playing = video !== undefined && video.videoWidth > 0;
+  const el = h(
+    'div',
+    {
+      class: `tile tile-${tile.kind}${tile.active ? ' speaking' : ''}${playing ? ' playing' : ''}`,
+      'data-testid': 'wall-tile',
+      'data-kind': tile.kind,
+      'data-mid': tile.mid,
+      'data-sender-index': tile.senderIndex,
+      'data-speaking': tile.active ? 'true' : undefined,
+    },
+    video ?? null,
+    tileCaption(tile, playing, roomy),
+  );
+  el.style.fontSize = fontVh(box.labelFont);
+  return place(el, box, stage);
+}
+
+function tileCaption(tile: WallTile, playing: boolean, roomy: boolean): (HTMLElement | null)[] {
+  if (tile.kind === 'self') {
+    return [
+      h(
+        'div',
+        { class: 'tile-label', 'data-testid': 'tile-label' },
+        h('span', { class: 'tile-name' }, 'This room'),
+      ),
+    ];
+  }
+  if (!tile.label) {
+    // A sender the roster does not name (not yet, or never): no name from anywhere else.
+    return [h('div', { class: 'tile-status', 'data-testid': 'tile-status' }, 'Connecting…')];
+  }
+  const { label } = tile;
+  return [
+    playing ? null : h('div', { class: 'tile-status', 'data-testid': 'tile-status' }, 'Waiting for video…'),
+    h(
+      'div',
+      { class: label.verified ? 'tile-label' : 'tile-label unverified', 'data-testid': 'tile-label' },
+      h('span', { class: 'tile-name' }, label.roomName),
+      roomy && label.org ? h('span', { class: 'tile-org' }, label.org) : null,
+      tile.kind === 'content' ? h('span', { class: 'tile-tag' }, 'Screen') : null,
+    ),
+  ];
+}
+
+/** The security code while video plays: a band (tap: full size) or the full two-row panel. */
+function codeRegion(meeting: MeetingView, mode: CodeMode, layout: MeetingLayout, on: Handlers): HTMLElement {
+  if (!meeting.securityCode) {
+    return place(
+      h(
+        'section',
+        { class: 'code-panel code-region pending' },
+        h('p', { class: 'lead' }, 'Waiting for the meeting key…'),
+      ),
+      layout.code,
+    );
+  }
+  const digits = codeDigits(meeting.securityCode, mode === 'full' ? 4 : 8);
+  digits.style.fontSize = fontVh(layout.codeFont);
+  if (mode === 'band') {
+    return place(
+      h(
+        'button',
+        {
+          class: 'code-region code-band',
+          'data-testid': 'code-band',
+          'aria-expanded': 'false',
+          onclick: () => on.setLocal({ codeFullUntil: Date.now() + CODE_FULL_MS }),
+        },
+        h(
+          'span',
+          { class: 'code-band-label' },
+          h('span', null, 'Security code'),
+          h('span', { class: 'code-band-hint' }, 'Tap to enlarge'),
+        ),
+        digits,
+      ),
+      layout.code,
+    );
+  }
+  const label = h(
+    'span',
+    { class: 'label' },
+    'Security code: read it aloud, every room must see the same digits',
+  );
+  // Shown full size because of a leader change: it stays until the room confirms the code.
+  if (meeting.leaderChanged) {
+    return place(
+      h(
+        'section',
+        { class: 'code-panel code-region code-full', 'aria-label': 'Security code' },
+        leaderLine(meeting, on),
+        digits,
+      ),
+      layout.code,
+    );
+  }
+  return place(
+    h(
+      'button',
+      {
+        class: 'code-panel code-region code-full',
+        'data-testid': 'code-full',
+        'aria-expanded': 'true',
+        onclick: () => on.setLocal({ codeFullUntil: undefined }),
+      },
+      label,
+      digits,
+    ),
+    layout.code,
+  );
+}
+
+/** How long the code stays full size after the meeting starts or a tap on the band. */
+export const CODE_FULL_MS = 20_000;
