@@ -10,6 +10,8 @@ import {
   type StatsMessage,
 } from '../device/media/supervisor.js';
 import type { SettingsPatch } from '../device/media/ipc.js';
+import { Sfu } from '../src/relay/sfu.js';
+import { silentLogger } from '../src/util/log.js';
 
 export const SMALL: SettingsPatch = {
   profile: 'test',
@@ -179,4 +181,63 @@ export function rms(pcm: Buffer): number {
   let sum = 0;
   for (let i = 0; i < n; i++) sum += (pcm.readInt16LE(i * 2) / 32768) ** 2;
   return n > 0 ? Math.sqrt(sum / n) : 0;
+}
+
+// ---- wall (kiosk page connection) helpers ----
+
+/** A random wall session id as the daemon makes them (base64url, 128 bits). */
+export const wallSessionId = () => randomBytes(16).toString('base64url');
+
+/** The latest wall-slots report of a worker. */
+export function latestWallSlots(
+  s: MediaSupervisor,
+): () =>
+  | { slots: { mid: string; kind: string; senderIndex?: number }[]; activeSpeaker?: number }
+  | undefined {
+  let last:
+    | { slots: { mid: string; kind: string; senderIndex?: number }[]; activeSpeaker?: number }
+    | undefined;
+  s.on('wall-slots', (m) => {
+    last = m;
+  });
+  return () => last;
+}
+
+/** Every wall-error a worker reports, in order. */
+export function wallErrors(s: MediaSupervisor): { sessionId: string; message: string }[] {
+  const out: { sessionId: string; message: string }[] = [];
+  s.on('wall-error', (e) => out.push(e));
+  return out;
+}
+
+/**
+ * A meeting of several workers through the relay's SFU (src/relay/sfu.ts) on 127.0.0.1: the SFU
+ * offers to each, every worker answers and receives everyone else's media.
+ */
+export function sfuMeeting(
+  rooms: MediaSupervisor[],
+  codec: 'h264' | 'vp8' = 'h264',
+): { close(): Promise<void> } {
+  const byConnection = new Map<string, MediaSupervisor>();
+  const sfu = new Sfu({
+    log: silentLogger,
+    videoCodec: codec === 'h264' ? 'H264' : 'VP8',
+    mediaAddress: '127.0.0.1',
+    sendSignal: (connection, payload) => byConnection.get(connection)?.signal(payload),
+  });
+  const unlink: (() => void)[] = [];
+  rooms.forEach((room, i) => {
+    const connection = `room-${i}`;
+    byConnection.set(connection, room);
+    const forward = (p: Parameters<MediaSupervisor['signal']>[0]) => void sfu.handleSignal(connection, p);
+    room.on('signal', forward);
+    unlink.push(() => room.off('signal', forward));
+    sfu.add(connection, TEST_MEETING.meetingId, `participant-${i}`);
+  });
+  return {
+    async close() {
+      for (const u of unlink) u();
+      await sfu.close();
+    },
+  };
 }

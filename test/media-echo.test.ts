@@ -1,0 +1,130 @@
+// Echo cancellation with real workers: room A sends a 440 Hz tone; room B's simulated room (test
+// profile echo loop: B's speaker output comes back into B's microphone after a delay and a gain, as a
+// loudspeaker heard by the room's microphone) sends A's own tone back to A. Measured at A's speaker:
+// how much of A's 440 Hz returns with B's echo cancellation off and on, and that B's own tone (the
+// near-end talker stand-in) still reaches A while A talks (double talk).
+import { afterAll, describe, expect, it } from 'vitest';
+import type { SettingsPatch } from '../device/media/ipc.js';
+import type { MediaSupervisor } from '../device/media/supervisor.js';
+import { link, meetingKeys, newMeetingKey, speakerPcm, waitFor, worker } from './media-harness.js';
+
+const running: MediaSupervisor[] = [];
+afterAll(async () => {
+  await Promise.all(running.map((w) => w.stop()));
+});
+
+const FAR_TONE = 440; // A talks
+const NEAR_TONE = 1000; // B's own talker
+/** The simulated room at B: 60 ms from speaker to microphone, −6 dB. */
+const ROOM: SettingsPatch = { echoLoopDelayMs: 60, echoLoopGainDb: -6 };
+
+/** Goertzel amplitude of `freq` in mono S16LE at 48 kHz, as a fraction of full scale (a full-scale sine → 1). */
+function toneAmplitude(pcm: Buffer, freq: number): number {
+  const n = Math.floor(pcm.length / 2);
+  const w = (2 * Math.PI * freq) / 48000;
+  const coeff = 2 * Math.cos(w);
+  let s1 = 0;
+  let s2 = 0;
+  for (let i = 0; i < n; i++) {
+    const s0 = pcm.readInt16LE(i * 2) / 32768 + coeff * s1 - s2;
+    s2 = s1;
+    s1 = s0;
+  }
+  const power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+  return n > 0 ? (2 * Math.sqrt(Math.max(power, 0))) / n : 0;
+}
+
+const db = (ratio: number) => 20 * Math.log10(Math.max(ratio, 1e-9));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Levels {
+  /** A's own tone coming back, dBFS at A's speaker. */
+  echoDb: number;
+  /** B's own tone at A's speaker, dBFS. */
+  nearDb: number;
+}
+
+/**
+ * Levels at A's speaker over `windows` one-second snapshots, 1.1 s apart (the probe keeps the last
+ * second), median per tone; waits `settleMs` first (pipelines rebuilt, the canceller converging).
+ */
+async function measureAtA(a: MediaSupervisor, settleMs: number, windows = 5): Promise<Levels> {
+  await sleep(settleMs);
+  const echo: number[] = [];
+  const near: number[] = [];
+  for (let i = 0; i < windows; i++) {
+    const pcm = await waitFor('a full second at A’s speaker', async () => {
+      const p = await speakerPcm(a);
+      return p && p.length >= 96000 ? p : undefined;
+    });
+    echo.push(db(toneAmplitude(pcm, FAR_TONE)));
+    near.push(db(toneAmplitude(pcm, NEAR_TONE)));
+    await sleep(1100);
+  }
+  return { echoDb: median(echo), nearDb: median(near) };
+}
+
+describe('echo cancellation (webrtcdsp) in a simulated room', () => {
+  it('cuts A’s echo returned by B’s room while B’s own voice still reaches A', async () => {
+    const mk = newMeetingKey();
+    const a = worker({ codec: 'h264', pattern: 'red', toneHz: FAR_TONE, echoCancel: false });
+    const b = worker({ codec: 'h264', pattern: 'blue', toneHz: NEAR_TONE, echoCancel: false, ...ROOM });
+    running.push(a, b);
+    await Promise.all([a.start(), b.start()]);
+    a.setKeys(meetingKeys(mk, 1, 1, [1, 2]));
+    b.setKeys(meetingKeys(mk, 1, 2, [1, 2]));
+    link(a, b);
+    await waitFor(
+      'B’s tone and A’s echo at A',
+      async () => {
+        const pcm = await speakerPcm(a);
+        return pcm && pcm.length >= 96000 && toneAmplitude(pcm, NEAR_TONE) > 0.05 ? pcm : undefined;
+      },
+      30_000,
+    );
+
+    // Off, on, off, on on the same connection: each switch rebuilds B's audio pipelines.
+    const off1 = await measureAtA(a, 3000);
+    await b.updateSettings({ echoCancel: true });
+    const on1 = await measureAtA(a, 5000);
+    await b.updateSettings({ echoCancel: false });
+    const off2 = await measureAtA(a, 3000);
+    await b.updateSettings({ echoCancel: true });
+    const on2 = await measureAtA(a, 5000);
+    const offs = [off1, off2];
+    const ons = [on1, on2];
+    // Echo return loss enhancement: how much less of A's own voice comes back (worst pair).
+    const erle = Math.min(...offs.map((o) => o.echoDb)) - Math.max(...ons.map((o) => o.echoDb));
+    // The same relative to B's own voice: what the noise suppressor does to steady tones cancels out.
+    const separation = (l: Levels) => l.nearDb - l.echoDb;
+    const gain = Math.min(...ons.map(separation)) - Math.max(...offs.map(separation));
+    const round = (l: Levels) => ({ echoDb: +l.echoDb.toFixed(1), nearDb: +l.nearDb.toFixed(1) });
+    console.log(
+      `echo ${JSON.stringify({ off1: round(off1), on1: round(on1), off2: round(off2), on2: round(on2), erleDb: +erle.toFixed(1), separationGainDb: +gain.toFixed(1) })}`,
+    );
+
+    // Without cancellation the simulated room returns A's tone: −6 dB loop on B's speaker level, about
+    // 10 dB under B’s own tone (measured −22.8…−25.8 vs −12.4 dBFS).
+    for (const off of offs) {
+      expect(off.echoDb).toBeGreaterThan(-30);
+      expect(separation(off)).toBeLessThan(15);
+    }
+    // With it A hears far less of itself. Measured (2-core box shared with other work): ERLE 29.8 dB
+    // idle, 19.1–24 dB at load average 11–22; separation gain (the part that is not the noise
+    // suppressor) 17–20 dB idle, 6.0–10.9 dB under that load.
+    expect(erle).toBeGreaterThanOrEqual(15);
+    expect(gain).toBeGreaterThanOrEqual(4);
+    // Double talk: B's own tone still reaches A, well above what is left of the echo (the noise
+    // suppressor takes ~13 dB off a steady tone — speech is not steady; measured −25.4 dBFS and
+    // 19–30 dB above the echo).
+    for (const on of ons) {
+      expect(on.nearDb).toBeGreaterThan(-32);
+      expect(separation(on)).toBeGreaterThan(15);
+    }
+    await Promise.all([a.stop(), b.stop()]);
+  }, 120_000);
+});
