@@ -2,10 +2,10 @@
 // processes on loopback; the rooms enroll with activation codes, get certificates from the org CA,
 // and meet in an E2EE meeting. Provisioning is HTTPS end to end: rooms pin the service's TLS CA, the
 // relay fetches the CRL over HTTPS trusting only that CA, IT's admin line carries --tls-ca. Run
-// briefly (stdin not a TTY, --duration): it prints both kiosk URLs and the same security code twice,
-// stops by itself, and leaves no process behind.
+// briefly (stdin not a TTY, --duration): it prints both kiosk URLs (each with its room's wall token)
+// and the same security code twice, stops by itself, and leaves no process (and no token) behind.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { certificateSha256 } from '../provisioning/client/tls-pin.js';
@@ -37,8 +37,16 @@ describe('sealroom demo (npm start)', () => {
     expect(out).toMatch(/sealroom admin list --url https:\/\/127\.0\.0\.1:\d+ --tls-ca \S+\/tls\/ca\.pem/);
     expect(out).toMatch(/enrolled\s+Boardroom with activation code [A-Z0-9]{4}-[A-Z0-9]{4}/);
     expect(out).toMatch(/enrolled\s+Huddle Room with activation code/);
-    expect(out).toMatch(/Boardroom kiosk\s+http:\/\/127\.0\.0\.1:\d+/);
-    expect(out).toMatch(/Huddle Room kiosk\s+http:\/\/127\.0\.0\.1:\d+/);
+    // Each kiosk URL carries its room's wall token in the fragment (a fresh one per room and start).
+    const tokens = ['Boardroom', 'Huddle Room'].map(
+      (room) =>
+        new RegExp(`${room} kiosk\\s+http://127\\.0\\.0\\.1:\\d+/#wall=([A-Za-z0-9_-]{43})\\s`).exec(
+          out,
+        )?.[1],
+    );
+    expect(tokens[0]).toBeDefined();
+    expect(tokens[1]).toBeDefined();
+    expect(tokens[0]).not.toBe(tokens[1]);
     const codes = [...out.matchAll(/((?:\d{5} ){7}\d{5})/g)].map((m) => m[1]);
     expect(codes).toHaveLength(2);
     expect(codes[0]).toBe(codes[1]);
@@ -52,8 +60,11 @@ describe('sealroom demo (npm start)', () => {
     const demoDir = /\(log (\S+)\/relay\.log\)/.exec(out)?.[1] ?? '';
     try {
       const sha = /SHA-256 ([0-9a-f]{64})/.exec(out)?.[1];
-      for (const room of ['room-0', 'room-1'])
+      for (const room of ['room-0', 'room-1']) {
         expect(certificateSha256(readFileSync(join(demoDir, room, 'provisioning-ca.pem'), 'utf8'))).toBe(sha);
+        // A stopped room leaves no kiosk token behind.
+        expect(existsSync(join(demoDir, room, 'kiosk-token'))).toBe(false);
+      }
       expect(readdirSync(join(demoDir, 'relay-state')).some((f) => /^crl-[0-9a-f]+\.der$/.test(f))).toBe(
         true,
       );

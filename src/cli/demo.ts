@@ -1,11 +1,14 @@
 // `sealroom demo` (what `npm start` runs): the complete local deployment on loopback with embedded
 // defaults — a development org CA, a relay, the provisioning service when it is built, and two
 // simulated room devices (test sources) that meet in an E2EE meeting. Every part is a real process
-// started from this same CLI. Prints each room's kiosk URL and both security codes; stops cleanly on
-// Ctrl-C / SIGTERM, or after --duration seconds. Provisioning is HTTPS end to end, as in the field:
-// the service makes its TLS CA (<provDir>/tls/ca.pem), the rooms pin it at enrollment (the demo
-// passes its SHA-256, like an integrator setting SEALROOM_PROVISIONING_CA_SHA256), and the relay
-// fetches the signed CRL over HTTPS trusting only that CA.
+// started from this same CLI. The two rooms' test cameras show distinct moving patterns and their test
+// microphones distinct tones, and their media workers hand the far room's video to the kiosk page
+// (the wall), so a kiosk URL opened in any browser shows the other room's live video beside the
+// security code. Prints each room's kiosk URL (with the wall token in its fragment) and both security
+// codes; stops cleanly on Ctrl-C / SIGTERM, or after --duration seconds. Provisioning is HTTPS end to
+// end, as in the field: the service makes its TLS CA (<provDir>/tls/ca.pem), the rooms pin it at
+// enrollment (the demo passes its SHA-256, like an integrator setting SEALROOM_PROVISIONING_CA_SHA256),
+// and the relay fetches the signed CRL over HTTPS trusting only that CA.
 import type { ChildProcess } from 'node:child_process';
 import type { Command } from 'commander';
 
@@ -30,10 +33,45 @@ interface StateLike {
   media?: { worker: string };
 }
 
+/**
+ * The two demo rooms and what their test camera and microphone make: distinct, moving, colourful
+ * patterns and distinct tones, so each kiosk plainly shows (and plays) the other room.
+ */
+export const DEMO_ROOMS = [
+  {
+    name: 'Boardroom',
+    pattern: 'smpte',
+    patternSpeed: 4,
+    toneHz: 440,
+    looks: 'drifting SMPTE colour bars',
+  },
+  {
+    name: 'Huddle Room',
+    pattern: 'colors',
+    patternSpeed: -3,
+    toneHz: 660,
+    looks: 'a drifting rainbow grid',
+  },
+] as const;
+
+const DEMO_HELP = `
+What you get: the provisioning service, a relay and two room boxes (Boardroom,
+Huddle Room) on 127.0.0.1 in an end-to-end encrypted meeting. Their test
+cameras show moving patterns (Boardroom: SMPTE colour bars; Huddle Room: a
+rainbow grid); their test microphones play tones (440 Hz and 660 Hz), and each
+room plays the other's tone on this computer's speaker (quietly).
+
+Open a printed kiosk URL in a browser: the wall screen shows the other room's
+live video beside the security code, and the room's own camera as a small
+self-view. The #wall=… part of the URL is the kiosk token that lets that page
+receive the video; without it the page shows the code and the controls only.
+`;
+
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
     .description('the complete local deployment on loopback: relay + two simulated rooms in an E2EE meeting')
+    .addHelpText('after', DEMO_HELP)
     .option('--media <engine>', 'worker (GStreamer test sources) or synthetic (no GStreamer)', 'worker')
     .option('--size <WxH>', 'test camera resolution', '640x360')
     .option('--fps <n>', 'test camera frame rate', '15')
@@ -113,6 +151,30 @@ async function api(control: string, method: 'GET' | 'POST', path: string, body?:
   const json = (await res.json()) as { error?: string };
   if (!res.ok) throw new Error(`${path}: ${json.error ?? res.status}`);
   return json;
+}
+
+/** The daemon arguments that give a room its test pattern, tone and the wall. */
+function mediaArgs(room: (typeof DEMO_ROOMS)[number]): string[] {
+  return [
+    // Test sources even on a box with a camera (the patterns tell the rooms apart), and a speaker
+    // you can hear (pipelines/demo.json: the test profile with autoaudiosink).
+    '--profile',
+    'demo',
+    '--pattern',
+    room.pattern,
+    '--pattern-speed',
+    String(room.patternSpeed),
+    '--tone-hz',
+    String(room.toneHz),
+    '--wall',
+  ];
+}
+
+/** The kiosk URL with the wall token the daemon wrote before it said ready (in the fragment: never sent). */
+async function kioskUrl(control: string, dataDir: string): Promise<string> {
+  const { join } = await import('node:path');
+  const { readKioskToken, wallUrl } = await import('../../device/kiosk/wall-token.js');
+  return wallUrl(new URL('/', control).href, await readKioskToken(join(dataDir, 'kiosk-token')));
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
@@ -214,18 +276,18 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const relay = await spawnPart('relay', ['relay', ...trust, '--port', '0'], join(dir, 'relay.log'), parts);
     const relayUrl = relay.relay ?? '';
     say(`  relay              ${relayUrl}   (log ${join(dir, 'relay.log')})`);
-    const rooms = ['Boardroom', 'Huddle Room'];
+    const rooms = DEMO_ROOMS.map((r) => r.name);
     const daemons = await Promise.all(
-      rooms.map((room, i) =>
+      DEMO_ROOMS.map((room, i) =>
         spawnPart(
-          room,
+          room.name,
           [
             'daemon',
             '--relay',
             relayUrl,
             ...(provisioningUrl
               ? ['--provisioning', provisioningUrl, '--provisioning-ca-sha256', serviceCaSha256]
-              : ['--dev-ca', caDir, '--room', room]),
+              : ['--dev-ca', caDir, '--room', room.name]),
             '--data-dir',
             join(dir, `room-${i}`),
             '--control-port',
@@ -236,6 +298,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
             opts.size,
             '--fps',
             opts.fps,
+            ...(opts.media === 'worker' ? mediaArgs(room) : []),
             '--loopback-only',
           ],
           join(dir, `room-${i}.log`),
@@ -244,10 +307,12 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       ),
     );
     const [a, b] = daemons.map((d) => d.control ?? '') as [string, string];
-    for (const [i, room] of rooms.entries())
-      say(
-        `  ${`${room} kiosk`.padEnd(18)} ${daemons[i]?.control ?? ''}   (log ${join(dir, `room-${i}.log`)})`,
-      );
+    const kiosks = await Promise.all([a, b].map((control, i) => kioskUrl(control, join(dir, `room-${i}`))));
+    for (const [i, room] of DEMO_ROOMS.entries()) {
+      say(`  ${`${room.name} kiosk`.padEnd(18)} ${kiosks[i]}   (log ${join(dir, `room-${i}.log`)})`);
+      if (opts.media === 'worker')
+        say(`  ${''.padEnd(18)} camera: ${room.looks} · microphone: ${room.toneHz} Hz tone`);
+    }
     if (provisioningUrl) {
       // IT's part: read the activation code off each room's screen and claim it.
       for (const [i, control] of [a, b].entries()) {
@@ -304,7 +369,13 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         ? `  media              flowing: the relay has forwarded ${forwarded} encrypted RTP packets so far`
         : '  media              not flowing yet (see the room logs)',
     );
-    say(`  open a kiosk screen in a browser, or: sealroom room status --control ${a}`);
+    if (opts.media === 'worker' && kiosks.every((k) => k.includes('#wall='))) {
+      say("  the wall           open a kiosk URL in a browser: the other room's live video beside the code");
+      say(
+        `                     (${rooms[0]}'s shows ${DEMO_ROOMS[1].looks}; ${rooms[1]}'s, ${DEMO_ROOMS[0].looks})`,
+      );
+    } else say('  the wall           open a kiosk URL in a browser: the code, the roster and the controls');
+    say(`  the room from a terminal: sealroom room status --control ${a}`);
     if (provisioningUrl)
       say(
         `  the fleet as IT sees it: sealroom admin list --url ${provisioningUrl} --tls-ca ${serviceCa} --token-file ${join(provDir, 'admin-token')}`,
