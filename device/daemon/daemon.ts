@@ -27,6 +27,9 @@ import { WallBroker } from './wall-broker.js';
 import { supervisorWallPort } from './wall-port.js';
 import { WorkerMedia } from './worker-media.js';
 
+/** Speaker delay that puts audio in step with video painted by the kiosk page (bench:wall). */
+export const WALL_AUDIO_DELAY_MS = 100;
+
 export type MediaEngine = 'worker' | 'synthetic' | 'none';
 
 export interface DaemonOptions {
@@ -135,7 +138,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const engine = opts.media ?? 'worker';
   if (engine === 'worker') {
     // The kiosk page shows the video (the wall connection); the GStreamer gallery is not built.
+    // Lip sync: the kiosk page paints far video ~100 ms after the speaker plays its audio (bench:wall,
+    // docs/media.md "Lip sync"), so the speaker waits that long unless configured otherwise.
     const settings: SettingsPatch = { wall: true, ...opts.mediaSettings };
+    if (settings.wall && settings.audioDelayMs === undefined) settings.audioDelayMs = WALL_AUDIO_DELAY_MS;
     supervisor = new MediaSupervisor({
       state,
       log: log.child({ part: 'media' }),

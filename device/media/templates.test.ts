@@ -191,6 +191,8 @@ describe('pipeline templates', () => {
     });
     expect(l.videoSend).toContain('videotestsrc is-live=true pattern=smpte horizontal-speed=4 ');
     expect(l.slate).not.toContain('horizontal-speed');
+    // The delay queue is bounded just above the delay and leaky: a stall never leaves a backlog.
+    expect(l.speakerMix).toMatch(/max-size-time=160000000 min-threshold-time=120000000 leaky=downstream/);
     // Delay first, then the probe, then the room's tap: the probe and the room hear the delayed audio.
     const order = [
       'volume name=speakervolume',

@@ -219,7 +219,9 @@ export function buildLaunchStrings(
   Object.assign(base, {
     patternSpeed: settings.patternSpeed ?? 0,
     audioDelayNs: audioDelayMs * 1_000_000,
-    audioDelayMaxNs: (audioDelayMs + 1000) * 1_000_000,
+    // Bounded and leaky: after a stall the queue drops old audio instead of keeping the backlog
+    // (a min-threshold queue with a wide maximum ratcheted to D + 1 s under load, bench:wall).
+    audioDelayMaxNs: (audioDelayMs + 40) * 1_000_000,
     echoLoopDelayNs: (settings.echoLoopDelayMs ?? 0) * 1_000_000,
     echoLoopGain: (10 ** ((settings.echoLoopGainDb ?? 0) / 20)).toFixed(6),
     // interaudio channels are per process; the pid keeps two engines' rooms apart in any case.
