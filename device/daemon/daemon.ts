@@ -28,7 +28,7 @@ import { supervisorWallPort } from './wall-port.js';
 import { WorkerMedia } from './worker-media.js';
 
 /** Speaker delay that puts audio in step with video painted by the kiosk page (bench:wall). */
-export const WALL_AUDIO_DELAY_MS = 100;
+export const WALL_AUDIO_DELAY_MS = 50;
 
 export type MediaEngine = 'worker' | 'synthetic' | 'none';
 
@@ -138,8 +138,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const engine = opts.media ?? 'worker';
   if (engine === 'worker') {
     // The kiosk page shows the video (the wall connection); the GStreamer gallery is not built.
-    // Lip sync: the kiosk page paints far video ~100 ms after the speaker plays its audio (bench:wall,
-    // docs/media.md "Lip sync"), so the speaker waits that long unless configured otherwise.
+    // Lip sync: the kiosk page paints far video 25-95 ms after the speaker plays its audio (bench:wall,
+    // docs/media.md "Lip sync"): 50 ms of speaker delay keeps both ends of that range within ±80 ms.
     const settings: SettingsPatch = { wall: true, ...opts.mediaSettings };
     if (settings.wall && settings.audioDelayMs === undefined) settings.audioDelayMs = WALL_AUDIO_DELAY_MS;
     supervisor = new MediaSupervisor({
