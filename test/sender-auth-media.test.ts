@@ -4,6 +4,8 @@
 //    member's SFrame key; the receiver drops every frame (counted as sender-authentication failures)
 //    before any window moves, and the victim's genuine frames — the very same KID and counters —
 //    then decode;
+//  - forged media on the wall: the same forgery never puts the forger's picture under the victim's
+//    tile (the kiosk page's wall only ever sees frames that passed sender authentication);
 //  - last meeting's key: two meetings in a row with the same KIDs but different keys; after the
 //    first ends (clear-keys) the worker sends nothing, and in the second its frames are under the
 //    second meeting's key (a receiver holding only those decodes them, with no failure).
@@ -16,6 +18,7 @@ import {
   displayPixel,
   isRed,
   latestStats,
+  latestWallSlots,
   link,
   meetingKeys,
   newMeetingKey,
@@ -75,6 +78,49 @@ describe('forged media (attack 4)', () => {
     // Nothing of the victim's was refused: no REPLAY/TOO_OLD from a window the forgery moved.
     expect(others() - othersBefore).toBe(0);
     expect(stats()?.counters.implausibleCounters).toBe(0);
+  }, 90_000);
+});
+
+describe('forged media on the wall (attack 4, kiosk path)', () => {
+  it('frames forged under the victim’s KID never give the victim a wall tile; the victim’s own do', async () => {
+    const mk = newMeetingKey();
+    const VICTIM = 1;
+    const RX = 2;
+    const FORGER = 3;
+    const members = [VICTIM, RX, FORGER];
+    const rx = worker({ codec: 'h264', pattern: 'blue', wall: true });
+    const forger = worker({ codec: 'h264', pattern: 'green' });
+    const victim = worker({ codec: 'h264', pattern: 'red' });
+    running.push(rx, forger, victim);
+    await Promise.all([rx.start(), forger.start(), victim.start()]);
+    rx.setKeys(meetingKeys(mk, 1, RX, members));
+    forger.setKeys({
+      ...meetingKeys(mk, 1, FORGER, members),
+      sendKid: makeKid(1, VICTIM),
+      sendKey: deriveSenderBaseKey(mk, 1, VICTIM, TEST_MEETING),
+      auth: authKeys(mk, FORGER, members),
+    });
+    const stats = latestStats(rx);
+    const slots = latestWallSlots(rx);
+    const named: number[] = [];
+    rx.on('wall-slots', (m) => {
+      for (const slot of m.slots) if (slot.senderIndex !== undefined) named.push(slot.senderIndex);
+    });
+    const unlink = link(forger, rx);
+    await waitFor('forged frames refused', () => (stats()?.counters.authFailures ?? 0) > 60);
+    expect(stats()?.counters.videoFramesDecrypted).toBe(0);
+    // Not a tile, not an active speaker: the forgery reached nothing the page would show.
+    expect(named).toEqual([]);
+    expect(slots()?.activeSpeaker).toBeUndefined();
+    unlink();
+    await forger.stop();
+    rx.disconnect();
+
+    victim.setKeys(meetingKeys(mk, 1, VICTIM, members));
+    link(victim, rx);
+    await waitFor('the victim on a wall m-line', () =>
+      (slots()?.slots ?? []).some((s) => s.kind === 'remote' && s.senderIndex === VICTIM),
+    );
   }, 90_000);
 });
 

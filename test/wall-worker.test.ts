@@ -240,11 +240,13 @@ describe('the wall: media worker → kiosk page (real Chromium)', () => {
         async () => ((await page.report()).get(remote.mid)?.painted ?? 0) > painted0 + 30,
         60_000,
       );
+      // No frame, not even one undecodable one, reached any of them. (Their own connection state
+      // proves nothing: werift checks the peer's certificate against the answer only after the DTLS
+      // handshake, then closes without starting SRTP, so Chromium may show 'connected' for a moment.)
       for (const p of [attacker, victim, silent]) {
         const r = await p.report();
         const painted = [...r.values()].reduce((n, t) => n + t.painted + t.keyFrames + t.deltaFrames, 0);
         expect(painted).toBe(0);
-        expect(await p.connectionState()).not.toBe('connected');
       }
       for (const p of [page, attacker, victim, silent]) await p.close();
       await Promise.all([a.stop(), b.stop()]);

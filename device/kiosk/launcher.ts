@@ -133,14 +133,7 @@ export class KioskSupervisor extends EventEmitter<{ spawn: [number]; exit: [Exit
     const child = this.#child;
     if (this.#stopping || !child || child.pid === undefined || child.exitCode !== null) return;
     this.#restartRequested = true;
-    const group = -child.pid;
-    const kill = (signal: NodeJS.Signals) => {
-      try {
-        process.kill(group, signal);
-      } catch {
-        // Already gone.
-      }
-    };
+    const kill = (signal: NodeJS.Signals) => killGroup(child.pid as number, signal);
     kill('SIGTERM');
     const timer = setTimeout(() => {
       if (this.#child === child) kill('SIGKILL');
@@ -157,17 +150,19 @@ export class KioskSupervisor extends EventEmitter<{ spawn: [number]; exit: [Exit
       await this.#exited;
       return;
     }
-    const group = -child.pid;
-    const kill = (signal: NodeJS.Signals) => {
-      try {
-        process.kill(group, signal);
-      } catch {
-        // Already gone.
-      }
-    };
+    const kill = (signal: NodeJS.Signals) => killGroup(child.pid as number, signal);
     kill('SIGTERM');
     const killed = sleep(this.#o.killAfterMs ?? 5000, undefined, { ref: false }).then(() => kill('SIGKILL'));
     await Promise.race([this.#exited, killed.then(() => this.#exited)]);
+  }
+}
+
+/** Signals the kiosk's whole process group (cage and Chromium); a group already gone is fine. */
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone.
   }
 }
 
