@@ -7,7 +7,7 @@
 // (a tee before the encoder marks capture time); the receiver times them when they leave each tile's
 // decoder. Prints readable figures, then one JSON line.
 import { performance } from 'node:perf_hooks';
-import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket } from 'werift';
+import type { RTCPeerConnection } from 'werift';
 import { createHash } from 'node:crypto';
 import { deriveSenderBaseKey, makeKid } from '../../src/core/e2ee/sender-keys.js';
 import { measureAuthCost } from '../../src/core/frame-auth/cost.js';
@@ -29,12 +29,8 @@ import { packetizeH264, packetizeVp8 } from '../../device/media/rtp-payload.js';
 import { sealAuthenticated, sealH264Authenticated } from '../../device/media/sender-auth.js';
 import { MediaSupervisor, type StatsMessage } from '../../device/media/supervisor.js';
 import { DEFAULT_SETTINGS, renderTemplate } from '../../device/media/templates.js';
-import {
-  OPUS_PAYLOAD_TYPE,
-  VIDEO_PAYLOAD_TYPE,
-  opusCodecParameters,
-  videoCodecParameters,
-} from '../../device/media/transport.js';
+import { OPUS_PAYLOAD_TYPE, VIDEO_PAYLOAD_TYPE } from '../../device/media/transport.js';
+import { type OutStream, offerToWorker, offeringPeer, writeFrame } from './sfu-offer.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 2500);
@@ -89,14 +85,7 @@ class BenchSender {
   readonly audio: LivePipeline;
   #captures: number[] = [];
   #pc: RTCPeerConnection | undefined;
-  #tracks: {
-    video: MediaStreamTrack;
-    audio: MediaStreamTrack;
-    sframe: SFrameSender;
-    auth: FrameAuthSender;
-    vseq: number;
-    aseq: number;
-  }[] = [];
+  #tracks: (OutStream & { sframe: SFrameSender; auth: FrameAuthSender })[] = [];
   #audioTs = 0;
   #pictureId = 0;
   encrypt = true;
@@ -167,16 +156,7 @@ class BenchSender {
         const body = this.encrypt ? (this.#seal(t, frame, 'video') as Uint8Array) : frame;
         payloads = packetizeVp8(body, this.#pictureId);
       }
-      payloads.forEach((payload, i) => {
-        t.vseq = (t.vseq + 1) & 0xffff;
-        const header = new RtpHeader({
-          sequenceNumber: t.vseq,
-          timestamp: ts,
-          marker: i === payloads.length - 1,
-          payloadType: VIDEO_PAYLOAD_TYPE,
-        });
-        t.video.writeRtp(new RtpPacket(header, payload));
-      });
+      writeFrame(t, 'video', payloads, ts, VIDEO_PAYLOAD_TYPE);
     }
     this.#pictureId = (this.#pictureId + 1) & 0x7fff;
     this.framesSent++;
@@ -189,14 +169,7 @@ class BenchSender {
     if (this.#pc?.connectionState !== 'connected') return;
     for (const t of this.#tracks) {
       const body = this.encrypt ? (this.#seal(t, frame, 'audio') as Uint8Array) : frame;
-      t.aseq = (t.aseq + 1) & 0xffff;
-      const header = new RtpHeader({
-        sequenceNumber: t.aseq,
-        timestamp: this.#audioTs,
-        marker: false,
-        payloadType: OPUS_PAYLOAD_TYPE,
-      });
-      t.audio.writeRtp(new RtpPacket(header, Buffer.from(body)));
+      writeFrame(t, 'audio', [body], this.#audioTs, OPUS_PAYLOAD_TYPE);
     }
   }
 
@@ -220,57 +193,13 @@ class BenchSender {
   /** A fresh PeerConnection offering K video + K audio tracks to the receiver, like the SFU does. */
   async connect(k: number, receiver: MediaSupervisor): Promise<void> {
     await this.close();
-    const pc = new RTCPeerConnection({
-      iceServers: [],
-      codecs: { video: [videoCodecParameters(this.codec)], audio: [opusCodecParameters()] },
-      headerExtensions: { video: [], audio: [] },
-      iceAdditionalHostAddresses: ['127.0.0.1'],
-      iceInterfaceAddresses: { udp4: '127.0.0.1' },
-      iceUseIpv6: false,
+    const { pc, streams } = offeringPeer(this.codec, k, {
+      onKeyframeRequest: () => this.video.forceKeyUnit('enc'),
+      extra: (i) => this.#sframe(i),
     });
     this.#pc = pc;
-    this.#tracks = Array.from({ length: k }, (_, i) => ({
-      video: new MediaStreamTrack({ kind: 'video' }),
-      audio: new MediaStreamTrack({ kind: 'audio' }),
-      ...this.#sframe(i),
-      vseq: i * 1000,
-      aseq: i * 1000,
-    }));
-    for (const t of this.#tracks) {
-      const v = pc.addTransceiver(t.video, { direction: 'sendonly' });
-      pc.addTransceiver(t.audio, { direction: 'sendonly' });
-      v.sender.onPictureLossIndication.subscribe(() => this.video.forceKeyUnit('enc'));
-    }
-    const onSignal = (p: Parameters<MediaSupervisor['signal']>[0]) => {
-      if (p.kind === 'description') void pc.setRemoteDescription({ type: p.type, sdp: p.sdp });
-      else
-        void pc.addIceCandidate({
-          candidate: p.candidate,
-          sdpMid: p.sdpMid ?? undefined,
-          sdpMLineIndex: p.sdpMLineIndex ?? undefined,
-        });
-    };
-    receiver.removeAllListeners('signal');
-    receiver.on('signal', onSignal);
-    pc.onIceCandidate.subscribe((c) => {
-      const j = c?.toJSON();
-      if (j?.candidate)
-        receiver.signal({
-          kind: 'candidate',
-          candidate: j.candidate,
-          sdpMid: j.sdpMid ?? null,
-          sdpMLineIndex: j.sdpMLineIndex ?? null,
-        });
-    });
-    receiver.disconnect();
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    receiver.signal({ kind: 'description', type: 'offer', sdp: offer.sdp });
-    const deadline = Date.now() + 15000;
-    while (pc.connectionState !== 'connected') {
-      if (Date.now() > deadline) throw new Error('bench sender: PeerConnection did not connect');
-      await sleep(100);
-    }
+    this.#tracks = streams;
+    await offerToWorker(pc, receiver);
     this.video.forceKeyUnit('enc');
   }
 

@@ -7,7 +7,7 @@
 // every video frame (RTP timestamp = capture wall clock at 90 kHz) and of the beep's first sample
 // are known in this process's wall clock.
 import { createHash } from 'node:crypto';
-import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket } from 'werift';
+import type { RTCPeerConnection } from 'werift';
 import { deriveSenderBaseKey, makeKid } from '../../src/core/e2ee/sender-keys.js';
 import { FrameAuthSender } from '../../src/core/frame-auth/node.js';
 import { SFrameSender } from '../../src/core/sframe/index.js';
@@ -18,12 +18,8 @@ import { packetizeH264, packetizeVp8 } from '../../device/media/rtp-payload.js';
 import { sealAuthenticated, sealH264Authenticated } from '../../device/media/sender-auth.js';
 import type { MediaKeys, MediaSupervisor } from '../../device/media/supervisor.js';
 import { DEFAULT_SETTINGS, renderTemplate } from '../../device/media/templates.js';
-import {
-  OPUS_PAYLOAD_TYPE,
-  VIDEO_PAYLOAD_TYPE,
-  opusCodecParameters,
-  videoCodecParameters,
-} from '../../device/media/transport.js';
+import { OPUS_PAYLOAD_TYPE, VIDEO_PAYLOAD_TYPE } from '../../device/media/transport.js';
+import { type OutStream, offerToPage, offerToWorker, offeringPeer, writeFrame } from './sfu-offer.js';
 
 export const EPOCH = 1;
 export const RECEIVER_INDEX = 1;
@@ -65,14 +61,7 @@ const NORMAL_BACKGROUND = 0xff000000;
 const WHITE_LUMA = 200;
 const BEEP_THRESHOLD = 3000;
 
-interface Stream {
-  video: MediaStreamTrack;
-  audio: MediaStreamTrack;
-  sframe: SFrameSender;
-  auth: FrameAuthSender;
-  vseq: number;
-  aseq: number;
-}
+type Stream = OutStream & { sframe: SFrameSender; auth: FrameAuthSender };
 
 export class WallSender {
   readonly video: LivePipeline;
@@ -163,16 +152,7 @@ export class WallSender {
         : this.codec === 'h264'
           ? packetizeH264(sealH264Authenticated(t.sframe, t.auth, frame))
           : packetizeVp8(sealAuthenticated('vp8', t.sframe, t.auth, frame), this.#pictureId);
-      payloads.forEach((payload, i) => {
-        t.vseq = (t.vseq + 1) & 0xffff;
-        const header = new RtpHeader({
-          sequenceNumber: t.vseq,
-          timestamp: ts,
-          marker: i === payloads.length - 1,
-          payloadType: VIDEO_PAYLOAD_TYPE,
-        });
-        t.video.writeRtp(new RtpPacket(header, payload));
-      });
+      writeFrame(t, 'video', payloads, ts, VIDEO_PAYLOAD_TYPE);
     }
     this.#pictureId = (this.#pictureId + 1) & 0x7fff;
     this.framesSent++;
@@ -182,15 +162,8 @@ export class WallSender {
     this.#audioTs = (this.#audioTs + 960) % 2 ** 32;
     if (this.#pc?.connectionState !== 'connected' || this.#plain) return;
     for (const t of this.#streams) {
-      const body = sealAuthenticated('opus', t.sframe, t.auth, frame);
-      t.aseq = (t.aseq + 1) & 0xffff;
-      const header = new RtpHeader({
-        sequenceNumber: t.aseq,
-        timestamp: this.#audioTs,
-        marker: false,
-        payloadType: OPUS_PAYLOAD_TYPE,
-      });
-      t.audio.writeRtp(new RtpPacket(header, Buffer.from(body as Uint8Array)));
+      const body = sealAuthenticated('opus', t.sframe, t.auth, frame) as Uint8Array;
+      writeFrame(t, 'audio', [body], this.#audioTs, OPUS_PAYLOAD_TYPE);
     }
   }
 
@@ -213,56 +186,7 @@ export class WallSender {
   /** A fresh PeerConnection offering K video + K audio tracks to the receiver, like the SFU does. */
   async connect(k: number, receiver: MediaSupervisor): Promise<void> {
     await this.close();
-    const pc = new RTCPeerConnection({
-      iceServers: [],
-      codecs: { video: [videoCodecParameters(this.codec)], audio: [opusCodecParameters()] },
-      headerExtensions: { video: [], audio: [] },
-      iceAdditionalHostAddresses: ['127.0.0.1'],
-      iceInterfaceAddresses: { udp4: '127.0.0.1' },
-      iceUseIpv6: false,
-    });
-    this.#pc = pc;
-    this.#streams = Array.from({ length: k }, (_, i) => ({
-      video: new MediaStreamTrack({ kind: 'video' }),
-      audio: new MediaStreamTrack({ kind: 'audio' }),
-      ...this.#keysFor(i),
-      vseq: i * 1000,
-      aseq: i * 1000,
-    }));
-    for (const t of this.#streams) {
-      const v = pc.addTransceiver(t.video, { direction: 'sendonly' });
-      pc.addTransceiver(t.audio, { direction: 'sendonly' });
-      v.sender.onPictureLossIndication.subscribe(() => this.video.forceKeyUnit('enc'));
-    }
-    receiver.removeAllListeners('signal');
-    receiver.on('signal', (p) => {
-      if (p.kind === 'description') void pc.setRemoteDescription({ type: p.type, sdp: p.sdp });
-      else
-        void pc.addIceCandidate({
-          candidate: p.candidate,
-          sdpMid: p.sdpMid ?? undefined,
-          sdpMLineIndex: p.sdpMLineIndex ?? undefined,
-        });
-    });
-    pc.onIceCandidate.subscribe((c) => {
-      const j = c?.toJSON();
-      if (j?.candidate)
-        receiver.signal({
-          kind: 'candidate',
-          candidate: j.candidate,
-          sdpMid: j.sdpMid ?? null,
-          sdpMLineIndex: j.sdpMLineIndex ?? null,
-        });
-    });
-    receiver.disconnect();
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    receiver.signal({ kind: 'description', type: 'offer', sdp: offer.sdp });
-    const deadline = Date.now() + 15000;
-    while (pc.connectionState !== 'connected') {
-      if (Date.now() > deadline) throw new Error('bench sender: PeerConnection did not connect');
-      await sleep(100);
-    }
+    await offerToWorker(this.#peer(k, false).pc, receiver);
     this.video.forceKeyUnit('enc');
   }
 
@@ -272,42 +196,20 @@ export class WallSender {
    */
   async connectPage(k: number, answer: (offer: string) => Promise<string>): Promise<void> {
     await this.close();
-    const pc = new RTCPeerConnection({
-      iceServers: [],
-      bundlePolicy: 'max-bundle',
-      codecs: { video: [videoCodecParameters(this.codec)], audio: [] },
-      headerExtensions: { video: [], audio: [] },
-      iceAdditionalHostAddresses: ['127.0.0.1'],
-      iceInterfaceAddresses: { udp4: '127.0.0.1' },
-      iceUseIpv6: false,
-    });
-    this.#pc = pc;
     this.#plain = true;
-    this.#streams = Array.from({ length: k }, (_, i) => ({
-      video: new MediaStreamTrack({ kind: 'video' }),
-      audio: new MediaStreamTrack({ kind: 'audio' }),
-      ...this.#keysFor(i),
-      vseq: i * 1000,
-      aseq: i * 1000,
-    }));
-    for (const t of this.#streams) {
-      const v = pc.addTransceiver(t.video, { direction: 'sendonly' });
-      v.sender.onPictureLossIndication.subscribe(() => this.video.forceKeyUnit('enc'));
-    }
-    await pc.setLocalDescription(await pc.createOffer());
-    const deadline0 = Date.now() + 3000;
-    while (pc.iceGatheringState !== 'complete' && Date.now() < deadline0) await sleep(50);
-    const offer = (pc.localDescription?.sdp ?? '')
-      .split('\r\n')
-      .filter((l) => !l.startsWith('a=candidate:') || l.split(' ')[4] === '127.0.0.1')
-      .join('\r\n');
-    await pc.setRemoteDescription({ type: 'answer', sdp: await answer(offer) });
-    const deadline = Date.now() + 15000;
-    while (pc.connectionState !== 'connected') {
-      if (Date.now() > deadline) throw new Error('bench sender: page did not connect');
-      await sleep(100);
-    }
+    await offerToPage(this.#peer(k, true).pc, answer);
     this.video.forceKeyUnit('enc');
+  }
+
+  #peer(k: number, videoOnly: boolean) {
+    const peer = offeringPeer(this.codec, k, {
+      videoOnly,
+      onKeyframeRequest: () => this.video.forceKeyUnit('enc'),
+      extra: (i) => this.#keysFor(i),
+    });
+    this.#pc = peer.pc;
+    this.#streams = peer.streams;
+    return peer;
   }
 
   async close(): Promise<void> {
