@@ -595,36 +595,23 @@ function installInterposer(
         () => origWrite.apply(this, a),
       );
     };
-    proto.sync = function (this: object) {
-      return guarded(
-        this,
-        async () => {
-          point({ op: 'fsync', h: handles.get(this) });
-          return origSync.call(this);
-        },
-        () => origSync.call(this),
-      );
-    };
-    proto.datasync = function (this: object) {
-      return guarded(
-        this,
-        async () => {
-          point({ op: 'fsync', h: handles.get(this) });
-          return origDatasync.call(this);
-        },
-        () => origDatasync.call(this),
-      );
-    };
-    proto.close = function (this: object) {
-      return guarded(
-        this,
-        async () => {
-          point({ op: 'close', h: handles.get(this) });
-          return origClose.call(this);
-        },
-        () => origClose.call(this),
-      );
-    };
+    // sync, datasync and close: a power cut may come just before each (nothing else to tear).
+    for (const [name, op, orig] of [
+      ['sync', 'fsync', origSync],
+      ['datasync', 'fsync', origDatasync],
+      ['close', 'close', origClose],
+    ] as const) {
+      proto[name] = function (this: object) {
+        return guarded(
+          this,
+          async () => {
+            point({ op, h: handles.get(this) });
+            return orig.call(this);
+          },
+          () => orig.call(this),
+        );
+      };
+    }
   }
 }
 
