@@ -33,27 +33,36 @@ afterAll(async () => {
 const TILE0 = [48, 20] as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const VICTIM = 1;
+const RX = 2;
+const FORGER = 3;
+
+/**
+ * Three real workers: RX (extra settings), the victim (red) and a forger (green) holding the group
+ * key. The forger is a member: it derives the victim's SFrame key and sends under the victim's KID,
+ * tagging with the pairwise keys it really holds (its own, as member 3). Nobody is linked yet.
+ */
+async function forgeryMeeting(rxSettings: Parameters<typeof worker>[0]) {
+  const mk = newMeetingKey();
+  const members = [VICTIM, RX, FORGER];
+  const rx = worker({ codec: 'h264', pattern: 'blue', ...rxSettings });
+  const forger = worker({ codec: 'h264', pattern: 'green' });
+  const victim = worker({ codec: 'h264', pattern: 'red' });
+  running.push(rx, forger, victim);
+  await Promise.all([rx.start(), forger.start(), victim.start()]);
+  rx.setKeys(meetingKeys(mk, 1, RX, members));
+  forger.setKeys({
+    ...meetingKeys(mk, 1, FORGER, members),
+    sendKid: makeKid(1, VICTIM),
+    sendKey: deriveSenderBaseKey(mk, 1, VICTIM, TEST_MEETING),
+    auth: authKeys(mk, FORGER, members),
+  });
+  return { mk, members, rx, forger, victim };
+}
+
 describe('forged media (attack 4)', () => {
   it('a member sending under the victim’s KID is dropped and counted; the victim then decodes', async () => {
-    const mk = newMeetingKey();
-    const VICTIM = 1;
-    const RX = 2;
-    const FORGER = 3;
-    const members = [VICTIM, RX, FORGER];
-    const rx = worker({ codec: 'h264', pattern: 'blue' });
-    const forger = worker({ codec: 'h264', pattern: 'green' });
-    const victim = worker({ codec: 'h264', pattern: 'red' });
-    running.push(rx, forger, victim);
-    await Promise.all([rx.start(), forger.start(), victim.start()]);
-    rx.setKeys(meetingKeys(mk, 1, RX, members));
-    // The forger is a member: it derives the victim's SFrame key and sends under the victim's KID,
-    // tagging with the pairwise keys it really holds (its own, as member 3).
-    forger.setKeys({
-      ...meetingKeys(mk, 1, FORGER, members),
-      sendKid: makeKid(1, VICTIM),
-      sendKey: deriveSenderBaseKey(mk, 1, VICTIM, TEST_MEETING),
-      auth: authKeys(mk, FORGER, members),
-    });
+    const { mk, members, rx, forger, victim } = await forgeryMeeting({});
     const stats = latestStats(rx);
     const unlink = link(forger, rx);
     await waitFor('forged frames refused', () => (stats()?.counters.authFailures ?? 0) > 60);
@@ -83,23 +92,7 @@ describe('forged media (attack 4)', () => {
 
 describe('forged media on the wall (attack 4, kiosk path)', () => {
   it('frames forged under the victim’s KID never give the victim a wall tile; the victim’s own do', async () => {
-    const mk = newMeetingKey();
-    const VICTIM = 1;
-    const RX = 2;
-    const FORGER = 3;
-    const members = [VICTIM, RX, FORGER];
-    const rx = worker({ codec: 'h264', pattern: 'blue', wall: true });
-    const forger = worker({ codec: 'h264', pattern: 'green' });
-    const victim = worker({ codec: 'h264', pattern: 'red' });
-    running.push(rx, forger, victim);
-    await Promise.all([rx.start(), forger.start(), victim.start()]);
-    rx.setKeys(meetingKeys(mk, 1, RX, members));
-    forger.setKeys({
-      ...meetingKeys(mk, 1, FORGER, members),
-      sendKid: makeKid(1, VICTIM),
-      sendKey: deriveSenderBaseKey(mk, 1, VICTIM, TEST_MEETING),
-      auth: authKeys(mk, FORGER, members),
-    });
+    const { mk, members, rx, forger, victim } = await forgeryMeeting({ wall: true });
     const stats = latestStats(rx);
     const slots = latestWallSlots(rx);
     const named: number[] = [];

@@ -59,6 +59,15 @@ async function twoRooms(
   return { a, b, slots, stats };
 }
 
+/** Waits until far sender `senderIndex` holds one of B's remote wall m-lines; returns that slot. */
+function remoteSlot(slots: ReturnType<typeof latestWallSlots>, senderIndex = 1) {
+  return waitFor(
+    `sender ${senderIndex} in a remote slot`,
+    () => slots()?.slots.find((s) => s.kind === 'remote' && s.senderIndex === senderIndex),
+    60_000,
+  );
+}
+
 describe('the wall: media worker → kiosk page (real Chromium)', () => {
   it(
     'shows the far room’s picture in its m-line and the own camera in self (h264)',
@@ -76,11 +85,7 @@ describe('the wall: media worker → kiosk page (real Chromium)', () => {
       const page = await WallPage.open(browser);
       b.answerWall(id, await page.answer(offer));
 
-      const remote = await waitFor(
-        'A in a remote slot',
-        () => slots()?.slots.find((s) => s.kind === 'remote' && s.senderIndex === 1),
-        60_000,
-      );
+      const remote = await remoteSlot(slots);
       const self = slots()?.slots.find((s) => s.kind === 'self');
       expect(self).toBeDefined();
       await waitFor(
@@ -139,11 +144,7 @@ describe('the wall: media worker → kiosk page (real Chromium)', () => {
       expect(offer).toMatch(/^a=rtpmap:96 VP8\/90000/m);
       const page = await WallPage.open(browser);
       b.answerWall(id, await page.answer(offer));
-      const remote = await waitFor(
-        'A in a remote slot',
-        () => slots()?.slots.find((s) => s.kind === 'remote' && s.senderIndex === 1),
-        60_000,
-      );
+      const remote = await remoteSlot(slots);
       const selfMid = slots()?.slots.find((s) => s.kind === 'self')?.mid ?? '';
       await waitFor(
         'A’s frames painted',
@@ -193,11 +194,7 @@ describe('the wall: media worker → kiosk page (real Chromium)', () => {
       const page = await WallPage.open(browser);
       const legit = await page.answer(offer);
       b.answerWall(id, legit);
-      const remote = await waitFor(
-        'A in a remote slot',
-        () => slots()?.slots.find((s) => s.kind === 'remote' && s.senderIndex === 1),
-        60_000,
-      );
+      const remote = await remoteSlot(slots);
       await waitFor(
         'A’s red at the legitimate page',
         async () => near((await page.report()).get(remote.mid)?.avg, RED),
