@@ -211,7 +211,7 @@ export class ReceivePath {
     const senderIndex = settings.plaintextForBenchmark ? ssrc & 0xffff : parseKid(kid).senderIndex;
     this.#ssrcBySender.set(senderIndex, ssrc);
     const slot = this.slotFor(senderIndex);
-    this.host.wall.remoteFrame(senderIndex, frame, timestamp);
+    this.host.wall.remoteFrame(senderIndex, frame, timestamp, keyframe);
     if (slot === undefined) return;
     this.host.counters.videoFramesDecrypted++;
     this.#count(senderIndex, 'video');

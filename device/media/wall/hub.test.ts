@@ -126,12 +126,12 @@ describe('WallHub', () => {
 
   it('more than 9 senders: the active speaker takes an m-line, which restarts at a keyframe', async () => {
     const { hub, peers, messages, remoteKeyframes } = setup();
-    for (let s = 0; s < 10; s++) hub.remoteFrame(s, KEY, 1, s);
+    for (let s = 0; s < 10; s++) hub.remoteFrame(s, KEY, 1, undefined, s);
     expect(hub.lines).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
     await hub.open('s1');
     const peer = peers[0] as FakePeer;
     peer.connect();
-    for (let s = 0; s < 9; s++) hub.remoteFrame(s, KEY, 2, 100);
+    for (let s = 0; s < 9; s++) hub.remoteFrame(s, KEY, 2, undefined, 100);
     remoteKeyframes.length = 0;
     // Sender 9 talks for 1.5 s: active speaker, on the m-line of the last-arrived silent sender (8).
     for (let t = 1000; t <= 2600; t += 100) hub.level(9, -20, t);

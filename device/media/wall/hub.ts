@@ -205,8 +205,17 @@ export class WallHub {
     return packetizeVp8(frame, id);
   }
 
-  /** A decrypted far frame (H.264 Annex B access unit or VP8 frame) with its sender's RTP timestamp. */
-  remoteFrame(senderIndex: number, frame: Buffer, timestamp: number, now = Date.now()): void {
+  /**
+   * A decrypted far frame (H.264 Annex B access unit or VP8 frame) with its sender's RTP timestamp;
+   * `keyframe` when the receive path already knows (it parsed the frame), else found here.
+   */
+  remoteFrame(
+    senderIndex: number,
+    frame: Buffer,
+    timestamp: number,
+    keyframe?: boolean,
+    now = Date.now(),
+  ): void {
     if (!this.#senders.has(senderIndex)) {
       this.#senders.set(senderIndex, { firstSeen: now, lastSpoke: Number.NEGATIVE_INFINITY });
       this.#reassign();
@@ -214,7 +223,7 @@ export class WallHub {
     if (this.#sessions.size === 0) return;
     const line = this.#lines.indexOf(senderIndex);
     if (line < 0) return;
-    if (!this.#forward(line, frame, timestamp)) this.deps.requestRemoteKeyframe(senderIndex);
+    if (!this.#forward(line, frame, timestamp, keyframe)) this.deps.requestRemoteKeyframe(senderIndex);
   }
 
   /** The worker's own encoded camera/slate frame (before SFrame): the self-view. */
@@ -224,8 +233,8 @@ export class WallHub {
   }
 
   /** Sends to every connected session; false if one of them still waits for a keyframe. */
-  #forward(line: number, frame: Buffer, timestamp: number): boolean {
-    let keyframe: boolean | undefined;
+  #forward(line: number, frame: Buffer, timestamp: number, known?: boolean): boolean {
+    let keyframe = known;
     let payloads: Buffer[] | undefined;
     let satisfied = true;
     for (const s of this.#sessions.values()) {
