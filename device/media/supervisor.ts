@@ -3,8 +3,9 @@
 // settings, keys, roster and controls after every restart, mirrors the worker's state into the
 // daemon's StateStore (media slice) and raises/clears alerts. See index.ts for the API summary.
 // The wall (kiosk page connection, docs/media.md): openWall(sessionId) → the worker's offer,
-// answerWall/closeWall; 'wall-slots' is emitted and mirrored into state.media.wall; a worker that
-// exits takes every wall session with it (pending opens reject, pages reconnect).
+// answerWall/closeWall; 'wall-slots' is emitted (the daemon's WallBroker puts it in
+// state.media.wall); a worker that exits takes every wall session with it (pending opens reject,
+// pages reconnect).
 import { type ChildProcess, fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -54,7 +55,7 @@ export interface SupervisorEvents {
   /** A worker (re)started and got its settings; its PeerConnection is new: negotiate again. */
   ready: [{ pid: number; restarts: number }];
   exit: [{ code: number | null; signal: NodeJS.Signals | null }];
-  /** What each wall m-line carries and who speaks (also mirrored into state.media.wall). */
+  /** What each wall m-line carries and who speaks (WallBroker writes it to state.media.wall). */
   'wall-slots': [{ slots: WallSlotsMessage['slots']; activeSpeaker?: number }];
   /** The worker refused a wall command (e.g. a second answer, an unknown session). */
   'wall-error': [{ sessionId: string; message: string }];
@@ -246,9 +247,6 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     const pending = [...this.#wallOpens.values()];
     this.#wallOpens.clear();
     for (const p of pending) p.reject(new Error(reason));
-    this.#updateState((m) => {
-      m.wall = undefined;
-    });
   }
 
   injectCameraFault(): void {
@@ -412,9 +410,6 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
           slots: msg.slots,
           ...(msg.activeSpeaker !== undefined ? { activeSpeaker: msg.activeSpeaker } : {}),
         };
-        this.#updateState((m) => {
-          m.wall = wall;
-        });
         this.emit('wall-slots', wall);
         return;
       }
