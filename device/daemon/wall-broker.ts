@@ -6,6 +6,7 @@
 // behind WallPort (the MediaSupervisor, or a fake in tests).
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../src/util/log.js';
+import { MAX_WALL_SESSIONS } from '../media/ipc.js';
 import type { StateStore, WallSlotView } from './state.js';
 
 export interface WallSlots {
@@ -36,7 +37,6 @@ export class WallError extends Error {
   }
 }
 
-export const MAX_WALL_SESSIONS = 4;
 
 interface Session {
   id: string;

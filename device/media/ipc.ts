@@ -10,6 +10,9 @@ import { SignalPayload } from '../../src/core/protocol/relay.js';
 const Kid = Type.String({ pattern: '^[0-9]{1,20}$', description: 'SFrame KID, decimal' });
 const Key = Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', description: '32-byte base key, base64' });
 const Codec = Type.Union([Type.Literal('h264'), Type.Literal('vp8')]);
+/** Kiosk pages the worker serves at once; the daemon's broker keeps the same limit (oldest goes). */
+export const MAX_WALL_SESSIONS = 4;
+
 /** Chosen by the daemon (random, 128 bits+, base64url). */
 const WallSessionId = Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' });
 

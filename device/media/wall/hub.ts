@@ -6,13 +6,12 @@
 // (self, through the engine's KeyframeLimiter).
 import type { Logger } from '../../../src/util/log.js';
 import { type VideoCodec, isH264Keyframe, isVp8Keyframe, splitAnnexB } from '../bitstream.js';
-import type { FromWorker, WallSlot } from '../ipc.js';
+import { type FromWorker, MAX_WALL_SESSIONS, type WallSlot } from '../ipc.js';
 import { packetizeH264, packetizeVp8 } from '../rtp-payload.js';
 import { CONTENT_LINE, LINE_KINDS, REMOTE_LINES, SELF_LINE, WallPeer, type WallPeerEvents } from './peer.js';
 import { assignSlots, changedLines } from './slots.js';
 import { ActiveSpeakerPicker } from './speaker.js';
 
-export const MAX_WALL_SESSIONS = 4;
 
 /** What the hub uses of a WallPeer (tests stand in for it). */
 export interface WallPeerPort {
