@@ -37,7 +37,6 @@ export class WallError extends Error {
   }
 }
 
-
 interface Session {
   id: string;
   state: 'opening' | 'offered' | 'answered';

@@ -12,7 +12,6 @@ import { CONTENT_LINE, LINE_KINDS, REMOTE_LINES, SELF_LINE, WallPeer, type WallP
 import { assignSlots, changedLines } from './slots.js';
 import { ActiveSpeakerPicker } from './speaker.js';
 
-
 /** What the hub uses of a WallPeer (tests stand in for it). */
 export interface WallPeerPort {
   readonly offer: string;
