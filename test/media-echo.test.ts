@@ -68,6 +68,22 @@ async function measureAtA(a: MediaSupervisor, settleMs: number, windows = 5): Pr
   return { echoDb: median(echo), nearDb: median(near) };
 }
 
+/**
+ * Levels at A once B's canceller has converged: measured again (up to four times) while A's echo
+ * still falls by more than 2 dB, since an adaptive filter converges slower on a busy machine
+ * (5 s sufficed alone; under a second test suite's load the first window was still 11 dB short).
+ */
+async function convergedAtA(a: MediaSupervisor): Promise<Levels> {
+  let levels = await measureAtA(a, 5000);
+  for (let i = 0; i < 4; i++) {
+    const next = await measureAtA(a, 0, 3);
+    const improved = levels.echoDb - next.echoDb > 2;
+    levels = next;
+    if (!improved) break;
+  }
+  return levels;
+}
+
 describe('echo cancellation (webrtcdsp) in a simulated room', () => {
   it('cuts A’s echo returned by B’s room while B’s own voice still reaches A', async () => {
     const mk = newMeetingKey();
@@ -90,11 +106,11 @@ describe('echo cancellation (webrtcdsp) in a simulated room', () => {
     // Off, on, off, on on the same connection: each switch rebuilds B's audio pipelines.
     const off1 = await measureAtA(a, 3000);
     await b.updateSettings({ echoCancel: true });
-    const on1 = await measureAtA(a, 5000);
+    const on1 = await convergedAtA(a);
     await b.updateSettings({ echoCancel: false });
     const off2 = await measureAtA(a, 3000);
     await b.updateSettings({ echoCancel: true });
-    const on2 = await measureAtA(a, 5000);
+    const on2 = await convergedAtA(a);
     const offs = [off1, off2];
     const ons = [on1, on2];
     // Echo return loss enhancement: how much less of A's own voice comes back (worst pair).
@@ -126,5 +142,5 @@ describe('echo cancellation (webrtcdsp) in a simulated room', () => {
       expect(separation(on)).toBeGreaterThan(15);
     }
     await Promise.all([a.stop(), b.stop()]);
-  }, 120_000);
+  }, 180_000);
 });
