@@ -9,6 +9,7 @@ import {
   EphemeralKeyPair,
   type HeartbeatMessage,
   IdentityKeyPair,
+  KemKeyPair,
   type KeysEvent,
   LeaderSession,
   ParticipantSession,
@@ -195,12 +196,15 @@ describe('hostile keys and messages', () => {
     const { m, clock } = meeting('low-order');
     m.join('room-a');
     const identity = IdentityKeyPair.generate(seededRandom('evil'));
+    const kemKey = KemKeyPair.generate(seededRandom('evil-kem')).publicKey;
     for (const hex of LOW_ORDER) {
       const unsigned = {
         meetingId: m.meetingId,
         participantId: 'evil',
         identityKey: identity.publicKey,
         ephemeralKey: new Uint8Array(Buffer.from(hex, 'hex')),
+        kemKey,
+        versions: [2] as const,
       };
       const binding = {
         ...unsigned,
@@ -208,7 +212,7 @@ describe('hostile keys and messages', () => {
         certificate: new Uint8Array(0),
       };
       const out = m.leader.handle({
-        v: 1,
+        v: 2,
         type: 'e2ee.binding',
         meetingId: m.meetingId,
         from: 'evil',
@@ -513,7 +517,7 @@ describe('ahead heartbeats', () => {
       expect.objectContaining({ type: 'rejected', code: 'bad-signature' }),
     ]);
     // Signed by member room-a (its real key) while playing leader: B asks room-a, parks nothing.
-    const roomA = m.participants.get('room-a')!.state.identity;
+    const roomA = m.participants.get('room-a')!.state.signer;
     const fromA = b.handle(forged(roomA, 'room-a', clock.now + 10));
     expect(fromA.outgoing).toEqual([expect.objectContaining({ type: 'e2ee.resync', to: 'room-a' })]);
     expect(b.sending).toBe(true);

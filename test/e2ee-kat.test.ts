@@ -6,7 +6,14 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { E2EE_KAT, e2eeKnownAnswerTests } from '../src/core/e2ee/kat.js';
+import { KemKeyPair, kemEncapsulate } from '../src/core/e2ee/index.js';
+import {
+  E2EE_KAT,
+  E2EE_KAT_V2,
+  computeKatV2,
+  e2eeKnownAnswerTests,
+  e2eeV2KnownAnswerTests,
+} from '../src/core/e2ee/kat.js';
 import { runKnownAnswerTests } from '../src/core/selftest.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -40,11 +47,46 @@ describe('E2EE known answers: Python reference = selftest = docs/protocol.md', (
     expect(doc).toContain(E2EE_KAT.securityCode);
   });
 
+  it('v2: kat.ts holds what this code computes and what the Python reference computes from the ML-KEM outputs', () => {
+    expect(JSON.parse(JSON.stringify(E2EE_KAT_V2))).toEqual(computeKatV2());
+    // ML-KEM-768 from @noble/post-quantum (FIPS 203), deterministic from the seeds; the rest from the doc.
+    const hex = (t: string) => new Uint8Array(Buffer.from(t, 'hex'));
+    const leader = KemKeyPair.fromSeed(hex(E2EE_KAT_V2.kem.leaderSeed));
+    const bob = KemKeyPair.fromSeed(hex(E2EE_KAT_V2.kem.bobSeed));
+    const { ciphertext, sharedSecret } = kemEncapsulate(bob.publicKey, () => hex(E2EE_KAT_V2.kem.message));
+    const kem = {
+      leaderKey: Buffer.from(leader.publicKey).toString('hex'),
+      bobKey: Buffer.from(bob.publicKey).toString('hex'),
+      ciphertext: Buffer.from(ciphertext).toString('hex'),
+      sharedSecret: Buffer.from(sharedSecret).toString('hex'),
+    };
+    const python = JSON.parse(
+      execFileSync('python3', [`${root}test/e2ee-reference.py`, '--kat-v2'], {
+        input: JSON.stringify(kem),
+        timeout: 60_000,
+      }).toString(),
+    );
+    const { leaderSeed: _l, bobSeed: _b, message: _m, ...kemAnswers } = E2EE_KAT_V2.kem;
+    expect(python).toEqual(JSON.parse(JSON.stringify({ ...E2EE_KAT_V2, kem: kemAnswers })));
+  });
+
+  it('docs/protocol.md lists every v2 known answer in full', () => {
+    const doc = readFileSync(`${root}docs/protocol.md`, 'utf8').replace(/[\s`]+/g, '');
+    const leaves = hexLeaves(E2EE_KAT_V2);
+    expect(leaves.length).toBeGreaterThan(15);
+    expect(leaves.filter(([, hex]) => !doc.includes(hex)).map(([path]) => path)).toEqual([]);
+  });
+
   it('every built-in E2EE known answer passes', () => {
     expect(runKnownAnswerTests(e2eeKnownAnswerTests)).toEqual({
       passed: e2eeKnownAnswerTests.length,
       failed: [],
     });
+    expect(runKnownAnswerTests(e2eeV2KnownAnswerTests)).toEqual({
+      passed: e2eeV2KnownAnswerTests.length,
+      failed: [],
+    });
+    expect(e2eeV2KnownAnswerTests.length).toBe(4);
   });
 });
 
@@ -56,7 +98,9 @@ async function selftestWith(
   vi.resetModules();
   vi.doMock(path, async (importOriginal) => mock(await importOriginal<Record<string, unknown>>()));
   const kat = await import('../src/core/e2ee/kat.js');
-  return runKnownAnswerTests(kat.e2eeKnownAnswerTests).failed.map((f) => f.name);
+  return runKnownAnswerTests([...kat.e2eeKnownAnswerTests, ...kat.e2eeV2KnownAnswerTests]).failed.map(
+    (f) => f.name,
+  );
 }
 
 describe('sealroom selftest fails on a wrong label or field', () => {
@@ -96,6 +140,19 @@ describe('sealroom selftest fails on a wrong label or field', () => {
     });
     expect(failed.length).toBeGreaterThan(0);
   });
+
+  it.each(['binding', 'listEntry', 'wrapSecret', 'wrapKey', 'wrapAad'])(
+    'a wrong v2 %s label fails a v2 answer (and no v1 answer)',
+    async (name) => {
+      const failed = await selftestWith('../src/core/e2ee/labels.js', (actual) => {
+        const table = actual.LABELS_V2 as Record<string, string>;
+        expect(table[name]).toMatch(/^sealroom\/v2\//);
+        return { ...actual, LABELS_V2: { ...table, [name]: `${table[name]}x` } };
+      });
+      expect(failed.length).toBeGreaterThan(0);
+      expect(failed.every((f) => f.startsWith('e2ee v2:'))).toBe(true);
+    },
+  );
 
   it.each([
     ['a dropped last field', (fields: unknown[]) => fields.slice(0, -1)],

@@ -40,7 +40,7 @@ describe('E2EE wire messages', () => {
     for (const text of wire) {
       const message = parseE2eeMessage(text);
       expect(JSON.stringify(message)).toBe(text);
-      expect(message.v).toBe(1);
+      expect(message.v).toBe(2);
     }
   });
 
@@ -58,7 +58,10 @@ describe('E2EE wire messages', () => {
     const key = JSON.parse(wire.find((t) => t.includes('"e2ee.key"'))!);
     const bad = [
       { ...key, extra: 1 },
-      { ...key, v: 2 },
+      { ...key, v: 3 },
+      { ...key, v: '2' },
+      { ...key, kemCiphertext: key.kemCiphertext.slice(4) },
+      { ...key, kemCiphertext: `${key.kemCiphertext}AAAA` },
       { ...key, nonce: `${key.nonce.slice(0, -1)}=` },
       { ...key, nonce: key.nonce.slice(1) },
       { ...key, ciphertext: `${key.ciphertext}AA` },

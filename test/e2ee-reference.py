@@ -282,16 +282,40 @@ def binding_statement(meeting_id, participant_id, identity_key, ephemeral_key):
     return encode('sealroom/v1/binding', meeting_id, participant_id, identity_key, ephemeral_key)
 
 
-def entry_fields(body):
-    """The kind and the body fields of §4.3, in statement order, decoded and range-checked."""
+def kem_key_ok(ek):
+    """FIPS 203 §7.2 modulus check of an ML-KEM-768 encapsulation key (§12.2)."""
+    if len(ek) != 1184:
+        return False
+    for i in range(0, 1152, 3):
+        b0, b1, b2 = ek[i], ek[i + 1], ek[i + 2]
+        if (b0 | ((b1 & 0x0f) << 8)) >= 3329 or ((b1 >> 4) | (b2 << 4)) >= 3329:
+            return False
+    return True
+
+
+def entry_fields(body, version=1):
+    """The kind and the body fields of §4.3 (v2: §12.4), in statement order, decoded and range-checked."""
     kind = body['kind']
     if kind == 'create':
-        return kind, [body['leaderId'], b64(body['leaderIdentityKey'], 32), b64(body['creationNonce'], 32)]
+        fields = [body['leaderId'], b64(body['leaderIdentityKey'], 32), b64(body['creationNonce'], 32)]
+        if 'version' in body:
+            if body['version'] != 2 or version != 2:
+                raise ValueError('bad create version')
+            fields.append(2)
+        return kind, fields
     if kind == 'add':
         bd = body['binding']
-        return kind, [bd['participantId'], b64(bd['identityKey'], 32), b64(bd['ephemeralKey'], 32),
-                      b64(bd['signature'], 64), b64(bd['certificate'], MAX_CERTIFICATE, at_most=True),
-                      integer(body['senderIndex'], 0, 65535)]
+        keys = [bd['participantId'], b64(bd['identityKey'], 32), b64(bd['ephemeralKey'], 32)]
+        if ('kemKey' in bd) != (version == 2) or ('versions' in bd) != (version == 2):
+            raise ValueError(f'binding of another version in a v{version} meeting (downgrade)')
+        if version == 2:
+            versions = bd['versions']
+            if not (isinstance(versions, list) and 2 in versions and versions == sorted(set(versions))
+                    and all(v in (1, 2) for v in versions)):
+                raise ValueError('bad version set')
+            keys += [b64(bd['kemKey'], 1184), version_mask(versions)]
+        return kind, keys + [b64(bd['signature'], 64), b64(bd['certificate'], MAX_CERTIFICATE, at_most=True),
+                             integer(body['senderIndex'], 0, 65535)]
     if kind == 'leave':
         return kind, [body['participantId']]
     if kind == 'leader':
@@ -301,9 +325,10 @@ def entry_fields(body):
     raise ValueError('unknown kind')
 
 
-def entry_statement(meeting_id, w):
-    kind, fields = entry_fields(w['body'])
-    return encode('sealroom/v1/list-entry', meeting_id, integer(w['index'], 0, MAX_COUNT), b64(w['prev'], 32),
+def entry_statement(meeting_id, w, version=1):
+    kind, fields = entry_fields(w['body'], version)
+    label = 'sealroom/v2/list-entry' if version == 2 else 'sealroom/v1/list-entry'
+    return encode(label, meeting_id, integer(w['index'], 0, MAX_COUNT), b64(w['prev'], 32),
                   integer(w['time'], 0, MAX_COUNT), w['signer'], kind, *fields)
 
 
@@ -334,8 +359,11 @@ def security_code(meeting_id, leader_key, nonce):
 
 
 class Participant:
-    def __init__(self, meeting_id, participant_id, ephemeral_seed):
+    def __init__(self, meeting_id, participant_id, ephemeral_seed, min_version=1, kem_secrets=None):
         self.meeting, self.me = meeting_id, participant_id
+        # v2: ML-KEM decapsulation is not in Python's standard library; the caller gives this
+        # participant's decapsulations (ciphertext base64url → shared secret hex) as an oracle.
+        self.version, self.min_version, self.kem_secrets = 0, min_version, kem_secrets or {}
         self.eph_priv = ephemeral_seed
         self.eph_pub = x25519_public(ephemeral_seed)
         self.entries, self.head = [], bytes(32)   # entries: (statement, signature) per index
@@ -346,7 +374,7 @@ class Participant:
 
     def handle(self, m):
         try:
-            if m.get('v') != 1 or m['meetingId'] != self.meeting:
+            if m.get('v') not in (1, 2) or m['meetingId'] != self.meeting:
                 raise ValueError('wrong meeting or version')
             getattr(self, 'on_' + m['type'].split('.')[1])(m)
         except (ValueError, KeyError, AttributeError, TypeError) as e:
@@ -358,7 +386,8 @@ class Participant:
         for w in m['entries']:
             if integer(w['index'], 0, MAX_COUNT) < len(self.entries):
                 # A re-sent entry: same canonical statement and signature as the verified one (§4.3).
-                if self.entries[w['index']] != (entry_statement(self.meeting, w), b64(w['signature'], 64)):
+                if self.entries[w['index']] != (entry_statement(self.meeting, w, self.version),
+                                                b64(w['signature'], 64)):
                     raise ValueError('entry differs from the verified one')
                 continue
             self.apply(w)
@@ -368,8 +397,10 @@ class Participant:
 
     def apply(self, w):
         body = w['body']
-        kind, fields = entry_fields(body)
-        statement, sig = entry_statement(self.meeting, w), b64(w['signature'], 64)
+        # The meeting's version comes from its create entry (§12.4), never from the envelope.
+        version = (2 if 'version' in body else 1) if body['kind'] == 'create' else self.version
+        kind, fields = entry_fields(body, version)
+        statement, sig = entry_statement(self.meeting, w, version), b64(w['signature'], 64)
         if w['index'] != len(self.entries) or b64(w['prev'], 32) != self.head:
             raise ValueError('chain broken')
         if w['time'] < self.last_time:
@@ -380,10 +411,20 @@ class Participant:
         if w['signer'] != signer or not ed25519_verify(key, statement, sig):
             raise ValueError('entry not signed by the leader')
         if kind == 'create':
-            self.leader, self.leader_key, self.nonce = fields
+            if version < self.min_version:
+                raise ValueError(f'downgrade: a v{version} meeting, v{self.min_version} required')
+            self.leader, self.leader_key, self.nonce = fields[:3]
+            self.version = version
         elif kind == 'add':
-            pid, ik, ek, bsig, cert, index = fields
-            if not ed25519_verify(ik, binding_statement(self.meeting, pid, ik, ek), bsig):
+            if version == 2:
+                pid, ik, ek, kem_key, mask, bsig, cert, index = fields
+                bst = encode('sealroom/v2/binding', self.meeting, pid, ik, ek, kem_key, mask)
+                if not kem_key_ok(kem_key):
+                    raise ValueError('invalid ML-KEM key')
+            else:
+                pid, ik, ek, bsig, cert, index = fields
+                bst = binding_statement(self.meeting, pid, ik, ek)
+            if not ed25519_verify(ik, bst, bsig):
                 raise ValueError('binding does not verify')
             x25519(bytes([9] + [0] * 31), ek)  # low-order ephemeral keys are refused
             if len(self.entries) == 1 and (pid != self.leader or ik != self.leader_key or index != 0):
@@ -417,9 +458,20 @@ class Participant:
             raise ValueError('non-increasing epoch')
         l_pub = self.members[self.leader]['ephemeral']
         shared = x25519(self.eph_priv, l_pub)
-        wrap_key = hkdf(shared, encode('sealroom/v1/wrap-key', self.meeting, self.leader, self.me, l_pub,
+        labels = 'sealroom/v1/'
+        if self.version == 2:  # §12.3: the hybrid secret; never X25519 alone
+            if 'kemCiphertext' not in m:
+                raise ValueError('downgrade: no ML-KEM ciphertext in a v2 meeting')
+            ct = b64(m['kemCiphertext'], 1088)
+            # An unknown ciphertext (changed by the relay) decapsulates to an unrelated secret.
+            ss_kem = bytes.fromhex(self.kem_secrets.get(m['kemCiphertext'], '00' * 32))
+            shared = wrap_secret_v2(ss_kem, shared, ct, l_pub, self.eph_pub)
+            labels = 'sealroom/v2/'
+        elif 'kemCiphertext' in m:
+            raise ValueError('ML-KEM ciphertext in a v1 meeting')
+        wrap_key = hkdf(shared, encode(labels + 'wrap-key', self.meeting, self.leader, self.me, l_pub,
                                        self.eph_pub, epoch))
-        aad = encode('sealroom/v1/wrap-aad', self.meeting, self.leader, self.me, epoch)
+        aad = encode(labels + 'wrap-aad', self.meeting, self.leader, self.me, epoch)
         self.keys[epoch] = xchacha_open(wrap_key, b64(m['nonce'], 24), b64(m['ciphertext'], 48), aad)
         self.highest = epoch
         if self.pending == epoch:
@@ -479,6 +531,7 @@ class Participant:
             'meetingKeys': {str(k): v.hex() for k, v in self.keys.items()},
             'senderKeys': sender_keys,
             'frameAuth': frame_auth,
+            'version': self.version,
             'rejected': self.rejected,
         }
 
@@ -562,12 +615,82 @@ def known_answers():
     }
 
 
+# ---------------------------------------------------------------- protocol v2 (§12), known answers only
+# Python's standard library has no ML-KEM: the caller passes the ML-KEM-768 outputs (keys, ciphertext,
+# shared secret, from @noble/post-quantum); everything else of §12 is computed here from the document.
+
+def version_mask(versions):
+    return sum(1 << v for v in versions)
+
+
+def binding_statement_v2(meeting_id, participant_id, identity_key, ephemeral_key, kem_key, versions):
+    return encode('sealroom/v2/binding', meeting_id, participant_id, identity_key, ephemeral_key, kem_key,
+                  version_mask(versions))
+
+
+def entry_statement_v2(meeting_id, index, prev, time, signer, kind, fields):
+    return encode('sealroom/v2/list-entry', meeting_id, index, prev, time, signer, kind, *fields)
+
+
+def wrap_secret_v2(ss_kem, ss_x25519, kem_ciphertext, leader_eph, member_eph):
+    return hashlib.sha3_256(encode('sealroom/v2/wrap-secret', ss_kem, ss_x25519, kem_ciphertext, leader_eph,
+                                   member_eph)).digest()
+
+
+def known_answers_v2(kem):
+    """§12.6 from the ML-KEM values in `kem` (hex): leaderKey, bobKey, ciphertext, sharedSecret."""
+    sha = lambda b: hashlib.sha256(b).hexdigest()
+    kem_keys = {'leader': bytes.fromhex(kem['leaderKey']), 'bob': bytes.fromhex(kem['bobKey'])}
+    ids = {'leader': (RFC8032_SEED_1, RFC7748_ALICE), 'bob': (RFC8032_SEED_2, RFC7748_BOB)}
+    pub = {p: (ed25519_public(i), x25519_public(e)) for p, (i, e) in ids.items()}
+    bindings, signatures = {}, {}
+    for p, (ik, ek) in pub.items():
+        st = binding_statement_v2(KAT_MEETING, p, ik, ek, kem_keys[p], [2])
+        signatures[p] = ed25519_sign(ids[p][0], st)
+        bindings[p] = {'statementSha256': sha(st), 'signature': signatures[p].hex()}
+
+    def add_fields(p, sender_index):
+        return [p, pub[p][0], pub[p][1], kem_keys[p], version_mask([2]), signatures[p], KAT_CERTIFICATES[p],
+                sender_index]
+
+    entries = [(KAT_TIME, 'create', ['leader', pub['leader'][0], KAT_NONCE, 2]),
+               (KAT_TIME, 'add', add_fields('leader', 0)),
+               (KAT_TIME + 1000, 'add', add_fields('bob', 1))]
+    chain, prev = [], bytes(32)
+    for index, (time, kind, fields) in enumerate(entries):
+        st = entry_statement_v2(KAT_MEETING, index, prev, time, 'leader', kind, fields)
+        sig = ed25519_sign(RFC8032_SEED_1, st)
+        prev = entry_hash(st, sig)
+        shown = {'statement': st.hex()} if kind == 'create' else {'statementSha256': sha(st)}
+        chain.append({'kind': kind, **shown, 'signature': sig.hex(), 'hash': prev.hex()})
+    ciphertext = bytes.fromhex(kem['ciphertext'])
+    secret = wrap_secret_v2(bytes.fromhex(kem['sharedSecret']), x25519(RFC7748_ALICE, pub['bob'][1]), ciphertext,
+                            pub['leader'][1], pub['bob'][1])
+    wrap_key = hkdf(secret, encode('sealroom/v2/wrap-key', KAT_MEETING, 'leader', 'bob', pub['leader'][1],
+                                   pub['bob'][1], 5))
+    wrapped = xchacha_seal(wrap_key, bytes([0x24] * 24), KAT_MEETING_KEY,
+                           encode('sealroom/v2/wrap-aad', KAT_MEETING, 'leader', 'bob', 5))
+    return {
+        'kem': {'leaderKeySha256': sha(kem_keys['leader']), 'bobKeySha256': sha(kem_keys['bob']),
+                'ciphertextSha256': sha(ciphertext), 'sharedSecret': kem['sharedSecret']},
+        'bindings': bindings,
+        'chain': chain,
+        'wrapSecret': secret.hex(),
+        'wrapKey': wrap_key.hex(),
+        'wrappedKey': wrapped.hex(),
+    }
+
+
 def main():
     if sys.argv[1:] == ['--kat']:
         json.dump(known_answers(), sys.stdout, indent=1)
         return
+    if sys.argv[1:] == ['--kat-v2']:
+        json.dump(known_answers_v2(json.load(sys.stdin)), sys.stdout, indent=1)
+        return
     request = json.load(sys.stdin)
-    p = Participant(request['meetingId'], request['participantId'], bytes.fromhex(request['ephemeralSeed']))
+    p = Participant(request['meetingId'], request['participantId'], bytes.fromhex(request['ephemeralSeed']),
+                    request.get('minVersion', 1), request.get('kemSecrets'))
     for message in request['messages']:
         p.handle(message)
     json.dump(p.result(), sys.stdout)

@@ -3,7 +3,9 @@
 // Poly1305). It replays every message one participant received in a meeting that exercises every
 // list-entry kind and a leader hand-over, and must reach exactly the state our participant reached:
 // chain head, members, their sender indices and certificates, security code, certified epoch, every
-// (meeting-bound) SFrame key and every frame-authentication key.
+// (meeting-bound) SFrame key and every frame-authentication key. Once as a v1 meeting, once as a v2
+// meeting (docs/protocol.md §12), where the test gives the reference the participant's ML-KEM
+// decapsulations (Python's standard library has no ML-KEM); everything else it computes itself.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -47,7 +49,7 @@ function recording(seed: string): { random: RandomSource; first: () => Uint8Arra
 /** Stand-in certificate DER: the protocol carries it opaquely (its trust policy is the daemon's). */
 const fakeCertificate = (name: string, length: number) => seededRandom(`certificate/${name}`)(length);
 
-function scenario() {
+function scenario(version: 1 | 2 = 1) {
   const clock = new FakeClock();
   const m = new SimulatedMeeting({
     meetingId: 'interop-1',
@@ -55,6 +57,10 @@ function scenario() {
     random: seededRandom('interop'),
     clock: clock.read,
     certificate: fakeCertificate('leader', 700),
+    // v1 explicitly (the v2 default is replayed below, with ML-KEM decapsulations as an oracle:
+    // Python's standard library has no ML-KEM).
+    protocolVersion: version,
+    minProtocolVersion: version,
   });
   const watched = recording('watched');
   m.join('room-a', { random: watched.random, certificate: fakeCertificate('room-a', 2048) });
@@ -150,5 +156,77 @@ describe('interoperability with the Python reference of docs/protocol.md', () =>
       expect.stringMatching(/^e2ee\.heartbeat: heartbeat does not verify/),
     ]);
     expect(theirs.sendEpoch).toBeLessThan(ours.epoch);
+  });
+});
+
+describe('interoperability with the Python reference: a protocol v2 meeting', () => {
+  const { m, messages, ephemeralSeed } = scenario(2);
+  const ours = m.participants.get('room-a')!;
+  // The one thing the reference cannot compute: ML-KEM-768 decapsulation with room-a's private key.
+  const kemSecrets = Object.fromEntries(
+    messages.flatMap((x) =>
+      x.type === 'e2ee.key' && x.kemCiphertext
+        ? [
+            [
+              x.kemCiphertext,
+              Buffer.from(ours.state.kem!.decapsulate(Buffer.from(x.kemCiphertext, 'base64url'))).toString(
+                'hex',
+              ),
+            ],
+          ]
+        : [],
+    ),
+  );
+  const input = {
+    meetingId: m.meetingId,
+    participantId: 'room-a',
+    ephemeralSeed,
+    messages,
+    kemSecrets,
+    minVersion: 2,
+  };
+
+  it('reaches the same state: v2 chain, hybrid-wrapped keys (two leaders), sender and frame-auth keys', () => {
+    expect(Object.keys(kemSecrets)).toHaveLength(2); // one ciphertext per leader (lead, then room-c)
+    const theirs = reference(input) as ReferenceResult & { version: number };
+    expect(theirs.rejected).toEqual([]);
+    expect(theirs.version).toBe(2);
+    expect(theirs.leaderId).toBe('room-c');
+    expect(theirs.listHead).toBe(Buffer.from(ours.state.list.head).toString('hex'));
+    expect(theirs.securityCode).toBe(ours.securityCode);
+    expect(theirs.sendEpoch).toBe(ours.epoch);
+    const keys = m.lastKeys('room-a')!;
+    expect(theirs.senderKeys[String(keys.sendKid)]).toBe(Buffer.from(keys.sendKey).toString('hex'));
+    expect(Object.keys(theirs.frameAuth)).toHaveLength(keys.auth.length);
+  });
+
+  it('the reference refuses a stripped or swapped ML-KEM ciphertext and, requiring v2, a v1 meeting', () => {
+    const keyIndex = messages.findLastIndex((x) => x.type === 'e2ee.key');
+    const key = messages[keyIndex]!;
+    if (key.type !== 'e2ee.key') throw new Error('no key');
+    const { kemCiphertext: _ct, ...stripped } = key;
+    const other = Object.keys(kemSecrets).find((ct) => ct !== key.kemCiphertext)!;
+    for (const [altered, reason] of [
+      [stripped, /^e2ee\.key: downgrade/],
+      [{ ...key, kemCiphertext: other }, /^e2ee\.key: wrapped key does not authenticate/],
+    ] as const) {
+      const theirs = reference({
+        ...input,
+        messages: messages.map((x, i) => (i === keyIndex ? altered : x)),
+      });
+      expect(theirs.rejected).toEqual([expect.stringMatching(reason)]);
+      expect(theirs.sendEpoch).toBeLessThan(ours.epoch);
+    }
+    // And a participant that requires v2 refuses the v1 meeting of the first scenario.
+    const v1 = scenario(1);
+    const theirs = reference({
+      meetingId: v1.m.meetingId,
+      participantId: 'room-a',
+      ephemeralSeed: v1.ephemeralSeed,
+      messages: v1.messages,
+      minVersion: 2,
+    });
+    expect(theirs.rejected[0]).toMatch(/downgrade/);
+    expect(theirs.listLength).toBe(0);
   });
 });

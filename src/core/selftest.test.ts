@@ -23,7 +23,12 @@ function writeVectors(name: string, text: string): string {
 describe('known-answer self-test', () => {
   it('passes every built-in test, SFrame and E2EE groups included', () => {
     const groups = builtInKnownAnswerGroups();
-    expect(groups.map((g) => g.group)).toEqual(['sframe', 'e2ee']);
+    expect(groups.map((g) => g.group)).toEqual(['sframe', 'e2ee', 'e2ee-v2']);
+    // Protocol v2 (docs/protocol.md §12.9): ML-KEM-768, v2 binding and chain, hybrid wrap.
+    const v2 = groups.find((g) => g.group === 'e2ee-v2')!.tests.map((t) => t.name);
+    for (const what of ['ML-KEM-768', 'binding', 'chain', 'hybrid wrap']) {
+      expect(v2.some((name) => name.includes(what))).toBe(true);
+    }
     // The E2EE group covers every signed statement and derivation of docs/protocol.md §11.
     const e2ee = groups.find((g) => g.group === 'e2ee')!.tests.map((t) => t.name);
     for (const what of [

@@ -12,7 +12,7 @@ import {
   checkSFrameVector,
   parseVectorFile,
 } from './sframe/vectors.js';
-import { e2eeKnownAnswerTests } from './e2ee/kat.js';
+import { e2eeKnownAnswerTests, e2eeV2KnownAnswerTests } from './e2ee/kat.js';
 
 export interface KnownAnswerTest {
   name: string;
@@ -48,6 +48,7 @@ export function builtInKnownAnswerGroups(): KnownAnswerGroup[] {
   return [
     { group: 'sframe', tests: sframeKnownAnswerTests },
     { group: 'e2ee', tests: e2eeKnownAnswerTests },
+    { group: 'e2ee-v2', tests: e2eeV2KnownAnswerTests }, // protocol v2: ML-KEM-768 + hybrid wrap
   ];
 }
 

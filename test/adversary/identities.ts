@@ -5,8 +5,10 @@
 import { X509Certificate } from 'node:crypto';
 import {
   IdentityKeyPair,
+  KemKeyPair,
   ParticipantSession,
   bindingStatement,
+  secureRandom,
   toBase64Url,
 } from '../../src/core/e2ee/index.js';
 import type { ServerMessage } from '../../src/core/protocol/relay.js';
@@ -115,17 +117,27 @@ export class RawDevice {
     return reply.participantId;
   }
 
+  /** A protocol v2 binding (valid ML-KEM key, versions [2]) signed correctly, naming `ephemeralKey`. */
   postBinding(ephemeralKey: Uint8Array): void {
     const identity = IdentityKeyPair.fromKeyObject(this.device.identityKey);
     const meetingId = this.meetingId ?? '';
     const participantId = this.participantId ?? '';
+    const kemKey = KemKeyPair.generate(secureRandom).publicKey;
+    const versions = [2] as const;
     const signature = identity.sign(
-      bindingStatement({ meetingId, participantId, identityKey: identity.publicKey, ephemeralKey }),
+      bindingStatement({
+        meetingId,
+        participantId,
+        identityKey: identity.publicKey,
+        ephemeralKey,
+        kemKey,
+        versions,
+      }),
     );
     this.connection.send({
       type: 'e2ee',
       payload: {
-        v: 1,
+        v: 2,
         type: 'e2ee.binding',
         meetingId,
         from: participantId,
@@ -133,6 +145,8 @@ export class RawDevice {
           participantId,
           identityKey: toBase64Url(identity.publicKey),
           ephemeralKey: toBase64Url(ephemeralKey),
+          kemKey: toBase64Url(kemKey),
+          versions: [...versions],
           signature: toBase64Url(signature),
           certificate: toBase64Url(certificateDer(this.device)),
         },

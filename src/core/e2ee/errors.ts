@@ -10,6 +10,8 @@ export type E2eeErrorCode =
   | 'not-member' // sender or subject is not (or no longer) in the participant list
   | 'locked' // the meeting is locked
   | 'untrusted-identity' // the injected identity check refused the key
+  | 'downgrade' // an older protocol version than this session accepts, or v2 material stripped
+  | 'not-eligible' // leadership for a participant that may not lead (a person)
   | 'invalid-state'; // the operation is not allowed in the session's current state
 
 export class E2eeError extends Error {

@@ -3,7 +3,7 @@
 // key (or the relay) cannot pass its frames off as another member's. Spec: docs/protocol.md.
 //   frameAuthKey(S→R) = HKDF-SHA256(ikm = X25519(ephemeral S, ephemeral R), salt = "",
 //       info = encode("sealroom/v1/frame-auth", meetingId, creationNonce, senderIndexS, senderIndexR), 32)
-import { hkdfSync } from 'node:crypto';
+import { backend } from './crypto/backend.js';
 import { encodeCanonical } from './canonical.js';
 import { E2eeError } from './errors.js';
 import { LABELS } from './labels.js';
@@ -29,5 +29,5 @@ export function deriveFrameAuthKey(
   checkSenderIndex(receiverIndex);
   if (shared.length !== 32) throw new E2eeError('malformed', 'X25519 shared secret must be 32 bytes');
   const info = encodeCanonical(LABELS.frameAuth, meetingId, creationNonce, senderIndex, receiverIndex);
-  return new Uint8Array(hkdfSync('sha256', shared, new Uint8Array(0), info, FRAME_AUTH_KEY_BYTES));
+  return backend.hkdfSha256(shared, new Uint8Array(0), info, FRAME_AUTH_KEY_BYTES);
 }

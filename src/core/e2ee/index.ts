@@ -4,6 +4,11 @@
 // How the daemon uses it (one session per meeting; every method returns { outgoing, events }):
 //
 //   const identity = IdentityKeyPair.fromKeyObject(deviceEd25519PrivateKey);
+//   // a person (browser, non-extractable WebCrypto key): no identity, a binding signed beforehand:
+//   //   const keys = { ephemeral: EphemeralKeyPair.generate(), kem: KemKeyPair.generate(secureRandom) };
+//   //   const binding = await createBindingAsync({ meetingId, participantId, identityKey, sign, keys });
+//   //   new ParticipantSession({ meetingId, participantId, prepared: { binding, keys }, trustIdentity });
+//   // trustIdentity may answer { trusted, kind: 'room' | 'person' }: a person is never made leader.
 //   // host:
 //   const { session: leader, output } = LeaderSession.create({ meetingId, participantId, identity });
 //   // joiner:
@@ -29,7 +34,10 @@
 //   roster            { leaderId, locked, listLength,
 //                       members[{participantId, identityKey, certificate, senderIndex, leader}] }
 //   epoch-certified   { epoch }    admission-request { participantId, identityKey, certificate } (leader)
-//   identity-refused  { participantId, reason }  (trustIdentity said no: binding or add entry refused)
+//   identity-refused  { participantId, reason }  (trustIdentity said no: binding or add entry refused;
+//                       or a `leader` entry / the creator names a person: people never lead)
+//   downgrade         { participantId, offered, required, reason } (a signed create/binding of an older
+//                       protocol version than minProtocolVersion or the meeting's: refused)
 //   send-suspended    { reason: 'rekeying' | 'leader-lost' }   send-resumed { epoch }
 //   joined { senderIndex }  removed  leader-changed { leaderId, isSelf }
 //   leader-silent     { leaderId, lastHeartbeatAt } (participant: no valid heartbeat for 3 intervals)
@@ -38,13 +46,28 @@
 // exported TypeBox schemas, and routes by the fields v, type, meetingId, from, to only.
 
 export {
-  type KeyBinding,
-  createBinding,
-  verifyBinding,
+  acceptedVersions,
+  type AsyncBindingRequest,
+  type BindingKeys,
   bindingStatement,
+  bindingVersion,
+  createBinding,
+  createBindingAsync,
+  type KeyBinding,
   MAX_CERTIFICATE_BYTES,
+  verifyBinding,
 } from './binding.js';
+export { combineWrapSecret, type HybridInput, LeaderWrapSecrets, MemberWrapSecrets } from './hybrid-wrap.js';
+export {
+  isValidKemPublicKey,
+  KEM_CIPHERTEXT_BYTES,
+  KEM_PUBLIC_KEY_BYTES,
+  KEM_SEED_BYTES,
+  kemEncapsulate,
+  KemKeyPair,
+} from './kem.js';
 export { toBase64Url, fromBase64Url } from './bytes.js';
+export { backend as cryptoBackend, type CryptoBackend } from './crypto/backend.js';
 export { encodeCanonical, type Field } from './canonical.js';
 export { E2eeError, type E2eeErrorCode } from './errors.js';
 export { deriveFrameAuthKey, FRAME_AUTH_KEY_BYTES, type FrameAuthKey } from './frame-auth.js';
@@ -57,7 +80,14 @@ export {
   secureRandom,
   verifyEd25519,
 } from './keys.js';
-export { LABELS, PROTOCOL_VERSION } from './labels.js';
+export {
+  DEFAULT_MIN_PROTOCOL_VERSION,
+  LABELS,
+  LABELS_V2,
+  PROTOCOL_VERSION,
+  type ProtocolVersion,
+  SUPPORTED_VERSIONS,
+} from './labels.js';
 export { LeaderSession, type LeaderOptions, LIST_ENTRIES_PER_MESSAGE } from './leader-session.js';
 export {
   deriveWrapKey,
@@ -113,9 +143,15 @@ export {
   SEND_GRACE_MS,
   type SuspendReason,
   type TrustIdentity,
+  type TrustVerdict,
   type SessionEvent,
   type SessionOptions,
   type SessionOutput,
   SessionState,
 } from './session-core.js';
-export { SimulatedMeeting, type SimulatedMeetingOptions } from './simulated-meeting.js';
+export {
+  type Delivery,
+  type JoinOptions,
+  SimulatedMeeting,
+  type SimulatedMeetingOptions,
+} from './simulated-meeting.js';

@@ -6,7 +6,10 @@
 // order anywhere in a statement, hash or KDF input fails here.
 import type { KnownAnswerTest } from '../selftest.js';
 import { type KeyBinding, bindingStatement, verifyBinding } from './binding.js';
-import { bytesEqual } from './bytes.js';
+import { backend } from './crypto/backend.js';
+import { combineWrapSecret } from './hybrid-wrap.js';
+import { KemKeyPair, kemEncapsulate } from './kem.js';
+import { bytesEqual, fromHex, toHex } from './bytes.js';
 import { encodeCanonical } from './canonical.js';
 import { deriveFrameAuthKey } from './frame-auth.js';
 import { EphemeralKeyPair, IdentityKeyPair, verifyEd25519 } from './keys.js';
@@ -24,8 +27,7 @@ import {
 import { securityCodeDigits } from './security-code.js';
 import { deriveSenderBaseKey, makeKid, parseKid } from './sender-keys.js';
 
-const hex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
-const toHex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+const hex = fromHex;
 
 function expectHex(what: string, actual: Uint8Array, expected: string): void {
   if (toHex(actual) !== expected) throw new Error(`${what}: got ${toHex(actual)}, expected ${expected}`);
@@ -130,6 +132,66 @@ export const E2EE_KAT = {
 } as const;
 // END GENERATED
 
+// Protocol v2 (docs/protocol.md §12.6). ML-KEM-768 values come from @noble/post-quantum (FIPS 203,
+// deterministic from the seeds below); every other v2 value is recomputed from the document by the
+// Python reference (`test/e2ee-reference.py --kat-v2`, fed the ML-KEM outputs) in test/e2ee-kat.test.ts.
+// Statements that embed the 1184-byte ML-KEM key are given by their SHA-256.
+// BEGIN GENERATED v2 (node --import tsx: computeKatV2(), checked against the Python reference)
+export const E2EE_KAT_V2 = {
+  kem: {
+    leaderSeed:
+      '404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f',
+    bobSeed:
+      '808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf',
+    message: 'c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf',
+    leaderKeySha256: '9af96e00098351ae9c790abe15d80d96e294dbca80f99039d9320f3152e5cdbf',
+    bobKeySha256: '47922d0734559ff7695d5ae2e2d63837cd51a2c1ebc67b6f8ba2843252c030c6',
+    ciphertextSha256: '169f139001a5d8c6ea6d4b783ee79502013f4e9b7495d11f9c9cf35296a45311',
+    sharedSecret: '5b8d20c272a7b3ca606ca339ce7c09395df81b0405ff5f416ae2e07c00513fe4',
+  },
+  bindings: {
+    leader: {
+      statementSha256: '152f30c216f7e45bb8b30639bbad7564e64601ef52a444b41b0a0ad05f57e7d0',
+      signature:
+        'b5a26526a7bf4af7d7d4eb11fe1d63870030922a3f7c6010c284c3a9abb02aab8774c66bede8716642bff03619d3619abc62cc25c1ac339e962bbd80094c8a0d',
+    },
+    bob: {
+      statementSha256: '2a7c967f87563ab77f5dc807cd722b8444390015f9d3617a5221ac410717e897',
+      signature:
+        'b3edce38b96aee897bd122f2e8e5fc0b5f736647abd61246577660d57b46d33f3d6dd077b10795f3ebaf44d7e85947aa7b293b9846f4193f156de067946f090b',
+    },
+  },
+  chain: [
+    {
+      kind: 'create',
+      statement:
+        '000000167365616c726f6f6d2f76322f6c6973742d656e7472790000000b6d656574696e672d6b6174000000080000000000000000000000200000000000000000000000000000000000000000000000000000000000000000000000080000018bcfe56800000000066c656164657200000006637265617465000000066c656164657200000020d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a00000020202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f000000080000000000000002',
+      signature:
+        '045127829e60415005fecd4c616a6a1a86d76c8a2f7da0dacf8ad7045feb29510187fd1fb3befc263e82fcc90609a7ece75f78ffe7f2e2b65b90045c6eccab04',
+      hash: '1379d746dfa2d82139f9c4f937a9d52b528982a83475c3d8d2a6945d583e5fa6',
+    },
+    {
+      kind: 'add',
+      statementSha256: '4a40b2798ad6dc189545c7b694b4b46915d6cb3559c88e079075889d24593b75',
+      signature:
+        'b255acd002199c184a60493cd5be47d6f0831fbace75eb6be806cc36fdfb054c3db1824fa094a9e626bfbfb75ae63a0e812ffbc05c15332ae3aa6ea555ae870c',
+      hash: '02496ea3b101f57ab066eb8e6df12a7f8f01dade7403813c47ca8bb5914c9570',
+    },
+    {
+      kind: 'add',
+      statementSha256: '6e92516319822d129911056f2a96f7033ad645e64df5bdb47591a471c096ae32',
+      signature:
+        '05cd24ed2740da6b44d135ad91fafd93ba1fc4fd476d7b20980e87b6ba40ddb0d0c3e6fe9eda43fa3470a6be08ef5beb038391aedd63c60546448c253bc30b02',
+      hash: '1b8da5049b96ff3d1788af55ca1a880d81c5479ee8a3277ad7c7da8309bdf159',
+    },
+  ],
+  wrapSecret: 'a09f85216dd5802fa68b16dffc4b5e3e3ad7cc4f2055468e1a95d6b0c8a94534',
+  wrapKey: 'c11158e60b51bdc3f8239ef90b253a56094f645921eca23d410fa69779e94a94',
+  wrappedKey:
+    'a8e3d97c9d3c5794c59399dae33b7d6847bb961cfaa6b8874af4a013d3be76bfa2e024cacbfdd8c03fd4e2bdc800c5d6',
+} as const;
+// END GENERATED v2
+
 type Name = 'leader' | 'bob';
 const identities: Record<Name, IdentityKeyPair> = {
   leader: IdentityKeyPair.fromSeed(hex(RFC8032_SEED)),
@@ -185,6 +247,101 @@ const katHeartbeat = (list: ParticipantList) =>
     },
     identities.leader,
   );
+
+const kemKeys = () => ({
+  leader: KemKeyPair.fromSeed(hex(E2EE_KAT_V2.kem.leaderSeed)),
+  bob: KemKeyPair.fromSeed(hex(E2EE_KAT_V2.kem.bobSeed)),
+});
+const sha256Hex = (bytes: Uint8Array) => toHex(backend.sha256(bytes));
+
+/** A v2 binding (§12.2): the ML-KEM key and the accepted versions [2] signed with the rest. */
+function katBindingV2(name: Name, kem: KemKeyPair): KeyBinding {
+  const unsigned = {
+    meetingId: KAT_MEETING,
+    participantId: name,
+    identityKey: identities[name].publicKey,
+    ephemeralKey: ephemerals[name].publicKey,
+    kemKey: kem.publicKey,
+    versions: [2] as const,
+    certificate: hex(E2EE_KAT.certificates[name]),
+  };
+  return { ...unsigned, signature: identities[name].sign(bindingStatement(unsigned)) };
+}
+
+/** The v2 sample chain (§12.6): create (version 2), add leader, add bob. */
+function katChainV2(): ListEntry[] {
+  const kem = kemKeys();
+  const list = new ParticipantList(KAT_MEETING);
+  const bodies: [number, ListEntryBody][] = [
+    [
+      KAT_TIME,
+      {
+        kind: 'create',
+        leaderId: 'leader',
+        leaderIdentityKey: identities.leader.publicKey,
+        creationNonce: CREATION_NONCE,
+        version: 2,
+      },
+    ],
+    [KAT_TIME, { kind: 'add', binding: katBindingV2('leader', kem.leader), senderIndex: 0 }],
+    [KAT_TIME + 1000, { kind: 'add', binding: katBindingV2('bob', kem.bob), senderIndex: 1 }],
+  ];
+  return bodies.map(([time, body]) => list.append(body, 'leader', identities.leader, time));
+}
+
+/** The v2 wrap of §12.6: leader (RFC 7748 Alice) → bob, the encapsulation from the fixed message. */
+function katHybrid() {
+  const kem = kemKeys();
+  const { ciphertext, sharedSecret } = kemEncapsulate(kem.bob.publicKey, () => hex(E2EE_KAT_V2.kem.message));
+  const secret = combineWrapSecret({
+    kemSecret: sharedSecret,
+    x25519Secret: ephemerals.leader.agree(ephemerals.bob.publicKey),
+    kemCiphertext: ciphertext,
+    leaderEphemeralKey: ephemerals.leader.publicKey,
+    memberEphemeralKey: ephemerals.bob.publicKey,
+  });
+  return { kem, ciphertext, sharedSecret, secret };
+}
+
+/** Everything E2EE_KAT_V2 lists, computed by this code (kat tests compare; the generator prints). */
+export function computeKatV2() {
+  const { kem, ciphertext, sharedSecret, secret } = katHybrid();
+  const chain = katChainV2();
+  const ctx = { ...wrapContext, version: 2 as const };
+  const bindings = { leader: katBindingV2('leader', kem.leader), bob: katBindingV2('bob', kem.bob) };
+  return {
+    kem: {
+      leaderSeed: E2EE_KAT_V2.kem.leaderSeed,
+      bobSeed: E2EE_KAT_V2.kem.bobSeed,
+      message: E2EE_KAT_V2.kem.message,
+      leaderKeySha256: sha256Hex(kem.leader.publicKey),
+      bobKeySha256: sha256Hex(kem.bob.publicKey),
+      ciphertextSha256: sha256Hex(ciphertext),
+      sharedSecret: toHex(sharedSecret),
+    },
+    bindings: {
+      leader: {
+        statementSha256: sha256Hex(bindingStatement(bindings.leader)),
+        signature: toHex(bindings.leader.signature),
+      },
+      bob: {
+        statementSha256: sha256Hex(bindingStatement(bindings.bob)),
+        signature: toHex(bindings.bob.signature),
+      },
+    },
+    chain: chain.map((e, i) => ({
+      kind: e.body.kind,
+      ...(i === 0
+        ? { statement: toHex(listEntryStatement(e)) }
+        : { statementSha256: sha256Hex(listEntryStatement(e)) }),
+      signature: toHex(e.signature),
+      hash: toHex(listEntryHash(e)),
+    })),
+    wrapSecret: toHex(secret),
+    wrapKey: toHex(deriveWrapKey(secret, ctx)),
+    wrappedKey: toHex(sealMeetingKey(secret, ctx, MEETING_KEY, new Uint8Array(24).fill(0x24)).ciphertext),
+  };
+}
 
 const wrapContext = {
   meetingId: 'meeting-kat',
@@ -349,6 +506,93 @@ export const e2eeKnownAnswerTests: KnownAnswerTest[] = [
         refused = true;
       }
       if (!refused) throw new Error('unwrap for another recipient was accepted');
+    },
+  },
+];
+
+/** The v2 answers (§12.9): their own self-test group, `e2ee-v2`. */
+export const e2eeV2KnownAnswerTests: KnownAnswerTest[] = [
+  {
+    name: 'e2ee v2: ML-KEM-768 key generation, encapsulation and decapsulation (FIPS 203, fixed seeds)',
+    run() {
+      const { kem, ciphertext, sharedSecret } = katHybrid();
+      const expected = E2EE_KAT_V2.kem;
+      expectHex(
+        'leader encapsulation key SHA-256',
+        backend.sha256(kem.leader.publicKey),
+        expected.leaderKeySha256,
+      );
+      expectHex('bob encapsulation key SHA-256', backend.sha256(kem.bob.publicKey), expected.bobKeySha256);
+      expectHex('ciphertext SHA-256', backend.sha256(ciphertext), expected.ciphertextSha256);
+      expectHex('shared secret', sharedSecret, expected.sharedSecret);
+      expectHex('decapsulated secret', kem.bob.decapsulate(ciphertext), expected.sharedSecret);
+      const tampered = Uint8Array.from(ciphertext);
+      tampered[0]! ^= 1;
+      if (bytesEqual(kem.bob.decapsulate(tampered), sharedSecret))
+        throw new Error('tampered ciphertext accepted');
+    },
+  },
+  {
+    name: 'e2ee v2: key binding with ML-KEM key and versions',
+    run() {
+      const kem = kemKeys();
+      for (const name of ['leader', 'bob'] as const) {
+        const binding = katBindingV2(name, kem[name]);
+        const expected = E2EE_KAT_V2.bindings[name];
+        expectHex(
+          `${name} v2 binding statement SHA-256`,
+          backend.sha256(bindingStatement(binding)),
+          expected.statementSha256,
+        );
+        expectHex(`${name} v2 binding signature`, binding.signature, expected.signature);
+        verifyBinding(binding, KAT_MEETING);
+        // The v1 form of the same keys is another statement: a stripped binding cannot verify.
+        const stripped = { ...binding, kemKey: undefined, versions: undefined };
+        if (verifyEd25519(binding.identityKey, bindingStatement(stripped), binding.signature)) {
+          throw new Error('v2 signature verifies as a v1 binding');
+        }
+      }
+    },
+  },
+  {
+    name: 'e2ee v2: sample chain (create with version 2, add, add)',
+    run() {
+      const entries = katChainV2();
+      const verifier = new ParticipantList(KAT_MEETING);
+      entries.forEach((entry, i) => {
+        const expected = E2EE_KAT_V2.chain[i]!;
+        if ('statement' in expected)
+          expectHex(`v2 entry ${i} statement`, listEntryStatement(entry), expected.statement);
+        else
+          expectHex(
+            `v2 entry ${i} statement SHA-256`,
+            backend.sha256(listEntryStatement(entry)),
+            expected.statementSha256,
+          );
+        expectHex(`v2 entry ${i} signature`, entry.signature, expected.signature);
+        expectHex(`v2 entry ${i} hash`, listEntryHash(entry), expected.hash);
+        verifier.apply(entry);
+      });
+      if (verifier.version !== 2) throw new Error(`chain version ${verifier.version}`);
+    },
+  },
+  {
+    name: 'e2ee v2: hybrid wrap secret, wrap key and wrapped key',
+    run() {
+      const { secret } = katHybrid();
+      const ctx = { ...wrapContext, version: 2 as const };
+      expectHex('wrap secret', secret, E2EE_KAT_V2.wrapSecret);
+      expectHex('v2 wrap key', deriveWrapKey(secret, ctx), E2EE_KAT_V2.wrapKey);
+      const wrapped = sealMeetingKey(secret, ctx, MEETING_KEY, new Uint8Array(24).fill(0x24));
+      expectHex('v2 wrapped key', wrapped.ciphertext, E2EE_KAT_V2.wrappedKey);
+      if (!bytesEqual(openMeetingKey(secret, ctx, wrapped), MEETING_KEY)) throw new Error('unwrap mismatch');
+      let refused = false;
+      try {
+        openMeetingKey(secret, { ...ctx, version: 1 }, wrapped); // the same secret under v1 labels
+      } catch {
+        refused = true;
+      }
+      if (!refused) throw new Error('a v2 wrap opened under v1 labels');
     },
   },
 ];

@@ -1,71 +1,34 @@
-// Ed25519 identity keys and X25519 ephemeral keys on node:crypto (OpenSSL: ~20x faster than
-// @noble/curves, measured in bench:rekey). Keys are made from 32-byte seeds so tests can be
+// Ed25519 identity keys and X25519 ephemeral keys on the platform backend (crypto/backend.ts:
+// node:crypto on Node, @noble in a browser bundle). Keys are made from 32-byte seeds so tests can be
 // deterministic; public keys travel as their raw 32 bytes.
-import {
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  type KeyObject,
-  randomBytes,
-  sign,
-  verify,
-} from 'node:crypto';
-import { concatBytes, plain } from './bytes.js';
+import type { KeyObject } from 'node:crypto'; // type only: erased, nothing imported at run time
+import { plain } from './bytes.js';
+import { backend, type Ed25519Signer, type X25519Agreement } from './crypto/backend.js';
 import { E2eeError } from './errors.js';
 
 /** Source of randomness: returns n fresh random bytes. Injected so tests are deterministic. */
 export type RandomSource = (length: number) => Uint8Array;
-export const secureRandom: RandomSource = (length) => new Uint8Array(randomBytes(length));
-
-// DER prefixes of PKCS#8 private keys and SPKI public keys (RFC 8410) for the two curves.
-const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
-const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
-const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
-
-function rawPublic(key: KeyObject): Uint8Array {
-  const der = key.export({ format: 'der', type: 'spki' });
-  return new Uint8Array(der.subarray(der.length - 32));
-}
-
-function importPublic(prefix: Buffer, raw: Uint8Array): KeyObject {
-  if (raw.length !== 32) throw new E2eeError('malformed', 'public key must be 32 bytes');
-  return createPublicKey({ key: Buffer.from(concatBytes(prefix, raw)), format: 'der', type: 'spki' });
-}
-
-// Parsing a public key costs more than verifying with it; the same few keys verify every message.
-const verifyKeyCache = new Map<string, KeyObject>();
-function ed25519PublicKey(raw: Uint8Array): KeyObject {
-  const id = Buffer.from(raw).toString('hex');
-  let key = verifyKeyCache.get(id);
-  if (!key) {
-    key = importPublic(ED25519_SPKI, raw);
-    if (verifyKeyCache.size > 4096) verifyKeyCache.clear();
-    verifyKeyCache.set(id, key);
-  }
-  return key;
-}
+export const secureRandom: RandomSource = (length) => backend.randomBytes(length);
 
 /** A long-term Ed25519 identity key (the device key; its certificate is checked outside this core). */
 export class IdentityKeyPair {
   readonly publicKey: Uint8Array;
-  readonly #privateKey: KeyObject;
+  readonly #signer: Ed25519Signer;
 
-  private constructor(privateKey: KeyObject) {
-    this.#privateKey = privateKey;
-    this.publicKey = rawPublic(createPublicKey(privateKey));
+  private constructor(signer: Ed25519Signer) {
+    this.#signer = signer;
+    this.publicKey = signer.publicKey;
   }
 
   static fromSeed(seed: Uint8Array): IdentityKeyPair {
     if (seed.length !== 32) throw new E2eeError('malformed', 'Ed25519 seed must be 32 bytes');
-    const der = Buffer.from(concatBytes(ED25519_PKCS8, seed));
-    return new IdentityKeyPair(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }));
+    return new IdentityKeyPair(backend.ed25519FromSeed(seed));
   }
 
   /** Wraps an existing node:crypto Ed25519 private key (e.g. the device key loaded from disk). */
   static fromKeyObject(privateKey: KeyObject): IdentityKeyPair {
     if (privateKey.asymmetricKeyType !== 'ed25519') throw new E2eeError('malformed', 'not an Ed25519 key');
-    return new IdentityKeyPair(privateKey);
+    return new IdentityKeyPair(backend.ed25519FromPlatformKey(privateKey));
   }
 
   static generate(random: RandomSource = secureRandom): IdentityKeyPair {
@@ -73,33 +36,28 @@ export class IdentityKeyPair {
   }
 
   sign(message: Uint8Array): Uint8Array {
-    return new Uint8Array(sign(null, message, this.#privateKey));
+    return this.#signer.sign(message);
   }
 }
 
 export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (signature.length !== 64 || publicKey.length !== 32) return false;
-  try {
-    return verify(null, message, ed25519PublicKey(publicKey), signature);
-  } catch {
-    return false; // an invalid point encoding is just a bad signature
-  }
+  return backend.ed25519Verify(publicKey, message, signature);
 }
 
 /** A per-meeting X25519 key; never stored, never reused across meetings. */
 export class EphemeralKeyPair {
   readonly publicKey: Uint8Array;
-  readonly #privateKey: KeyObject;
+  readonly #key: X25519Agreement;
 
-  private constructor(privateKey: KeyObject) {
-    this.#privateKey = privateKey;
-    this.publicKey = rawPublic(createPublicKey(privateKey));
+  private constructor(key: X25519Agreement) {
+    this.#key = key;
+    this.publicKey = key.publicKey;
   }
 
   static fromSeed(seed: Uint8Array): EphemeralKeyPair {
     if (seed.length !== 32) throw new E2eeError('malformed', 'X25519 seed must be 32 bytes');
-    const der = Buffer.from(concatBytes(X25519_PKCS8, seed));
-    return new EphemeralKeyPair(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }));
+    return new EphemeralKeyPair(backend.x25519FromSeed(seed));
   }
 
   static generate(random: RandomSource = secureRandom): EphemeralKeyPair {
@@ -110,9 +68,8 @@ export class EphemeralKeyPair {
   agree(peerPublicKey: Uint8Array): Uint8Array {
     let shared: Uint8Array;
     try {
-      shared = plain(
-        diffieHellman({ privateKey: this.#privateKey, publicKey: importPublic(X25519_SPKI, peerPublicKey) }),
-      );
+      if (peerPublicKey.length !== 32) throw new E2eeError('malformed', 'public key must be 32 bytes');
+      shared = plain(this.#key.agree(peerPublicKey));
     } catch {
       throw new E2eeError('malformed', 'X25519 agreement failed (invalid peer key)');
     }

@@ -3,9 +3,8 @@
 // periodically, wraps it for each member, and certifies it with a heartbeat once every member has
 // acknowledged it (or a timeout passed). The caller drives time with tick().
 import { bytesEqual, toBase64Url } from './bytes.js';
-import { verifyBinding, type KeyBinding } from './binding.js';
+import { bindingVersion, verifyBinding, type KeyBinding } from './binding.js';
 import { E2eeError } from './errors.js';
-import { PROTOCOL_VERSION } from './labels.js';
 import { drawMeetingKey, sealMeetingKey, WRAP_NONCE_BYTES } from './meeting-key.js';
 import {
   type BindingMessage,
@@ -55,7 +54,7 @@ interface PendingEpoch {
   since: number;
 }
 
-/** Keeps every list message under the relay's payload limit (an add entry with a 2 KiB certificate: ~3.2 KB). */
+/** Keeps every list message under the payload limit (a v2 add entry with a 2 KiB certificate: ≤ 5.2 KB). */
 export const LIST_ENTRIES_PER_MESSAGE = MAX_LIST_ENTRIES_PER_MESSAGE;
 
 const DEFAULTS = {
@@ -92,11 +91,13 @@ export class LeaderSession {
     const session = new LeaderSession(new SessionState(options), options);
     const { state } = session;
     const now = state.clock();
+    // The meeting's version, signed in its create entry: every participant checks it (downgrade).
     const create: ListEntryBody = {
       kind: 'create',
       leaderId: state.participantId,
-      leaderIdentityKey: state.identity.publicKey,
+      leaderIdentityKey: state.signer.publicKey,
       creationNonce: state.random(32),
+      ...(state.protocolVersion === 2 ? { version: 2 as const } : {}),
     };
     const entries = [session.#append(create, now), session.#append(addBody(state.binding, 0), now)];
     const out: SessionOutput = { outgoing: session.#listMessages(entries), events: [] };
@@ -113,6 +114,7 @@ export class LeaderSession {
     if (!state.isMember || state.list.leaderId !== state.participantId) {
       throw new E2eeError('invalid-state', 'the participant list does not name this participant as leader');
     }
+    state.signer; // throws for a session that cannot sign (a person never leads)
     const session = new LeaderSession(state, options);
     const out: SessionOutput = { outgoing: [], events: [] };
     state.resume('leader-lost', out.events);
@@ -143,6 +145,14 @@ export class LeaderSession {
   }
   get members(): string[] {
     return this.state.list.members().map((m) => m.participantId);
+  }
+  /** Members that may be handed leadership (trusted, not a person), in sender-index order. */
+  eligibleSuccessors(): string[] {
+    return this.state.list
+      .members()
+      .filter((m) => m.participantId !== this.state.participantId && this.state.mayLead(m))
+      .sort((a, b) => a.senderIndex - b.senderIndex)
+      .map((m) => m.participantId);
   }
 
   /** Feed one message (bindings from joiners, acks from members). Never throws on bad input. */
@@ -185,6 +195,7 @@ export class LeaderSession {
       if (!binding) continue;
       verifyBinding(binding, this.state.meetingId);
       this.state.secrets.get(binding.ephemeralKey); // the X25519 agreement every wrap needs
+      if (this.state.list.version === 2) this.state.leaderWrap.get(binding); // its one ML-KEM encapsulation
       // Asked again: a certificate may have been revoked while the room looked at the request.
       if (!this.state.trusts(id, binding.identityKey, binding.certificate)) {
         this.#waiting.delete(id);
@@ -233,6 +244,7 @@ export class LeaderSession {
       if (!member || id === this.state.participantId) continue;
       entries.push(this.#append({ kind: 'leave', participantId: id }, now));
       this.state.secrets.forget(member.ephemeralKey);
+      this.state.leaderWrap.forget(member.ephemeralKey);
       // Its old binding, replayed by the relay, must not bring it back: a rejoin brings a fresh key.
       this.#denied.add(toBase64Url(member.binding.signature));
     }
@@ -266,6 +278,14 @@ export class LeaderSession {
    */
   handOver(newLeaderId: string): { output: SessionOutput; participant: ParticipantSession } {
     this.#requireLeading();
+    const successor = this.state.list.member(newLeaderId);
+    if (!successor || newLeaderId === this.state.participantId) {
+      throw new E2eeError('not-member', `${newLeaderId} is not another member`);
+    }
+    // Members would refuse the entry anyway (ParticipantSession): a person never leads.
+    if (!this.state.mayLead(successor)) {
+      throw new E2eeError('not-eligible', `${newLeaderId} may not lead (a person, or not trusted)`);
+    }
     // The successor may have missed our latest wrapped key: tell it which epochs are taken.
     const minEpoch = this.state.keys.highestEpoch;
     // Above every heartbeat we signed: the successor's heartbeats (never older than this entry)
@@ -330,6 +350,7 @@ export class LeaderSession {
     const binding = bindingFromWire(message.binding, this.state.meetingId);
     if (binding.participantId !== message.from)
       throw new E2eeError('malformed', 'binding of another participant');
+    this.#checkBindingVersion(binding, out);
     verifyBinding(binding, this.state.meetingId);
     if (!this.state.trusts(binding.participantId, binding.identityKey, binding.certificate)) {
       const reason = `identity of ${binding.participantId} is not trusted`;
@@ -364,6 +385,35 @@ export class LeaderSession {
         identityKey: toBase64Url(binding.identityKey),
         certificate: toBase64Url(binding.certificate),
       });
+    }
+  }
+
+  /**
+   * A binding of an older version than the meeting's (or than we accept) is a downgrade: refused,
+   * and reported as a 'downgrade' event if it is genuinely signed (a v2 binding the relay stripped
+   * to v1 is not: its signature fails). A newer one than the meeting's cannot join it either.
+   */
+  #checkBindingVersion(binding: KeyBinding, out: SessionOutput): void {
+    const offered = bindingVersion(binding);
+    const required = Math.max(this.state.list.version, this.state.minProtocolVersion);
+    if (offered < required) {
+      const reason = `${binding.participantId} offers protocol v${offered}; this meeting requires v${required}`;
+      try {
+        verifyBinding(binding, this.state.meetingId);
+        out.events.push({
+          type: 'downgrade',
+          participantId: binding.participantId,
+          offered,
+          required,
+          reason,
+        });
+      } catch {
+        // not genuinely signed: reported as 'rejected' only
+      }
+      throw new E2eeError('downgrade', reason);
+    }
+    if (offered !== this.state.list.version) {
+      throw new E2eeError('malformed', `v${offered} binding in a v${this.state.list.version} meeting`);
     }
   }
 
@@ -427,6 +477,7 @@ export class LeaderSession {
 
   #wrapFor(member: Member, epoch: number, meetingKey: Uint8Array): KeyMessage {
     const { state } = this;
+    const version = state.list.version || 1;
     const context = {
       meetingId: state.meetingId,
       leaderId: state.participantId,
@@ -434,11 +485,15 @@ export class LeaderSession {
       epoch,
       leaderEphemeralKey: state.ephemeral.publicKey,
       recipientEphemeralKey: member.ephemeralKey,
+      version,
     };
+    // v2: the hybrid secret, its ML-KEM ciphertext repeated in every key message (encapsulated once).
+    const hybrid = version === 2 ? state.leaderWrap.get(member) : undefined;
+    const secret = hybrid?.secret ?? state.secrets.get(member.ephemeralKey);
     const nonce = state.random(WRAP_NONCE_BYTES);
-    const wrapped = sealMeetingKey(state.secrets.get(member.ephemeralKey), context, meetingKey, nonce);
-    return {
-      v: PROTOCOL_VERSION,
+    const wrapped = sealMeetingKey(secret, context, meetingKey, nonce);
+    const message: KeyMessage = {
+      v: version,
       type: 'e2ee.key',
       meetingId: state.meetingId,
       from: state.participantId,
@@ -447,6 +502,8 @@ export class LeaderSession {
       nonce: toBase64Url(wrapped.nonce),
       ciphertext: toBase64Url(wrapped.ciphertext),
     };
+    if (hybrid) message.kemCiphertext = hybrid.ciphertextText;
+    return message;
   }
 
   /** Everything a member needs to catch up: entries from `fromIndex`, the keys it lacks, a heartbeat. */
@@ -493,16 +550,16 @@ export class LeaderSession {
         listHead: state.list.head,
         time,
       },
-      state.identity,
+      state.signer,
     );
-    const message = heartbeatToWire(heartbeat, state.participantId);
+    const message = heartbeatToWire(heartbeat, state.participantId, state.version);
     if (to !== undefined) message.to = to;
     else this.#lastHeartbeatAt = now;
     out.outgoing.push(message);
   }
 
   #append(body: ListEntryBody, now: number): ListEntry {
-    return this.state.list.append(body, this.state.participantId, this.state.identity, now);
+    return this.state.list.append(body, this.state.participantId, this.state.signer, now);
   }
 
   /** Entries as list messages of at most LIST_ENTRIES_PER_MESSAGE each (a long chain is split). */
@@ -510,7 +567,7 @@ export class LeaderSession {
     const messages: ListMessage[] = [];
     for (let i = 0; i < entries.length; i += LIST_ENTRIES_PER_MESSAGE) {
       const message: ListMessage = {
-        v: PROTOCOL_VERSION,
+        v: this.state.version,
         type: 'e2ee.list',
         meetingId: this.state.meetingId,
         from: this.state.participantId,

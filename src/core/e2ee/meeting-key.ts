@@ -1,18 +1,20 @@
 // Wrapping the meeting key for one recipient:
-//   shared  = X25519(leader ephemeral, recipient ephemeral)            (cached per key pair)
+//   shared  = v1: X25519(leader ephemeral, recipient ephemeral)        (cached per key pair)
+//             v2: the hybrid X25519 + ML-KEM-768 wrap secret of hybrid-wrap.ts (cached likewise)
+// and, with the v2 labels in a v2 meeting (docs/protocol.md §12):
 //   wrapKey = HKDF-SHA256(ikm = shared, salt = "", info = encode(wrap-key label, meeting, leader,
 //             recipient, leader eph, recipient eph, epoch), 32)
 //   box     = XChaCha20-Poly1305(wrapKey, nonce[24]).seal(meetingKey, aad = encode(wrap-aad label,
 //             meeting, leader, recipient, epoch))
 // Only the leader and the recipient can compute `shared`, so a box that opens also authenticates
 // the leader. The DH result does not change between epochs: a rekey costs one HKDF and one seal.
-import { hkdfSync } from 'node:crypto';
+import { backend } from './crypto/backend.js';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { toBase64Url } from './bytes.js';
 import { encodeCanonical } from './canonical.js';
 import { E2eeError } from './errors.js';
 import type { EphemeralKeyPair, RandomSource } from './keys.js';
-import { LABELS } from './labels.js';
+import { LABELS, LABELS_V2, type ProtocolVersion } from './labels.js';
 
 export const MEETING_KEY_BYTES = 32;
 export const WRAP_NONCE_BYTES = 24;
@@ -24,7 +26,11 @@ export interface WrapContext {
   epoch: number;
   leaderEphemeralKey: Uint8Array;
   recipientEphemeralKey: Uint8Array;
+  /** The meeting's protocol version (default 1): picks the labels. */
+  version?: ProtocolVersion;
 }
+
+const labelsOf = (ctx: WrapContext) => ((ctx.version ?? 1) === 2 ? LABELS_V2 : LABELS);
 
 export interface WrappedKey {
   epoch: number;
@@ -33,12 +39,12 @@ export interface WrappedKey {
 }
 
 export function wrapAad(ctx: WrapContext): Uint8Array {
-  return encodeCanonical(LABELS.wrapAad, ctx.meetingId, ctx.leaderId, ctx.recipientId, ctx.epoch);
+  return encodeCanonical(labelsOf(ctx).wrapAad, ctx.meetingId, ctx.leaderId, ctx.recipientId, ctx.epoch);
 }
 
 export function deriveWrapKey(shared: Uint8Array, ctx: WrapContext): Uint8Array {
   const info = encodeCanonical(
-    LABELS.wrapKey,
+    labelsOf(ctx).wrapKey,
     ctx.meetingId,
     ctx.leaderId,
     ctx.recipientId,
@@ -46,7 +52,7 @@ export function deriveWrapKey(shared: Uint8Array, ctx: WrapContext): Uint8Array 
     ctx.recipientEphemeralKey,
     ctx.epoch,
   );
-  return new Uint8Array(hkdfSync('sha256', shared, new Uint8Array(0), info, 32));
+  return backend.hkdfSha256(shared, new Uint8Array(0), info, 32);
 }
 
 export function sealMeetingKey(

@@ -3,28 +3,30 @@
 // schema with `validateE2eeMessage`; everything else is opaque to it. Spec: docs/protocol.md §6.
 import { FormatRegistry, type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Value } from '@sinclair/typebox/value';
 import { type KeyBinding, MAX_CERTIFICATE_BYTES } from './binding.js';
-import { fromBase64Url, toBase64Url } from './bytes.js';
+import { fromBase64Url, isCanonicalBase64Url, toBase64Url } from './bytes.js';
 import { E2eeError } from './errors.js';
-import { PROTOCOL_VERSION } from './labels.js';
+import { KEM_CIPHERTEXT_BYTES, KEM_PUBLIC_KEY_BYTES } from './kem.js';
+import { type ProtocolVersion, SUPPORTED_VERSIONS } from './labels.js';
 import type { Heartbeat, ListEntry, ListEntryBody } from './participant-list.js';
 import { MAX_EPOCH, MAX_SENDER_INDEX } from './sender-keys.js';
 
-/** Largest serialised E2EE message (the relay's bulletin-board limit); leaders split long lists. */
-export const MAX_E2EE_MESSAGE_BYTES = 128 * 1024;
-/** A list message carries 1 to 32 entries (32 add entries with 2 KiB certificates stay < 128 KiB). */
+/**
+ * Largest serialised E2EE message; leaders split long lists. (The relay's own limit,
+ * MAX_E2EE_PAYLOAD_BYTES in src/core/protocol/relay.ts, is larger: 1000 KiB.)
+ */
+export const MAX_E2EE_MESSAGE_BYTES = 256 * 1024;
+/**
+ * A list message carries 1 to 32 entries: 32 v2 add entries (1184-byte ML-KEM key, 2 KiB
+ * certificate, 128-character ids: ≤ 5.2 KB each on the wire) stay < 256 KiB.
+ */
 export const MAX_LIST_ENTRIES_PER_MESSAGE = 32;
 
 // Canonical unpadded base64url: re-encoding the decoded bytes must give the same text, so one byte
 // string has one wire form (a signature or key cannot be re-spelled to dodge a comparison).
 const CANONICAL_B64 = 'sealroom-base64url';
-FormatRegistry.Set(
-  CANONICAL_B64,
-  (text) =>
-    /^[A-Za-z0-9_-]*$/.test(text) &&
-    text.length % 4 !== 1 &&
-    Buffer.from(text, 'base64url').toString('base64url') === text,
-);
+FormatRegistry.Set(CANONICAL_B64, isCanonicalBase64Url);
 
 // base64url of exactly n bytes (no padding): ceil(4n/3) characters.
 const b64 = (bytes: number) =>
@@ -47,14 +49,16 @@ const Epoch = Type.Integer({ minimum: 1, maximum: MAX_EPOCH });
 const Time = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 
+/** The envelope's version: the sender's session version (informational; statements carry the signed one). */
+const Version = Type.Union(SUPPORTED_VERSIONS.map((v) => Type.Literal(v)));
 const envelope = {
-  v: Type.Literal(PROTOCOL_VERSION),
+  v: Version,
   meetingId: Id,
   from: Id,
 };
 const closed = { additionalProperties: false };
 
-export const WireBindingSchema = Type.Object(
+export const WireBindingV1Schema = Type.Object(
   {
     participantId: Id,
     identityKey: Key32,
@@ -65,9 +69,31 @@ export const WireBindingSchema = Type.Object(
   closed,
 );
 
+/** v2: adds the ML-KEM-768 encapsulation key and the accepted versions (both signed). */
+export const WireBindingV2Schema = Type.Object(
+  {
+    participantId: Id,
+    identityKey: Key32,
+    ephemeralKey: Key32,
+    kemKey: b64(KEM_PUBLIC_KEY_BYTES),
+    versions: Type.Array(Version, { minItems: 1, maxItems: SUPPORTED_VERSIONS.length }),
+    signature: Signature,
+    certificate: Certificate,
+  },
+  closed,
+);
+
+export const WireBindingSchema = Type.Union([WireBindingV1Schema, WireBindingV2Schema]);
+
 export const WireListEntryBodySchema = Type.Union([
   Type.Object(
-    { kind: Type.Literal('create'), leaderId: Id, leaderIdentityKey: Key32, creationNonce: Key32 },
+    {
+      kind: Type.Literal('create'),
+      leaderId: Id,
+      leaderIdentityKey: Key32,
+      creationNonce: Key32,
+      version: Type.Optional(Type.Literal(2)), // absent: a v1 meeting
+    },
     closed,
   ),
   Type.Object(
@@ -106,9 +132,17 @@ export const ListMessageSchema = Type.Object(
   closed,
 );
 
-/** Leader → one member: the meeting key of `epoch`, wrapped for it. */
+/** Leader → one member: the meeting key of `epoch`, wrapped for it (v2: with the ML-KEM ciphertext). */
 export const KeyMessageSchema = Type.Object(
-  { ...envelope, type: Type.Literal('e2ee.key'), to: Id, epoch: Epoch, nonce: b64(24), ciphertext: b64(48) },
+  {
+    ...envelope,
+    type: Type.Literal('e2ee.key'),
+    to: Id,
+    epoch: Epoch,
+    nonce: b64(24),
+    ciphertext: b64(48),
+    kemCiphertext: Type.Optional(b64(KEM_CIPHERTEXT_BYTES)),
+  },
   closed,
 );
 
@@ -169,17 +203,34 @@ export const E2EE_MESSAGE_TYPES = [
   'e2ee.resync',
 ] as const;
 
-const compiled = TypeCompiler.Compile(E2eeMessageSchema);
+// TypeCompiler generates code with `new Function`; a page whose Content-Security-Policy forbids
+// 'unsafe-eval' refuses that, so fall back to the (slower) interpreting checker there.
+const compiled: Pick<
+  ReturnType<typeof TypeCompiler.Compile<typeof E2eeMessageSchema>>,
+  'Check' | 'Errors'
+> = (() => {
+  try {
+    return TypeCompiler.Compile(E2eeMessageSchema);
+  } catch {
+    return {
+      Check: (value: unknown): value is E2eeMessage => Value.Check(E2eeMessageSchema, value),
+      Errors: (value: unknown) => Value.Errors(E2eeMessageSchema, value),
+    };
+  }
+})();
 
 /** Schema check of a decoded JSON value (no signature checks: those need session state). */
 export function isE2eeMessage(value: unknown): value is E2eeMessage {
   return compiled.Check(value);
 }
 
+const utf8 = new TextEncoder();
+const utf8Length = (text: string): number =>
+  text.length * 3 <= MAX_E2EE_MESSAGE_BYTES ? text.length * 3 : utf8.encode(text).length; // cheap bound first
+
 /** Size + JSON + schema check of a raw message, as the relay does before routing it. */
 export function parseE2eeMessage(text: string): E2eeMessage {
-  if (Buffer.byteLength(text, 'utf8') > MAX_E2EE_MESSAGE_BYTES)
-    throw new E2eeError('malformed', 'message too large');
+  if (utf8Length(text) > MAX_E2EE_MESSAGE_BYTES) throw new E2eeError('malformed', 'message too large');
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -201,17 +252,18 @@ export function validateE2eeMessage(value: unknown): E2eeMessage {
 // ---- conversions between wire and internal forms ----
 
 export function bindingToWire(b: KeyBinding): WireBinding {
-  return {
+  const keys = {
     participantId: b.participantId,
     identityKey: toBase64Url(b.identityKey),
     ephemeralKey: toBase64Url(b.ephemeralKey),
-    signature: toBase64Url(b.signature),
-    certificate: toBase64Url(b.certificate),
   };
+  const signed = { signature: toBase64Url(b.signature), certificate: toBase64Url(b.certificate) };
+  if (b.kemKey === undefined) return { ...keys, ...signed };
+  return { ...keys, kemKey: toBase64Url(b.kemKey), versions: [...(b.versions ?? [])], ...signed };
 }
 
 export function bindingFromWire(w: WireBinding, meetingId: string): KeyBinding {
-  return {
+  const binding: KeyBinding = {
     meetingId,
     participantId: w.participantId,
     identityKey: fromBase64Url(w.identityKey, 32),
@@ -219,6 +271,11 @@ export function bindingFromWire(w: WireBinding, meetingId: string): KeyBinding {
     signature: fromBase64Url(w.signature, 64),
     certificate: fromBase64Url(w.certificate),
   };
+  if ('kemKey' in w) {
+    binding.kemKey = fromBase64Url(w.kemKey, KEM_PUBLIC_KEY_BYTES);
+    binding.versions = [...w.versions];
+  }
+  return binding;
 }
 
 export function listEntryToWire(e: ListEntry): WireListEntry {
@@ -231,6 +288,7 @@ export function listEntryToWire(e: ListEntry): WireListEntry {
         leaderId: b.leaderId,
         leaderIdentityKey: toBase64Url(b.leaderIdentityKey),
         creationNonce: toBase64Url(b.creationNonce),
+        ...(b.version === 2 ? { version: 2 as const } : {}),
       };
       break;
     case 'add':
@@ -249,7 +307,12 @@ export function listEntryToWire(e: ListEntry): WireListEntry {
   };
 }
 
-export function listEntryFromWire(w: WireListEntry, meetingId: string): ListEntry {
+/** `version`: the meeting's (from its create entry; a create entry brings its own). */
+export function listEntryFromWire(
+  w: WireListEntry,
+  meetingId: string,
+  version: ProtocolVersion | 0 = 1,
+): ListEntry {
   const b = w.body;
   let body: ListEntryBody;
   switch (b.kind) {
@@ -259,6 +322,7 @@ export function listEntryFromWire(w: WireListEntry, meetingId: string): ListEntr
         leaderId: b.leaderId,
         leaderIdentityKey: fromBase64Url(b.leaderIdentityKey, 32),
         creationNonce: fromBase64Url(b.creationNonce, 32),
+        ...(b.version === 2 ? { version: 2 as const } : {}),
       };
       break;
     case 'add':
@@ -275,12 +339,13 @@ export function listEntryFromWire(w: WireListEntry, meetingId: string): ListEntr
     signer: w.signer,
     body,
     signature: fromBase64Url(w.signature, 64),
+    version: body.kind === 'create' ? (body.version ?? 1) : version === 0 ? 1 : version,
   };
 }
 
-export function heartbeatToWire(h: Heartbeat, from: string): HeartbeatMessage {
+export function heartbeatToWire(h: Heartbeat, from: string, v: ProtocolVersion = 2): HeartbeatMessage {
   return {
-    v: PROTOCOL_VERSION,
+    v,
     type: 'e2ee.heartbeat',
     meetingId: h.meetingId,
     from,

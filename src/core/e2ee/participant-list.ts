@@ -6,17 +6,25 @@
 //   hash(e)      = SHA-256(encode(list-hash label, statement(e), signature(e)))
 //   entry 0 is `create` (self-signed by the first leader); prev(0) = 32 zero bytes,
 //   prev(i) = hash(entry i-1).
-import { createHash } from 'node:crypto';
+import { backend } from './crypto/backend.js';
 import { type KeyBinding, verifyBinding } from './binding.js';
 import { bytesEqual } from './bytes.js';
 import { encodeCanonical, type Field } from './canonical.js';
 import { E2eeError } from './errors.js';
 import { type IdentityKeyPair, verifyEd25519 } from './keys.js';
-import { LABELS } from './labels.js';
+import { type KeyBinding as Binding, bindingVersion } from './binding.js';
+import { LABELS, LABELS_V2, type ProtocolVersion, versionMask } from './labels.js';
 import { MAX_EPOCH, MAX_SENDER_INDEX } from './sender-keys.js';
 
 export type ListEntryBody =
-  | { kind: 'create'; leaderId: string; leaderIdentityKey: Uint8Array; creationNonce: Uint8Array }
+  // version: the meeting's protocol version, signed by its creator (absent: 1; v2 statements only).
+  | {
+      kind: 'create';
+      leaderId: string;
+      leaderIdentityKey: Uint8Array;
+      creationNonce: Uint8Array;
+      version?: ProtocolVersion;
+    }
   | { kind: 'add'; binding: KeyBinding; senderIndex: number }
   | { kind: 'leave'; participantId: string }
   | { kind: 'lock' }
@@ -32,12 +40,15 @@ export interface ListEntry {
   signer: string; // participant id of the leader that signed
   body: ListEntryBody;
   signature: Uint8Array; // Ed25519, 64 bytes
+  /** The meeting's protocol version (default 1): picks the statement's label and fields. */
+  version?: ProtocolVersion;
 }
 
 export interface Member {
   participantId: string;
   identityKey: Uint8Array;
   ephemeralKey: Uint8Array;
+  kemKey?: Uint8Array | undefined; // v2: ML-KEM-768 encapsulation key from its binding
   senderIndex: number;
   certificate: Uint8Array; // X.509 DER from its binding (may be empty in tests)
   binding: KeyBinding;
@@ -46,11 +57,25 @@ export interface Member {
 
 export const GENESIS_PREV = new Uint8Array(32);
 
-function bodyFields(body: ListEntryBody): Field[] {
+function bindingFields(b: Binding): Field[] {
+  return [b.participantId, b.identityKey, b.ephemeralKey, b.kemKey!, versionMask(b.versions ?? [])];
+}
+
+function bodyFields(body: ListEntryBody, version: ProtocolVersion): Field[] {
   switch (body.kind) {
     case 'create':
-      return [body.leaderId, body.leaderIdentityKey, body.creationNonce];
+      return version === 2
+        ? [body.leaderId, body.leaderIdentityKey, body.creationNonce, body.version ?? 1]
+        : [body.leaderId, body.leaderIdentityKey, body.creationNonce];
     case 'add':
+      if (version === 2) {
+        return [
+          ...bindingFields(body.binding),
+          body.binding.signature,
+          body.binding.certificate,
+          body.senderIndex,
+        ];
+      }
       return [
         body.binding.participantId,
         body.binding.identityKey,
@@ -72,21 +97,25 @@ function bodyFields(body: ListEntryBody): Field[] {
 }
 
 export function listEntryStatement(e: Omit<ListEntry, 'signature'>): Uint8Array {
+  const version = e.version ?? 1;
+  if (version === 2 && e.body.kind === 'add' && e.body.binding.kemKey === undefined) {
+    throw new E2eeError('downgrade', 'v1 binding in a v2 list entry');
+  }
   return encodeCanonical(
-    LABELS.listEntry,
+    version === 2 ? LABELS_V2.listEntry : LABELS.listEntry,
     e.meetingId,
     e.index,
     e.prev,
     e.time,
     e.signer,
     e.body.kind,
-    ...bodyFields(e.body),
+    ...bodyFields(e.body, version),
   );
 }
 
 export function listEntryHash(e: ListEntry): Uint8Array {
   const input = encodeCanonical(LABELS.listHash, listEntryStatement(e), e.signature);
-  return new Uint8Array(createHash('sha256').update(input).digest());
+  return backend.sha256(input);
 }
 
 /** The verified state of one meeting's participant list. `apply` is the only way to change it. */
@@ -102,6 +131,7 @@ export class ParticipantList {
   #nextSenderIndex = 0;
   #epochFloor = 0;
   #lastMembershipChange = -1;
+  #version: ProtocolVersion | 0 = 0; // from the create entry (0: none yet)
 
   constructor(meetingId: string) {
     this.meetingId = meetingId;
@@ -109,6 +139,10 @@ export class ParticipantList {
 
   get length(): number {
     return this.#entries.length;
+  }
+  /** The meeting's protocol version from its create entry (0 before it). */
+  get version(): ProtocolVersion | 0 {
+    return this.#version;
   }
   get head(): Uint8Array {
     return this.#head;
@@ -161,6 +195,7 @@ export class ParticipantList {
       time: Math.max(time, this.lastTime),
       signer: signerId,
       body,
+      version: this.#entryVersion(body),
     };
     const entry: ListEntry = { ...unsigned, signature: identity.sign(listEntryStatement(unsigned)) };
     this.apply(entry);
@@ -172,7 +207,10 @@ export class ParticipantList {
    * invalid. `accept`, if given, sees the fully verified entry last and may still refuse it by throwing
    * (the caller's trust policy: it must only ever be asked about genuinely signed entries).
    */
-  apply(entry: ListEntry, accept?: (entry: ListEntry) => void): void {
+  apply(wireEntry: ListEntry, accept?: (entry: ListEntry) => void): void {
+    // The version is the meeting's (from its create entry), never the sender's say.
+    const version = this.#entryVersion(wireEntry.body);
+    const entry = (wireEntry.version ?? 1) === version ? wireEntry : { ...wireEntry, version };
     if (entry.meetingId !== this.meetingId)
       throw new E2eeError('wrong-meeting', 'list entry is for another meeting');
     if (entry.index !== this.#entries.length || !bytesEqual(entry.prev, this.#head)) {
@@ -198,6 +236,11 @@ export class ParticipantList {
     this.#commit(body, entry);
   }
 
+  #entryVersion(body: ListEntryBody): ProtocolVersion {
+    if (body.kind === 'create') return body.version ?? 1;
+    return this.#version === 0 ? 1 : this.#version;
+  }
+
   #check(body: ListEntryBody): void {
     switch (body.kind) {
       case 'create':
@@ -207,6 +250,12 @@ export class ParticipantList {
         return;
       case 'add': {
         verifyBinding(body.binding, this.meetingId);
+        if (bindingVersion(body.binding) !== this.#version) {
+          throw new E2eeError(
+            bindingVersion(body.binding) < this.#version ? 'downgrade' : 'malformed',
+            `v${bindingVersion(body.binding)} binding in a v${this.#version} meeting`,
+          );
+        }
         const isFirstLeaderAdd = this.#entries.length === 1 && body.binding.participantId === this.#leaderId;
         if (this.#entries.length === 1 && !isFirstLeaderAdd) {
           throw new E2eeError('chain-broken', 'entry 1 must add the leader');
@@ -259,12 +308,14 @@ export class ParticipantList {
         this.#leaderId = body.leaderId;
         this.#leaderIdentityKey = body.leaderIdentityKey;
         this.#creationNonce = body.creationNonce;
+        this.#version = body.version ?? 1;
         break;
       case 'add':
         this.#members.set(body.binding.participantId, {
           participantId: body.binding.participantId,
           identityKey: body.binding.identityKey,
           ephemeralKey: body.binding.ephemeralKey,
+          kemKey: body.binding.kemKey,
           senderIndex: body.senderIndex,
           certificate: body.binding.certificate,
           binding: body.binding,

@@ -6,7 +6,8 @@
 // resumes only under a freshly certified epoch it holds.
 import { bytesEqual } from './bytes.js';
 import { E2eeError } from './errors.js';
-import { PROTOCOL_VERSION } from './labels.js';
+import { bindingVersion } from './binding.js';
+import { KEM_CIPHERTEXT_BYTES } from './kem.js';
 import { openMeetingKey } from './meeting-key.js';
 import {
   type AckMessage,
@@ -109,7 +110,7 @@ export class ParticipantSession {
 
   bindingMessage(): BindingMessage {
     return {
-      v: PROTOCOL_VERSION,
+      v: this.state.version,
       type: 'e2ee.binding',
       meetingId: this.state.meetingId,
       from: this.state.participantId,
@@ -244,7 +245,7 @@ export class ParticipantSession {
     }
     handOver.at = now;
     outgoing.push({
-      v: PROTOCOL_VERSION,
+      v: this.state.version,
       type: 'e2ee.list',
       meetingId: this.state.meetingId,
       from: this.state.participantId,
@@ -263,7 +264,7 @@ export class ParticipantSession {
     if (this.#resyncAt.size > 16) this.#resyncAt.clear(); // bounded: ids come from the relay
     this.#resyncAt.set(leaderId, now);
     const request: ResyncMessage = {
-      v: PROTOCOL_VERSION,
+      v: this.state.version,
       type: 'e2ee.resync',
       meetingId: this.state.meetingId,
       from: this.state.participantId,
@@ -296,7 +297,7 @@ export class ParticipantSession {
     out: SessionOutput,
   ): 'applied' | 'skipped' | 'removed' {
     const { list } = this.state;
-    const entry = listEntryFromWire(wire, this.state.meetingId);
+    const entry = listEntryFromWire(wire, this.state.meetingId, list.version);
     if (entry.index > list.length) {
       this.#noteSuccessor(entry);
       this.#requestResync(out, undefined, from); // missed entries: ask, refuse this
@@ -320,14 +321,54 @@ export class ParticipantSession {
     return 'applied';
   }
 
-  /** Every `add` (the creator's at index 1 included) must pass the trust policy before it applies. */
+  /**
+   * Policy on a genuinely signed entry, before it applies: the meeting's version (create) is not a
+   * downgrade; every `add` (the creator's at index 1 included) passes the trust policy; the leader —
+   * the creator, or whom a `leader` entry names — is never a person.
+   */
   #trustEntry(entry: ListEntry, out: SessionOutput): void {
-    if (entry.body.kind !== 'add') return;
-    const { participantId, identityKey, certificate } = entry.body.binding;
-    if (!this.state.trusts(participantId, identityKey, certificate)) {
+    const { body } = entry;
+    if (body.kind === 'create') {
+      this.#checkMeetingVersion(body.leaderId, body.version ?? 1, out);
+      return;
+    }
+    if (body.kind === 'leader') {
+      const next = this.state.list.member(body.newLeaderId);
+      if (next && !this.state.mayLead(next)) {
+        const reason = `leader entry names ${body.newLeaderId}, who may not lead (a person, or not trusted)`;
+        out.events.push({ type: 'identity-refused', participantId: body.newLeaderId, reason });
+        throw new E2eeError('not-eligible', reason);
+      }
+      return;
+    }
+    if (body.kind !== 'add') return;
+    const { participantId, identityKey, certificate } = body.binding;
+    const verdict = this.state.verdict(participantId, identityKey, certificate);
+    if (!verdict.trusted) {
       const reason = `identity of ${participantId} is not trusted`;
       out.events.push({ type: 'identity-refused', participantId, reason });
       throw new E2eeError('untrusted-identity', reason);
+    }
+    if (entry.index === 1 && verdict.kind === 'person') {
+      const reason = `meeting created by ${participantId}, a person (people never lead)`;
+      out.events.push({ type: 'identity-refused', participantId, reason });
+      throw new E2eeError('not-eligible', reason);
+    }
+  }
+
+  /** The creator signed the meeting's version; below what we accept or bound for, it is a downgrade. */
+  #checkMeetingVersion(leaderId: string, offered: number, out: SessionOutput): void {
+    const required = Math.max(this.state.minProtocolVersion, bindingVersion(this.state.binding));
+    if (offered < required) {
+      const reason = `meeting runs protocol v${offered}; this participant requires v${required}`;
+      out.events.push({ type: 'downgrade', participantId: leaderId, offered, required, reason });
+      throw new E2eeError('downgrade', reason);
+    }
+    if (offered !== bindingVersion(this.state.binding)) {
+      throw new E2eeError(
+        'malformed',
+        `v${offered} meeting, but this participant bound for v${bindingVersion(this.state.binding)}`,
+      );
     }
   }
 
@@ -339,7 +380,12 @@ export class ParticipantSession {
     const { list } = this.state;
     if (entry.body.kind !== 'leader' || entry.signer !== list.leaderId) return;
     const next = list.member(entry.body.newLeaderId);
-    if (next && verifyEd25519(list.leaderIdentityKey, listEntryStatement(entry), entry.signature)) {
+    // A person is never a successor: its heartbeats are not parked (the entry will be refused).
+    if (
+      next &&
+      this.state.mayLead(next) &&
+      verifyEd25519(list.leaderIdentityKey, listEntryStatement(entry), entry.signature)
+    ) {
       this.#successor = { participantId: next.participantId, identityKey: next.identityKey };
     }
   }
@@ -388,6 +434,7 @@ export class ParticipantSession {
         `key epoch ${message.epoch} does not exceed ${this.state.keys.highestEpoch}`,
       );
     }
+    const version = list.version || 1;
     const context = {
       meetingId: this.state.meetingId,
       leaderId: leader.participantId,
@@ -395,17 +442,33 @@ export class ParticipantSession {
       epoch: message.epoch,
       leaderEphemeralKey: leader.ephemeralKey,
       recipientEphemeralKey: this.state.ephemeral.publicKey,
+      version,
     };
-    const meetingKey = openMeetingKey(this.state.secrets.get(leader.ephemeralKey), context, {
+    const wrapped = {
       epoch: message.epoch,
       nonce: fromBase64Url(message.nonce, 24),
       ciphertext: fromBase64Url(message.ciphertext, 48),
-    });
+    };
+    let meetingKey: Uint8Array;
+    if (version === 2) {
+      // Without its ML-KEM ciphertext the key would rest on X25519 alone: refused, never opened.
+      if (message.kemCiphertext === undefined) {
+        throw new E2eeError('downgrade', 'e2ee.key without its ML-KEM ciphertext in a v2 meeting');
+      }
+      const kemCiphertext = fromBase64Url(message.kemCiphertext, KEM_CIPHERTEXT_BYTES);
+      const secret = this.state.memberWrap.get(leader.ephemeralKey, kemCiphertext);
+      meetingKey = openMeetingKey(secret, context, wrapped);
+      this.state.memberWrap.confirm(leader.ephemeralKey, kemCiphertext, secret);
+    } else {
+      if (message.kemCiphertext !== undefined)
+        throw new E2eeError('malformed', 'ML-KEM ciphertext in a v1 meeting');
+      meetingKey = openMeetingKey(this.state.secrets.get(leader.ephemeralKey), context, wrapped);
+    }
     const sendBefore = this.state.keys.sendEpoch;
     this.state.keys.add(message.epoch, meetingKey, this.state.clock());
     this.#uncertifiedSince = this.state.clock();
     const ack: AckMessage = {
-      v: PROTOCOL_VERSION,
+      v: this.state.version,
       type: 'e2ee.ack',
       meetingId: this.state.meetingId,
       from: this.state.participantId,

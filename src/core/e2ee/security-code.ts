@@ -7,7 +7,7 @@
 // byte ≥ 250 is skipped. 250 is the largest multiple of 10 ≤ 256, so every accepted byte is uniform
 // over 0..249 and every digit uniform over 0..9 (plain `b mod 10` would favour 0–5 by 1/256 each).
 // 40 digits carry 132.9 bits; two blocks almost always suffice (a third: P ≈ 3e-24).
-import { createHash } from 'node:crypto';
+import { backend } from './crypto/backend.js';
 import { encodeCanonical } from './canonical.js';
 import { LABELS } from './labels.js';
 
@@ -24,17 +24,15 @@ export interface SecurityCodeInput {
 export function securityCodeDigits(input: SecurityCodeInput): string {
   let digits = '';
   for (let block = 0; digits.length < SECURITY_CODE_DIGITS; block++) {
-    const bytes = createHash('sha256')
-      .update(
-        encodeCanonical(
-          LABELS.securityCode,
-          input.meetingId,
-          input.leaderIdentityKey,
-          input.creationNonce,
-          block,
-        ),
-      )
-      .digest();
+    const bytes = backend.sha256(
+      encodeCanonical(
+        LABELS.securityCode,
+        input.meetingId,
+        input.leaderIdentityKey,
+        input.creationNonce,
+        block,
+      ),
+    );
     for (const b of bytes) {
       if (b < 250 && digits.length < SECURITY_CODE_DIGITS) digits += String(b % 10);
     }

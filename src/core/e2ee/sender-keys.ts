@@ -5,7 +5,7 @@
 //   baseKey(epoch, sender) = HKDF-SHA256(ikm = meetingKey, salt = "", info = encode(
 //                            "sealroom/v1/sender-key", meetingId, creationNonce, epoch, sender), 32)
 //   KID = epoch << 16 | senderIndex       (epoch < 2^47 keeps KID < 2^63)
-import { hkdfSync } from 'node:crypto';
+import { backend } from './crypto/backend.js';
 import { encodeCanonical } from './canonical.js';
 import { E2eeError } from './errors.js';
 import { LABELS } from './labels.js';
@@ -37,7 +37,7 @@ export function deriveSenderBaseKey(
     epoch,
     senderIndex,
   );
-  return new Uint8Array(hkdfSync('sha256', meetingKey, new Uint8Array(0), info, SENDER_KEY_BYTES));
+  return backend.hkdfSha256(meetingKey, new Uint8Array(0), info, SENDER_KEY_BYTES);
 }
 
 export function makeKid(epoch: number, senderIndex: number): bigint {

@@ -2,11 +2,20 @@
 // the verified participant list, this participant's ephemeral key, the meeting keys it holds and
 // the events the daemon consumes. Pure: time comes from an injected clock, randomness from an
 // injected source.
-import { type KeyBinding, createBinding } from './binding.js';
-import { toBase64Url } from './bytes.js';
+import {
+  type BindingKeys,
+  bindingVersion,
+  createBinding,
+  type KeyBinding,
+  verifyBinding,
+} from './binding.js';
+import { bytesEqual, toBase64Url } from './bytes.js';
 import { E2eeError } from './errors.js';
 import { deriveFrameAuthKey, type FrameAuthKey } from './frame-auth.js';
+import { LeaderWrapSecrets, MemberWrapSecrets } from './hybrid-wrap.js';
+import { KemKeyPair } from './kem.js';
 import { EphemeralKeyPair, type IdentityKeyPair, type RandomSource, secureRandom } from './keys.js';
+import { DEFAULT_MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type ProtocolVersion } from './labels.js';
 import { type KeysEvent, KeyRing } from './key-ring.js';
 import { SharedSecretCache } from './meeting-key.js';
 import type { E2eeMessage } from './messages.js';
@@ -31,6 +40,8 @@ export type SessionEvent =
   | { type: 'epoch-certified'; epoch: number }
   | { type: 'admission-request'; participantId: string; identityKey: string; certificate: string }
   | { type: 'identity-refused'; participantId: string; reason: string }
+  /** A genuinely signed meeting (`create`) or binding of an older protocol version than we accept. */
+  | { type: 'downgrade'; participantId: string; offered: number; required: number; reason: string }
   | { type: 'send-suspended'; reason: SuspendReason }
   | { type: 'send-resumed'; epoch: number }
   | { type: 'joined'; senderIndex: number }
@@ -47,7 +58,20 @@ export interface SessionOutput {
 export interface SessionOptions {
   meetingId: string;
   participantId: string;
-  identity: IdentityKeyPair;
+  /** The identity key the core signs with (devices). Omit it only with `prepared` (people). */
+  identity?: IdentityKeyPair;
+  /**
+   * A binding signed elsewhere (createBindingAsync: a person's non-extractable WebCrypto key) with
+   * its per-meeting keys. Such a session is a participant that signs nothing else: it can never
+   * create a meeting or take leadership.
+   */
+  prepared?: { binding: KeyBinding; keys: BindingKeys };
+  /** With `prepared`: the identity key it must be signed by (checked). */
+  identityKey?: Uint8Array;
+  /** The version this session runs: the leader creates meetings of it, a joiner binds for it (default 2). */
+  protocolVersion?: ProtocolVersion;
+  /** Meetings and bindings older than this are refused with a 'downgrade' event (default 2). */
+  minProtocolVersion?: ProtocolVersion;
   /** Source of random bytes (default: node:crypto). */
   random?: RandomSource;
   /** Milliseconds since 1970 (default: Date.now); the caller drives time, the core has no timers. */
@@ -67,11 +91,21 @@ export interface SessionOptions {
   leaderSilentAfterMs?: number;
 }
 
+/**
+ * What the trust policy says about an identity: trusted or not, and what it is. A `person` (a
+ * verified person certificate) is never handed leadership and a chain naming one as leader is
+ * refused; `room` or no kind may lead. A plain boolean means { trusted: it } with no kind.
+ */
+export interface TrustVerdict {
+  trusted: boolean;
+  kind?: 'room' | 'person';
+}
+
 export type TrustIdentity = (
   participantId: string,
   identityKey: Uint8Array,
   certificate: Uint8Array,
-) => boolean;
+) => boolean | TrustVerdict;
 
 export const DEFAULT_OVERLAP_MS = 5_000;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
@@ -88,7 +122,11 @@ export const SEND_GRACE_MS = 1_500;
 export class SessionState {
   readonly meetingId: string;
   readonly participantId: string;
-  readonly identity: IdentityKeyPair;
+  /** Undefined for a session with a prepared binding: it cannot sign (a person). */
+  readonly identity: IdentityKeyPair | undefined;
+  readonly identityKey: Uint8Array;
+  readonly protocolVersion: ProtocolVersion;
+  readonly minProtocolVersion: ProtocolVersion;
   readonly random: RandomSource;
   readonly clock: () => number;
   readonly trustIdentity: TrustIdentity;
@@ -96,8 +134,11 @@ export class SessionState {
   readonly heartbeatIntervalMs: number;
   readonly leaderSilentAfterMs: number;
   readonly ephemeral: EphemeralKeyPair;
+  readonly kem: KemKeyPair | undefined;
   readonly binding: KeyBinding;
   readonly secrets: SharedSecretCache;
+  #leaderWrap: LeaderWrapSecrets | undefined;
+  #memberWrap: MemberWrapSecrets | undefined;
   readonly keys: KeyRing;
   list: ParticipantList;
   removed = false;
@@ -122,14 +163,37 @@ export class SessionState {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.leaderSilentAfterMs =
       options.leaderSilentAfterMs ?? LEADER_SILENT_HEARTBEATS * this.heartbeatIntervalMs;
-    this.ephemeral = EphemeralKeyPair.generate(this.random);
-    this.binding = createBinding(
-      this.meetingId,
-      this.participantId,
-      this.identity,
-      this.ephemeral,
-      options.certificate ?? new Uint8Array(0),
-    );
+    this.minProtocolVersion = options.minProtocolVersion ?? DEFAULT_MIN_PROTOCOL_VERSION;
+    if (options.prepared) {
+      const { binding, keys } = options.prepared;
+      checkPrepared(options, binding, keys);
+      this.protocolVersion = bindingVersion(binding);
+      this.ephemeral = keys.ephemeral;
+      this.kem = keys.kem;
+      this.binding = binding;
+      this.identityKey = binding.identityKey;
+    } else {
+      if (!options.identity)
+        throw new E2eeError('invalid-state', 'a session needs an identity or a prepared binding');
+      this.protocolVersion = options.protocolVersion ?? PROTOCOL_VERSION;
+      this.ephemeral = EphemeralKeyPair.generate(this.random);
+      this.kem = this.protocolVersion === 2 ? KemKeyPair.generate(this.random) : undefined;
+      this.binding = createBinding(
+        this.meetingId,
+        this.participantId,
+        options.identity,
+        { ephemeral: this.ephemeral, ...(this.kem ? { kem: this.kem } : {}) },
+        options.certificate ?? new Uint8Array(0),
+        this.minProtocolVersion,
+      );
+      this.identityKey = options.identity.publicKey;
+    }
+    if (this.protocolVersion < this.minProtocolVersion) {
+      throw new E2eeError(
+        'invalid-state',
+        `protocol version ${this.protocolVersion} is below minProtocolVersion ${this.minProtocolVersion}`,
+      );
+    }
     this.secrets = new SharedSecretCache(this.ephemeral);
     this.list = new ParticipantList(this.meetingId);
     this.keys = new KeyRing(() => ({ meetingId: this.meetingId, creationNonce: this.list.creationNonce }));
@@ -139,6 +203,32 @@ export class SessionState {
     return this.suspended.size === 0;
   }
 
+  /** The key that signs list entries and heartbeats; only a session with a local identity has one. */
+  get signer(): IdentityKeyPair {
+    if (!this.identity) {
+      throw new E2eeError('not-eligible', 'this participant signs nothing but its binding (it cannot lead)');
+    }
+    return this.identity;
+  }
+
+  /** The meeting's version once its create entry is known, else the one this session runs. */
+  get version(): ProtocolVersion {
+    return this.list.version || this.protocolVersion;
+  }
+
+  /** Leader: the hybrid wrap secrets of the current members (one ML-KEM encapsulation each, cached). */
+  get leaderWrap(): LeaderWrapSecrets {
+    this.#leaderWrap ??= new LeaderWrapSecrets(this.secrets, this.ephemeral.publicKey, this.random);
+    return this.#leaderWrap;
+  }
+
+  /** Member: hybrid wrap secrets for the leaders' ciphertexts (one decapsulation each). */
+  get memberWrap(): MemberWrapSecrets {
+    if (!this.kem) throw new E2eeError('downgrade', 'this session has no ML-KEM key (a v1 binding)');
+    this.#memberWrap ??= new MemberWrapSecrets(this.kem, this.secrets, this.ephemeral.publicKey);
+    return this.#memberWrap;
+  }
+
   /** The send epoch no longer matches the members: someone was added or left after its certification. */
   get sendEpochStale(): boolean {
     return this.keys.sendEpoch > 0 && this.list.lastMembershipChange >= this.sendCertLength;
@@ -146,11 +236,24 @@ export class SessionState {
 
   /** The trust callback, never throwing: a callback error counts as a refusal. */
   trusts(participantId: string, identityKey: Uint8Array, certificate: Uint8Array): boolean {
+    return this.verdict(participantId, identityKey, certificate).trusted;
+  }
+
+  verdict(participantId: string, identityKey: Uint8Array, certificate: Uint8Array): TrustVerdict {
     try {
-      return this.trustIdentity(participantId, identityKey, certificate) === true;
+      const answer = this.trustIdentity(participantId, identityKey, certificate);
+      if (typeof answer === 'boolean') return { trusted: answer };
+      if (typeof answer !== 'object' || answer === null || answer.trusted !== true) return { trusted: false };
+      return answer.kind === undefined ? { trusted: true } : { trusted: true, kind: answer.kind };
     } catch {
-      return false;
+      return { trusted: false };
     }
+  }
+
+  /** May this member lead? Trusted, and not a person (people never lead, SPEC "E2EE core v2"). */
+  mayLead(member: { participantId: string; identityKey: Uint8Array; certificate: Uint8Array }): boolean {
+    const verdict = this.verdict(member.participantId, member.identityKey, member.certificate);
+    return verdict.trusted && verdict.kind !== 'person';
   }
 
   get isMember(): boolean {
@@ -251,6 +354,7 @@ export class SessionState {
   /** Removed or meeting over: wipe every key. */
   wipe(): void {
     this.keys.clear();
+    this.kem?.wipe();
     for (const cached of this.#frameAuth.values()) {
       cached.send.fill(0);
       cached.receive.fill(0);
@@ -289,6 +393,19 @@ export class SessionState {
   requireMember(): void {
     if (!this.isMember) throw new E2eeError('invalid-state', 'not a member of the meeting');
   }
+}
+
+function checkPrepared(options: SessionOptions, binding: KeyBinding, keys: BindingKeys): void {
+  verifyBinding(binding, options.meetingId);
+  const matches =
+    binding.participantId === options.participantId &&
+    bytesEqual(binding.ephemeralKey, keys.ephemeral.publicKey) &&
+    (binding.kemKey === undefined) === (keys.kem === undefined) &&
+    (binding.kemKey === undefined || bytesEqual(binding.kemKey, keys.kem!.publicKey)) &&
+    (options.identityKey === undefined || bytesEqual(options.identityKey, binding.identityKey)) &&
+    (options.identity === undefined || bytesEqual(options.identity.publicKey, binding.identityKey));
+  if (!matches)
+    throw new E2eeError('invalid-state', 'the prepared binding does not match its keys or options');
 }
 
 /**

@@ -5,6 +5,7 @@ import { IdentityKeyPair, type RandomSource } from './keys.js';
 import { LeaderSession, type LeaderOptions } from './leader-session.js';
 import { type E2eeMessage, parseE2eeMessage } from './messages.js';
 import { ParticipantSession } from './participant-session.js';
+import type { ProtocolVersion } from './labels.js';
 import type { SessionEvent, SessionOutput, TrustIdentity } from './session-core.js';
 
 export interface SimulatedMeetingOptions extends LeaderOptions {
@@ -16,6 +17,17 @@ export interface SimulatedMeetingOptions extends LeaderOptions {
   trustIdentity?: TrustIdentity;
   /** The leader's certificate DER (default: empty). */
   certificate?: Uint8Array;
+  /** Every session's protocol version and minimum (default 2 and 2; v1 only when both say 1). */
+  protocolVersion?: ProtocolVersion;
+  minProtocolVersion?: ProtocolVersion;
+}
+
+export interface JoinOptions {
+  random?: RandomSource;
+  certificate?: Uint8Array;
+  trustIdentity?: TrustIdentity;
+  protocolVersion?: ProtocolVersion;
+  minProtocolVersion?: ProtocolVersion;
 }
 
 export interface Delivery {
@@ -54,13 +66,12 @@ export class SimulatedMeeting {
    * A new participant posts its binding (it waits until the leader admits it). `random` overrides
    * the meeting's source for this participant (its first 32 bytes become its ephemeral key).
    */
-  join(
-    participantId: string,
-    options: { random?: RandomSource; certificate?: Uint8Array; trustIdentity?: TrustIdentity } = {},
-  ): ParticipantSession {
+  join(participantId: string, options: JoinOptions = {}): ParticipantSession {
     const random = options.random ?? this.#options.random;
     const trustIdentity = options.trustIdentity ?? this.#options.trustIdentity;
     const { clock, heartbeatIntervalMs } = this.#options;
+    const protocolVersion = options.protocolVersion ?? this.#options.protocolVersion;
+    const minProtocolVersion = options.minProtocolVersion ?? this.#options.minProtocolVersion;
     const session = new ParticipantSession({
       meetingId: this.meetingId,
       participantId,
@@ -70,6 +81,8 @@ export class SimulatedMeeting {
       ...(trustIdentity ? { trustIdentity } : {}),
       ...(options.certificate ? { certificate: options.certificate } : {}),
       ...(heartbeatIntervalMs ? { heartbeatIntervalMs } : {}),
+      ...(protocolVersion ? { protocolVersion } : {}),
+      ...(minProtocolVersion ? { minProtocolVersion } : {}),
     });
     this.participants.set(participantId, session);
     this.#route(participantId, session.start());
@@ -154,6 +167,22 @@ export class SimulatedMeeting {
   /** Fault injection: the next message routed to `participantId` is lost (as a relay might). */
   loseNextMessageTo(participantId: string): void {
     this.#lose.set(participantId, (this.#lose.get(participantId) ?? 0) + 1);
+  }
+
+  /** Adds an already built participant session (e.g. one with a prepared binding) and posts its binding. */
+  add(session: ParticipantSession): void {
+    this.participants.set(session.participantId, session);
+    this.#route(session.participantId, session.start());
+  }
+
+  /** Delivers one message as the relay would (after the JSON and schema round trip), e.g. a forged one. */
+  inject(to: string, message: E2eeMessage): SessionOutput {
+    const session =
+      to === this.leader.participantId && this.leader.active ? this.leader : this.participants.get(to);
+    if (!session) throw new Error(`${to} is not simulated here`);
+    const output = session.handle(parseE2eeMessage(JSON.stringify(message)));
+    this.#route(to, output);
+    return output;
   }
 
   /** Fault injection: every delivery matching `drop` is lost (as a hostile relay might) until cleared. */
