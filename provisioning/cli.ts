@@ -83,8 +83,44 @@ export function registerProvisioningCommands(program: Command): void {
     .option('--device-burst <n>', 'requests a device may send at once above that rate', '60')
     .option('--code-ttl <seconds>', 'activation code lifetime', '900')
     .option('--cert-days <days>', 'device certificate validity', '365')
+    .option(
+      '--oidc-issuer <url>',
+      'people sign in with this OpenID Connect provider (exact issuer URL) and get person certificates (docs/people.md)',
+    )
+    .option('--oidc-client-id <id>', 'our public client id at the provider (ID token audience)')
+    .option('--oidc-redirect-uri <url>', 'where the provider sends people back (default: <public URL>/join/)')
+    .option(
+      '--people-email-domain <domain>',
+      'only people with an email of this domain (repeatable; default: any verified email)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option('--person-cert-hours <h>', 'person certificate validity in hours (at most 12)', '12')
+    .option('--people-per-minute <n>', 'person certificate requests per client address', '30')
+    .option(
+      '--web-relay <url>',
+      'relay WebSocket URL the /join/ page may connect to (repeatable; the first is offered to the page)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .action(async (o) => {
       const { startProvisioningService } = await import('./service/serve.js');
+      if (!!o.oidcIssuer !== !!o.oidcClientId)
+        throw new Error('--oidc-issuer and --oidc-client-id go together');
+      const hours = Number(o.personCertHours);
+      if (!(hours > 0 && hours <= 12)) throw new Error('--person-cert-hours must be in (0, 12]');
+      const relays: string[] = o.webRelay ?? [];
+      const people = o.oidcIssuer
+        ? {
+            issuer: String(o.oidcIssuer),
+            clientId: String(o.oidcClientId),
+            redirectUri: String(
+              o.oidcRedirectUri ??
+                `${(o.publicUrl ?? `https://${o.host}:${o.port}`).replace(/\/$/, '')}/join/`,
+            ),
+            certValidityMs: hours * 3600_000,
+            ...(o.peopleEmailDomain ? { allowedEmailDomains: o.peopleEmailDomain as string[] } : {}),
+            ...(relays[0] ? { relayUrl: relays[0] } : {}),
+          }
+        : undefined;
       const svc = await startProvisioningService({
         dataDir: o.dataDir,
         databaseUrl: o.databaseUrl ?? process.env.DATABASE_URL,
@@ -101,10 +137,13 @@ export function registerProvisioningCommands(program: Command): void {
           claimsPerMinute: Number(o.claimsPerMinute),
           deviceRequestsPerMinute: Number(o.deviceRequestsPerMinute),
           deviceBurst: Number(o.deviceBurst),
+          peopleCertificatesPerMinute: Number(o.peoplePerMinute),
         },
         codeTtlSeconds: Number(o.codeTtl),
         certValidityDays: Number(o.certDays),
+        ...(people ? { people, web: { relayUrls: relays } } : {}),
       });
+      if (people) console.error(`people sign in with ${people.issuer}; join page ${people.redirectUri}`);
       console.error(
         `provisioning service on ${svc.url} (store: ${svc.store.kind}, OpenAPI: ${svc.url}/openapi.json)`,
       );

@@ -257,3 +257,47 @@ export const TokenList = Type.Array(TokenInfo);
 export const TokenIdParams = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9 ._@-]*$' }),
 });
+
+// ── people (routes-people.ts) ────────────────────────────────────────────────────────────────
+const Base64Url = (description: string, maxLength: number) =>
+  Type.String({ pattern: '^[A-Za-z0-9_-]*$', maxLength, description });
+
+export const PeopleConfigReply = Type.Object({
+  issuer: Type.String({ description: "the org's OpenID Connect issuer" }),
+  clientId: Type.String(),
+  redirectUri: Type.String(),
+  org: Type.String(),
+  relayUrl: Type.Optional(Type.String()),
+});
+
+export const PersonCertificateRequest = Type.Object(
+  {
+    idToken: Type.Optional(
+      Type.String({
+        maxLength: 16384,
+        description: 'the OIDC ID token; its nonce is personKeyNonce(publicKey)',
+      }),
+    ),
+    publicKey: Type.Optional(Base64Url('raw Ed25519 public key (32 bytes), base64url', 64)),
+    proof: Type.Optional(
+      Base64Url(
+        'Ed25519 signature by the key over encode("sealroom/v1/person-cert-request", idToken, publicKey), base64url',
+        128,
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type PersonCertificateRequest = Static<typeof PersonCertificateRequest>;
+
+export const PersonCertificateReply = Type.Object({
+  certificate: Type.String({ description: 'PEM person certificate from the org CA' }),
+  notAfter: Type.String({ format: 'date-time' }),
+  person: Type.Object({ name: Type.String(), email: Type.String(), org: Type.String() }),
+});
+
+export const PeopleTrustReply = Type.Object({
+  orgCaPems: Type.Array(Type.String()),
+  partnerCaPems: Type.Array(Type.String()),
+  revokedSerials: Type.Array(Type.String()),
+});

@@ -34,6 +34,9 @@ export interface ServeOptions {
   certValidityDays?: number;
   /** How often an auto-created TLS server certificate is checked for renewal (default 12 h). */
   tlsCheckIntervalMs?: number;
+  /** People sign-in (OIDC → person certificates) and the /join/ page: see ServiceOptions. */
+  people?: ServiceOptions['people'];
+  web?: ServiceOptions['web'];
 }
 
 export interface RunningService {
@@ -273,6 +276,8 @@ export async function startProvisioningService(opts: ServeOptions): Promise<Runn
       codeTtlSeconds: opts.codeTtlSeconds,
       certValidityDays: opts.certValidityDays,
       https: { cert: tls.cert, key: tls.key },
+      ...(opts.people ? { people: opts.people } : {}),
+      ...(opts.web ? { web: opts.web } : {}),
     });
     const address = await app.listen({ host, port });
     // A service that runs for months re-issues its own server certificate before it expires and

@@ -107,6 +107,18 @@ CREATE TABLE crl_documents (
 );
 `,
   },
+  {
+    version: 3,
+    name: 'used OIDC ID tokens (person certificates: each token is accepted once)',
+    sql: `
+CREATE TABLE used_id_tokens (
+  token_hash TEXT PRIMARY KEY,
+  expires_at TEXT NOT NULL,
+  used_at TEXT NOT NULL
+);
+CREATE INDEX used_id_tokens_expiry ON used_id_tokens (expires_at);
+`,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied now. Safe against concurrent starts. */

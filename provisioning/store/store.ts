@@ -475,6 +475,34 @@ export class ProvisioningStore {
     return n === 1;
   }
 
+  // ── people: one-time ID tokens, issuance log ──────────────────────────────────────────────
+
+  /**
+   * True when this ID token (by SHA-256, hex) was never used, and it is now remembered until its
+   * `exp` (`expiresAt`): a token is exchanged for a certificate once. Atomic (primary key).
+   */
+  async useIdToken(tokenHash: string, expiresAt: string, now: string): Promise<boolean> {
+    const n = await this.db.run(
+      'INSERT INTO used_id_tokens (token_hash, expires_at, used_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+      [tokenHash, expiresAt, now],
+    );
+    return n === 1;
+  }
+
+  /** Forgets used tokens that expired before `now` (an expired token is refused anyway). */
+  async purgeUsedIdTokens(now: string): Promise<number> {
+    return this.db.run('DELETE FROM used_id_tokens WHERE expires_at < ?', [now]);
+  }
+
+  /** Audit row for an issued person certificate (who, serial, until when; never the token). */
+  async recordPersonCertificate(args: { email: string; serial: string; notAfter: string; now: string }) {
+    await insertAudit(this.db, args.now, `person:${args.email}`, 'person-certificate', null, {
+      email: args.email,
+      serial: args.serial,
+      notAfter: args.notAfter,
+    });
+  }
+
   async purgeNonces(now: string): Promise<number> {
     return this.db.run('DELETE FROM device_nonces WHERE expires_at < ?', [now]);
   }

@@ -8,7 +8,11 @@ export type PkiErrorCode =
   | 'not-yet-valid'
   | 'revoked'
   | 'wrong-key-type'
-  | 'bad-subject';
+  | 'bad-subject'
+  /** A person certificate where a room certificate is required, or the reverse. */
+  | 'wrong-kind'
+  /** A person certificate valid for longer than PERSON_CERT_MAX_MS. */
+  | 'bad-lifetime';
 
 export class PkiError extends Error {
   override readonly name = 'PkiError';

@@ -27,7 +27,13 @@
 //     load()/refresh()/start()/stop(), isRevoked(serial), acceptsNewSessions(), status(), 'change';
 //     polls GET /v1/revocations (DER), refuses older CRL numbers (persisted), fails closed when expired.
 //   combineRevocationSources(feeds) → one RevocationSource (one feed per trusted CA)
-// Device trust (the E2EE trust callback; synchronous)
+// People (docs/people.md): short-lived person certificates for a browser's Ed25519 key
+//   issuePersonCertificate({ ca, publicKeyRaw, person: { name, email, org }, validityMs? ≤ 12 h })
+//   verifyPersonCertificate(certPem, caCertPem, opts?) → { kind: 'person', personId, name, email, org, … }
+//   profile: CN name, O org, SAN email + urn:sealroom:person:<email>, EKU clientAuth + SEALROOM_PERSON_EKU;
+//   device verifiers refuse the person EKU ('wrong-kind'); personKeyNonce / personCertRequestBytes
+//   (src/pki/person-profile.ts, browser-safe) are the OIDC nonce and the proof statement.
+// Device trust (the E2EE trust callback; synchronous; browser-safe: rooms and people)
 //   new TrustStore({ orgCaPem, partnerCaPems?, revokedSerials? }).verify(der, identityKey?)
 //     → { ok: true, identity } | { ok: false, reason: TrustFailure, detail }   (never throws; cached per DER)
 //   signPartnerCas(ca, pems) / verifyPartnerCas(bundle, orgCaPem): partner-org CAs in signed config
@@ -103,3 +109,23 @@ export {
   normalizeSerial,
   verifyDeviceCertificate,
 } from './verify.js';
+export {
+  ed25519Spki,
+  issuePersonCertificate,
+  type PersonClaims,
+  personEmailOf,
+  type VerifiedPerson,
+  verifyPersonCertificate,
+} from './person.js';
+export {
+  CLIENT_AUTH_EKU,
+  PERSON_CERT_MAX_MS,
+  PERSON_CERT_REQUEST_LABEL,
+  PERSON_CERT_SLACK_MS,
+  PERSON_KEY_LABEL,
+  personCertRequestBytes,
+  personIdOf,
+  personKeyNonce,
+  personUri,
+  SEALROOM_PERSON_EKU,
+} from './person-profile.js';

@@ -4,8 +4,12 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { parseCertificate } from './ca.js';
 import { PkiError } from './errors.js';
 import { rawPublicKey } from './identity.js';
+import { ekuHasPerson } from './person-profile.js';
 import { x509 } from './provider.js';
+import { normalizeSerial } from './serial.js';
 import { singleField } from './subject.js';
+
+export { normalizeSerial };
 
 export interface VerifiedDevice {
   deviceId: string;
@@ -25,11 +29,6 @@ export interface VerifyOptions {
   now?: Date;
   /** Called with the lowercase hex serial; true means revoked. */
   isRevoked?: (serial: string) => boolean | Promise<boolean>;
-}
-
-/** Normalises a hex serial: lowercase, no leading zero bytes (DER may add one for the sign bit). */
-export function normalizeSerial(hex: string): string {
-  return hex.toLowerCase().replace(/^(00)+(?=..)/, '');
 }
 
 export async function verifyDeviceCertificate(
@@ -63,6 +62,10 @@ export async function verifyDeviceCertificate(
   if (!usage || (usage.usages & x509.KeyUsageFlags.digitalSignature) === 0) {
     throw new PkiError('bad-chain', 'the certificate does not allow digital signatures');
   }
+  // A person certificate never passes as a room's (src/pki/person.ts refuses the reverse).
+  if (hasPersonEku(cert)) {
+    throw new PkiError('wrong-kind', 'this is a person certificate, not a device certificate');
+  }
   const deviceId = singleField(cert.subjectName, 'CN');
   const org = singleField(cert.subjectName, 'O');
   const roomName = singleField(cert.subjectName, 'OU');
@@ -90,4 +93,18 @@ export async function verifyDeviceCertificate(
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,
   };
+}
+
+/** True when the certificate's extended key usage names SEALROOM_PERSON_EKU (unreadable EKU: refused). */
+export function hasPersonEku(cert: x509.X509Certificate): boolean {
+  let eku: x509.ExtendedKeyUsageExtension | null;
+  try {
+    eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+  } catch {
+    throw new PkiError('malformed', 'unreadable extended key usage');
+  }
+  if (!eku) return false;
+  const has = ekuHasPerson(new Uint8Array(eku.value));
+  if (has === undefined) throw new PkiError('malformed', 'unreadable extended key usage');
+  return has;
 }

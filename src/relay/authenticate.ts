@@ -1,9 +1,23 @@
-// Who is on the other end of a relay connection: an X.509 device certificate from a trusted org CA
-// (verified by src/pki), and an Ed25519 signature over the relay's fresh challenge with its key.
-import { randomBytes, verify } from 'node:crypto';
+// Who is on the other end of a relay connection: an X.509 device certificate (a room) or person
+// certificate (a signed-in person, src/pki/person.ts) from a trusted org CA, and an Ed25519 signature
+// over the relay's fresh challenge with its key. The kind comes from the certificate's extended key
+// usage, and each kind's verifier refuses the other, so a person can never pass as a room.
+import { type KeyObject, randomBytes, verify } from 'node:crypto';
 import { authSignedBytes } from '../core/protocol/relay.js';
+import { parseCertificate } from '../pki/ca.js';
 import { PkiError } from '../pki/errors.js';
-import { type VerifiedDevice, verifyDeviceCertificate } from '../pki/verify.js';
+import { type VerifiedPerson, verifyPersonCertificate } from '../pki/person.js';
+import {
+  hasPersonEku,
+  type VerifiedDevice,
+  type VerifyOptions,
+  verifyDeviceCertificate,
+} from '../pki/verify.js';
+
+export type { VerifiedPerson };
+
+/** A verified room (device certificate) or person (person certificate). */
+export type VerifiedParticipant = ({ kind: 'room' } & VerifiedDevice) | VerifiedPerson;
 
 export interface TrustOptions {
   /** PEM of each trusted org CA. */
@@ -26,10 +40,29 @@ export async function verifyDeviceCertificatePem(
   certPem: string,
   trust: TrustOptions,
 ): Promise<VerifiedDevice> {
+  return tryEachCa(trust, (caPem, opts) => verifyDeviceCertificate(certPem, caPem, opts));
+}
+
+/** A room or a person: decided by the person EKU, then verified by that kind's verifier only. */
+export async function verifyParticipantCertificatePem(
+  certPem: string,
+  trust: TrustOptions,
+): Promise<VerifiedParticipant> {
+  if (hasPersonEku(parseCertificate(certPem))) {
+    return tryEachCa(trust, (caPem, opts) => verifyPersonCertificate(certPem, caPem, opts));
+  }
+  const device = await verifyDeviceCertificatePem(certPem, trust);
+  return { kind: 'room', ...device };
+}
+
+async function tryEachCa<T>(
+  trust: TrustOptions,
+  verifyWith: (caPem: string, opts: VerifyOptions) => Promise<T>,
+): Promise<T> {
   let lastError: unknown = new PkiError('bad-chain', 'no trusted org CA configured');
   for (const caPem of trust.caPems) {
     try {
-      return await verifyDeviceCertificate(certPem, caPem, {
+      return await verifyWith(caPem, {
         ...(trust.now ? { now: trust.now() } : {}),
         ...(trust.isRevoked ? { isRevoked: trust.isRevoked } : {}),
       });
@@ -44,7 +77,7 @@ export async function verifyDeviceCertificatePem(
 
 /** Checks the challenge signature with the certificate's Ed25519 key. */
 export function verifyChallengeSignature(
-  device: VerifiedDevice,
+  device: { publicKey: KeyObject },
   nonce: string,
   signatureBase64: string,
 ): boolean {
