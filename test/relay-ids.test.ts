@@ -160,7 +160,14 @@ describe('meeting ids are bound to their leader device across a restart', () => 
     reservations.orphan('aaaa-aaaa-aaaa');
     const ids = ['aaaa-aaaa-aaaa', 'bbbb-bbbb-bbbb'];
     const registry = new MeetingRegistry({ reservations, newMeetingId: () => ids.shift() ?? 'x' });
-    const identity = { deviceId: rooms.squatter.deviceId, roomName: 'Squat', org: 'O', certificate: '' };
+    const identity = {
+      kind: 'room' as const,
+      deviceId: rooms.squatter.deviceId,
+      roomName: 'Squat',
+      org: 'O',
+      email: '',
+      certificate: '',
+    };
     const result = registry.create('c-1', identity, 1);
     expect(result.outgoing[0]?.message).toMatchObject({ type: 'meeting', meetingId: 'bbbb-bbbb-bbbb' });
     expect(() => registry.create('c-2', identity, 2, 'aaaa-aaaa-aaaa')).toThrow(

@@ -66,9 +66,11 @@ describe('relay authentication', () => {
   it('accepts a device certificate from the trusted CA with a matching challenge signature', async () => {
     const c = await connect(rooms.a);
     expect(c.identity).toEqual({
+      kind: 'room',
       deviceId: rooms.a.deviceId,
       roomName: 'Boardroom',
       org: 'Sealroom Demo Org',
+      email: '',
     });
     c.close();
   });
@@ -165,8 +167,11 @@ describe('meeting lifecycle', () => {
         roomName: 'Huddle 2',
         org: 'Sealroom Demo Org',
         certificate: rooms.b.certificatePem,
+        kind: 'room',
+        email: '',
       },
     ]);
+    expect(roster.sharing).toBeNull();
 
     // A waiting participant may post its signed binding to the leader, and nothing else.
     const joinerId = roster.waiting[0]?.participantId ?? '';

@@ -18,6 +18,7 @@ export interface RelayCommandOptions {
   stateDir?: string;
   maxConnections?: string;
   maxConnectionsPerAddress?: string;
+  allowOrigin?: string[];
 }
 
 export function registerRelayCommand(program: Command): void {
@@ -62,10 +63,14 @@ export function registerRelayCommand(program: Command): void {
       '--max-connections-per-address <n>',
       'connections from one address, IPv6 per /64 (default 20; raise it for rooms behind one NAT)',
     )
+    .option(
+      '--allow-origin <origin...>',
+      'web origin whose join page may connect (scheme://host[:port] of the provisioning service serving /join/; repeatable). A browser from any other origin is refused (HTTP 403); devices send no Origin and are unaffected',
+    )
     .option('--log-json', 'log JSON lines instead of readable text')
     .addHelpText(
       'after',
-      '\nExample:\n  sealroom relay --ca /etc/sealroom/org-ca.pem --port 7443 --state-dir /var/lib/sealroom-relay \\\n    --revocations https://provisioning.example:8443 --revocations-tls-ca /etc/sealroom/provisioning-tls-ca.pem\n\nRevocation: docs/revocation.md',
+      '\nExample:\n  sealroom relay --ca /etc/sealroom/org-ca.pem --port 7443 --state-dir /var/lib/sealroom-relay \\\n    --revocations https://provisioning.example:8443 --revocations-tls-ca /etc/sealroom/provisioning-tls-ca.pem \\\n    --allow-origin https://provisioning.example:8443\n\nRevocation: docs/revocation.md. People joining from a browser: docs/relay.md ("People").',
     )
     .action(async (opts: RelayCommandOptions) => {
       await runRelayCommand(opts);
@@ -75,7 +80,7 @@ export function registerRelayCommand(program: Command): void {
 export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> {
   const { readFileSync, createWriteStream } = await import('node:fs');
   const { cliLogger } = await import('../relay/readable-log.js');
-  const { startRelay } = await import('../relay/server.js');
+  const { normalizeOrigin, startRelay } = await import('../relay/server.js');
   const log = cliLogger('relay', { json: opts.logJson ?? false });
   const caPems = (opts.ca ?? []).map((f) => readFileSync(f, 'utf8'));
   if (opts.devCa) {
@@ -159,6 +164,7 @@ export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> 
   };
   const maxConnections = count('--max-connections', opts.maxConnections);
   const maxConnectionsPerAddress = count('--max-connections-per-address', opts.maxConnectionsPerAddress);
+  const allowedOrigins = (opts.allowOrigin ?? []).map(normalizeOrigin); // fails fast on a typo
   const recordStream = opts.record ? createWriteStream(opts.record, { flags: 'a' }) : undefined;
   const relay = await startRelay({
     log,
@@ -168,6 +174,7 @@ export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> 
     port: Number(opts.port),
     videoCodec,
     ...(opts.stateDir ? { stateDir: opts.stateDir } : {}),
+    allowedOrigins,
     limits: {
       ...(maxConnections !== undefined ? { maxConnections } : {}),
       ...(maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress } : {}),

@@ -4,6 +4,8 @@
 // - Participant ids embed a tag of the holder's device id: `p-<tag>-<random>`, tag = the first 16
 //   hex digits of SHA-256("sealroom/participant-id/v1" || 0x00 || deviceId). A reclaimed id is
 //   accepted only from the device whose tag it carries. Stateless: survives any restart.
+//   People (issue 12) are tagged the same way from their person id ('person:' + email) under another
+//   label, so no device id — whatever its certificate's CN — can carry a person's tag, nor the reverse.
 // - Meeting ids are typed by people (three groups of four letters) and cannot carry a tag, so the
 //   relay keeps a reservation meetingId → leader device id, with an expiry, and — given a state dir
 //   — persists it atomically (write to a temporary file, fsync, rename) before it answers a create
@@ -14,6 +16,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, wr
 import { join } from 'node:path';
 
 const TAG_LABEL = 'sealroom/participant-id/v1';
+const PERSON_TAG_LABEL = 'sealroom/participant-id/person/v1';
 const PARTICIPANT_ID = /^p-([0-9a-f]{16})-[0-9a-f]{12}$/;
 /** Same rule as the wire schema of a meeting id (src/core/protocol/relay.ts). */
 const MEETING_ID = /^[a-z0-9-]{4,32}$/;
@@ -26,15 +29,32 @@ export function deviceTag(deviceId: string): string {
   return createHash('sha256').update(`${TAG_LABEL}\0${deviceId}`, 'utf8').digest('hex').slice(0, 16);
 }
 
-/** A fresh participant id bound to `deviceId`. */
-export function newParticipantIdFor(deviceId: string, random: (n: number) => Buffer = randomBytes): string {
-  return `p-${deviceTag(deviceId)}-${random(6).toString('hex')}`;
+/**
+ * Who holds a participant id: a device id (a room), or a verified identity whose `kind` says
+ * whether `deviceId` is a room's device id or a person's id ('person:' + email).
+ */
+export type IdHolder = string | { kind?: 'room' | 'person'; deviceId: string };
+
+/** The tag of a holder: rooms as before (ids made before issue 12 stay theirs), people apart. */
+export function holderTag(holder: IdHolder): string {
+  if (typeof holder === 'string' || holder.kind !== 'person') {
+    return deviceTag(typeof holder === 'string' ? holder : holder.deviceId);
+  }
+  return createHash('sha256')
+    .update(`${PERSON_TAG_LABEL}\0${holder.deviceId}`, 'utf8')
+    .digest('hex')
+    .slice(0, 16);
 }
 
-/** True when `participantId` is a relay-made id carrying `deviceId`'s tag. */
-export function participantIdBoundTo(participantId: string, deviceId: string): boolean {
+/** A fresh participant id bound to `holder`. */
+export function newParticipantIdFor(holder: IdHolder, random: (n: number) => Buffer = randomBytes): string {
+  return `p-${holderTag(holder)}-${random(6).toString('hex')}`;
+}
+
+/** True when `participantId` is a relay-made id carrying `holder`'s tag. */
+export function participantIdBoundTo(participantId: string, holder: IdHolder): boolean {
   const m = PARTICIPANT_ID.exec(participantId);
-  return m !== null && m[1] === deviceTag(deviceId);
+  return m !== null && m[1] === holderTag(holder);
 }
 
 interface Reservation {

@@ -56,6 +56,14 @@ export const COSTLY_E2EE_TYPES: ReadonlySet<string> = new Set(['e2ee.binding', '
 export const COSTLY_E2EE_PER_SECOND = 1;
 export const COSTLY_E2EE_BURST = 10;
 
+/**
+ * `share` on/off (issue 12): each change sends every member a roster (certificates included), so a
+ * person toggling fast would make the relay send N rosters per toggle. A screen share starts and
+ * stops a few times a meeting; 1/s after a burst of 5 is plenty.
+ */
+export const SHARE_PER_SECOND = 1;
+export const SHARE_BURST = 5;
+
 /** Close codes the relay uses (docs/relay.md, "Close codes"). */
 export const CLOSE = Object.freeze({
   tooLarge: 1009,

@@ -1,16 +1,29 @@
 // The relay's meeting lifecycle as a pure state machine: connections (already authenticated) ask to
-// create, join, admit, deny, lock, leave and end; every call returns the messages to send to which
-// connection. No sockets, no timers — the server wires it to WebSockets and the SFU.
+// create, join, admit, deny, lock, hand over, share, leave and end; every call returns the messages
+// to send to which connection. No sockets, no timers — the server wires it to WebSockets and the SFU.
+// Rooms and people (issue 12) differ in two rules only: people never create (lead) a meeting nor
+// take it over ('rooms-only').
 import { randomBytes } from 'node:crypto';
 import type { ParticipantInfo, ServerMessage } from '../core/protocol/relay.js';
-import { MeetingReservations, newParticipantIdFor, participantIdBoundTo } from './id-binding.js';
+import {
+  type IdHolder,
+  MeetingReservations,
+  newParticipantIdFor,
+  participantIdBoundTo,
+} from './id-binding.js';
 
 export type ConnectionId = string;
 
+/** A verified participant: rooms by device certificate, people by person certificate. */
 export interface Identity {
+  kind: 'room' | 'person';
+  /** Rooms: the device id; people: 'person:' + email. */
   deviceId: string;
+  /** Rooms: the room name; people: the person's name. */
   roomName: string;
   org: string;
+  /** People: their e-mail address; rooms: ''. */
+  email: string;
   certificate: string;
 }
 
@@ -19,12 +32,10 @@ export interface Outgoing {
   message: ServerMessage;
 }
 
-/** What the SFU must do after a lifecycle change. */
-export interface MediaEffect {
-  kind: 'remove';
-  connection: ConnectionId;
-  meetingId: string;
-}
+/** What the SFU must do after a lifecycle change: drop a peer, or change who shares a screen. */
+export type MediaEffect =
+  | { kind: 'remove'; connection: ConnectionId; meetingId: string }
+  | { kind: 'share'; meetingId: string; sharer: ConnectionId | null };
 
 export interface Result {
   outgoing: Outgoing[];
@@ -41,6 +52,8 @@ interface Meeting {
   id: string;
   leader: ConnectionId;
   locked: boolean;
+  /** The one active member whose screen is shared, if any. */
+  sharing: ConnectionId | null;
   /** Insertion-ordered: the roster shows who came first first. */
   members: Map<ConnectionId, Member>;
 }
@@ -69,19 +82,19 @@ export function newMeetingId(random: (n: number) => Buffer = randomBytes): strin
 export class MeetingRegistry {
   readonly #meetings = new Map<string, Meeting>();
   readonly #byConnection = new Map<ConnectionId, string>();
-  readonly #newParticipantId: (deviceId: string) => string;
+  readonly #newParticipantId: (holder: IdHolder) => string;
   readonly #newMeetingId: () => string;
   /** Meeting id → the leader device it is bound to (persisted when the relay has a state dir). */
   readonly reservations: MeetingReservations;
 
   constructor(
     opts: {
-      newParticipantId?: (deviceId: string) => string;
+      newParticipantId?: (holder: IdHolder) => string;
       newMeetingId?: () => string;
       reservations?: MeetingReservations;
     } = {},
   ) {
-    this.#newParticipantId = opts.newParticipantId ?? ((deviceId) => newParticipantIdFor(deviceId));
+    this.#newParticipantId = opts.newParticipantId ?? ((holder) => newParticipantIdFor(holder));
     this.#newMeetingId = opts.newMeetingId ?? (() => newMeetingId());
     this.reservations = opts.reservations ?? new MeetingReservations();
   }
@@ -141,6 +154,8 @@ export class MeetingRegistry {
     participantId?: string,
   ): Result {
     this.#assertFree(connection);
+    if (identity.kind !== 'room')
+      throw new MeetingError('rooms-only', 'only rooms create and lead meetings; people join them');
     this.#assertOwnParticipantId(identity, participantId);
     let id = meetingId;
     if (id === undefined) {
@@ -154,12 +169,12 @@ export class MeetingRegistry {
       if (this.#meetings.has(id)) throw new MeetingError('meeting-exists', `meeting ${id} already exists`);
     }
     const info: ParticipantInfo = {
-      participantId: participantId ?? this.#newParticipantId(identity.deviceId),
+      participantId: participantId ?? this.#newParticipantId(identity),
       ...identity,
     };
     // Bound (and on disk) before anyone is told the meeting exists.
     this.reservations.bind(id, identity.deviceId);
-    const meeting: Meeting = { id, leader: connection, locked: false, members: new Map() };
+    const meeting: Meeting = { id, leader: connection, locked: false, sharing: null, members: new Map() };
     meeting.members.set(connection, { connection, info, status: 'active' });
     this.#meetings.set(id, meeting);
     this.#byConnection.set(connection, id);
@@ -205,7 +220,7 @@ export class MeetingRegistry {
       throw new MeetingError('participant-exists', `${participantId} is already in this meeting`);
     }
     const info: ParticipantInfo = {
-      participantId: participantId ?? this.#newParticipantId(identity.deviceId),
+      participantId: participantId ?? this.#newParticipantId(identity),
       ...identity,
     };
     meeting.members.set(connection, { connection, info, status: 'waiting' });
@@ -283,6 +298,8 @@ export class MeetingRegistry {
     if (next?.status !== 'active' || next.connection === connection) {
       throw new MeetingError('not-admitted', `${participantId} is not an admitted participant`);
     }
+    if (next.info.kind !== 'room')
+      throw new MeetingError('rooms-only', `${participantId} is a person; only rooms lead meetings`);
     this.reservations.bind(meeting.id, next.info.deviceId);
     meeting.leader = next.connection;
     const leader = next.info;
@@ -305,6 +322,33 @@ export class MeetingRegistry {
   }
 
   /**
+   * An active member starts or stops sharing its screen. One sharer per meeting: a new share ends
+   * the one before. Stopping when not the sharer changes nothing. Whether the member can share at
+   * all (a person with media) is the server's check; this is only the meeting's state.
+   */
+  share(connection: ConnectionId, requestId: number | undefined, enabled: boolean): Result {
+    const id = this.#byConnection.get(connection);
+    const meeting = id === undefined ? undefined : this.#meetings.get(id);
+    const member = meeting?.members.get(connection);
+    if (!meeting || member?.status !== 'active')
+      throw new MeetingError('not-admitted', 'only admitted participants share');
+    const ok: Outgoing = { to: connection, message: { type: 'ok', id: requestId } };
+    const sharing = enabled ? connection : meeting.sharing === connection ? null : meeting.sharing;
+    if (sharing === meeting.sharing) return { outgoing: [ok], media: [] };
+    meeting.sharing = sharing;
+    return {
+      outgoing: [ok, ...this.#rosters(meeting)],
+      media: [{ kind: 'share', meetingId: meeting.id, sharer: sharing }],
+    };
+  }
+
+  /** The connection sharing its screen in this connection's meeting, if any. */
+  sharerOf(connection: ConnectionId): ConnectionId | null {
+    const id = this.#byConnection.get(connection);
+    return (id === undefined ? undefined : this.#meetings.get(id)?.sharing) ?? null;
+  }
+
+  /**
    * A participant leaves (or, `closed`, its connection went). The leader leaving ends the meeting; a
    * leader that left on purpose frees the meeting id, one whose connection went keeps it bound for
    * its resume (a relay or network restart).
@@ -324,6 +368,8 @@ export class MeetingRegistry {
     meeting.members.delete(connection);
     this.#byConnection.delete(connection);
     if (!member) return { outgoing: reply, media: [] };
+    // The sharer's share ends with it (its SFU peer goes too; the rosters below say nobody shares).
+    if (meeting.sharing === connection) meeting.sharing = null;
     const leftNotice: Outgoing[] =
       member.status === 'active'
         ? this.activeConnections(meeting.id).map((to) => ({
@@ -369,7 +415,7 @@ export class MeetingRegistry {
 
   /** A participant id asked for (a resume) must be one the relay made for this very device. */
   #assertOwnParticipantId(identity: Identity, participantId: string | undefined): void {
-    if (participantId !== undefined && !participantIdBoundTo(participantId, identity.deviceId))
+    if (participantId !== undefined && !participantIdBoundTo(participantId, identity))
       throw new MeetingError('id-bound', `participant id ${participantId} is bound to another device`);
   }
 
@@ -417,6 +463,7 @@ export class MeetingRegistry {
         participants,
         waiting: to === meeting.leader ? waiting : [],
         locked: meeting.locked,
+        sharing: (meeting.sharing && meeting.members.get(meeting.sharing)?.info.participantId) ?? null,
       },
     }));
   }

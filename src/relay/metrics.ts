@@ -14,6 +14,7 @@ export const REFUSAL_REASONS = [
   'revoked',
   'expired',
   'crl-stale',
+  'bad-origin',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 

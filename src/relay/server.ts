@@ -5,29 +5,33 @@
 // frame limit, connection caps and per-connection rate limits (./limits.ts) bound what a peer can
 // cost, every refusal is counted in /metrics, and sessions of certificates revoked (RevocationSource
 // 'change') or expired since they authenticated are ended live (docs/relay.md).
+// Rooms authenticate with device certificates, people (issue 12, from a browser page) with
+// short-lived person certificates; a WebSocket upgrade from a browser must come from an allowed Origin.
 import { randomBytes } from 'node:crypto';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import {
   type ClientMessage,
+  MAX_EMAIL_LENGTH,
   MAX_MESSAGE_BYTES,
+  MAX_NAME_LENGTH,
   parseClientMessage,
   type ServerMessage,
 } from '../core/protocol/relay.js';
 import { isE2eeMessage } from '../core/e2ee/messages.js';
 import { PkiError } from '../pki/errors.js';
 import type { RevocationSource } from '../pki/revocation-source.js';
-import type { VerifiedDevice } from '../pki/verify.js';
 import type { Logger } from '../util/log.js';
 import {
   newChallenge,
   type TrustOptions,
+  type VerifiedParticipant,
   verifyChallengeSignature,
-  verifyDeviceCertificatePem,
+  verifyParticipantCertificatePem,
 } from './authenticate.js';
 import { MeetingReservations } from './id-binding.js';
-import { type ConnectionId, MeetingError, MeetingRegistry, type Result } from './meetings.js';
+import { type ConnectionId, type Identity, MeetingError, MeetingRegistry, type Result } from './meetings.js';
 import {
   AddressCounter,
   addressKey,
@@ -40,6 +44,8 @@ import {
   type RelayLimits,
   resolveLimits,
   LEADER_ALLOWANCE_PER_MEMBER,
+  SHARE_BURST,
+  SHARE_PER_SECOND,
   TokenBucket,
 } from './limits.js';
 import { createRelayMetrics, type RefusalReason } from './metrics.js';
@@ -90,6 +96,34 @@ export interface RelayOptions {
   limits?: Partial<RelayLimits>;
   /** How often every session's certificate is re-checked (expiry, revocation); default 5 s. */
   sessionCheckIntervalMs?: number;
+  /**
+   * Web origins whose pages may open a WebSocket here (e.g. the provisioning service that serves
+   * the join page: 'https://provisioning.example:8443'). An upgrade request carrying an Origin not
+   * in the list is refused with HTTP 403 before any message; one with no Origin (devices, not a
+   * browser) is served. Default: none, so no browser page can connect.
+   */
+  allowedOrigins?: string[];
+}
+
+/** Serialized origin (scheme://host[:port]) of a configured entry; throws on anything else. */
+export function normalizeOrigin(origin: string): string {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    throw new Error(`allowed origin "${origin}" is not a URL (expected e.g. https://host:8443)`);
+  }
+  const bare = url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || !bare)
+    throw new Error(`allowed origin "${origin}" must be scheme://host[:port] only, like ${url.origin}`);
+  return url.origin;
+}
+
+/** What the relay's registry and peers see of a verified participant (rooms and people alike). */
+function identityOf(v: VerifiedParticipant, certificate: string): Identity {
+  return v.kind === 'person'
+    ? { kind: 'person', deviceId: v.personId, roomName: v.name, org: v.org, email: v.email, certificate }
+    : { kind: 'room', deviceId: v.deviceId, roomName: v.roomName, org: v.org, email: '', certificate };
 }
 
 /** How often the relay re-checks every session's certificate (expiry, revocation). */
@@ -113,8 +147,9 @@ interface Session {
   /** Heard from since the last liveness round. */
   alive: boolean;
   nonce: string;
-  identity?: VerifiedDevice;
-  certificate?: string;
+  identity?: VerifiedParticipant;
+  /** What the meeting registry knows of it (from `identity` and its certificate PEM). */
+  participant?: Identity;
   /** Closes the socket (4408) unless it authenticated first. */
   authTimer?: NodeJS.Timeout;
   /** Frames received before authentication completed. */
@@ -122,6 +157,8 @@ interface Session {
   bucket: TokenBucket;
   /** Bindings and resync requests (COSTLY_E2EE_TYPES), on top of `bucket`. */
   costly: TokenBucket;
+  /** `share` requests, on top of `bucket`: each sends a roster to every member. */
+  shares: TokenBucket;
   /** Refusals it may still earn before it is cut (refilled at the sustained message rate). */
   refusalAllowance: TokenBucket;
   lastRateError: number;
@@ -154,6 +191,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const isRevoked = (serial: string): boolean =>
     (revocation?.isRevoked(serial) ?? false) || (opts.trust.isRevoked?.(serial) ?? false);
   const trust = { ...opts.trust, isRevoked };
+  const allowedOrigins = new Set((opts.allowedOrigins ?? []).map(normalizeOrigin));
 
   const send = (connection: ConnectionId, message: ServerMessage): void => {
     const session = sessions.get(connection);
@@ -185,7 +223,10 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
 
   const apply = (result: Result): void => {
     for (const o of result.outgoing) send(o.to, o.message);
-    for (const m of result.media) void sfu.remove(m.connection);
+    for (const m of result.media) {
+      if (m.kind === 'share') sfu.setSharer(m.meetingId, m.sharer);
+      else void sfu.remove(m.connection);
+    }
   };
 
   const handle = async (session: Session, message: ClientMessage): Promise<void> => {
@@ -199,7 +240,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
           'the relay holds no current certificate revocation list; new sessions are refused until it does',
         );
       }
-      const identity = await verifyDeviceCertificatePem(message.certificate, trust);
+      const identity = await verifyParticipantCertificatePem(message.certificate, trust);
       if (!verifyChallengeSignature(identity, session.nonce, message.signature)) {
         throw new MeetingError('bad-signature', 'challenge signature does not match the certificate key');
       }
@@ -207,31 +248,39 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       // A CRL that arrived during the (asynchronous) verification counts too.
       if (isRevoked(identity.serial))
         throw new PkiError('revoked', `certificate ${identity.serial} is revoked`);
+      const participant = identityOf(identity, message.certificate);
+      // Everything the relay sends about it must pass the wire schema every member checks.
+      if (
+        participant.roomName.length > MAX_NAME_LENGTH ||
+        participant.org.length > MAX_NAME_LENGTH ||
+        participant.email.length > MAX_EMAIL_LENGTH
+      )
+        throw new PkiError('bad-subject', 'the certificate names a name, org or e-mail address too long');
       session.identity = identity;
+      session.participant = participant;
       clearTimeout(session.authTimer);
       setFrameLimit(session.socket, MAX_MESSAGE_BYTES);
       metrics.authentications.inc({ result: 'ok' });
-      session.certificate = message.certificate;
       log.info(
         {
           connection: session.id,
-          deviceId: identity.deviceId,
-          roomName: identity.roomName,
-          org: identity.org,
+          kind: participant.kind,
+          deviceId: participant.deviceId,
+          roomName: participant.roomName,
+          org: participant.org,
         },
-        'device authenticated',
+        participant.kind === 'person' ? 'person authenticated' : 'device authenticated',
       );
-      return send(session.id, {
-        type: 'authenticated',
-        identity: { deviceId: identity.deviceId, roomName: identity.roomName, org: identity.org },
-      });
+      const { kind, deviceId, roomName, org, email } = participant;
+      return send(session.id, { type: 'authenticated', identity: { kind, deviceId, roomName, org, email } });
     }
     // Belt and braces besides the 'change' event and the periodic check: a revoked or expired
     // certificate's session does nothing more, create and join least of all.
     if (isRevoked(session.identity.serial)) return endSession(session, 'revoked');
     if (now() > session.identity.notAfter) return endSession(session, 'expired');
-    const { deviceId, roomName, org } = session.identity;
-    const identity = { deviceId, roomName, org, certificate: session.certificate ?? '' };
+    const identity = session.participant;
+    if (!identity) throw new MeetingError('internal', 'authenticated without an identity');
+    const { deviceId } = identity;
     switch (message.type) {
       case 'auth':
         throw new MeetingError('already-authenticated', 'already authenticated');
@@ -272,11 +321,31 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       case 'media': {
         const meetingId = registry.meetingOf(session.id);
         const participant = registry.activeParticipant(session.id);
-        if (!message.enabled) return void (await sfu.remove(session.id));
+        if (!message.enabled) {
+          // Without media there is nothing to share: its share (if any) ends with it.
+          if (registry.sharerOf(session.id) === session.id)
+            apply(registry.share(session.id, undefined, false));
+          return void (await sfu.remove(session.id));
+        }
         if (!meetingId || !participant)
           throw new MeetingError('not-admitted', 'media only for admitted participants');
-        sfu.add(session.id, meetingId, participant.participantId);
+        sfu.add(session.id, meetingId, participant.participantId, { content: identity.kind === 'person' });
         return;
+      }
+      case 'share': {
+        // Each change sends every member a roster: a budget of its own, tighter than messages'.
+        if (!session.shares.take()) return rateLimited(session);
+        if (!registry.activeParticipant(session.id))
+          throw new MeetingError('not-admitted', 'only admitted participants share');
+        if (message.enabled && !sfu.canShare(session.id))
+          throw new MeetingError(
+            identity.kind === 'person' ? 'no-media' : 'no-content',
+            identity.kind === 'person'
+              ? 'ask for media first: the content m-line is part of its offer'
+              : 'rooms have no content m-line; only people share a screen',
+          );
+        log.info({ meetingId: registry.meetingOf(session.id), enabled: message.enabled }, 'share');
+        return apply(registry.share(session.id, message.id, message.enabled));
       }
       case 'signal':
         return sfu.handleSignal(session.id, message.payload);
@@ -335,7 +404,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     metrics.refuse(reason);
     const text = reason === 'revoked' ? 'certificate revoked' : 'certificate expired';
     log.warn(
-      { connection: session.id, deviceId: session.identity.deviceId, serial: session.identity.serial },
+      { connection: session.id, deviceId: session.participant?.deviceId, serial: session.identity.serial },
       `${text}: ending the session`,
     );
     send(session.id, { type: 'error', code: `certificate-${reason}`, message: `${text}; session ended` });
@@ -417,7 +486,20 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
-  app.get(RELAY_WS_PATH, { websocket: true }, (socket, req) => {
+  // A browser page may open a WebSocket from any site its user visits: only allowed origins' pages
+  // get one. Refused before the upgrade (HTTP 403), so such a page cannot even read a challenge.
+  const checkOrigin = async (
+    req: { headers: Record<string, string | string[] | undefined> },
+    reply: { code(n: number): { send(body: unknown): unknown } },
+  ) => {
+    const origin = req.headers.origin;
+    if (origin === undefined) return; // devices (not a browser) send none
+    if (typeof origin === 'string' && allowedOrigins.has(origin)) return;
+    metrics.refuse('bad-origin');
+    log.warn({ origin: String(origin).slice(0, 200) }, 'WebSocket from an origin not allowed; refused');
+    return reply.code(403).send({ error: { code: 'origin-not-allowed', message: 'origin not allowed' } });
+  };
+  app.get(RELAY_WS_PATH, { websocket: true, preValidation: checkOrigin }, (socket, req) => {
     const address = addressKey(req.socket.remoteAddress);
     if (perAddress.count(address) >= limits.maxConnectionsPerAddress)
       return refuseConnection(socket, 'too-many-from-address', 'too many connections from this address');
@@ -444,6 +526,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       preAuthMessages: 0,
       bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
       costly: new TokenBucket(COSTLY_E2EE_PER_SECOND, COSTLY_E2EE_BURST),
+      shares: new TokenBucket(SHARE_PER_SECOND, SHARE_BURST),
       refusalAllowance: new TokenBucket(limits.messagesPerSecond, RATE_LIMIT_CLOSE_AFTER),
       lastRateError: Number.NEGATIVE_INFINITY,
       ending: false,
@@ -529,8 +612,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       if (sessions.delete(session.id)) perAddress.remove(session.address);
       apply(registry.leave(session.id, undefined, { closed: true }));
       void sfu.remove(session.id);
-      if (session.identity)
-        log.info({ connection: session.id, deviceId: session.identity.deviceId }, 'device disconnected');
+      if (session.participant)
+        log.info({ connection: session.id, deviceId: session.participant.deviceId }, 'disconnected');
     });
     send(session.id, { type: 'challenge', nonce: session.nonce, relayId });
   });

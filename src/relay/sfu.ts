@@ -1,6 +1,11 @@
 // The selective forwarding unit: one werift PeerConnection per participant that receives its audio
 // and video and sends every other participant's. Frames are SFrame ciphertext; the SFU reads RTP
 // headers only. The relay always offers; a change of publishers triggers a new offer.
+//
+// Screen share (issue 12): a person's offer has a third publish m-line, `content` (video, recvonly
+// here). The meeting's one sharer (MeetingRegistry decides, setSharer applies) is forwarded to every
+// other participant on a sendonly m-line of its own; every subscribed m-line names its publisher and
+// kind as `a=msid:<publisher participant id> <audio|video|content>` (docs/relay.md, "Media").
 import {
   MediaStreamTrack,
   PictureLossIndication,
@@ -19,7 +24,14 @@ import type { Logger } from '../util/log.js';
 import type { ConnectionId } from './meetings.js';
 import { applyWeriftFixes, clonePacketForSubscriber } from './werift-fixes.js';
 
-export type MediaKind = 'audio' | 'video';
+/** What a publisher sends: audio, camera video, and (people only) screen content on a video m-line. */
+export type MediaKind = 'audio' | 'video' | 'content';
+const CAMERA_KINDS = ['audio', 'video'] as const;
+
+/** The m-line (and werift track) kind each media kind travels on. */
+function lineKind(kind: MediaKind): 'audio' | 'video' {
+  return kind === 'audio' ? 'audio' : 'video';
+}
 
 export interface SfuOptions {
   log: Logger;
@@ -119,15 +131,24 @@ interface Peer {
   negotiating: boolean;
   renegotiate: boolean;
   closed: boolean;
+  /** Its offer has the content publish m-line (people): it may share a screen. */
+  content: boolean;
   /** Packets received from this publisher, and copies forwarded to its subscribers. */
   received: number;
   forwarded: number;
+}
+
+export interface AddOptions {
+  /** Offer a third publish m-line for screen content (people; rooms' offers keep two m-lines). */
+  content?: boolean;
 }
 
 export class Sfu {
   readonly #peers = new Map<ConnectionId, Peer>();
   readonly #opts: SfuOptions;
   readonly #codecs: ReturnType<typeof codecsFor>;
+  /** Meeting id → the connection whose content is forwarded now. */
+  readonly #sharers = new Map<string, ConnectionId>();
 
   constructor(opts: SfuOptions) {
     applyWeriftFixes();
@@ -162,8 +183,22 @@ export class Sfu {
     }));
   }
 
-  /** Creates the participant's PeerConnection, subscribes it to everyone else and them to it. */
-  add(connection: ConnectionId, meetingId: string, participantId: string): void {
+  /** True when the participant has media with a content publish m-line (it can share). */
+  canShare(connection: ConnectionId): boolean {
+    return this.#peers.get(connection)?.content === true;
+  }
+
+  /** The connection whose content is forwarded in a meeting now, if any. */
+  sharer(meetingId: string): ConnectionId | undefined {
+    return this.#sharers.get(meetingId);
+  }
+
+  /**
+   * Creates the participant's PeerConnection: m-lines 0 (audio) and 1 (video) and, with `content`,
+   * 2 (content) receive what it publishes; it is subscribed to everyone else (and to the current
+   * sharer's content) and they to it.
+   */
+  add(connection: ConnectionId, meetingId: string, participantId: string, opts: AddOptions = {}): void {
     if (this.#peers.has(connection)) return;
     const pc = new RTCPeerConnection({
       iceServers: [],
@@ -179,16 +214,18 @@ export class Sfu {
       pc,
       incoming: {},
       subscriptions: [],
-      forwardTo: { audio: new Set(), video: new Set() },
+      forwardTo: { audio: new Set(), video: new Set(), content: new Set() },
       negotiating: false,
       renegotiate: false,
       closed: false,
+      content: opts.content === true,
       received: 0,
       forwarded: 0,
     };
     this.#peers.set(connection, peer);
-    for (const kind of ['audio', 'video'] as const) {
-      const transceiver = pc.addTransceiver(kind, { direction: 'recvonly' });
+    const publishes: MediaKind[] = peer.content ? ['audio', 'video', 'content'] : ['audio', 'video'];
+    for (const kind of publishes) {
+      const transceiver = pc.addTransceiver(lineKind(kind), { direction: 'recvonly' });
       transceiver.onTrack.subscribe((track) => this.#onPublisherTrack(peer, kind, track, transceiver));
     }
     pc.connectionStateChange.subscribe((state) => {
@@ -201,7 +238,39 @@ export class Sfu {
       this.#subscribe(other, peer);
       void this.#negotiate(other);
     }
+    const sharer = this.#peers.get(this.#sharers.get(meetingId) ?? '');
+    if (sharer && sharer !== peer)
+      sharer.forwardTo.content.add(this.#contentSubscription(peer, sharer).track);
     void this.#negotiate(peer);
+  }
+
+  /**
+   * Forwards `sharer`'s content (null: nobody's) to every other participant of the meeting. A
+   * subscriber gets a content m-line the first time a publisher shares; it stays (silent while that
+   * publisher does not share) until the publisher leaves, so sharing on and off costs no
+   * renegotiation. A sharer without a content m-line (a room) is ignored.
+   */
+  setSharer(meetingId: string, sharer: ConnectionId | null): void {
+    const before = this.#peers.get(this.#sharers.get(meetingId) ?? '');
+    const next = sharer === null ? undefined : this.#peers.get(sharer);
+    if (before === next && next !== undefined) return;
+    before?.forwardTo.content.clear();
+    if (!next?.content || next.meetingId !== meetingId || next.closed) {
+      this.#sharers.delete(meetingId);
+      return;
+    }
+    this.#sharers.set(meetingId, next.connection);
+    for (const other of this.#peers.values()) {
+      if (other === next || other.meetingId !== meetingId || other.closed) continue;
+      const existing = other.subscriptions.find(
+        (s) => s.publisher === next.connection && s.kind === 'content',
+      );
+      const subscription = existing ?? this.#contentSubscription(other, next);
+      next.forwardTo.content.add(subscription.track);
+      if (!existing) void this.#negotiate(other);
+    }
+    // Subscribers already connected need a keyframe to start decoding the share now.
+    this.#requestKeyframe(next, 'content');
   }
 
   async remove(connection: ConnectionId): Promise<void> {
@@ -209,6 +278,7 @@ export class Sfu {
     if (!peer) return;
     peer.closed = true;
     this.#peers.delete(connection);
+    if (this.#sharers.get(peer.meetingId) === connection) this.#sharers.delete(peer.meetingId);
     for (const other of this.#peers.values()) {
       const gone = other.subscriptions.filter((s) => s.publisher === connection);
       if (gone.length === 0) continue;
@@ -227,8 +297,7 @@ export class Sfu {
       s.track.stop();
       this.#peers.get(s.publisher)?.forwardTo[s.kind].delete(s.track);
     }
-    peer.forwardTo.audio.clear();
-    peer.forwardTo.video.clear();
+    for (const targets of Object.values(peer.forwardTo)) targets.clear();
     await peer.pc.close().catch(() => undefined);
   }
 
@@ -264,17 +333,35 @@ export class Sfu {
     await Promise.all([...this.#peers.keys()].map((c) => this.remove(c)));
   }
 
+  /** Subscribes to a publisher's audio and camera video (forwarded from now on). */
   #subscribe(subscriber: Peer, publisher: Peer): void {
-    for (const kind of ['audio', 'video'] as const) {
-      const track = new MediaStreamTrack({ kind });
-      const transceiver = subscriber.pc.addTransceiver(track, { direction: 'sendonly' });
-      subscriber.subscriptions.push({ publisher: publisher.connection, kind, track, transceiver });
-      publisher.forwardTo[kind].add(track);
-      if (kind === 'video') {
-        // A subscriber's decoder asking for a keyframe goes to the publisher's encoder.
-        transceiver.sender.onPictureLossIndication.subscribe(() => this.#requestKeyframe(publisher));
-      }
+    for (const kind of CAMERA_KINDS)
+      publisher.forwardTo[kind].add(this.#addSubscription(subscriber, publisher, kind).track);
+  }
+
+  /** The subscriber's content m-line for this publisher (made once; forwarding is setSharer's). */
+  #contentSubscription(subscriber: Peer, publisher: Peer): Subscription {
+    return (
+      subscriber.subscriptions.find((s) => s.publisher === publisher.connection && s.kind === 'content') ??
+      this.#addSubscription(subscriber, publisher, 'content')
+    );
+  }
+
+  /** A sendonly m-line to the subscriber with `a=msid:<publisher participant id> <kind>`. */
+  #addSubscription(subscriber: Peer, publisher: Peer, kind: MediaKind): Subscription {
+    const track = new MediaStreamTrack({ kind: lineKind(kind) });
+    const transceiver = subscriber.pc.addTransceiver(track, { direction: 'sendonly' });
+    // werift writes a=msid:<sender.streamIds…> <sender.trackId>: the publisher and the kind.
+    transceiver.sender.streamId = publisher.participantId;
+    // trackId is typed readonly but is a plain writable field, read only when the SDP is written.
+    (transceiver.sender as { trackId: string }).trackId = kind;
+    const subscription: Subscription = { publisher: publisher.connection, kind, track, transceiver };
+    subscriber.subscriptions.push(subscription);
+    if (kind !== 'audio') {
+      // A subscriber's decoder asking for a keyframe goes to the publisher's encoder.
+      transceiver.sender.onPictureLossIndication.subscribe(() => this.#requestKeyframe(publisher, kind));
     }
+    return subscription;
   }
 
   #onPublisherTrack(
@@ -294,20 +381,22 @@ export class Sfu {
         peer.forwarded++;
       }
     });
-    if (kind === 'video') sendPli(transceiver, track.ssrc);
+    if (kind !== 'audio') sendPli(transceiver, track.ssrc);
   }
 
-  #requestKeyframe(publisher: Peer): void {
-    const video = publisher.incoming.video;
-    if (!video || video.track.ssrc === undefined || publisher.closed) return;
-    sendPli(video.transceiver, video.track.ssrc);
+  #requestKeyframe(publisher: Peer, kind: 'video' | 'content'): void {
+    const incoming = publisher.incoming[kind];
+    if (!incoming || incoming.track.ssrc === undefined || publisher.closed) return;
+    // Content only while shared: a non-sharer's encoder has nothing to refresh for anyone.
+    if (kind === 'content' && this.#sharers.get(publisher.meetingId) !== publisher.connection) return;
+    sendPli(incoming.transceiver, incoming.track.ssrc);
   }
 
   #requestKeyframes(subscriber: Peer): void {
     for (const s of subscriber.subscriptions) {
-      if (s.kind !== 'video') continue;
+      if (s.kind === 'audio') continue;
       const publisher = this.#peers.get(s.publisher);
-      if (publisher) this.#requestKeyframe(publisher);
+      if (publisher) this.#requestKeyframe(publisher, s.kind);
     }
   }
 

@@ -1,8 +1,8 @@
 // The relay's WebSocket wire protocol: one JSON object per text frame, both directions.
 // The relay reads only the routing fields; E2EE payloads (bindings, wrapped keys, participant
 // lists, heartbeats) are opaque objects it size-limits and forwards. See docs/relay.md.
-import { type Static, type TProperties, Type } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { type Static, type TProperties, type TSchema, Type } from '@sinclair/typebox';
+import { compileSchema, type SchemaChecker } from '../../util/schema-check.js';
 
 /** Largest WebSocket frame the relay accepts (a wrapped-key batch for ~100 participants fits). */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -23,13 +23,30 @@ const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]
 const MeetingId = Type.String({ minLength: 4, maxLength: 32, pattern: '^[a-z0-9-]+$' });
 const RequestId = Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 }));
 
+/** Longest e-mail address a person certificate may name (RFC 5321 path limit). */
+export const MAX_EMAIL_LENGTH = 254;
+/** Longest room, person or org name on the wire (src/pki/person-profile.ts MAX_PERSON_NAME_LENGTH). */
+export const MAX_NAME_LENGTH = 200;
+
+/**
+ * Who a participant is, as the relay verified it. Rooms: a device certificate. People (issue 12): a
+ * short-lived person certificate; then deviceId = 'person:' + email, roomName = the person's name.
+ * Hints only: devices and pages verify `certificate` themselves and show what they verified.
+ * `kind` and `email` are optional on the wire so older relays (and test doubles) stay valid; this
+ * relay always sends both. Absent means a room ('room', '').
+ */
 export const ParticipantInfo = Strict({
   participantId: Id,
-  deviceId: Type.String({ maxLength: 128 }),
-  roomName: Type.String({ maxLength: 128 }),
-  org: Type.String({ maxLength: 128 }),
-  /** The PEM device certificate the relay verified: devices check it against their org CA too. */
+  /** Rooms: the device id; people: 'person:' + email (hence up to 7 + 254 characters). */
+  deviceId: Type.String({ maxLength: 7 + MAX_EMAIL_LENGTH }),
+  /** Rooms: the room name; people: their name (person certificates allow 200 characters). */
+  roomName: Type.String({ maxLength: MAX_NAME_LENGTH }),
+  org: Type.String({ maxLength: MAX_NAME_LENGTH }),
+  /** The PEM certificate the relay verified: devices check it against their org CA too. */
   certificate: Type.String({ maxLength: 8192 }),
+  kind: Type.Optional(Type.Union([Type.Literal('room'), Type.Literal('person')])),
+  /** The person's e-mail address; '' for rooms. */
+  email: Type.Optional(Type.String({ maxLength: MAX_EMAIL_LENGTH })),
 });
 export type ParticipantInfo = Static<typeof ParticipantInfo>;
 
@@ -49,7 +66,7 @@ export const SignalPayload = Type.Union([
 ]);
 export type SignalPayload = Static<typeof SignalPayload>;
 
-// ---- device → relay ----
+// ---- device or page → relay ----
 export const ClientMessage = Type.Union([
   Strict({
     type: Type.Literal('auth'),
@@ -96,13 +113,23 @@ export const ClientMessage = Type.Union([
   /** Ask the SFU for (or give up) a media PeerConnection; the relay then sends an offer. */
   Strict({ type: Type.Literal('media'), enabled: Type.Boolean() }),
   Strict({ type: Type.Literal('signal'), payload: SignalPayload }),
+  /**
+   * Screen share (issue 12): start or stop forwarding this participant's content m-line (the third
+   * publish m-line of a person's SFU offer) to every other participant. One sharer per meeting: a
+   * new share ends the one before. Active participants with media only; rooms get 'no-content'.
+   */
+  Strict({ type: Type.Literal('share'), id: RequestId, enabled: Type.Boolean() }),
   Strict({ type: Type.Literal('ping') }),
 ]);
 export type ClientMessage = Static<typeof ClientMessage>;
 
-// ---- relay → device ----
+// ---- relay → device or page ----
 export const ServerMessage = Type.Union([
-  Strict({ type: Type.Literal('challenge'), nonce: Type.String(), relayId: Type.String() }),
+  Strict({
+    type: Type.Literal('challenge'),
+    nonce: Type.String({ maxLength: 128 }),
+    relayId: Type.String({ maxLength: 128 }),
+  }),
   Strict({
     type: Type.Literal('authenticated'),
     identity: Type.Omit(ParticipantInfo, ['participantId', 'certificate']),
@@ -124,6 +151,11 @@ export const ServerMessage = Type.Union([
     participants: Type.Array(ParticipantInfo),
     waiting: Type.Array(ParticipantInfo),
     locked: Type.Boolean(),
+    /**
+     * The participant id whose screen is shared (null: nobody). Relay-supplied: use it only to pick
+     * which verified member's stream goes in the content slot. Always sent by this relay.
+     */
+    sharing: Type.Optional(Type.Union([Id, Type.Null()])),
   }),
   Strict({ type: Type.Literal('denied'), meetingId: MeetingId }),
   Strict({ type: Type.Literal('left'), meetingId: MeetingId, participantId: Id }),
@@ -136,8 +168,8 @@ export const ServerMessage = Type.Union([
 ]);
 export type ServerMessage = Static<typeof ServerMessage>;
 
-export const clientMessageValidator = TypeCompiler.Compile(ClientMessage);
-export const serverMessageValidator = TypeCompiler.Compile(ServerMessage);
+export const clientMessageValidator = compileSchema(ClientMessage);
+export const serverMessageValidator = compileSchema(ServerMessage);
 
 export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
 
@@ -146,7 +178,7 @@ function parseWith<T>(
   check: (v: unknown) => boolean,
   errors: (v: unknown) => string,
 ): ParseResult<T> {
-  const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.length;
+  const size = typeof raw === 'string' ? utf8Length(raw) : raw.length;
   if (size > MAX_MESSAGE_BYTES)
     return { ok: false, error: `message of ${size} bytes exceeds ${MAX_MESSAGE_BYTES}` };
   let value: unknown;
@@ -161,18 +193,15 @@ function parseWith<T>(
 
 /** Per-type validators, so an error names the field of the message type that was meant. */
 function validatorsByType(union: typeof ClientMessage | typeof ServerMessage) {
-  const byType = new Map<string, ReturnType<typeof TypeCompiler.Compile>>();
+  const byType = new Map<string, SchemaChecker<TSchema>>();
   for (const variant of union.anyOf)
-    byType.set(String(variant.properties.type.const), TypeCompiler.Compile(variant));
+    byType.set(String(variant.properties.type.const), compileSchema(variant));
   return byType;
 }
 const clientValidators = validatorsByType(ClientMessage);
 const serverValidators = validatorsByType(ServerMessage);
 
-function firstError(
-  validators: Map<string, ReturnType<typeof TypeCompiler.Compile>>,
-  value: unknown,
-): string {
+function firstError(validators: Map<string, SchemaChecker<TSchema>>, value: unknown): string {
   const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
   const validator = typeof type === 'string' ? validators.get(type) : undefined;
   if (!validator) return `unknown message type ${JSON.stringify(type ?? null).slice(0, 40)}`;
@@ -204,10 +233,25 @@ export function parseServerMessage(raw: string | Buffer): ParseResult<ServerMess
 }
 
 /** The bytes a device signs to prove possession of its certificate key. */
-export function authSignedBytes(nonceBase64: string): Buffer {
-  return Buffer.concat([
-    Buffer.from(AUTH_LABEL, 'utf8'),
-    Buffer.from([0]),
-    Buffer.from(nonceBase64, 'base64'),
-  ]);
+export function authSignedBytes(nonceBase64: string): Uint8Array {
+  const label = new TextEncoder().encode(AUTH_LABEL);
+  const nonce = base64Bytes(nonceBase64);
+  const out = new Uint8Array(label.length + 1 + nonce.length);
+  out.set(label, 0);
+  out.set(nonce, label.length + 1);
+  return out;
+}
+
+/** Standard base64 → bytes without Buffer (the web participant's workers have none); garbage → empty. */
+function base64Bytes(text: string): Uint8Array {
+  try {
+    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  } catch {
+    return new Uint8Array(0);
+  }
+}
+
+/** UTF-8 byte length without Buffer. */
+function utf8Length(text: string): number {
+  return new TextEncoder().encode(text).length;
 }
