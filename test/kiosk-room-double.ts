@@ -13,10 +13,20 @@ export interface RecordedCall {
 
 export const SELF: VerifiedIdentity = {
   participantId: 'p-self',
+  kind: 'room',
   deviceId: 'dev-0001',
   roomName: 'Boardroom 4.12',
   org: 'Example Corp',
+  email: '',
 };
+
+/** A verified identity as tests write it: a room unless `kind` says otherwise. */
+export type Who = Omit<VerifiedIdentity, 'kind' | 'email'> &
+  Partial<Pick<VerifiedIdentity, 'kind' | 'email'>>;
+
+export function identity(who: Who): VerifiedIdentity {
+  return { ...who, kind: who.kind ?? 'room', email: who.email ?? '' };
+}
 
 /** 40 decimal digits as 8 groups of 5, like the E2EE core's security code. */
 export function randomSecurityCode(): string {
@@ -167,14 +177,15 @@ export class RoomDouble implements RoomActions {
   // What the relay and the other rooms do, driven by the test:
 
   /** Another room asks to join this room's meeting. */
-  requestToJoin(who: VerifiedIdentity): void {
+  requestToJoin(who: Who): void {
     this.store.update((s) => {
-      s.meeting!.waiting.push(who);
+      s.meeting!.waiting.push(identity(who));
     });
   }
 
   /** The leader admitted this room: it gets the meeting's roster and security code. */
-  admittedBy(leader: VerifiedIdentity, securityCode: string, others: VerifiedIdentity[] = []): void {
+  admittedBy(leaderIn: Who, securityCode: string, others: Who[] = []): void {
+    const leader = identity(leaderIn);
     this.store.update((s) => {
       const m = s.meeting!;
       m.status = 'active';
@@ -183,14 +194,15 @@ export class RoomDouble implements RoomActions {
       m.keyEpoch = 1;
       m.roster = [
         { ...leader, isLeader: true, isSelf: false },
-        ...others.map((o) => ({ ...o, isLeader: false, isSelf: false })),
+        ...others.map((o) => ({ ...identity(o), isLeader: false, isSelf: false })),
         { ...SELF, isLeader: false, isSelf: true },
       ];
     });
   }
 
   /** The leader left and another room took over: new code, attendees must re-check. */
-  leaderChangedTo(leader: VerifiedIdentity, securityCode: string): void {
+  leaderChangedTo(leaderIn: Who, securityCode: string): void {
+    const leader = identity(leaderIn);
     this.store.update((s) => {
       const m = s.meeting!;
       m.leader = leader;
@@ -230,9 +242,9 @@ export class RoomDouble implements RoomActions {
   }
 
   /** Far rooms joined (already admitted): roster entries with their sender indexes. */
-  addMembers(members: (VerifiedIdentity & { senderIndex: number })[]): void {
+  addMembers(members: (Who & { senderIndex: number })[]): void {
     this.store.update((s) => {
-      for (const m of members) s.meeting!.roster.push({ ...m, isLeader: false, isSelf: false });
+      for (const m of members) s.meeting!.roster.push({ ...identity(m), isLeader: false, isSelf: false });
     });
   }
 }

@@ -16,12 +16,16 @@ import { RoomDouble, randomSecurityCode, SELF } from './kiosk-room-double.js';
 const ARTIFACTS = join(findPackageRoot(), 'test-artifacts', 'kiosk');
 const PARTNER: VerifiedIdentity = {
   participantId: 'p-partner',
+  kind: 'room',
+  email: '',
   deviceId: 'dev-0002',
   roomName: 'Huddle 2.01',
   org: 'Partner GmbH',
 };
 const LAB: VerifiedIdentity = {
   participantId: 'p-lab',
+  kind: 'room',
+  email: '',
   deviceId: 'dev-0003',
   roomName: 'Lab West',
   org: 'Example Corp',
@@ -423,10 +427,33 @@ async function busyMeeting(room: Room): Promise<void> {
   room.room.requestToJoin({ ...PARTNER, roomName: 'Executive Boardroom — North Tower, Floor 27' });
   room.room.requestToJoin(LAB);
   room.room.requestToJoin({ participantId: 'p-x', deviceId: 'd-x', roomName: 'Focus 3', org: 'Contoso Ltd' });
+  // A signed-in person (issue 12): name · email · org · signed in, with a long address.
+  room.room.requestToJoin({
+    participantId: 'p-alice',
+    kind: 'person',
+    deviceId: 'person:alexandra.featherstonehaugh@subsidiary.example.org',
+    roomName: 'Alexandra Featherstonehaugh',
+    org: 'Example Corp',
+    email: 'alexandra.featherstonehaugh@subsidiary.example.org',
+  });
+  room.store.update((s) => {
+    s.meeting!.roster.push({
+      participantId: 'p-bob',
+      kind: 'person',
+      deviceId: 'person:bob@example.org',
+      roomName: 'Bob Jones',
+      org: 'Example Corp',
+      email: 'bob@example.org',
+      isLeader: false,
+      isSelf: false,
+    });
+  });
   for (let i = 0; i < 24; i++) {
     room.store.update((s) => {
       s.meeting!.roster.push({
         participantId: `p-${i}`,
+        kind: 'room',
+        email: '',
         deviceId: `d-${i}`,
         roomName: `Meeting room ${i + 1}`,
         org: i % 2 ? 'Example Corp' : 'A Rather Long Organisation Name International',

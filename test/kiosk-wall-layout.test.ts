@@ -34,9 +34,9 @@ const SIZES = [
   { width: 3840, height: 2160 },
 ];
 
-/** Nine far rooms, sender indexes 1..9 (this room is 0). */
+/** Nine far participants, sender indexes 1..9 (this room is 0); sender 1 is a signed-in person. */
 const FAR: (VerifiedIdentity & { senderIndex: number })[] = [
-  ['Huddle 2.01', 'Partner GmbH'],
+  ['Alice Smith', 'Example Corp'],
   ['Lab West', 'Example Corp'],
   ['Boardroom Nord', 'Contoso Ltd'],
   ['Studio 5', 'Fabrikam'],
@@ -47,7 +47,9 @@ const FAR: (VerifiedIdentity & { senderIndex: number })[] = [
   ['Loft 12', 'Fabrikam'],
 ].map(([roomName, org], i) => ({
   participantId: `p-far-${i + 1}`,
-  deviceId: `dev-far-${i + 1}`,
+  kind: i === 0 ? ('person' as const) : ('room' as const),
+  email: i === 0 ? 'alice@example.org' : '',
+  deviceId: i === 0 ? 'person:alice@example.org' : `dev-far-${i + 1}`,
   roomName: roomName!,
   org: org!,
   senderIndex: i + 1,
@@ -376,7 +378,7 @@ describe('the security code while video plays', () => {
     await page.waitForSelector('[data-testid=code-full]');
     await page.tap('[data-testid=code-full]');
     await page.waitForSelector('.meeting-video[data-code=band]');
-    room.leaderChangedTo(FAR[0]!, '11111 22222 33333 44444 55555 66666 77777 88888');
+    room.leaderChangedTo(FAR[1]!, '11111 22222 33333 44444 55555 66666 77777 88888');
     await page.waitForSelector('.meeting-video[data-code=full] [data-testid=leader-changed]');
     expect(await page.textContent('[data-testid=security-code]')).toContain('1111122222');
     // Tapping does not hide it: the room must compare it first.

@@ -114,9 +114,11 @@ describe('identities verified on the device', () => {
     expect(a.state.get().meeting?.waiting).toEqual([
       {
         participantId: b.client.participantId,
+        kind: 'room',
         deviceId: b.device.deviceId,
         roomName: 'Huddle',
         org: 'Sealroom Demo Org',
+        email: '',
       },
     ]);
     await a.client.admit(b.client.participantId ?? '');

@@ -3,6 +3,7 @@
 // cameras). The meeting client hands over keys and relays signalling; it never touches frames.
 import type { KeysEvent } from '../../src/core/e2ee/index.js';
 import type { SignalPayload } from '../../src/core/protocol/relay.js';
+import type { RosterLabel } from '../media/ipc.js';
 
 export interface MediaPort {
   /** A fresh media session with the SFU: drop any previous PeerConnection; the relay's offer follows. */
@@ -23,8 +24,8 @@ export interface MediaPort {
    * the same meeting).
    */
   endMeeting?(): void;
-  /** Gallery labels per sender index, as the roster shows them. */
-  labels(participants: { senderIndex: number; name: string }[]): void;
+  /** Gallery labels per sender index, as the roster shows them, and who may show a shared screen. */
+  labels(participants: RosterLabel[]): void;
   /** The engine lost its PeerConnection (e.g. the media worker restarted): negotiate again. */
   onReset?(listener: () => void): void;
   close(): Promise<void>;

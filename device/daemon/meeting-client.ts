@@ -103,6 +103,10 @@ interface ActiveMeeting {
   securityCode?: string;
   /** Admitted participants connected to the relay (from its last roster). */
   relayActive: Set<string>;
+  /** Whose screen the relay forwards (its roster's `sharing`): only picks the wall's content sender. */
+  sharing: string | null;
+  /** The signed list's members as the last E2EE roster event gave them (for relabelling). */
+  members?: readonly RosterMemberInfo[];
 }
 
 const KEY_EVENTS_KEPT = 64;
@@ -242,6 +246,7 @@ export class MeetingClient
       relayPresent: new Set([reply.participantId]),
       admittedAtRelay: true,
       relayActive: new Set([reply.participantId]),
+      sharing: null,
     };
     this.#writeMeeting({ status: 'active', rekeying: false });
     this.#route(output);
@@ -268,6 +273,7 @@ export class MeetingClient
       relayPresent: new Set(),
       admittedAtRelay: reply.status === 'active',
       relayActive: new Set(),
+      sharing: null,
     };
     this.#writeMeeting({ status: reply.status === 'active' ? 'active' : 'waiting', rekeying: false });
     // The signed binding goes to the leader now, so it can admit us as soon as someone taps admit.
@@ -297,11 +303,23 @@ export class MeetingClient
     if (this.#connection?.open) await this.#connection.request({ type: 'leave' }).catch(() => undefined);
   }
 
-  /** The longest-standing other member that is still connected to the relay. */
+  /**
+   * The first eligible other member (lowest sender index) still connected to the relay whose
+   * certificate verified here as a room's: people never lead (issue 12), so a meeting of one room and
+   * people ends.
+   */
   #successor(meeting: ActiveMeeting): string | undefined {
     const session = meeting.session;
     if (!(session instanceof LeaderSession)) return undefined;
-    return session.members.find((id) => id !== meeting.participantId && meeting.relayActive.has(id));
+    const rooms = new Set(
+      this.#named(meeting)
+        .filter((n) => n.identity?.kind === 'room')
+        .map((n) => n.member.participantId),
+    );
+    // The core's own list of who may lead (trusted, not a person), checked against ours as well.
+    return session
+      .eligibleSuccessors()
+      .find((id) => id !== meeting.participantId && meeting.relayActive.has(id) && rooms.has(id));
   }
 
   /** Admits only a joiner whose signed binding and certificate verified on this device. */
@@ -329,6 +347,16 @@ export class MeetingClient
     await this.#requireConnection().request({ type: 'lock', locked });
     this.#route(locked ? session.lock() : session.unlock());
     this.#writeMeeting({});
+  }
+
+  /**
+   * Asks the relay to forward (or stop forwarding) this participant's content m-line to the others.
+   * Only a participant whose SFU offer has one can share — people (the browser, or a test standing in
+   * for it); the relay refuses a room ('no-content').
+   */
+  async shareScreen(enabled: boolean): Promise<void> {
+    if (!this.#meeting) throw new Error('not in a meeting');
+    await this.#requireConnection().request({ type: 'share', enabled });
   }
 
   async acknowledgeLeaderChange(): Promise<void> {
@@ -505,6 +533,7 @@ export class MeetingClient
     meeting.admittedAtRelay = reply.status === 'active';
     meeting.requests.clear();
     meeting.relayWaiting = [];
+    meeting.members = undefined;
     this.#writeMeeting({ status: meeting.admittedAtRelay ? 'active' : 'waiting', rekeying: false });
     this.#route(session.start());
     this.#opts.log.info({ participantId: reply.participantId }, 'rejoining the meeting as a new participant');
@@ -568,6 +597,10 @@ export class MeetingClient
           ...message.participants.map((p) => p.participantId),
         ]);
         meeting.relayActive = new Set(message.participants.map((p) => p.participantId));
+        if ((message.sharing ?? null) !== meeting.sharing) {
+          meeting.sharing = message.sharing ?? null;
+          this.#labelMedia(meeting);
+        }
         if (meeting.role === 'leader') this.#readmitReturning(meeting);
         this.#writeMeeting({ locked: message.locked });
         return;
@@ -656,7 +689,10 @@ export class MeetingClient
       }
       case 'roster': {
         this.#writeMeeting({});
-        if (meeting) this.#opts.media?.labels(galleryLabels(this.#named(meeting, e.members)));
+        if (meeting) {
+          meeting.members = e.members;
+          this.#labelMedia(meeting);
+        }
         return;
       }
       case 'leader-changed':
@@ -768,8 +804,9 @@ export class MeetingClient
       identity: this.#identity,
       certificate: this.#certificate,
       ...(this.#opts.leaderSilentAfterMs ? { leaderSilentAfterMs: this.#opts.leaderSilentAfterMs } : {}),
+      // The verdict names rooms and people: the core never hands leadership to a person.
       trustIdentity: (id: string, key: Uint8Array, certificate?: Uint8Array) =>
-        this.#trust.trustIdentity(id, key, certificate),
+        this.#trust.verdict(id, key, certificate),
     };
   }
 
@@ -824,6 +861,11 @@ export class MeetingClient
       if (s.meeting) s.meeting = { ...s.meeting, status, rekeying: false, leaderLost: false, waiting: [] };
       s.phase = 'idle';
     });
+  }
+
+  /** Tile labels, and whose verified screen the wall may show, to the media engine. */
+  #labelMedia(meeting: ActiveMeeting): void {
+    this.#opts.media?.labels(galleryLabels(this.#named(meeting, meeting.members), meeting.sharing));
   }
 
   /** The signed list's members, named from certificates verified on this device. */

@@ -25,12 +25,24 @@ export class MeetingTrust {
     this.#log = log;
   }
 
-  /** The E2EE trust callback: never throws, never looks at relay-supplied fields. */
+  /** Whether the certificate verified (for checks of this device's own certificate and tests). */
   trustIdentity(
     participantId: string,
     identityKey: Uint8Array,
     certificate: Uint8Array | undefined,
   ): boolean {
+    return this.verdict(participantId, identityKey, certificate).trusted;
+  }
+
+  /**
+   * The E2EE trust callback: trusted or not, and whether a room or a person (the core never hands
+   * leadership to a person). Never throws, never looks at relay-supplied fields.
+   */
+  verdict(
+    participantId: string,
+    identityKey: Uint8Array,
+    certificate: Uint8Array | undefined,
+  ): { trusted: boolean; kind?: 'room' | 'person' } {
     try {
       const verdict = this.#store.verify(certificate ?? new Uint8Array(0), identityKey);
       if (!verdict.ok) {
@@ -40,13 +52,13 @@ export class MeetingTrust {
           { participantId, reason: verdict.reason, detail: verdict.detail },
           'refused an unverified identity',
         );
-        return false;
+        return { trusted: false };
       }
       this.#remember(this.#verified, keyOf(participantId, identityKey), verdict.identity);
-      return true;
+      return { trusted: true, kind: (verdict.identity as MaybePerson).kind === 'person' ? 'person' : 'room' };
     } catch (err) {
       this.#log.warn({ participantId, err: (err as Error).message }, 'identity check failed');
-      return false;
+      return { trusted: false };
     }
   }
 
@@ -113,8 +125,33 @@ function keyOf(participantId: string, identityKey: Uint8Array): string {
   return `${participantId}|${Buffer.from(identityKey).toString('base64url')}`;
 }
 
+/** The person fields of a verified certificate (issue 12: TrustStore tells rooms from people). */
+type MaybePerson = CertifiedIdentity & {
+  kind?: 'room' | 'person';
+  person?: { name: string; email: string };
+};
+
 function toView(participantId: string, id: CertifiedIdentity): VerifiedIdentity {
-  return { participantId, deviceId: id.deviceId, roomName: id.roomName, org: id.org };
+  const p = id as MaybePerson;
+  if (p.kind === 'person') {
+    // A person certificate that verified: name and email from its subject/SAN, nothing else.
+    return {
+      participantId,
+      kind: 'person',
+      deviceId: id.deviceId,
+      roomName: p.person?.name ?? id.roomName,
+      org: id.org,
+      email: p.person?.email ?? '',
+    };
+  }
+  return {
+    participantId,
+    kind: 'room',
+    deviceId: id.deviceId,
+    roomName: id.roomName,
+    org: id.org,
+    email: '',
+  };
 }
 
 /** Strict unpadded base64url (what the E2EE wire uses). */

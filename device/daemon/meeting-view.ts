@@ -37,9 +37,11 @@ export function rosterEntries(
 ): RosterEntry[] {
   return named.map(({ member, identity }) => ({
     participantId: member.participantId,
+    kind: identity?.kind ?? 'room',
     deviceId: identity?.deviceId ?? '',
     roomName: identity?.roomName ?? UNVERIFIED_NAME,
     org: identity?.org ?? '',
+    email: identity?.email ?? '',
     isLeader: member.participantId === leaderId,
     isSelf: member.participantId === selfId,
     // The wall's slots name senders by index; the page labels a tile only through this entry, so
@@ -48,12 +50,27 @@ export function rosterEntries(
   }));
 }
 
-/** Gallery tile labels for the media engine, by sender index. */
-export function galleryLabels(named: readonly NamedMember[]): { senderIndex: number; name: string }[] {
-  return named.map(({ member, identity }) => ({
-    senderIndex: member.senderIndex,
-    name: identity?.roomName ?? UNVERIFIED_NAME,
-  }));
+/** The worker's label limit (device/media/ipc.ts): a person's name may be longer (≤ 128). */
+const MAX_LABEL = 64;
+
+/**
+ * Gallery tile labels for the media engine, by sender index. `sharing` (the relay's roster: whose
+ * screen it forwards) only picks which member's content goes on the wall: the worker shows content
+ * of a member marked both verified (certificate checked here) and sharing.
+ */
+export function galleryLabels(
+  named: readonly NamedMember[],
+  sharing?: string | null,
+): { senderIndex: number; name: string; verified: boolean; sharing?: boolean }[] {
+  return named.map(({ member, identity }) => {
+    const name = identity?.roomName ?? UNVERIFIED_NAME;
+    return {
+      senderIndex: member.senderIndex,
+      name: name.length > MAX_LABEL ? `${name.slice(0, MAX_LABEL - 1)}…` : name,
+      verified: identity !== undefined,
+      ...(identity !== undefined && sharing && member.participantId === sharing ? { sharing: true } : {}),
+    };
+  });
 }
 
 /** Waiting joiners: verified requests the leader's session still holds, minus current members. */

@@ -8,10 +8,17 @@ export type Phase = 'starting' | 'enrolling' | 'idle' | 'in-meeting' | 'error';
 export interface VerifiedIdentity {
   /** Participant id inside the meeting. */
   participantId: string;
-  /** From the participant's X.509 certificate (subject), verified on this device against its pinned anchors. */
+  /** A room (device certificate) or a signed-in person (short-lived person certificate, issue 12). */
+  kind: 'room' | 'person';
+  /**
+   * From the participant's X.509 certificate (subject), verified on this device against its pinned
+   * anchors. For a person: deviceId = 'person:' + email, roomName = the person's name.
+   */
   deviceId: string;
   roomName: string;
   org: string;
+  /** A person's email (certificate SAN); '' for a room. */
+  email: string;
 }
 
 export interface RosterEntry extends VerifiedIdentity {

@@ -2,6 +2,7 @@
 // the worker, werift to the relay's SFU. The worker always answers the SFU's offers.
 import type { KeysEvent } from '../../src/core/e2ee/index.js';
 import type { SignalPayload } from '../../src/core/protocol/relay.js';
+import type { RosterLabel } from '../media/ipc.js';
 import type { MediaSupervisor } from '../media/supervisor.js';
 import type { MediaPort } from './media-port.js';
 
@@ -56,7 +57,7 @@ export class WorkerMedia implements MediaPort {
     this.#supervisor.clearKeys();
   }
 
-  labels(participants: { senderIndex: number; name: string }[]): void {
+  labels(participants: RosterLabel[]): void {
     this.#supervisor.setRoster(participants);
   }
 

@@ -11,7 +11,7 @@ import { splitAnnexB } from './bitstream.js';
 import { loadPipelineSet, missingElements } from './catalog.js';
 import { KeyframeLimiter } from './keyframe-limiter.js';
 import { LivePipeline, PipelineError } from './gst.js';
-import type { Counters, FromWorker, SettingsPatch } from './ipc.js';
+import type { Counters, FromWorker, RosterLabel, SettingsPatch } from './ipc.js';
 import { MediaKeyState, type WireKeys } from './key-state.js';
 import { ReceivePath } from './receive.js';
 import { packetizeH264, packetizeVp8 } from './rtp-payload.js';
@@ -71,6 +71,11 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   readonly #blankFrames = new Map<string, Buffer>();
   #audioTs = Math.floor(Math.random() * 2 ** 31);
   readonly #names = new Map<number, string>();
+  /**
+   * Whose screen may be on the wall: a current member whose certificate verified on the device and
+   * whom the relay's roster names as the sharer (the daemon's roster message says both).
+   */
+  readonly #contentSenders = new Set<number>();
   #lastDisplay: Buffer | undefined;
   #speakerRing = Buffer.alloc(0);
   readonly counters: Counters = {
@@ -100,7 +105,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     super();
     this.wall = new WallHub({
       codec: () => this.settings.codec,
-      requestRemoteKeyframe: (sender) => this.#receive.requestSenderKeyframe(sender),
+      requestRemoteKeyframe: (sender, content) => this.#receive.requestSenderKeyframe(sender, content),
       requestOwnKeyframe: () => this.requestKeyframe(),
       send: (msg) => this.#send(msg),
       log,
@@ -117,6 +122,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
         this.#cryptoNs += ns;
       },
       slotAssigned: () => this.#labelTiles(),
+      contentAllowed: (sender) => this.#contentSenders.has(sender),
       log,
     });
   }
@@ -412,12 +418,20 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   /** The meeting ended: no key of it survives in this process. */
   clearKeys(): void {
     this.#keys.clear();
+    this.#contentSenders.clear();
+    this.wall.contentGone();
   }
 
-  setRoster(participants: { senderIndex: number; name: string }[]): void {
+  setRoster(participants: RosterLabel[]): void {
     const before = new Set(this.#names.keys());
     this.#names.clear();
-    for (const p of participants) this.#names.set(p.senderIndex, p.name);
+    this.#contentSenders.clear();
+    for (const p of participants) {
+      this.#names.set(p.senderIndex, p.name);
+      if (p.verified === true && p.sharing === true) this.#contentSenders.add(p.senderIndex);
+    }
+    // A sharer who stopped, left the roster (or no longer verifies): its screen leaves the wall now.
+    this.wall.contentAllowed((s) => this.#contentSenders.has(s));
     // Someone who was on the roster and is no longer: clear their tile now rather than freeze it.
     for (const [sender, slot] of [...this.#slotBySender]) {
       if (before.has(sender) && !this.#names.has(sender)) this.#retireSlot(sender, slot);
@@ -522,6 +536,10 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
     transport.on('state', () => this.#status());
     transport.on('keyframeRequest', () => this.requestKeyframe());
     transport.on('rtp', (rtp) => this.#receive.onRtp(rtp));
+    // Nobody shares any more (the SFU took the content m-line away): the content line goes idle.
+    transport.on('contentLines', (n) => {
+      if (n === 0) this.wall.contentGone();
+    });
     if (role === 'offer') await transport.offer();
   }
 

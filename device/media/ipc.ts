@@ -117,6 +117,13 @@ export const ToWorker = Type.Union([
       Type.Object({
         senderIndex: Type.Integer({ minimum: 0, maximum: 0xffff }),
         name: Type.String({ maxLength: 64 }),
+        /** False for a key holder whose certificate did not verify on the device: its content is never shown. */
+        verified: Type.Optional(Type.Boolean()),
+        /**
+         * The member the relay's roster names as sharing its screen (`sharing`), if verified: the only
+         * sender whose content m-line frames go to the wall's content line.
+         */
+        sharing: Type.Optional(Type.Boolean()),
       }),
       { maxItems: 256 },
     ),
@@ -171,6 +178,10 @@ const Counters = Type.Object({
   cryptoMicros: Type.Integer(),
   /** Frames forwarded to kiosk pages over wall connections (all sessions). */
   wallFramesForwarded: Type.Optional(Type.Integer()),
+  /** Screen-content frames that authenticated and came from a current verified member. */
+  contentFramesDecrypted: Type.Optional(Type.Integer()),
+  /** Screen-content frames that authenticated but whose sender is not a verified member sharing now. */
+  contentFramesDropped: Type.Optional(Type.Integer()),
 });
 export type Counters = Static<typeof Counters>;
 
@@ -241,6 +252,9 @@ export const FromWorker = Type.Union([
   }),
 ]);
 export type FromWorker = Static<typeof FromWorker>;
+
+/** One entry of the 'roster' message: a gallery label, and whether that sender's screen may be shown. */
+export type RosterLabel = Extract<ToWorker, { type: 'roster' }>['participants'][number];
 
 const toWorker = TypeCompiler.Compile(ToWorker);
 const fromWorker = TypeCompiler.Compile(FromWorker);

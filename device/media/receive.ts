@@ -2,6 +2,10 @@
 // gallery tile decoder (wall=false) and/or the wall (decrypted, still encoded frames for the kiosk
 // page), Opus → mixer voice. A frame that fails to open is dropped and a keyframe requested; after a
 // loss or a failure nothing but a keyframe is used. Split out of engine.ts, which owns the pipelines.
+// A shared screen (content m-line, transport.ts) takes the same checks — SFrame under the sharer's
+// KID, sender authentication — and then one more: its sender must be a current member this device
+// verified and the one the relay's roster names as sharing (host.contentAllowed); it goes to the
+// wall's content line only (never a gallery tile).
 import { parseKid } from '../../src/core/e2ee/sender-keys.js';
 import type { Logger } from '../../src/util/log.js';
 import { isH264Keyframe, isVp8Keyframe, splitAnnexB } from './bitstream.js';
@@ -32,6 +36,8 @@ export interface ReceiveHost {
   addCryptoNs(ns: bigint): void;
   /** A sender got a gallery/mixer slot (labels may change). */
   slotAssigned(): void;
+  /** May this sender's screen be shown: a verified current member, named as the sharer? */
+  contentAllowed(senderIndex: number): boolean;
   readonly log: Logger;
 }
 
@@ -40,6 +46,8 @@ interface RemoteStream {
   /** Drop delta frames until a keyframe (after loss or a decrypt failure). */
   awaitingKeyframe: boolean;
   lastPli: number;
+  /** Screen content (the SFU's content m-line), not a camera. */
+  content: boolean;
 }
 
 export interface RemoteCounts {
@@ -53,6 +61,8 @@ export class ReceivePath {
   /** Gallery tile and mixer voice of each far sender. */
   readonly slotBySender = new Map<number, number>();
   readonly #ssrcBySender = new Map<number, number>();
+  /** The SSRC of each sender's screen content (for keyframe requests of the content line). */
+  readonly #contentSsrcBySender = new Map<number, number>();
   readonly #counts = new Map<number, RemoteCounts>();
   /** latencyProbe: RTP timestamps of frames pushed into each tile's decoder, oldest first. */
   readonly #pushedStamps = new Map<number, number[]>();
@@ -64,6 +74,7 @@ export class ReceivePath {
   reset(): void {
     this.#streams.clear();
     this.#ssrcBySender.clear();
+    this.#contentSsrcBySender.clear();
     this.#counts.clear();
     this.#pushedStamps.clear();
   }
@@ -98,8 +109,8 @@ export class ReceivePath {
   }
 
   /** Asks a far sender (by sender index) for a keyframe: the wall's m-line switched to it. */
-  requestSenderKeyframe(senderIndex: number): void {
-    const ssrc = this.#ssrcBySender.get(senderIndex);
+  requestSenderKeyframe(senderIndex: number, content = false): void {
+    const ssrc = (content ? this.#contentSsrcBySender : this.#ssrcBySender).get(senderIndex);
     const stream = ssrc !== undefined ? this.#streams.get(ssrc) : undefined;
     if (ssrc !== undefined && stream) this.#pli(ssrc, stream);
   }
@@ -130,15 +141,20 @@ export class ReceivePath {
     else c.audioFrames++;
   }
 
-  onRtp({ kind, ssrc, packet }: RemoteRtp): void {
+  onRtp({ kind, ssrc, packet, content }: RemoteRtp): void {
     if (kind === 'audio') {
       this.#onAudioPacket(packet.payload);
       return;
     }
     let stream = this.#streams.get(ssrc);
     if (!stream) {
-      stream = { assembler: new FrameAssembler(), awaitingKeyframe: true, lastPli: 0 };
+      stream = { assembler: new FrameAssembler(), awaitingKeyframe: true, lastPli: 0, content: false };
       this.#streams.set(ssrc, stream);
+    }
+    // An SSRC that moved between camera and content (renegotiation) restarts at a keyframe.
+    if (stream.content !== (content === true)) {
+      stream.content = content === true;
+      stream.awaitingKeyframe = true;
     }
     const frames = stream.assembler.push({
       sequenceNumber: packet.header.sequenceNumber,
@@ -202,13 +218,17 @@ export class ReceivePath {
       this.host.log.debug({ ssrc, err: (err as Error).message }, 'video frame dropped');
       return;
     }
+    const senderIndex = settings.plaintextForBenchmark ? ssrc & 0xffff : parseKid(kid).senderIndex;
+    if (stream.content) {
+      this.#onContentFrame(ssrc, stream, senderIndex, frame, timestamp, keyframe);
+      return;
+    }
     if (stream.awaitingKeyframe && !keyframe) {
       this.#pli(ssrc, stream);
       return;
     }
     const restarting = stream.awaitingKeyframe;
     stream.awaitingKeyframe = false;
-    const senderIndex = settings.plaintextForBenchmark ? ssrc & 0xffff : parseKid(kid).senderIndex;
     this.#ssrcBySender.set(senderIndex, ssrc);
     const slot = this.slotFor(senderIndex);
     this.host.wall.remoteFrame(senderIndex, frame, timestamp, keyframe);
@@ -225,6 +245,34 @@ export class ReceivePath {
       this.#pushedStamps.set(slot, fifo);
     }
     gallery.push(`vin${slot}`, frame);
+  }
+
+  /**
+   * An authenticated screen-content frame of `senderIndex`: to the wall's content line if that sender
+   * is a current verified member sharing now, else dropped (counted). Never a gallery tile (docs/media.md).
+   */
+  #onContentFrame(
+    ssrc: number,
+    stream: RemoteStream,
+    senderIndex: number,
+    frame: Buffer,
+    timestamp: number,
+    keyframe: boolean,
+  ): void {
+    const counters = this.host.counters;
+    if (!this.host.contentAllowed(senderIndex)) {
+      counters.contentFramesDropped = (counters.contentFramesDropped ?? 0) + 1;
+      stream.awaitingKeyframe = true;
+      return;
+    }
+    if (stream.awaitingKeyframe && !keyframe) {
+      this.#pli(ssrc, stream);
+      return;
+    }
+    stream.awaitingKeyframe = false;
+    this.#contentSsrcBySender.set(senderIndex, ssrc);
+    counters.contentFramesDecrypted = (counters.contentFramesDecrypted ?? 0) + 1;
+    this.host.wall.contentFrame(senderIndex, frame, timestamp, keyframe);
   }
 
   /**

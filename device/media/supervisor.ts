@@ -14,7 +14,13 @@ import { fileURLToPath } from 'node:url';
 import type { StateStore } from '../daemon/state.js';
 import type { SignalPayload } from '../../src/core/protocol/relay.js';
 import { type Logger, silentLogger } from '../../src/util/log.js';
-import { type FromWorker, type SettingsPatch, type ToWorker, parseFromWorker } from './ipc.js';
+import {
+  type FromWorker,
+  parseFromWorker,
+  type RosterLabel,
+  type SettingsPatch,
+  type ToWorker,
+} from './ipc.js';
 import { type MediaKeys, mediaKeysToWire } from './key-state.js';
 
 export type { MediaKeys };
@@ -141,7 +147,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     return (BigInt(this.#restarts) << 40n).toString(10);
   }
 
-  setRoster(participants: { senderIndex: number; name: string }[]): void {
+  setRoster(participants: RosterLabel[]): void {
     this.#roster = { type: 'roster', participants };
     this.#post(this.#roster);
   }

@@ -4,6 +4,10 @@
 // peer-to-peer between two workers (one offers). SDP/ICE leave as 'signal' events for the daemon to
 // forward. werift never asks for keyframes by itself, so PLI is sent explicitly (requestKeyframe);
 // no transport-cc extension is negotiated (werift's TWCC feedback is not padded to 4 bytes).
+// The SFU's offer may carry, besides each publisher's audio and camera, a publisher's shared screen:
+// a sendonly video m-line with `a=msid:<publisherId> content` (docs/relay.md). We only receive it;
+// its packets are tagged `content` so the receive path puts them on the wall's content line. The
+// tag is the relay's word and only says which line: who sent a frame is its SFrame KID, checked.
 import { EventEmitter } from 'node:events';
 import {
   MediaStreamTrack,
@@ -54,10 +58,15 @@ export const opusCodecParameters = () =>
     payloadType: OPUS_PAYLOAD_TYPE,
   });
 
+/** The msid track id the SFU gives a shared screen's m-line (`a=msid:<publisherId> content`). */
+export const CONTENT_TRACK_ID = 'content';
+
 export interface RemoteRtp {
   kind: 'audio' | 'video';
   ssrc: number;
   packet: RtpPacket;
+  /** A video packet of an m-line the offer marked as screen content (msid track id `content`). */
+  content?: boolean;
 }
 
 export interface TransportEvents {
@@ -66,6 +75,8 @@ export interface TransportEvents {
   /** The far end (or the SFU on behalf of a subscriber) asked for a keyframe. */
   keyframeRequest: [];
   state: [string];
+  /** After each remote offer: how many live content m-lines it carries (0: nobody shares). */
+  contentLines: [number];
 }
 
 export interface TransportOptions {
@@ -145,6 +156,7 @@ export class MediaTransport extends EventEmitter<TransportEvents> {
     await this.#pc.setRemoteDescription({ type: payload.type, sdp: payload.sdp });
     if (payload.type === 'offer') {
       this.#attachToOffer();
+      this.emit('contentLines', this.#liveContentLines());
       const answer = await this.#pc.createAnswer();
       await this.#pc.setLocalDescription(answer);
       this.emit('signal', { kind: 'description', type: 'answer', sdp: answer.sdp });
@@ -172,6 +184,20 @@ export class MediaTransport extends EventEmitter<TransportEvents> {
     }
   }
 
+  /** m-lines the far end sends us screen content on (not stopped, not inactive). */
+  #liveContentLines(): number {
+    return this.#pc
+      .getTransceivers()
+      .filter(
+        (t) =>
+          t.kind === 'video' &&
+          !t.stopped &&
+          !this.#attached.has(t) &&
+          isContent(t) &&
+          (t.offerDirection === 'recvonly' || t.offerDirection === 'sendrecv'),
+      ).length;
+  }
+
   #attach(t: RTCRtpTransceiver): void {
     this.#attached.add(t);
   }
@@ -195,7 +221,14 @@ export class MediaTransport extends EventEmitter<TransportEvents> {
       track.onReceiveRtp.subscribe((packet) => {
         const ssrc = packet.header.ssrc;
         if (!this.#receiverBySsrc.has(ssrc)) this.#receiverBySsrc.set(ssrc, t);
-        this.emit('rtp', { kind: track.kind === 'audio' ? 'audio' : 'video', ssrc, packet });
+        const kind = track.kind === 'audio' ? 'audio' : 'video';
+        // Read per packet: a renegotiation may move an m-line from camera to content.
+        this.emit('rtp', {
+          kind,
+          ssrc,
+          packet,
+          ...(kind === 'video' && isContent(t) ? { content: true } : {}),
+        });
       });
     });
   }
@@ -236,4 +269,9 @@ export class MediaTransport extends EventEmitter<TransportEvents> {
     this.#closed = true;
     await this.#pc.close();
   }
+}
+
+/** The m-line's msid track id (werift keeps it per receiver from the latest remote description). */
+function isContent(t: RTCRtpTransceiver): boolean {
+  return t.receiver.remoteTrackId === CONTENT_TRACK_ID;
 }

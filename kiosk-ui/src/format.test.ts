@@ -3,6 +3,7 @@ import { initialState } from '../../device/daemon/state.js';
 import {
   alertsFor,
   codeRows,
+  identityText,
   keypadPress,
   labelFor,
   meetingIdFromKeys,
@@ -77,6 +78,8 @@ describe('wall tiles', () => {
       roster: [
         {
           participantId: 'me',
+          kind: 'room',
+          email: '',
           deviceId: 'd0',
           roomName: 'Here',
           org: 'Us',
@@ -86,6 +89,8 @@ describe('wall tiles', () => {
         },
         {
           participantId: 'a',
+          kind: 'room',
+          email: '',
           deviceId: 'd1',
           roomName: 'Lab',
           org: 'Them',
@@ -95,6 +100,8 @@ describe('wall tiles', () => {
         },
         {
           participantId: 'u',
+          kind: 'room',
+          email: '',
           deviceId: '',
           roomName: 'Unverified participant',
           org: '',
@@ -104,6 +111,8 @@ describe('wall tiles', () => {
         },
         {
           participantId: 'x',
+          kind: 'room',
+          email: '',
           deviceId: 'd6',
           roomName: 'Twin A',
           org: 'X',
@@ -113,6 +122,8 @@ describe('wall tiles', () => {
         },
         {
           participantId: 'y',
+          kind: 'room',
+          email: '',
           deviceId: 'd7',
           roomName: 'Twin B',
           org: 'Y',
@@ -131,8 +142,13 @@ describe('wall tiles', () => {
 
   it('names a tile only through the one roster entry with its sender index', () => {
     const { roster } = base().meeting!;
-    expect(labelFor(roster, 4)).toEqual({ roomName: 'Lab', org: 'Them', verified: true });
-    expect(labelFor(roster, 5)).toEqual({ roomName: 'Unverified participant', org: '', verified: false });
+    expect(labelFor(roster, 4)).toEqual({ roomName: 'Lab', org: 'Them', kind: 'room', verified: true });
+    expect(labelFor(roster, 5)).toEqual({
+      roomName: 'Unverified participant',
+      org: '',
+      kind: 'room',
+      verified: false,
+    });
     // Unknown sender, this room's own index, an ambiguous index, no index: no name.
     expect(labelFor(roster, 77)).toBeUndefined();
     expect(labelFor(roster, 0)).toBeUndefined();
@@ -175,5 +191,33 @@ describe('wall tiles', () => {
     // Outside an active meeting: nothing.
     state.meeting!.status = 'connecting';
     expect(wallModel(state)).toEqual({ remotes: [], hasVideo: false });
+  });
+});
+
+describe('people on the room screen', () => {
+  const alice = {
+    participantId: 'p-alice',
+    kind: 'person' as const,
+    deviceId: 'person:alice@example.org',
+    roomName: 'Alice Smith',
+    org: 'Example Corp',
+    email: 'alice@example.org',
+  };
+
+  it('a person reads "name · email · org · signed in"; a room stays "name · org"', () => {
+    expect(identityText(alice)).toBe('Alice Smith · alice@example.org · Example Corp · signed in');
+    expect(identityText({ ...alice, kind: 'room', roomName: 'Huddle', email: '' })).toBe(
+      'Huddle · Example Corp',
+    );
+  });
+
+  it('a person’s tile (shared screen or camera) is labelled with the name from the roster', () => {
+    const roster = [{ ...alice, isLeader: false, isSelf: false, senderIndex: 7 }];
+    expect(labelFor(roster, 7)).toEqual({
+      roomName: 'Alice Smith',
+      org: 'Example Corp',
+      kind: 'person',
+      verified: true,
+    });
   });
 });

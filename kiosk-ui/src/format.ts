@@ -1,5 +1,11 @@
 // Pure helpers of the kiosk UI (no DOM): what to show for a given daemon state.
-import type { Alert, DeviceState, RosterEntry, WallSlotView } from '../../device/daemon/state.js';
+import type {
+  Alert,
+  DeviceState,
+  RosterEntry,
+  VerifiedIdentity,
+  WallSlotView,
+} from '../../device/daemon/state.js';
 
 /** "12345 67890 …" → ["12345", "67890", …]; anything unexpected comes back as it is, never dropped. */
 export function securityCodeGroups(code: string): string[] {
@@ -100,10 +106,39 @@ export function spacedMeetingId(id: string): string {
   return /^\d+$/.test(id) ? (id.match(/.{1,3}/g) ?? []).join(' ') : id;
 }
 
+/** What "signed in" people are called after their name, email and org (issue 12). */
+export const SIGNED_IN = 'signed in';
+
+/**
+ * The parts of a verified identity's line, in order: a room is "name · org"; a person (a short-lived
+ * person certificate from the org's sign-in) is "Alice Smith · alice@example.org · Example Corp ·
+ * signed in". All of it comes from a certificate this device verified.
+ */
+export function identityParts(who: Pick<VerifiedIdentity, 'roomName' | 'org'> & Partial<VerifiedIdentity>): {
+  name: string;
+  email?: string;
+  org: string;
+  signedIn: boolean;
+} {
+  if (who.kind === 'person')
+    return { name: who.roomName, ...(who.email ? { email: who.email } : {}), org: who.org, signedIn: true };
+  return { name: who.roomName, org: who.org, signedIn: false };
+}
+
+/** The identity as one line of text (screen readers, titles, tests). */
+export function identityText(
+  who: Pick<VerifiedIdentity, 'roomName' | 'org'> & Partial<VerifiedIdentity>,
+): string {
+  const p = identityParts(who);
+  return [p.name, p.email, p.org, p.signedIn ? SIGNED_IN : undefined].filter((x) => x).join(' · ');
+}
+
 /** A name for a video tile: only ever a roster entry (names from certificates verified here). */
 export interface TileLabel {
+  /** A room's name or a person's name. */
   roomName: string;
   org: string;
+  kind: 'room' | 'person';
   /** False for a key holder whose certificate did not verify (the daemon's "Unverified participant"). */
   verified: boolean;
 }
@@ -139,7 +174,12 @@ export function labelFor(
   const matches = roster.filter((r) => r.senderIndex === senderIndex && !r.isSelf);
   if (matches.length !== 1) return undefined;
   const entry = matches[0]!;
-  return { roomName: entry.roomName, org: entry.org, verified: entry.deviceId !== '' };
+  return {
+    roomName: entry.roomName,
+    org: entry.org,
+    kind: entry.kind === 'person' ? 'person' : 'room',
+    verified: entry.deviceId !== '',
+  };
 }
 
 /** What the wall connection's slots show right now (nothing outside an active meeting). */

@@ -11,6 +11,9 @@ import {
   wallModel,
   formatClock,
   formatDate,
+  identityParts,
+  identityText,
+  SIGNED_IN,
   keypadPress,
   meetingIdFromKeys,
   type ScreenName,
@@ -296,12 +299,27 @@ function idleScreen(local: LocalState, on: Handlers): HTMLElement {
   );
 }
 
+/** A room: "name org"; a person: "Alice Smith · alice@example.org · Example Corp · signed in". */
 function identityLine(who: VerifiedIdentity): HTMLElement {
+  const p = identityParts(who);
+  if (!p.signedIn)
+    return h(
+      'span',
+      { class: 'identity' },
+      h('span', { class: 'identity-room' }, p.name),
+      h('span', { class: 'identity-org' }, p.org),
+    );
+  const sep = () => h('span', { class: 'identity-sep', 'aria-hidden': 'true' }, '·');
   return h(
     'span',
-    { class: 'identity' },
-    h('span', { class: 'identity-room' }, who.roomName),
-    h('span', { class: 'identity-org' }, who.org),
+    { class: 'identity identity-person', 'data-kind': 'person', title: identityText(who) },
+    h('span', { class: 'identity-room' }, p.name),
+    p.email ? sep() : null,
+    p.email ? h('span', { class: 'identity-email' }, p.email) : null,
+    sep(),
+    h('span', { class: 'identity-org' }, p.org),
+    sep(),
+    h('span', { class: 'identity-signed-in' }, SIGNED_IN),
   );
 }
 

@@ -4,8 +4,8 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/util/log.js';
 import type { FromWorker } from '../ipc.js';
-import { WallHub, type WallPeerPort } from './hub.js';
-import { SELF_LINE, type WallPeerEvents } from './peer.js';
+import { CONTENT_TAKEOVER_MS, WallHub, type WallPeerPort } from './hub.js';
+import { CONTENT_LINE, SELF_LINE, type WallPeerEvents } from './peer.js';
 
 class FakePeer extends EventEmitter<WallPeerEvents> implements WallPeerPort {
   readonly offer = 'v=0 fake';
@@ -40,10 +40,11 @@ function setup() {
   const peers: FakePeer[] = [];
   const messages: FromWorker[] = [];
   const remoteKeyframes: number[] = [];
+  const contentKeyframes: number[] = [];
   let ownKeyframes = 0;
   const hub = new WallHub({
     codec: () => 'vp8',
-    requestRemoteKeyframe: (s) => remoteKeyframes.push(s),
+    requestRemoteKeyframe: (s, content) => (content ? contentKeyframes : remoteKeyframes).push(s),
     requestOwnKeyframe: () => {
       ownKeyframes++;
     },
@@ -55,7 +56,7 @@ function setup() {
       return p;
     },
   });
-  return { hub, peers, messages, remoteKeyframes, own: () => ownKeyframes };
+  return { hub, peers, messages, remoteKeyframes, contentKeyframes, own: () => ownKeyframes };
 }
 
 const slotsOf = (m: FromWorker | undefined) => (m?.type === 'wall-slots' ? m : undefined);
@@ -145,5 +146,50 @@ describe('WallHub', () => {
     expect(peer.sent.length).toBe(sent);
     hub.remoteFrame(9, KEY, 4);
     expect(peer.sent.at(-1)).toMatchObject({ line: 8, timestamp: 4 });
+  });
+
+  it('puts a sharer’s screen on the content line, from a keyframe, and reports its sender', async () => {
+    const { hub, peers, messages, contentKeyframes } = setup();
+    await hub.open('s1');
+    const peer = peers[0] as FakePeer;
+    peer.connect();
+    hub.contentFrame(4, DELTA, 100, false, 0);
+    const slots = slotsOf(messages.at(-1));
+    expect(slots?.slots.find((s) => s.kind === 'content')?.senderIndex).toBe(4);
+    // Camera lines are untouched by content.
+    expect(hub.lines.every((l) => l === undefined)).toBe(true);
+    expect(peer.sent).toHaveLength(0);
+    expect(contentKeyframes).toEqual([4]);
+    hub.contentFrame(4, KEY, 200, true, 10);
+    hub.contentFrame(4, DELTA, 300, false, 20);
+    expect(peer.sent.map((s) => [s.line, s.timestamp])).toEqual([
+      [CONTENT_LINE, 200],
+      [CONTENT_LINE, 300],
+    ]);
+    // The page's PLI on the content line goes to the sharer's screen, not its camera.
+    contentKeyframes.length = 0;
+    peer.emit('keyframeRequest', CONTENT_LINE);
+    expect(contentKeyframes).toEqual([4]);
+  });
+
+  it('a second sharer takes the line only after the first is silent; gone and not-allowed clear it', async () => {
+    const { hub, peers, messages } = setup();
+    await hub.open('s1');
+    (peers[0] as FakePeer).connect();
+    hub.contentFrame(4, KEY, 100, true, 0);
+    // Two streams at once (a hostile relay forwarding both): the shown one keeps the line.
+    hub.contentFrame(6, KEY, 100, true, CONTENT_TAKEOVER_MS / 2);
+    expect(hub.contentSender).toBe(4);
+    hub.contentFrame(6, KEY, 100, true, CONTENT_TAKEOVER_MS + 10);
+    expect(hub.contentSender).toBe(6);
+    hub.contentAllowed((s) => s !== 6);
+    expect(hub.contentSender).toBeUndefined();
+    expect(slotsOf(messages.at(-1))?.slots.find((s) => s.kind === 'content')?.senderIndex).toBeUndefined();
+    hub.contentFrame(4, KEY, 100, true, 5000);
+    hub.senderGone(4);
+    expect(hub.contentSender).toBeUndefined();
+    hub.contentFrame(4, KEY, 100, true, 6000);
+    hub.contentGone();
+    expect(hub.contentSender).toBeUndefined();
   });
 });

@@ -3,7 +3,10 @@
 // decrypted, still encoded frames: re-packetised per codec, RTP timestamp unchanged. An m-line that
 // switches sender, and every m-line of a session that just connected, starts at that sender's next
 // keyframe (asked for upstream); a PLI from the page goes upstream (remote) or to the own encoder
-// (self, through the engine's KeyframeLimiter).
+// (self, through the engine's KeyframeLimiter). The content m-line carries one member's shared screen
+// (receive.ts lets through only an authenticated frame of a current verified member); a new sharer
+// takes the line once the current one has been silent for CONTENT_TAKEOVER_MS, so two streams
+// forwarded at once (a hostile relay) cannot make it flicker between them.
 import type { Logger } from '../../../src/util/log.js';
 import { type VideoCodec, isH264Keyframe, isVp8Keyframe, splitAnnexB } from '../bitstream.js';
 import { type FromWorker, MAX_WALL_SESSIONS, type WallSlot } from '../ipc.js';
@@ -25,8 +28,8 @@ export interface WallPeerPort {
 
 export interface WallHubDeps {
   codec(): VideoCodec;
-  /** Ask a far sender for a keyframe (the engine's rate-limited PLI). */
-  requestRemoteKeyframe(senderIndex: number): void;
+  /** Ask a far sender for a keyframe (the engine's rate-limited PLI); `content`: of its shared screen. */
+  requestRemoteKeyframe(senderIndex: number, content?: boolean): void;
   /** The worker's own encoder (the engine's KeyframeLimiter). */
   requestOwnKeyframe(): void;
   send(msg: FromWorker): void;
@@ -47,12 +50,17 @@ interface Sender {
   lastSpoke: number;
 }
 
+/** How long the content line's sharer must be silent before another one's screen replaces it. */
+export const CONTENT_TAKEOVER_MS = 1000;
+
 export class WallHub {
   readonly #sessions = new Map<string, Session>();
   #lines: (number | undefined)[] = Array.from({ length: REMOTE_LINES }, () => undefined);
   readonly #senders = new Map<number, Sender>();
   readonly #picker = new ActiveSpeakerPicker();
   #active: number | undefined;
+  /** The sender whose shared screen the content m-line carries, and when its last frame came. */
+  #content: { sender: number; lastFrame: number } | undefined;
   /** VP8 PictureID per m-line. */
   readonly #pictureIds = LINE_KINDS.map(() => Math.floor(Math.random() * 0x7fff));
   framesForwarded = 0;
@@ -70,6 +78,11 @@ export class WallHub {
 
   get activeSpeaker(): number | undefined {
     return this.#active;
+  }
+
+  /** The sender shown on the content m-line (undefined: nobody shares). */
+  get contentSender(): number | undefined {
+    return this.#content?.sender;
   }
 
   // ---------------------------------------------------------------- sessions
@@ -90,6 +103,7 @@ export class WallHub {
         // Everything starts at a keyframe: ask every sender shown (and the own camera) for one now.
         session.needKey.fill(true);
         for (const s of this.#lines) if (s !== undefined) this.deps.requestRemoteKeyframe(s);
+        if (this.#content) this.deps.requestRemoteKeyframe(this.#content.sender, true);
         this.deps.requestOwnKeyframe();
       } else if (state === 'failed' || state === 'closed') {
         if (this.#sessions.get(id) === session) this.close(id);
@@ -123,7 +137,8 @@ export class WallHub {
     const first = this.#sessions.values().next().value as Session | undefined;
     const mids = first?.peer.mids ?? LINE_KINDS.map((_, i) => String(i));
     const slots: WallSlot[] = LINE_KINDS.map((kind, i) => {
-      const sender = i < REMOTE_LINES ? this.#lines[i] : undefined;
+      const sender =
+        i < REMOTE_LINES ? this.#lines[i] : i === CONTENT_LINE ? this.#content?.sender : undefined;
       return { mid: mids[i] ?? String(i), kind, ...(sender !== undefined ? { senderIndex: sender } : {}) };
     });
     return {
@@ -155,6 +170,7 @@ export class WallHub {
 
   /** A far sender left (roster, disconnect): its m-line goes idle. */
   senderGone(senderIndex: number): void {
+    if (this.#content?.sender === senderIndex) this.contentGone();
     if (!this.#senders.delete(senderIndex)) return;
     this.#picker.forget(senderIndex);
     const wasActive = this.#active === senderIndex;
@@ -164,7 +180,8 @@ export class WallHub {
 
   /** A new far connection: nobody is shown until their frames arrive. */
   reset(): void {
-    const hadAny = this.#senders.size > 0 || this.#active !== undefined;
+    const hadAny = this.#senders.size > 0 || this.#active !== undefined || this.#content !== undefined;
+    this.#content = undefined;
     for (const s of [...this.#senders.keys()]) this.#picker.forget(s);
     this.#senders.clear();
     this.#active = undefined;
@@ -186,7 +203,9 @@ export class WallHub {
 
   #pageAskedKeyframe(line: number): void {
     if (line === SELF_LINE) this.deps.requestOwnKeyframe();
-    else if (line < REMOTE_LINES) {
+    else if (line === CONTENT_LINE) {
+      if (this.#content) this.deps.requestRemoteKeyframe(this.#content.sender, true);
+    } else if (line < REMOTE_LINES) {
       const sender = this.#lines[line];
       if (sender !== undefined) this.deps.requestRemoteKeyframe(sender);
     }
@@ -222,6 +241,42 @@ export class WallHub {
     const line = this.#lines.indexOf(senderIndex);
     if (line < 0) return;
     if (!this.#forward(line, frame, timestamp, keyframe)) this.deps.requestRemoteKeyframe(senderIndex);
+  }
+
+  /**
+   * A decrypted, authenticated shared-screen frame of a current verified member (receive.ts checks
+   * both): onto the content m-line. Another sharer takes the line only once the shown one is silent.
+   */
+  contentFrame(
+    senderIndex: number,
+    frame: Buffer,
+    timestamp: number,
+    keyframe?: boolean,
+    now = Date.now(),
+  ): void {
+    const current = this.#content;
+    if (current && current.sender !== senderIndex && now - current.lastFrame < CONTENT_TAKEOVER_MS) return;
+    if (current?.sender !== senderIndex) {
+      this.#content = { sender: senderIndex, lastFrame: now };
+      for (const s of this.#sessions.values()) s.needKey[CONTENT_LINE] = true;
+      this.deps.send(this.slotsMessage());
+    }
+    (this.#content as { lastFrame: number }).lastFrame = now;
+    if (this.#sessions.size === 0) return;
+    if (!this.#forward(CONTENT_LINE, frame, timestamp, keyframe))
+      this.deps.requestRemoteKeyframe(senderIndex, true);
+  }
+
+  /** Nobody shares any more (the SFU dropped the content m-line, the meeting ended): the line goes idle. */
+  contentGone(): void {
+    if (!this.#content) return;
+    this.#content = undefined;
+    this.deps.send(this.slotsMessage());
+  }
+
+  /** Keeps the sharer only while `allowed` (the verified roster) still says so. */
+  contentAllowed(allowed: (senderIndex: number) => boolean): void {
+    if (this.#content && !allowed(this.#content.sender)) this.contentGone();
   }
 
   /** The worker's own encoded camera/slate frame (before SFrame): the self-view. */
