@@ -3,8 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { openH264AccessUnit, sealH264AccessUnit } from '../../device/media/h264-protect.js';
 import { makeKid } from '../../src/core/e2ee/sender-keys.js';
 import { SFrameReceiver, SFrameSender } from '../../src/core/sframe/index.js';
-import { openH264As, sealH264As, sliceHeaderPrefix, splitNalUnits } from './h264-protect.js';
-import { WebSFrameReceiver, WebSFrameSender } from './sframe-webcrypto.js';
+import {
+  openH264As,
+  sealH264As,
+  sliceHeaderPrefix,
+  splitNalUnits,
+} from '../../src/web/media/h264-protect.js';
+import { WebSFrameReceiver, WebSFrameSender } from '../../src/web/media/sframe-webcrypto.js';
 
 const kid = makeKid(2, 7);
 const baseKey = new Uint8Array(32).fill(0x33);

@@ -15,7 +15,7 @@ import {
   deriveSFrameKey,
   encodeSFrameHeader,
   sframeNonce,
-} from './sframe-webcrypto.js';
+} from '../../src/web/media/sframe-webcrypto.js';
 
 interface HeaderVector {
   kid: string;

@@ -1,15 +1,24 @@
-// The browser participant's RTCRtpScriptTransform worker: SFrame over encoded frames exactly as
-// Sealroom's media worker protects them — Opus as one SFrame over the whole frame, VP8 in the
-// clear-prefix format (device/media/vp8-protect.ts); the former whole-frame VP8 format and the
-// H.264 formats are selectable for the format tests.
+// The interop tests' RTCRtpScriptTransform worker (test/browser-participant.test.ts, proposed-formats):
+// the test page hands it keys directly (hex, `setKeys`) and it can also run the former formats for
+// the comparison (whole-frame VP8, per-NAL H.264, a chosen first CTR). The web app's production worker
+// is src/web/media/transform-worker.ts (keys only over a MessagePort from the E2EE worker); both use
+// the same WebCrypto SFrame, VP8/H.264 layouts and frame authentication from src/web/media/.
+// SFrame over encoded frames exactly as Sealroom's media worker protects them — Opus as one SFrame
+// over the whole frame, VP8 in the clear-prefix format (device/media/vp8-protect.ts).
 // One sender per KID for audio and video together, so the two streams share one counter and a
 // (key, KID, CTR) is never used twice. Frames that fail to open are dropped, never handed to a
 // decoder. The page reads counters with a 'stats' message.
 import { FrameAuthError } from '../../src/core/frame-auth/trailer.js';
-import { WebFrameAuth } from './frame-auth-webcrypto.js';
-import { WebSFrameError, WebSFrameReceiver, WebSFrameSender } from './sframe-webcrypto.js';
-import { type H264Format, openH264As, sealH264As } from './h264-protect.js';
-import { type Vp8Format, Vp8FormatError, isVp8Keyframe, openVp8, sealVp8 } from './vp8-protect.js';
+import { WebFrameAuth } from '../../src/web/media/frame-auth-webcrypto.js';
+import { WebSFrameError, WebSFrameReceiver, WebSFrameSender } from '../../src/web/media/sframe-webcrypto.js';
+import { type H264Format, openH264As, sealH264As } from '../../src/web/media/h264-protect.js';
+import {
+  type Vp8Format,
+  Vp8FormatError,
+  isVp8Keyframe,
+  openVp8,
+  sealVp8,
+} from '../../src/web/media/vp8-protect.js';
 
 type Side = 'send' | 'receive';
 type Kind = 'audio' | 'video';

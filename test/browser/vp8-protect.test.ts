@@ -6,8 +6,8 @@ import { openWholeFrame, sealWholeFrame } from '../../device/media/frame-protect
 import { openVp8Frame, sealVp8Frame } from '../../device/media/vp8-protect.js';
 import { makeKid } from '../../src/core/e2ee/sender-keys.js';
 import { SFrameReceiver, SFrameSender } from '../../src/core/sframe/index.js';
-import { WebSFrameReceiver, WebSFrameSender } from './sframe-webcrypto.js';
-import { Vp8FormatError, openVp8, sealVp8, vp8ClearBytes } from './vp8-protect.js';
+import { WebSFrameReceiver, WebSFrameSender } from '../../src/web/media/sframe-webcrypto.js';
+import { Vp8FormatError, openVp8, sealVp8, vp8ClearBytes } from '../../src/web/media/vp8-protect.js';
 
 const kid = makeKid(3, 9);
 const baseKey = new Uint8Array(32).fill(0x5a);

@@ -12,8 +12,8 @@ import {
   sliceHeaderPrefix,
   splitPlainNal,
   splitProtectedNal,
-} from '../../device/media/h264-protect.js';
-import { splitAnnexB } from '../../device/media/bitstream.js';
+} from '../../../device/media/h264-protect.js';
+import { splitAnnexB } from '../../../device/media/bitstream.js';
 import type { WebSFrameReceiver, WebSFrameSender } from './sframe-webcrypto.js';
 
 export { sliceHeaderPrefix };

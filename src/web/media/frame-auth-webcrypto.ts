@@ -8,12 +8,17 @@ import {
   coveredChunks,
   signedTail,
   tagsEqual,
-} from '../../src/core/frame-auth/trailer.js';
-import { decodeHeader } from '../../src/core/sframe/header.js';
-import { splitAnnexB } from '../../device/media/bitstream.js';
-import { annexB, splitProtectedNal } from '../../device/media/h264-protect.js';
-import { appendTrailer, splitTrailer, splitTrailerNal, trailerNal } from '../../device/media/auth-layout.js';
-import { splitProtectedVp8 } from '../../device/media/vp8-protect.js';
+} from '../../core/frame-auth/trailer.js';
+import { decodeHeader } from '../../core/sframe/header.js';
+import { splitAnnexB } from '../../../device/media/bitstream.js';
+import { annexB, splitProtectedNal } from '../../../device/media/h264-protect.js';
+import {
+  appendTrailer,
+  splitTrailer,
+  splitTrailerNal,
+  trailerNal,
+} from '../../../device/media/auth-layout.js';
+import { splitProtectedVp8 } from '../../../device/media/vp8-protect.js';
 
 export interface PeerKey {
   peerIndex: number;

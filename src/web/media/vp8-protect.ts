@@ -12,7 +12,7 @@ import {
   splitProtectedVp8,
   splitVp8Frame,
   vp8ClearBytes,
-} from '../../device/media/vp8-protect.js';
+} from '../../../device/media/vp8-protect.js';
 import type { WebSFrameReceiver, WebSFrameSender } from './sframe-webcrypto.js';
 
 export { Vp8FormatError, isVp8Keyframe, vp8ClearBytes };
