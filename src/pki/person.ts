@@ -3,7 +3,7 @@
 // verified an OIDC ID token bound to the key (provisioning/service/routes-people.ts); the relay
 // verifies them here; rooms verify them in the TrustStore.
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { type CertificateAuthority, loadCa, parseCertificate, randomSerial } from './ca.js';
+import { type CertificateAuthority, loadCa, randomSerial } from './ca.js';
 import { PkiError } from './errors.js';
 import type { IssuedCertificate } from './issue.js';
 import {
@@ -19,7 +19,7 @@ import {
 import { ED25519, x509 } from './provider.js';
 import { normalizeSerial } from './serial.js';
 import { singleField, utf8 } from './subject.js';
-import { hasPersonEku, type VerifyOptions } from './verify.js';
+import { hasPersonEku, type VerifyOptions, verifyIssuedBy } from './verify.js';
 
 export interface PersonClaims {
   name: string;
@@ -132,29 +132,11 @@ export async function verifyPersonCertificate(
   caCertPem: string,
   opts: VerifyOptions = {},
 ): Promise<VerifiedPerson> {
-  const now = opts.now ?? new Date();
-  const cert = parseCertificate(certPem);
-  const caCert = parseCertificate(caCertPem);
-  if (cert.issuer !== caCert.subject)
-    throw new PkiError('bad-chain', 'the certificate was not issued by this CA');
-  let signed = false;
-  try {
-    signed = await cert.verify({ publicKey: caCert.publicKey, signatureOnly: true });
-  } catch {
-    signed = false;
-  }
-  if (!signed) throw new PkiError('bad-chain', 'the certificate signature does not verify with the CA key');
+  const cert = await verifyIssuedBy(certPem, caCertPem, opts.now ?? new Date());
   if (!hasPersonEku(cert))
     throw new PkiError('wrong-kind', 'this is not a person certificate (no person extended key usage)');
   if (!personLifetimeOk(cert.notBefore, cert.notAfter))
     throw new PkiError('bad-lifetime', 'a person certificate may be valid for at most 12 hours');
-  if (now < cert.notBefore) throw new PkiError('not-yet-valid', 'the certificate is not valid yet');
-  if (now > cert.notAfter)
-    throw new PkiError('expired', `the certificate expired at ${cert.notAfter.toISOString()}`);
-  if (now < caCert.notBefore || now > caCert.notAfter)
-    throw new PkiError('bad-chain', 'the CA certificate is outside its validity period');
-  if (cert.publicKey.algorithm.name !== 'Ed25519')
-    throw new PkiError('wrong-key-type', 'the key is not Ed25519');
   const basic = cert.getExtension(x509.BasicConstraintsExtension);
   if (basic?.ca) throw new PkiError('bad-chain', 'a CA certificate is not a person certificate');
   const usage = cert.getExtension(x509.KeyUsagesExtension);

@@ -31,12 +31,15 @@ export interface VerifyOptions {
   isRevoked?: (serial: string) => boolean | Promise<boolean>;
 }
 
-export async function verifyDeviceCertificate(
+/**
+ * The checks every certificate from an org CA gets, whatever it certifies: issued and signed by this
+ * CA, inside its validity window and the CA's, an Ed25519 key allowed to sign.
+ */
+export async function verifyIssuedBy(
   certPem: string,
   caCertPem: string,
-  opts: VerifyOptions = {},
-): Promise<VerifiedDevice> {
-  const now = opts.now ?? new Date();
+  now: Date,
+): Promise<x509.X509Certificate> {
   const cert = parseCertificate(certPem);
   const caCert = parseCertificate(caCertPem);
   if (cert.issuer !== caCert.subject) {
@@ -62,6 +65,15 @@ export async function verifyDeviceCertificate(
   if (!usage || (usage.usages & x509.KeyUsageFlags.digitalSignature) === 0) {
     throw new PkiError('bad-chain', 'the certificate does not allow digital signatures');
   }
+  return cert;
+}
+
+export async function verifyDeviceCertificate(
+  certPem: string,
+  caCertPem: string,
+  opts: VerifyOptions = {},
+): Promise<VerifiedDevice> {
+  const cert = await verifyIssuedBy(certPem, caCertPem, opts.now ?? new Date());
   // A person certificate never passes as a room's (src/pki/person.ts refuses the reverse).
   if (hasPersonEku(cert)) {
     throw new PkiError('wrong-kind', 'this is a person certificate, not a device certificate');
