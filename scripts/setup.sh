@@ -48,4 +48,5 @@ fi
 say "building"
 npx tsc -p tsconfig.build.json
 if [ -f scripts/build-kiosk.mjs ]; then node scripts/build-kiosk.mjs; fi
+if [ -f scripts/build-web.mjs ]; then node scripts/build-web.mjs; fi
 say "ready"

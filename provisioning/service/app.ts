@@ -1,5 +1,6 @@
 // The provisioning service as a fastify instance (no listen here: serve.ts and the tests do that).
-// Routes: see ./routes-device.ts (device-signed and enrollment) and ./routes-admin.ts (admin tokens).
+// Routes: see ./routes-device.ts (device-signed and enrollment) and ./routes-admin.ts (admin tokens);
+// with `people`, ./routes-people.ts (sign-in → person certificates) and ./routes-join.ts (the /join/ page).
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import rateLimit from '@fastify/rate-limit';
@@ -13,6 +14,10 @@ import type { CrlDocument, ProvisioningStore, TokenRecord, TokenScope } from '..
 import { hashAdminToken } from '../tokens.js';
 import { registerAdminRoutes } from './routes-admin.js';
 import { registerDeviceRoutes } from './routes-device.js';
+import { registerJoinRoutes, type WebOptions } from './routes-join.js';
+import { type PeopleOptions, registerPeopleRoutes } from './routes-people.js';
+
+export type { PeopleOptions };
 
 export interface ServiceOptions {
   store: ProvisioningStore;
@@ -35,6 +40,8 @@ export interface ServiceOptions {
     deviceRequestsPerMinute?: number;
     /** Per device: how many requests may come at once above the sustained rate (default 60). */
     deviceBurst?: number;
+    /** Per client address: person certificate requests (and trust fetches) per minute (default 30). */
+    peopleCertificatesPerMinute?: number;
   };
   /** How often expired nonces, enrollments and pending devices are purged (default 60 s). */
   purgeIntervalMs?: number;
@@ -44,10 +51,16 @@ export interface ServiceOptions {
   now?: () => Date;
   /** PEM TLS certificate and key: serve HTTPS. */
   https?: { cert: string; key: string };
+  /** People sign-in with the org's OpenID Connect provider → person certificates (docs/people.md). */
+  people?: PeopleOptions;
+  /** The web participant's page at /join/ (dist/web by default; served only when `people` is set). */
+  web?: WebOptions;
 }
 
-export interface ResolvedOptions extends Required<Omit<ServiceOptions, 'logger' | 'rateLimits' | 'https'>> {
+export interface ResolvedOptions
+  extends Required<Omit<ServiceOptions, 'logger' | 'rateLimits' | 'https' | 'people' | 'web'>> {
   rateLimits: Required<NonNullable<ServiceOptions['rateLimits']>>;
+  people?: PeopleOptions;
   /** The CRL to serve (cached in the store, re-signed when the revoked set changes or it ages). */
   crl: CrlSource;
 }
@@ -161,10 +174,12 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
       claimsPerMinute: options.rateLimits?.claimsPerMinute ?? 30,
       deviceRequestsPerMinute: options.rateLimits?.deviceRequestsPerMinute ?? 300,
       deviceBurst: options.rateLimits?.deviceBurst ?? 60,
+      peopleCertificatesPerMinute: options.rateLimits?.peopleCertificatesPerMinute ?? 30,
     },
     purgeIntervalMs: options.purgeIntervalMs ?? 60_000,
     enrollmentRetentionMs: options.enrollmentRetentionMs ?? 3600_000,
     crl: createCrlSource(options.store, options.ca, now),
+    ...(options.people ? { people: options.people } : {}),
   };
   const deviceLimiter = new KeyedRateLimiter(
     opts.rateLimits.deviceRequestsPerMinute,
@@ -341,6 +356,8 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     },
     { prefix: '/v1' },
   );
+  if (opts.people) registerPeopleRoutes(app, opts, opts.people);
+  await registerJoinRoutes(app, options);
 
   // Forget nonces once their timestamps have left the acceptance window, and activation codes (and
   // the pending devices they belonged to) once they expired more than enrollmentRetentionMs ago.
@@ -349,6 +366,10 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     opts.store
       .purgeExpired(t.toISOString(), new Date(t.getTime() - opts.enrollmentRetentionMs).toISOString())
       .catch((err) => app.log.warn({ err }, 'purge of expired nonces and enrollments failed'));
+    if (opts.people)
+      opts.store
+        .purgeUsedIdTokens(t.toISOString())
+        .catch((err) => app.log.warn({ err }, 'purge of used ID tokens failed'));
   }, opts.purgeIntervalMs);
   purge.unref();
   app.addHook('onClose', async () => clearInterval(purge));
