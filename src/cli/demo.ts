@@ -9,8 +9,16 @@
 // end, as in the field: the service makes its TLS CA (<provDir>/tls/ca.pem), the rooms pin it at
 // enrollment (the demo passes its SHA-256, like an integrator setting SEALROOM_PROVISIONING_CA_SHA256),
 // and the relay fetches the signed CRL over HTTPS trusting only that CA.
+// People (issue 12): with the provisioning service, the demo also runs a development OpenID Connect
+// provider (provisioning/oidc/dev-provider.ts, inside this process, on loopback) with demo users, lets
+// the service issue person certificates to whoever signs in there and serve the web participant at
+// /join/, and lets the relay accept browsers from that origin only. It prints `join from a browser:
+// <URL>` for the running meeting and the demo users' sign-in. The service's and the relay's ports are
+// chosen before either starts (each needs the other's address: the page's allowed relay, the relay's
+// allowed origin, the provider's redirect URI).
 import type { ChildProcess } from 'node:child_process';
 import type { Command } from 'commander';
+import type { DevOidcProvider } from '../../provisioning/oidc/dev-provider.js';
 
 export interface DemoOptions {
   media: string;
@@ -19,6 +27,8 @@ export interface DemoOptions {
   keep?: boolean;
   size: string;
   fps: string;
+  /** h264 (default) or vp8 (e.g. for Firefox without its OpenH264 plugin). */
+  codec?: string;
 }
 
 interface StateLike {
@@ -56,7 +66,9 @@ export const DEMO_ROOMS = [
 
 const DEMO_HELP = `
 What you get: the provisioning service, a relay and two room boxes (Boardroom,
-Huddle Room) on 127.0.0.1 in an end-to-end encrypted meeting. Their test
+Huddle Room) on 127.0.0.1 in an end-to-end encrypted meeting, and a development
+sign-in provider so people can join from a browser (the printed "join from a
+browser" URL; demo users alice and bob, password "demo"). Their test
 cameras show moving patterns (Boardroom: SMPTE colour bars; Huddle Room: a
 rainbow grid); their test microphones play tones (440 Hz and 660 Hz), and each
 room plays the other's tone on this computer's speaker (quietly).
@@ -75,6 +87,10 @@ export function registerDemoCommand(program: Command): void {
     .option('--media <engine>', 'worker (GStreamer test sources) or synthetic (no GStreamer)', 'worker')
     .option('--size <WxH>', 'test camera resolution', '640x360')
     .option('--fps <n>', 'test camera frame rate', '15')
+    .option(
+      '--codec <codec>',
+      'video codec of the meeting: h264 (default) or vp8 (Firefox without its OpenH264 plugin decodes only VP8)',
+    )
     .option('--duration <seconds>', 'stop by itself after this many seconds')
     .option(
       '--no-provisioning',
@@ -177,6 +193,18 @@ async function kioskUrl(control: string, dataDir: string): Promise<string> {
   return wallUrl(new URL('/', control).href, await readKioskToken(join(dataDir, 'kiosk-token')));
 }
 
+/** A free TCP port on 127.0.0.1 (for parts that must know each other's address before they start). */
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      srv.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no free port'))));
+    });
+    srv.on('error', reject);
+  });
+}
+
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -194,6 +222,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const { loadOrCreateDevelopmentCa } = await import('../relay/dev-ca-store.js');
   const dir = mkdtempSync(join(tmpdir(), 'sealroom-demo-'));
   const parts: ChildProcess[] = [];
+  /** In-process parts (the sign-in provider), closed after the processes. */
+  const closers: (() => Promise<void>)[] = [];
   const say = (line = '') => console.log(line);
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
@@ -212,6 +242,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
             }),
         ),
       );
+      for (const close of closers) await close().catch(() => undefined);
       if (!opts.keep) rmSync(dir, { recursive: true, force: true });
     })();
     return stopping;
@@ -234,11 +265,47 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     let serviceCaSha256 = '';
     const provDir = join(dir, 'provisioning');
     const serviceCa = join(provDir, 'tls', 'ca.pem');
+    // People: the service's and the relay's ports first, then the sign-in provider (its redirect URI
+    // is the service's /join/), the service (trusts the provider, lets its page reach the relay), the
+    // relay (accepts browsers from the service's origin).
+    let people: { origin: string; relayPort: number; idp: DevOidcProvider } | undefined;
     if (opts.provisioning !== false) {
       try {
+        const [servicePort, relayPort] = [await freePort(), await freePort()];
+        const origin = `https://127.0.0.1:${servicePort}`;
+        const { startDevOidcProvider } = await import('../../provisioning/oidc/dev-provider.js');
+        const idp = await startDevOidcProvider({ host: '127.0.0.1', redirectUris: [`${origin}/join/`] });
+        people = { origin, relayPort, idp };
+        closers.push(() => idp.close());
+      } catch (err) {
+        say(`  people sign-in     not started (${(err as Error).message})`);
+      }
+    }
+    if (opts.provisioning !== false) {
+      try {
+        const peopleArgs = people
+          ? [
+              '--oidc-issuer',
+              people.idp.issuer,
+              '--oidc-client-id',
+              people.idp.clientId,
+              '--web-relay',
+              `ws://127.0.0.1:${people.relayPort}/v1/ws`,
+            ]
+          : [];
         const prov = await spawnPart(
           'provisioning',
-          ['provisioning', 'serve', '--data-dir', provDir, '--port', '0', '--org', 'Sealroom Demo Org'],
+          [
+            'provisioning',
+            'serve',
+            '--data-dir',
+            provDir,
+            '--port',
+            people ? new URL(people.origin).port : '0',
+            '--org',
+            'Sealroom Demo Org',
+            ...peopleArgs,
+          ],
           join(dir, 'provisioning.log'),
           parts,
           /provisioning service on (\S+)/,
@@ -259,6 +326,11 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         provisioningUrl = undefined;
       }
     }
+    // Without the service nobody issues person certificates: no people.
+    if (!provisioningUrl && people) {
+      await people.idp.close();
+      people = undefined;
+    }
     const caDir = join(dir, 'org-ca');
     const trust = provisioningUrl
       ? [
@@ -273,7 +345,19 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         ]
       : ['--dev-ca', caDir];
     if (!provisioningUrl) await loadOrCreateDevelopmentCa(caDir, 'Sealroom Demo Org');
-    const relay = await spawnPart('relay', ['relay', ...trust, '--port', '0'], join(dir, 'relay.log'), parts);
+    const relay = await spawnPart(
+      'relay',
+      [
+        'relay',
+        ...trust,
+        '--port',
+        people ? String(people.relayPort) : '0',
+        ...(people ? ['--allow-origin', people.origin] : []),
+        ...(opts.codec ? ['--video-codec', opts.codec.toUpperCase()] : []),
+      ],
+      join(dir, 'relay.log'),
+      parts,
+    );
     const relayUrl = relay.relay ?? '';
     say(`  relay              ${relayUrl}   (log ${join(dir, 'relay.log')})`);
     const rooms = DEMO_ROOMS.map((r) => r.name);
@@ -298,6 +382,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
             opts.size,
             '--fps',
             opts.fps,
+            ...(opts.codec ? ['--codec', opts.codec.toLowerCase()] : []),
             ...(opts.media === 'worker' ? mediaArgs(room) : []),
             '--loopback-only',
           ],
@@ -375,6 +460,25 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         `                     (${rooms[0]}'s shows ${DEMO_ROOMS[1].looks}; ${rooms[1]}'s, ${DEMO_ROOMS[0].looks})`,
       );
     } else say('  the wall           open a kiosk URL in a browser: the code, the roster and the controls');
+    if (people) {
+      // The page is static files the service serves from dist/web (scripts/setup.sh builds them).
+      const page = await serviceFetch(new URL('/join/', people.origin)).catch(() => undefined);
+      if (page?.status !== 200)
+        say(`  (the join page is not built yet: node scripts/build-web.mjs, then reload it)`);
+      const joinUrl = `${people.origin}/join/#meeting=${encodeURIComponent(meetingId)}&relay=${encodeURIComponent(relayUrl)}`;
+      say(`  join from a browser: ${joinUrl}`);
+      say(
+        `                     sign in as alice (Alice Smith) or bob (Bob Jones), password "demo", at ${people.idp.issuer}`,
+      );
+      say(
+        `                     ${rooms[0]} admits you (sealroom room admit --control ${a} <participant>, or its kiosk)`,
+      );
+      say(
+        `                     the page is HTTPS with the service's own CA: accept the warning, or trust ${serviceCa}`,
+      );
+      if (opts.codec?.toLowerCase() !== 'vp8')
+        say('                     (Firefox without its OpenH264 plugin: start with --codec vp8)');
+    }
     say(`  the room from a terminal: sealroom room status --control ${a}`);
     if (provisioningUrl)
       say(
