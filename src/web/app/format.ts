@@ -1,15 +1,7 @@
 // Pure formatting shared by the screens: the security code as the rooms show it, people's labels, times.
 
-/** Groups of digits as the E2EE core formats the code (space separated), like the kiosk shows them. */
-export function securityCodeGroups(code: string): string[] {
-  return code.trim().split(/\s+/).filter(Boolean);
-}
-
-export function codeRows(groups: string[], perRow = 4): string[][] {
-  const rows: string[][] = [];
-  for (let i = 0; i < groups.length; i += perRow) rows.push(groups.slice(i, i + perRow));
-  return rows;
-}
+// The code is grouped and laid out exactly as the room screen does it, so people compare like with like.
+export { codeRows, securityCodeGroups } from '../../../kiosk-ui/src/format.js';
 
 export interface Labelled {
   kind: 'room' | 'person';

@@ -2,7 +2,7 @@
 // the meeting (tiles, security code, verified roster, controls) → an outcome. Every name shown comes
 // from the E2EE worker's verified view (certificates checked in the page's worker), never from the relay.
 import type { MeetingStatus, MeetingView, VerifiedMember } from '../shared/messages.js';
-import { h } from './dom.js';
+import { h } from '../../../kiosk-ui/src/dom.js';
 import { codeRows, expiryText, participantLine, securityCodeGroups } from './format.js';
 import type { JoinTarget } from './fragment.js';
 import type { MediaLabel } from './sdp.js';
