@@ -22,7 +22,7 @@ import {
 import type { SignalPayload } from '../core/protocol/relay.js';
 import type { Logger } from '../util/log.js';
 import type { ConnectionId } from './meetings.js';
-import { applyWeriftFixes, clonePacketForSubscriber } from './werift-fixes.js';
+import { applyWeriftFixes, clonePacketForSubscriber, routePliByMediaSsrc } from './werift-fixes.js';
 
 /** What a publisher sends: audio, camera video, and (people only) screen content on a video m-line. */
 export type MediaKind = 'audio' | 'video' | 'content';
@@ -207,6 +207,8 @@ export class Sfu {
       bundlePolicy: 'max-bundle',
       ...(this.#opts.mediaAddress ? onlyInterface(this.#opts.mediaAddress) : {}),
     });
+    // A browser subscriber's PLI must reach its sendonly transceiver's sender (werift-fixes.ts).
+    routePliByMediaSsrc(pc);
     const peer: Peer = {
       connection,
       meetingId,

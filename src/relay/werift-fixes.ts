@@ -1,6 +1,15 @@
-// Process-wide fixes for known werift 0.24 defects (see ../../shared DESIGN notes in docs/relay.md).
-// Applied once, idempotently, before any PeerConnection is made.
-import { RtpHeader, RtpPacket, TransportWideCC } from 'werift';
+// Fixes for known werift 0.24 defects (see docs/relay.md): applyWeriftFixes is process-wide, applied
+// once before any PeerConnection is made; routePliByMediaSsrc is applied to each PeerConnection.
+import {
+  PictureLossIndication,
+  RTCRtpSender,
+  type RTCPeerConnection,
+  type RtcpPacket,
+  RtcpPayloadSpecificFeedback,
+  RtpHeader,
+  RtpPacket,
+  TransportWideCC,
+} from 'werift';
 
 let applied = false;
 
@@ -19,6 +28,48 @@ export function applyWeriftFixes(): void {
     if (plain.length % 4 === 0) return plain;
     this.header.padding = true;
     return original.call(this);
+  };
+}
+
+/** The parts of werift's (private) RtpRouter that routePliByMediaSsrc relies on. */
+interface RouterInternals {
+  ssrcTable: Record<number, unknown>;
+  routeRtcp: (packet: RtcpPacket) => void;
+}
+
+const pliRouted = new WeakSet<object>();
+
+/**
+ * werift's RtpRouter hands a payload-specific feedback (PLI) to whatever is registered under its
+ * *sender* SSRC first, and only then to the owner of its media SSRC
+ * (node_modules/werift/lib/webrtc/src/media/router.js, routeRtcp: `ssrcTable[senderSsrc] ||
+ * ssrcTable[mediaSsrc]`). Chromium names its own outgoing camera SSRC as the sender of the PLIs it
+ * sends for a received video stream; at the relay that SSRC is registered to the RTCRtpReceiver of
+ * the subscriber's own published video, which ignores a PLI. So a browser subscriber's keyframe
+ * requests never reached `sender.onPictureLossIndication` and were never relayed to the publisher:
+ * a subscriber that missed the first keyframe stayed black for good. Route a PLI by its media SSRC
+ * (RFC 4585 6.3.1) when that SSRC is one of this connection's senders; anything else as before.
+ */
+export function routePliByMediaSsrc(pc: RTCPeerConnection): void {
+  const router = (pc as unknown as { router?: Partial<RouterInternals> }).router;
+  if (!router || typeof router.routeRtcp !== 'function' || typeof router.ssrcTable !== 'object')
+    throw new Error('werift RtpRouter internals changed: cannot route PLI by media SSRC');
+  if (pliRouted.has(router)) return;
+  pliRouted.add(router);
+  const original = router.routeRtcp;
+  const table = router.ssrcTable;
+  router.routeRtcp = (packet: RtcpPacket) => {
+    if (
+      packet.type === RtcpPayloadSpecificFeedback.type &&
+      packet.feedback.count === PictureLossIndication.count
+    ) {
+      const target = table[(packet.feedback as PictureLossIndication).mediaSsrc];
+      if (target instanceof RTCRtpSender) {
+        target.handleRtcpPacket(packet);
+        return;
+      }
+    }
+    original.call(router, packet);
   };
 }
 
