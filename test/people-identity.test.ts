@@ -9,9 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { build } from 'esbuild';
+import { browserCorePlugin } from '../scripts/esbuild-core-browser.mjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCa, randomSerial } from '../src/pki/ca.js';
-import { verifyEd25519, verifyEd25519Noble } from '../src/pki/ed25519-verify.js';
+import { backend as browserBackend } from '../src/core/e2ee/crypto/browser.js';
+import { backend as nodeBackend } from '../src/core/e2ee/crypto/node.js';
 import {
   type CertificateAuthority,
   CLIENT_AUTH_EKU,
@@ -312,6 +314,7 @@ describe('TrustStore with person certificates', () => {
       format: 'iife',
       globalName: 'TrustStoreBundle',
       metafile: true,
+      plugins: [browserCorePlugin()],
       logLevel: 'silent',
     });
     const inputs = Object.keys(result.metafile.inputs);
@@ -372,8 +375,8 @@ describe('Ed25519 verification for the TrustStore', () => {
       [sig.subarray(0, 63), rawPublicKey(a.publicKey), false],
     ];
     for (const [s, pub, expected] of cases) {
-      expect(verifyEd25519(s, msg, pub)).toBe(expected);
-      expect(verifyEd25519Noble(s, msg, pub)).toBe(expected);
+      expect(nodeBackend.ed25519Verify(pub, msg, s)).toBe(expected);
+      expect(browserBackend.ed25519Verify(pub, msg, s)).toBe(expected);
     }
   });
 });

@@ -5,10 +5,10 @@
 // binding's identity key? The E2EE core calls it synchronously while it handles a message, so
 // everything here is sync.
 //
-// It runs in the browser too (the web participant verifies rooms and people with it), so nothing it
-// imports may use node: modules: @peculiar/asn1-x509 parses, a small DER reader (./der.ts) takes the
-// exact signed bytes, ./ed25519-verify.ts verifies (@noble/curves; node:crypto found at run time when
-// present) and @noble/hashes hashes for the verdict cache.
+// It runs in the browser too (the web participant verifies rooms and people with it), so it imports no
+// node: module itself: @peculiar/asn1-x509 parses, a small DER reader (./der.ts) takes the exact
+// signed bytes, and the E2EE core's crypto backend verifies and hashes — node:crypto on Node, @noble
+// in a browser bundle (scripts/esbuild-core-browser.mjs swaps it, as for the rest of the core).
 //
 // Only direct issuance is accepted (anchor → certificate), as src/pki issues. The kind is the person
 // EKU (src/pki/person-profile.ts): with it, a person certificate (CN name, O org, SAN email + person
@@ -33,10 +33,9 @@ import {
   SubjectAlternativeName,
   SubjectKeyIdentifier,
 } from '@peculiar/asn1-x509';
-import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
+import { backend } from '../core/e2ee/crypto/backend.js';
 import { bytesEqual, children, readTlv } from './der.js';
-import { verifyEd25519 } from './ed25519-verify.js';
 import {
   ekuHasPerson,
   isPlausibleEmail,
@@ -177,7 +176,7 @@ export class TrustStore {
     if (der.length === 0) return fail('empty', 'no certificate');
     if (der.length > MAX_CERTIFICATE_DER_BYTES)
       return fail('too-large', `certificate of ${der.length} bytes (at most ${MAX_CERTIFICATE_DER_BYTES})`);
-    const hash = bytesToHex(sha256(der));
+    const hash = bytesToHex(backend.sha256(der));
     let check = this.#cache.get(hash);
     if (check) {
       // Most recently used last, so the bound drops the least recently used.
@@ -230,7 +229,7 @@ export class TrustStore {
         cert.signatureAlgorithm === ED25519_OID &&
         tbs.signature.algorithm === ED25519_OID &&
         // RFC 8032 strict (not ZIP-215), as OpenSSL verifies.
-        verifyEd25519(cert.signature, cert.tbsRaw, anchor.publicKeyRaw);
+        backend.ed25519Verify(anchor.publicKeyRaw, cert.tbsRaw, cert.signature);
     } catch {
       signed = false;
     }
