@@ -2,8 +2,7 @@
 // The relay reads only the routing fields (v, type, meetingId, from, to) and checks the size and the
 // schema with `validateE2eeMessage`; everything else is opaque to it. Spec: docs/protocol.md §6.
 import { FormatRegistry, type Static, Type } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { Value } from '@sinclair/typebox/value';
+import { compileSchema } from '../../util/schema-check.js';
 import { type KeyBinding, MAX_CERTIFICATE_BYTES } from './binding.js';
 import { fromBase64Url, isCanonicalBase64Url, toBase64Url } from './bytes.js';
 import { E2eeError } from './errors.js';
@@ -203,21 +202,8 @@ export const E2EE_MESSAGE_TYPES = [
   'e2ee.resync',
 ] as const;
 
-// TypeCompiler generates code with `new Function`; a page whose Content-Security-Policy forbids
-// 'unsafe-eval' refuses that, so fall back to the (slower) interpreting checker there.
-const compiled: Pick<
-  ReturnType<typeof TypeCompiler.Compile<typeof E2eeMessageSchema>>,
-  'Check' | 'Errors'
-> = (() => {
-  try {
-    return TypeCompiler.Compile(E2eeMessageSchema);
-  } catch {
-    return {
-      Check: (value: unknown): value is E2eeMessage => Value.Check(E2eeMessageSchema, value),
-      Errors: (value: unknown) => Value.Errors(E2eeMessageSchema, value),
-    };
-  }
-})();
+// CSP-safe (the web participant's worker has no 'unsafe-eval'): see src/util/schema-check.ts.
+const compiled = compileSchema(E2eeMessageSchema);
 
 /** Schema check of a decoded JSON value (no signature checks: those need session state). */
 export function isE2eeMessage(value: unknown): value is E2eeMessage {
