@@ -10,19 +10,18 @@ import {
   parseServerMessage,
   type ServerMessage,
 } from '../../src/core/protocol/relay.js';
+import {
+  PendingRequests,
+  type RelayReply,
+  type RelayRequest,
+  RelayRequestError,
+} from '../../src/core/protocol/relay-requests.js';
+
+export { RelayRequestError };
 
 export interface DeviceCredentials {
   certificatePem: string;
   identityKey: KeyObject;
-}
-
-export class RelayRequestError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /**
@@ -37,14 +36,9 @@ export interface LivenessOptions {
 
 export const DEFAULT_LIVENESS: LivenessOptions = { intervalMs: 5_000, timeoutMs: 15_000 };
 
-type Reply = Extract<ServerMessage, { type: 'meeting' | 'ok' }>;
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-type Request = DistributiveOmit<Extract<ClientMessage, { id?: number }>, 'id'>;
-
 export class RelayConnection extends EventEmitter<{ message: [ServerMessage]; close: [number, string] }> {
   readonly #socket: WebSocket;
-  readonly #pending = new Map<number, { resolve: (m: Reply) => void; reject: (e: Error) => void }>();
-  #nextId = 1;
+  readonly #requests = new PendingRequests();
   #liveness: NodeJS.Timeout | undefined;
   identity?: Extract<ServerMessage, { type: 'authenticated' }>['identity'];
   /** The relay instance (from its challenge): a new one after a relay restart. */
@@ -109,15 +103,8 @@ export class RelayConnection extends EventEmitter<{ message: [ServerMessage]; cl
   }
 
   /** Sends a request and resolves with its reply ('meeting' or 'ok'), or rejects with the error. */
-  request(message: Request): Promise<Reply> {
-    const id = this.#nextId++;
-    return new Promise<Reply>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      if (!this.#sendRaw({ ...message, id } as ClientMessage)) {
-        this.#pending.delete(id);
-        reject(new Error('not connected to the relay'));
-      }
-    });
+  request(message: RelayRequest): Promise<RelayReply> {
+    return this.#requests.request(message, (m) => this.#sendRaw(m));
   }
 
   /** Fire-and-forget messages (bulletin board, signalling, media). */
@@ -158,22 +145,13 @@ export class RelayConnection extends EventEmitter<{ message: [ServerMessage]; cl
   }
 
   #onMessage(message: ServerMessage): void {
-    const id = 'id' in message ? message.id : undefined;
-    if (id !== undefined) {
-      const pending = this.#pending.get(id);
-      if (pending) {
-        this.#pending.delete(id);
-        if (message.type === 'error') pending.reject(new RelayRequestError(message.code, message.message));
-        else if (message.type === 'meeting' || message.type === 'ok') pending.resolve(message);
-      }
-    }
+    this.#requests.settle(message);
     this.emit('message', message);
   }
 
   #onClose(code: number, reason: string): void {
     clearInterval(this.#liveness);
-    for (const p of this.#pending.values()) p.reject(new Error('relay connection closed'));
-    this.#pending.clear();
+    this.#requests.rejectAll(new Error('relay connection closed'));
     this.emit('close', code, reason);
   }
 }

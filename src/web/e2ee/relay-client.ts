@@ -6,10 +6,19 @@
 import {
   authSignedBytes,
   type ClientMessage,
-  MAX_MESSAGE_BYTES,
+  parseServerMessage,
   type ServerMessage,
-  serverMessageValidator,
 } from '../../core/protocol/relay.js';
+import {
+  PendingRequests,
+  type RelayReply,
+  type RelayRequest,
+  RelayRequestError,
+} from '../../core/protocol/relay-requests.js';
+
+export type { RelayRequest };
+/** The relay said no (an `error` reply, a refused authentication, a close before it). */
+export { RelayRequestError as RelayRefusal };
 
 /** The part of the WebSocket API used here (browser WebSocket and `ws` both have it). */
 export interface WebSocketLike {
@@ -30,37 +39,16 @@ export interface AsyncSigner {
   sign(message: Uint8Array): Promise<Uint8Array>;
 }
 
-export class RelayRefusal extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 const OPEN = 1;
 
 const base64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
 
-/**
- * One relay frame: JSON, within the size limit, valid against the server schema; else undefined.
- * (parseServerMessage of relay.ts measures with Buffer, which a browser worker does not have.)
- */
+/** One relay frame: a text frame that parses and validates (size, JSON, schema); else undefined. */
 export function parseRelayFrame(data: unknown): ServerMessage | undefined {
-  if (typeof data !== 'string' || data.length > MAX_MESSAGE_BYTES) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(data);
-  } catch {
-    return undefined;
-  }
-  return serverMessageValidator.Check(value) ? (value as ServerMessage) : undefined;
+  if (typeof data !== 'string') return undefined;
+  const parsed = parseServerMessage(data);
+  return parsed.ok ? parsed.message : undefined;
 }
-
-type Reply = Extract<ServerMessage, { type: 'meeting' | 'ok' }>;
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-export type RelayRequest = DistributiveOmit<Extract<ClientMessage, { id?: number }>, 'id'>;
 
 export interface RelayClientOptions {
   url: string;
@@ -72,8 +60,7 @@ export interface RelayClientOptions {
 
 export class RelayClient {
   readonly #socket: WebSocketLike;
-  readonly #pending = new Map<number, { resolve: (m: Reply) => void; reject: (e: Error) => void }>();
-  #nextId = 1;
+  readonly #requests = new PendingRequests();
   #closed = false;
   /** The relay instance (from its challenge): another one after a relay restart. */
   relayId = '';
@@ -108,7 +95,7 @@ export class RelayClient {
       socket.onerror = () => fail(new Error('could not reach the relay'));
       socket.onclose = (ev) => {
         fail(
-          new RelayRefusal(
+          new RelayRequestError(
             ev.code === 4403 ? 'certificate-revoked' : 'closed',
             `the relay closed the connection (${ev.code} ${ev.reason})`,
           ),
@@ -139,7 +126,7 @@ export class RelayClient {
           clearTimeout(timer);
           resolve(client);
         } else if (message.type === 'error') {
-          fail(new RelayRefusal(message.code, message.message));
+          fail(new RelayRequestError(message.code, message.message));
         }
       };
     });
@@ -150,15 +137,8 @@ export class RelayClient {
   }
 
   /** A request; resolves with 'meeting' or 'ok', rejects with RelayRefusal on 'error'. */
-  request(message: RelayRequest): Promise<Reply> {
-    const id = this.#nextId++;
-    return new Promise<Reply>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      if (!this.#sendRaw({ ...message, id } as ClientMessage)) {
-        this.#pending.delete(id);
-        reject(new Error('not connected to the relay'));
-      }
-    });
+  request(message: RelayRequest): Promise<RelayReply> {
+    return this.#requests.request(message, (m) => this.#sendRaw(m));
   }
 
   send(message: Extract<ClientMessage, { type: 'e2ee' | 'signal' | 'media' | 'ping' }>): boolean {
@@ -182,25 +162,15 @@ export class RelayClient {
   }
 
   #onMessage(message: ServerMessage): void {
-    const id = 'id' in message ? message.id : undefined;
-    if (id !== undefined) {
-      const pending = this.#pending.get(id);
-      if (pending) {
-        this.#pending.delete(id);
-        if (message.type === 'error') pending.reject(new RelayRefusal(message.code, message.message));
-        else if (message.type === 'meeting' || message.type === 'ok') pending.resolve(message);
-        else pending.reject(new Error(`unexpected reply ${message.type}`));
-        if (message.type !== 'meeting') return; // a reply, nothing more (a 'meeting' also updates status)
-      }
-    }
+    // A reply is nothing more, except a 'meeting', which also updates the status.
+    if (this.#requests.settle(message) && message.type !== 'meeting') return;
     this.onMessage(message);
   }
 
   #onClose(code: number, reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const p of this.#pending.values()) p.reject(new Error('relay connection closed'));
-    this.#pending.clear();
+    this.#requests.rejectAll(new Error('relay connection closed'));
     this.onClose(code, reason);
   }
 }
