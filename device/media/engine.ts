@@ -11,7 +11,7 @@ import { splitAnnexB } from './bitstream.js';
 import { loadPipelineSet, missingElements } from './catalog.js';
 import { KeyframeLimiter } from './keyframe-limiter.js';
 import { LivePipeline, PipelineError } from './gst.js';
-import type { Counters, FromWorker, RosterLabel, SettingsPatch } from './ipc.js';
+import { type Counters, type FromWorker, type RosterLabel, type SettingsPatch, zeroCounters } from './ipc.js';
 import { MediaKeyState, type WireKeys } from './key-state.js';
 import { ReceivePath } from './receive.js';
 import { packetizeH264, packetizeVp8 } from './rtp-payload.js';
@@ -78,20 +78,7 @@ export class MediaEngine extends EventEmitter<EngineEvents> {
   readonly #contentSenders = new Set<number>();
   #lastDisplay: Buffer | undefined;
   #speakerRing = Buffer.alloc(0);
-  readonly counters: Counters = {
-    videoFramesSent: 0,
-    audioFramesSent: 0,
-    videoFramesDecrypted: 0,
-    audioFramesDecrypted: 0,
-    decryptFailures: 0,
-    authFailures: 0,
-    implausibleCounters: 0,
-    framesLost: 0,
-    keyframesRequested: 0,
-    keyframesForced: 0,
-    displayFrames: 0,
-    cryptoMicros: 0,
-  };
+  readonly counters: Counters = zeroCounters();
   #cryptoNs = 0n;
   /** The kiosk page's wall connections (decrypted, still encoded video over loopback). */
   readonly wall: WallHub;

@@ -183,6 +183,24 @@ const Counters = Type.Object({
   /** Screen-content frames that authenticated but whose sender is not a verified member sharing now. */
   contentFramesDropped: Type.Optional(Type.Integer()),
 });
+
+/** A fresh set of counters, all zero (the optional ones start absent). */
+export function zeroCounters(): Counters {
+  return {
+    videoFramesSent: 0,
+    audioFramesSent: 0,
+    videoFramesDecrypted: 0,
+    audioFramesDecrypted: 0,
+    decryptFailures: 0,
+    authFailures: 0,
+    implausibleCounters: 0,
+    framesLost: 0,
+    keyframesRequested: 0,
+    keyframesForced: 0,
+    displayFrames: 0,
+    cryptoMicros: 0,
+  };
+}
 export type Counters = Static<typeof Counters>;
 
 export const FromWorker = Type.Union([

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { RtpHeader, RtpPacket } from 'werift';
 import { SFrameReceiver, SFrameSender, plausibleCounter } from '../../src/core/sframe/index.js';
 import { silentLogger } from '../../src/util/log.js';
-import type { Counters } from './ipc.js';
+import { zeroCounters } from './ipc.js';
 import { MediaKeyState, type WireKeys } from './key-state.js';
 import { type ReceiveHost, ReceivePath } from './receive.js';
 import { packetizeVp8 } from './rtp-payload.js';
@@ -57,30 +57,13 @@ const state = () =>
     (k, baseKey, initialCounter) => new SFrameSender({ kid: k, baseKey, initialCounter }),
   );
 
-function counters(): Counters {
-  return {
-    videoFramesSent: 0,
-    audioFramesSent: 0,
-    videoFramesDecrypted: 0,
-    audioFramesDecrypted: 0,
-    decryptFailures: 0,
-    authFailures: 0,
-    implausibleCounters: 0,
-    framesLost: 0,
-    keyframesRequested: 0,
-    keyframesForced: 0,
-    displayFrames: 0,
-    cryptoMicros: 0,
-  };
-}
-
 function receiver(allowed: Set<number>) {
   const keys = state();
   const m = meeting();
   keys.set(m.keysFor(ROOM));
   const content: number[] = [];
   const camera: number[] = [];
-  const c = counters();
+  const c = zeroCounters();
   const wall = {
     contentFrame: (s: number) => content.push(s),
     remoteFrame: (s: number) => camera.push(s),
