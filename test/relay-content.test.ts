@@ -364,6 +364,18 @@ describe('content m-lines', () => {
     expect(A.peer.offers.length).toBe(offers);
   });
 
+  it('every re-offer to a peer keeps its o= session id and raises the version (RFC 3264 §8)', () => {
+    for (const m of [A, B, P, Q]) {
+      const origins = m.peer.offers.map((sdp) => /^o=\S+ (\S+) (\S+) /m.exec(sdp)?.slice(1) ?? []);
+      expect(origins.length).toBeGreaterThan(1);
+      expect(new Set(origins.map(([id]) => id)).size).toBe(1);
+      const versions = origins.map(([, v]) => Number(v));
+      for (let i = 1; i < versions.length; i++) expect(versions[i]).toBeGreaterThan(versions[i - 1] ?? 0);
+    }
+    const ids = [A, B, P, Q].map((m) => /^o=\S+ (\S+) /m.exec(m.peer.offers[0] ?? '')?.[1]);
+    expect(new Set(ids).size).toBe(4);
+  });
+
   it('a participant starting media during a share gets the content at once, with a keyframe request', async () => {
     expect(A.roster?.sharing).toBe(P.participantId);
     const C = await member('C', 'room');

@@ -19,6 +19,7 @@ import {
   useSdesMid,
   useTransportWideCC,
 } from 'werift';
+import { randomInt } from 'node:crypto';
 import type { SignalPayload } from '../core/protocol/relay.js';
 import type { Logger } from '../util/log.js';
 import type { ConnectionId } from './meetings.js';
@@ -66,6 +67,15 @@ export function keepCandidatesOn(sdp: string, address: string): string {
     .split('\r\n')
     .filter((line) => !line.startsWith('a=candidate:') || line.split(' ')[4] === address)
     .join('\r\n');
+}
+
+/**
+ * RFC 3264 §8: every offer of one session keeps the origin's session id and raises its version.
+ * werift draws a new random `o=` session id on each createOffer, which a browser may read as a
+ * different session (the web page once started over on each re-offer); give each peer one origin.
+ */
+export function withOrigin(sdp: string, sessionId: string, version: number): string {
+  return sdp.replace(/^o=(\S+) \S+ \S+ /m, (_, user: string) => `o=${user} ${sessionId} ${version} `);
 }
 
 export function codecsFor(videoCodec: 'VP8' | 'H264') {
@@ -130,6 +140,9 @@ interface Peer {
   forwardTo: Record<MediaKind, Set<MediaStreamTrack>>;
   negotiating: boolean;
   renegotiate: boolean;
+  /** The `o=` session id of every offer to this peer, and the version of the last one (withOrigin). */
+  originId: string;
+  offers: number;
   closed: boolean;
   /** Its offer has the content publish m-line (people): it may share a screen. */
   content: boolean;
@@ -219,6 +232,8 @@ export class Sfu {
       forwardTo: { audio: new Set(), video: new Set(), content: new Set() },
       negotiating: false,
       renegotiate: false,
+      originId: String(randomInt(1, 2 ** 47)),
+      offers: 0,
       closed: false,
       content: opts.content === true,
       received: 0,
@@ -415,7 +430,8 @@ export class Sfu {
       const offer = await peer.pc.createOffer();
       await peer.pc.setLocalDescription(offer);
       const gathered = peer.pc.localDescription?.sdp ?? offer.sdp;
-      const sdp = this.#opts.mediaAddress ? keepCandidatesOn(gathered, this.#opts.mediaAddress) : gathered;
+      const kept = this.#opts.mediaAddress ? keepCandidatesOn(gathered, this.#opts.mediaAddress) : gathered;
+      const sdp = withOrigin(kept, peer.originId, ++peer.offers);
       if (!peer.closed) this.#opts.sendSignal(peer.connection, { kind: 'description', type: 'offer', sdp });
       this.#opts.log.debug(
         { participantId: peer.participantId, subscriptions: peer.subscriptions.length },
