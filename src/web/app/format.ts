@@ -1,6 +1,7 @@
-// Pure formatting shared by the screens: the security code as the rooms show it, people's labels, times.
+// Pure formatting of the page. The code and people's lines come from the room screen's own formatting
+// (kiosk-ui/src/format.ts), so a person reads exactly what the rooms show and compares like with like.
+import { identityText } from '../../../kiosk-ui/src/format.js';
 
-// The code is grouped and laid out exactly as the room screen does it, so people compare like with like.
 export { codeRows, securityCodeGroups } from '../../../kiosk-ui/src/format.js';
 
 export interface Labelled {
@@ -10,11 +11,9 @@ export interface Labelled {
   org: string;
 }
 
-/** `Alice Smith · alice@example.org · Example Corp · signed in`, or `Huddle 2 · Example Corp` for rooms. */
+/** `Alice Smith · alice@example.org · Example Corp · signed in`, or `Huddle 2 · Example Corp`: the room screen's line. */
 export function participantLine(p: Labelled): string {
-  return p.kind === 'person'
-    ? [p.name, p.email, p.org, 'signed in'].filter(Boolean).join(' · ')
-    : [p.name, p.org].filter(Boolean).join(' · ');
+  return identityText({ kind: p.kind, roomName: p.name, email: p.email, org: p.org });
 }
 
 /** "until 21:14 (in 11 h 58 min)". */
