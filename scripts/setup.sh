@@ -49,4 +49,5 @@ say "building"
 npx tsc -p tsconfig.build.json
 if [ -f scripts/build-kiosk.mjs ]; then node scripts/build-kiosk.mjs; fi
 if [ -f scripts/build-web.mjs ]; then node scripts/build-web.mjs; fi
+if [ -f scripts/build-console.mjs ]; then node scripts/build-console.mjs; fi
 say "ready"

@@ -12,7 +12,15 @@ import type { Logger } from '../../src/util/log.js';
 import { MAX_SKEW_MS, parseDeviceAuth, verifyDeviceSignature } from '../device-auth.js';
 import type { CrlDocument, ProvisioningStore, TokenRecord, TokenScope } from '../store/store.js';
 import { hashAdminToken } from '../tokens.js';
+import { type AlertEngine, type AlertOptions, startAlerts } from '../alerts/engine.js';
+import type { ConsoleOptions } from '../console/options.js';
+import { registerConsole } from '../console/routes.js';
+import { consoleUserFor } from '../console/session.js';
+import { createHeartbeatPipeline, type HeartbeatPipeline } from './heartbeats.js';
+import { scopeOfRole } from './principal.js';
 import { registerAdminRoutes } from './routes-admin.js';
+import { registerAlertRoutes } from './routes-alerts.js';
+import { registerFleetRoutes } from './routes-fleet.js';
 import { registerDeviceRoutes } from './routes-device.js';
 import { registerJoinRoutes, type WebOptions } from './routes-join.js';
 import { type PeopleOptions, registerPeopleRoutes } from './routes-people.js';
@@ -55,12 +63,28 @@ export interface ServiceOptions {
   people?: PeopleOptions;
   /** The web participant's page at /join/ (dist/web by default; served only when `people` is set). */
   web?: WebOptions;
+  /** The IT console at /console/: sign-in with the org's OpenID Connect provider (docs/console.md). */
+  console?: ConsoleOptions;
+  /** Alert rules → incidents → webhooks and e-mail (docs/alerts.md). */
+  alerts?: AlertOptions;
+  /** Heartbeat write-behind: flush period and health-sample period (ms). */
+  heartbeats?: { flushIntervalMs?: number; sampleIntervalMs?: number };
 }
 
 export interface ResolvedOptions
-  extends Required<Omit<ServiceOptions, 'logger' | 'rateLimits' | 'https' | 'people' | 'web'>> {
+  extends Required<
+    Omit<
+      ServiceOptions,
+      'logger' | 'rateLimits' | 'https' | 'people' | 'web' | 'console' | 'alerts' | 'heartbeats'
+    >
+  > {
   rateLimits: Required<NonNullable<ServiceOptions['rateLimits']>>;
   people?: PeopleOptions;
+  console?: ConsoleOptions;
+  /** Heartbeats are buffered and written in batches (provisioning/service/heartbeats.ts). */
+  heartbeats: HeartbeatPipeline;
+  /** Set once the alert engine started (after the routes are registered). */
+  alerts?: AlertEngine;
   /** The CRL to serve (cached in the store, re-signed when the revoked set changes or it ages). */
   crl: CrlSource;
 }
@@ -180,6 +204,12 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     enrollmentRetentionMs: options.enrollmentRetentionMs ?? 3600_000,
     crl: createCrlSource(options.store, options.ca, now),
     ...(options.people ? { people: options.people } : {}),
+    ...(options.console ? { console: options.console } : {}),
+    heartbeats: createHeartbeatPipeline(options.store, {
+      now,
+      ...options.heartbeats,
+      ...(options.logger ? { log: options.logger } : {}),
+    }),
   };
   const deviceLimiter = new KeyedRateLimiter(
     opts.rateLimits.deviceRequestsPerMinute,
@@ -276,7 +306,18 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
   const adminAuth = (scope: TokenScope) => async (req: FastifyRequest) => {
     const header = req.headers.authorization;
     const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-    if (!token) throw httpError(401, 'an admin token is required (Authorization: Bearer srt_…)');
+    if (!token) {
+      // The console: a session cookie instead of a token; a change must also echo the session's
+      // anti-CSRF token (a cookie alone is sent by any page that makes the browser post here).
+      const user = opts.console ? await consoleUserFor(req, opts) : undefined;
+      if (!user) throw httpError(401, 'an admin token is required (Authorization: Bearer srt_…)');
+      if (req.method !== 'GET' && req.method !== 'HEAD' && req.headers['x-sealroom-csrf'] !== user.csrf)
+        throw httpError(403, 'missing or wrong x-sealroom-csrf header: reload the console');
+      if (scope === 'admin' && scopeOfRole(user.role) !== 'admin')
+        throw httpError(403, 'helpdesk is read-only: ask an admin');
+      req.consoleUser = user;
+      return;
+    }
     const record = await opts.store.findToken(hashAdminToken(token));
     if (!record) throw httpError(401, 'unknown or revoked admin token');
     if (record.revokedAt) throw httpError(401, 'unknown or revoked admin token: this token was revoked');
@@ -353,11 +394,20 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     async (v1) => {
       registerDeviceRoutes(v1, opts, deviceAuth);
       registerAdminRoutes(v1, opts, adminAuth);
+      registerFleetRoutes(v1, opts, adminAuth, deviceAuth);
+      registerAlertRoutes(v1, opts, adminAuth);
     },
     { prefix: '/v1' },
   );
   if (opts.people) registerPeopleRoutes(app, opts, opts.people);
   await registerJoinRoutes(app, options);
+  await registerConsole(app, options, opts);
+  opts.alerts = startAlerts(app, opts, options.alerts);
+  app.addHook('onClose', async () => {
+    // Buffered heartbeats are written before the store closes; then the alert timers stop.
+    await opts.heartbeats.close();
+    await opts.alerts?.close();
+  });
 
   // Forget nonces once their timestamps have left the acceptance window, and activation codes (and
   // the pending devices they belonged to) once they expired more than enrollmentRetentionMs ago.

@@ -9,6 +9,7 @@ import { CODE_ALPHABET, hashActivationCode, normalizeActivationCode } from '../a
 import { type DeviceRecord, StoreConflict, type TokenRecord, type TokenScope } from '../store/store.js';
 import { DEFAULT_TOKEN_DAYS, generateAdminToken, hashAdminToken, mintRefusal } from '../tokens.js';
 import { httpError, type ResolvedOptions } from './app.js';
+import { actorOf, tokenIdOf } from './principal.js';
 import { pkiToHttp } from './routes-device.js';
 import {
   AuditList,
@@ -68,14 +69,6 @@ export function detail(d: DeviceRecord) {
     revokedAt: d.revokedAt,
     health: d.health,
   };
-}
-
-function actorOf(req: FastifyRequest): string {
-  return req.adminToken?.name ?? 'unknown';
-}
-
-function tokenIdOf(req: FastifyRequest): string | null {
-  return req.adminToken?.id ?? null;
 }
 
 const tokenInfo = (t: TokenRecord) => ({

@@ -119,6 +119,130 @@ CREATE TABLE used_id_tokens (
 CREATE INDEX used_id_tokens_expiry ON used_id_tokens (expires_at);
 `,
   },
+  {
+    version: 4,
+    name: 'IT console: sessions, fleet status columns, health history, site profiles, remote actions, alerts',
+    // devices.last_seen_at now holds the heartbeat's SIGNED time (never moved backwards), so a
+    // replayed heartbeat cannot make a device look more recent than when it really signed.
+    // devices.config stays the effective configuration the device receives; config_override is the
+    // per-device part IT set, merged over the site's profile (site_profiles).
+    sql: `
+CREATE TABLE console_sessions (
+  id_hash TEXT PRIMARY KEY,
+  subject TEXT NOT NULL,
+  email TEXT NOT NULL,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  csrf TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  revoked_at TEXT
+);
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+CREATE TABLE console_logins (
+  state_hash TEXT PRIMARY KEY,
+  code_verifier TEXT NOT NULL,
+  nonce TEXT NOT NULL,
+  return_to TEXT NOT NULL,
+  expires_at TEXT NOT NULL
+);
+CREATE INDEX console_logins_expiry ON console_logins (expires_at);
+ALTER TABLE devices ADD COLUMN reported_config_version INTEGER;
+ALTER TABLE devices ADD COLUMN meeting_state TEXT;
+ALTER TABLE devices ADD COLUMN config_override TEXT;
+ALTER TABLE devices ADD COLUMN peripherals_baseline TEXT;
+ALTER TABLE devices ADD COLUMN pending_actions INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX devices_last_seen ON devices (last_seen_at);
+CREATE INDEX devices_room ON devices (room_name, id);
+CREATE INDEX devices_site_room ON devices (site, room_name, id);
+CREATE TABLE health_samples (
+  device_id TEXT NOT NULL,
+  at TEXT NOT NULL,
+  load_percent REAL,
+  temperature_c REAL,
+  memory_used BIGINT,
+  memory_total BIGINT,
+  disk_used BIGINT,
+  disk_total BIGINT,
+  PRIMARY KEY (device_id, at)
+);
+CREATE INDEX health_samples_at ON health_samples (at);
+CREATE TABLE site_profiles (
+  site TEXT PRIMARY KEY,
+  config TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  updated_at TEXT NOT NULL,
+  updated_by TEXT NOT NULL
+);
+CREATE TABLE device_actions (
+  id TEXT PRIMARY KEY,
+  device_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  sent_at TEXT,
+  finished_at TEXT,
+  result TEXT
+);
+CREATE INDEX device_actions_device ON device_actions (device_id, status);
+CREATE TABLE log_bundles (
+  action_id TEXT PRIMARY KEY,
+  device_id TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  content TEXT NOT NULL
+);
+CREATE TABLE alert_rules (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  params TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE TABLE incidents (
+  id TEXT PRIMARY KEY,
+  rule_id TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  summary TEXT NOT NULL,
+  details TEXT NOT NULL,
+  opened_at TEXT NOT NULL,
+  acknowledged_at TEXT,
+  acknowledged_by TEXT,
+  resolved_at TEXT,
+  updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX incidents_one_open ON incidents (rule_id, device_id) WHERE status <> 'resolved';
+CREATE INDEX incidents_status ON incidents (status, opened_at);
+CREATE INDEX incidents_updated ON incidents (updated_at, id);
+CREATE TABLE alert_targets (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  url TEXT,
+  email TEXT,
+  secret TEXT,
+  enabled INTEGER NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE alert_deliveries (
+  id TEXT PRIMARY KEY,
+  target_id TEXT NOT NULL,
+  incident_id TEXT NOT NULL,
+  event TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_attempt_at TEXT NOT NULL,
+  last_error TEXT,
+  created_at TEXT NOT NULL,
+  delivered_at TEXT
+);
+CREATE INDEX alert_deliveries_due ON alert_deliveries (status, next_attempt_at);
+`,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied now. Safe against concurrent starts. */
