@@ -155,6 +155,7 @@ ALTER TABLE devices ADD COLUMN pending_actions INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX devices_last_seen ON devices (last_seen_at);
 CREATE INDEX devices_room ON devices (room_name, id);
 CREATE INDEX devices_site_room ON devices (site, room_name, id);
+CREATE INDEX devices_cert_not_after ON devices (cert_not_after);
 CREATE TABLE health_samples (
   device_id TEXT NOT NULL,
   at TEXT NOT NULL,
@@ -217,6 +218,7 @@ CREATE TABLE incidents (
 CREATE UNIQUE INDEX incidents_one_open ON incidents (rule_id, device_id) WHERE status <> 'resolved';
 CREATE INDEX incidents_status ON incidents (status, opened_at);
 CREATE INDEX incidents_updated ON incidents (updated_at, id);
+CREATE INDEX incidents_device ON incidents (device_id, status);
 CREATE TABLE alert_targets (
   id TEXT PRIMARY KEY,
   kind TEXT NOT NULL,
