@@ -59,6 +59,46 @@ function deviceDetail(d: Record<string, unknown>): string {
   return rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join('\n');
 }
 
+/** The console options from `provisioning serve` flags (undefined: no console). */
+export function consoleFromFlags(
+  o: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): import('./console/options.js').ConsoleOptions | undefined {
+  const given = ['consoleIssuer', 'consoleClientSecret'].filter((k) => o[k] !== undefined);
+  if (!o.consoleClientId) {
+    if (given.length)
+      throw new Error('--console-issuer and --console-client-secret need --console-client-id');
+    return undefined;
+  }
+  const issuer = o.consoleIssuer ?? o.oidcIssuer;
+  if (!issuer) throw new Error('--console-client-id needs --console-issuer (or --oidc-issuer)');
+  const hours = Number(o.consoleSessionHours ?? 8);
+  if (!(hours > 0 && hours <= 720)) throw new Error('--console-session-hours must be in (0, 720]');
+  const secret = (o.consoleClientSecret as string | undefined) ?? env.SEALROOM_CONSOLE_CLIENT_SECRET;
+  return {
+    issuer: String(issuer),
+    clientId: String(o.consoleClientId),
+    ...(secret ? { clientSecret: secret } : {}),
+    adminGroup: String(o.consoleAdminGroup ?? 'sealroom-admins'),
+    helpdeskGroup: String(o.consoleHelpdeskGroup ?? 'sealroom-helpdesk'),
+    groupsClaim: String(o.consoleGroupsClaim ?? 'groups'),
+    sessionHours: hours,
+  };
+}
+
+/** Alert delivery options from `provisioning serve` flags. */
+function alertsFromFlags(
+  o: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): { alerts?: { smtpUrl?: string; mailFrom?: string } } {
+  const smtpUrl = (o.smtpUrl as string | undefined) ?? env.SEALROOM_SMTP_URL;
+  const mailFrom = o.mailFrom as string | undefined;
+  if (smtpUrl && !/^smtps?:\/\//.test(smtpUrl))
+    throw new Error('--smtp-url must be an smtp:// or smtps:// URL');
+  if (!smtpUrl && !mailFrom) return {};
+  return { alerts: { ...(smtpUrl ? { smtpUrl } : {}), ...(mailFrom ? { mailFrom } : {}) } };
+}
+
 export function registerProvisioningCommands(program: Command): void {
   const prov = program
     .command('provisioning')
@@ -101,8 +141,37 @@ export function registerProvisioningCommands(program: Command): void {
       'relay WebSocket URL the /join/ page may connect to (repeatable; the first is offered to the page)',
       (v: string, prev: string[] = []) => [...prev, v],
     )
+    .option(
+      '--console-client-id <id>',
+      'turn on the IT console at /console/: our confidential client id at the OpenID Connect provider (docs/console.md)',
+    )
+    .option(
+      '--console-issuer <url>',
+      "the console's OpenID Connect provider (exact issuer URL; default: --oidc-issuer)",
+    )
+    .option(
+      '--console-client-secret <secret>',
+      "the console client's secret (prefer $SEALROOM_CONSOLE_CLIENT_SECRET: a flag shows in the process list)",
+    )
+    .option('--console-admin-group <name>', 'ID-token group that makes a console admin', 'sealroom-admins')
+    .option(
+      '--console-helpdesk-group <name>',
+      'ID-token group that makes a console helpdesk user (read-only)',
+      'sealroom-helpdesk',
+    )
+    .option('--console-groups-claim <claim>', 'ID-token claim that lists the groups', 'groups')
+    .option('--console-session-hours <h>', 'console session lifetime in hours', '8')
+    .option(
+      '--smtp-url <url>',
+      'SMTP server for alert e-mail, e.g. smtp://mail.example.org:587 (default: $SEALROOM_SMTP_URL); without it e-mail targets stay pending',
+    )
+    .option(
+      '--mail-from <address>',
+      'From address of alert e-mails (default "Sealroom alerts <alerts@sealroom.invalid>")',
+    )
     .action(async (o) => {
       const { startProvisioningService } = await import('./service/serve.js');
+      const consoleOptions = consoleFromFlags(o, process.env);
       if (!!o.oidcIssuer !== !!o.oidcClientId)
         throw new Error('--oidc-issuer and --oidc-client-id go together');
       const hours = Number(o.personCertHours);
@@ -142,7 +211,13 @@ export function registerProvisioningCommands(program: Command): void {
         codeTtlSeconds: Number(o.codeTtl),
         certValidityDays: Number(o.certDays),
         ...(people ? { people, web: { relayUrls: relays } } : {}),
+        ...(consoleOptions ? { console: consoleOptions } : {}),
+        ...alertsFromFlags(o, process.env),
       });
+      if (consoleOptions)
+        console.error(
+          `IT console on ${svc.url}/console/ (sign-in with ${consoleOptions.issuer}, redirect URI ${svc.url}/console/auth/callback)`,
+        );
       if (people) console.error(`people sign in with ${people.issuer}; join page ${people.redirectUri}`);
       console.error(
         `provisioning service on ${svc.url} (store: ${svc.store.kind}, OpenAPI: ${svc.url}/openapi.json)`,

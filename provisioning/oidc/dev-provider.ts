@@ -2,7 +2,9 @@
 // (the certified library) with one public client (no secret, authorization code + PKCE S256
 // required, CORS for the web page's origin), fresh signing keys per instance (so a second instance
 // is truly another issuer), and demo users whose name, email and email_verified go into the ID token
-// itself. Its sign-in is a small login form (fields `login` and `password`) on /interaction/<uid>;
+// itself. A second, confidential client (`sealroom-console`, secret fresh per instance) is the IT
+// console's; its users ivy and hal carry a `groups` claim (scope "groups") that maps to a console
+// role. Its sign-in is a small login form (fields `login` and `password`) on /interaction/<uid>;
 // consent is granted without a prompt (a first-party org app). http is fine: loopback only.
 //
 // oidc-provider prints development notices (Node 20 "Unsupported runtime", defaults it would like
@@ -17,6 +19,8 @@ export interface DevUser {
   email: string;
   email_verified: boolean;
   password: string;
+  /** Group names for the `groups` claim (scope "groups"): the IT console's roles. */
+  groups?: string[];
 }
 
 /** The demo users (password for all: "demo"). eve's email is not verified: the service refuses her. */
@@ -24,9 +28,24 @@ export const DEV_USERS: Record<string, DevUser> = {
   alice: { name: 'Alice Smith', email: 'alice@example.org', email_verified: true, password: 'demo' },
   bob: { name: 'Bob Jones', email: 'bob@example.org', email_verified: true, password: 'demo' },
   eve: { name: 'Eve Unverified', email: 'eve@example.org', email_verified: false, password: 'demo' },
+  ivy: {
+    name: 'Ivy Admin',
+    email: 'ivy@example.org',
+    email_verified: true,
+    password: 'demo',
+    groups: ['sealroom-admins'],
+  },
+  hal: {
+    name: 'Hal Helpdesk',
+    email: 'hal@example.org',
+    email_verified: true,
+    password: 'demo',
+    groups: ['sealroom-helpdesk'],
+  },
 };
 
 export const DEV_CLIENT_ID = 'sealroom-web';
+export const DEV_CONSOLE_CLIENT_ID = 'sealroom-console';
 
 export interface DevOidcProviderOptions {
   host: string;
@@ -39,12 +58,19 @@ export interface DevOidcProviderOptions {
   corsOrigins?: string[];
   /** ID token lifetime (default 600 s); tests use 1 s for a real expired token. */
   idTokenTtlSeconds?: number;
+  /**
+   * The IT console's redirect URIs (client `sealroom-console`); default: `/console/auth/callback`
+   * on each origin of `redirectUris`.
+   */
+  consoleRedirectUris?: string[];
 }
 
 export interface DevOidcProvider {
   issuer: string;
   clientId: string;
   users: Record<string, DevUser>;
+  /** The IT console's confidential client (the secret is new for every provider instance). */
+  consoleClient: { id: string; secret: string; redirectUris: string[] };
   /** The notices oidc-provider printed (kept out of our logs). */
   warnings: string[];
   close(): Promise<void>;
@@ -79,7 +105,8 @@ const esc = (s: string) =>
 function loginPage(uid: string, error?: string): string {
   return `<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign in — Sealroom dev IdP</title>
 <body style="font-family:sans-serif;max-width:24em;margin:3em auto">
-<h1>Sign in</h1><p>Sealroom development identity provider (demo users: alice, bob; password: demo).</p>
+<h1>Sign in</h1><p>Sealroom development identity provider (demo users: alice, bob; IT console: ivy
+(admin), hal (helpdesk); password: demo).</p>
 ${error ? `<p role="alert" style="color:#b00">${esc(error)}</p>` : ''}
 <form method="post" action="/interaction/${esc(uid)}/login" autocomplete="off">
 <label>User <input name="login" required autofocus></label><br>
@@ -101,6 +128,10 @@ export async function startDevOidcProvider(opts: DevOidcProviderOptions): Promis
   const users = opts.users ?? DEV_USERS;
   const clientId = opts.clientId ?? DEV_CLIENT_ID;
   const origins = new Set([...opts.redirectUris.map((u) => new URL(u).origin), ...(opts.corsOrigins ?? [])]);
+  const consoleRedirectUris = opts.consoleRedirectUris ?? [
+    ...new Set(opts.redirectUris.map((u) => `${new URL(u).origin}/console/auth/callback`)),
+  ];
+  const consoleSecret = randomBytes(32).toString('base64url');
   const { default: Provider } = await capturingNotices(warnings, () => import('oidc-provider'));
 
   // Listen first: the issuer URL carries the port.
@@ -134,13 +165,28 @@ export async function startDevOidcProvider(opts: DevOidcProviderOptions): Promis
             grant_types: ['authorization_code'],
             application_type: 'web',
           },
+          {
+            // The console exchanges its code server-side, so it can keep a secret.
+            client_id: DEV_CONSOLE_CLIENT_ID,
+            client_secret: consoleSecret,
+            token_endpoint_auth_method: 'client_secret_basic',
+            redirect_uris: consoleRedirectUris,
+            response_types: ['code'],
+            grant_types: ['authorization_code'],
+            application_type: 'web',
+          },
         ],
         jwks: { keys: [jwk as never] },
         cookies: { keys: [randomBytes(32).toString('hex')] },
         pkce: { required: () => true },
         // name and email in the ID token itself: the service reads them from the verified token only.
         conformIdTokenClaims: false,
-        claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+        claims: {
+          openid: ['sub'],
+          email: ['email', 'email_verified'],
+          profile: ['name'],
+          groups: ['groups'],
+        },
         findAccount: async (_ctx: unknown, sub: string) => {
           const user = Object.hasOwn(users, sub) ? users[sub] : undefined;
           if (!user) return undefined;
@@ -151,6 +197,7 @@ export async function startDevOidcProvider(opts: DevOidcProviderOptions): Promis
               name: user.name,
               email: user.email,
               email_verified: user.email_verified,
+              ...(user.groups ? { groups: user.groups } : {}),
             }),
           };
         },
@@ -241,6 +288,7 @@ export async function startDevOidcProvider(opts: DevOidcProviderOptions): Promis
     issuer,
     clientId,
     users,
+    consoleClient: { id: DEV_CONSOLE_CLIENT_ID, secret: consoleSecret, redirectUris: consoleRedirectUris },
     warnings,
     close: () =>
       new Promise<void>((resolve) => {
@@ -349,6 +397,87 @@ export async function signInHeadless(o: HeadlessSignIn): Promise<string> {
     if (res.status !== 200 || !action || !/name="login"/.test(html))
       throw new Error(`sign-in: unexpected page (${res.status}): ${html.slice(0, 200)}`);
     if (/role="alert"/.test(html)) throw new Error('sign-in refused: unknown user or wrong password');
+    url = new URL(action.replace(/&amp;/g, '&'), url).toString();
+    res = await request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ login: o.user, password: o.password ?? 'demo' }).toString(),
+    });
+  }
+  throw new Error('sign-in: too many redirects');
+}
+
+export interface RedirectSignIn {
+  /** Where a browser would start, e.g. `<service>/console/auth/login?return=/console/`. */
+  startUrl: string;
+  /** A login of the provider (e.g. 'ivy'). */
+  user: string;
+  /** Default 'demo'. */
+  password?: string;
+  /** Cookies to send from the start (name → value), e.g. a forged session; updated in place. */
+  jar?: Map<string, string>;
+  /** Stop before requesting a URL for which this is true (e.g. the service's callback). */
+  stopAt?: (url: string) => boolean;
+}
+
+export interface RedirectSignInResult {
+  /** The URL of the last response (no further redirect). */
+  url: string;
+  status: number;
+  body: string;
+  /** Every URL the browser was sent to, in order (the IdP's and the service's). */
+  hops: string[];
+  /** All cookies set on the way (name → value; one loopback host, so one jar is enough). */
+  jar: Map<string, string>;
+}
+
+/**
+ * Follows a server-driven sign-in (the IT console's: service → IdP login form → service callback →
+ * the page) over HTTP as a browser would: redirects, the login form, cookies. Stops at the first
+ * response that is neither a redirect nor this provider's login form, or before a `stopAt` URL
+ * (then `url` is that URL, not yet requested).
+ */
+export async function followSignInRedirects(o: RedirectSignIn): Promise<RedirectSignInResult> {
+  const jar = o.jar ?? new Map<string, string>();
+  const hops: string[] = [];
+  const request = async (url: string, init: RequestInit = {}): Promise<Response> => {
+    hops.push(url);
+    const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await fetch(url, {
+      ...init,
+      redirect: 'manual',
+      headers: { ...(init.headers as Record<string, string>), ...(cookie ? { cookie } : {}) },
+    });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const eq = pair?.indexOf('=') ?? -1;
+      if (!pair || eq <= 0) continue;
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      // An expired or emptied cookie is a deletion (sign-out).
+      if (value === '' || /;\s*max-age=0/i.test(c) || /expires=Thu, 01 Jan 1970/i.test(c)) jar.delete(name);
+      else jar.set(name, value);
+    }
+    return res;
+  };
+  let url = o.startUrl;
+  let res = await request(url);
+  let posted = false;
+  for (let n = 0; n < 20; n++) {
+    const location = res.headers.get('location');
+    if (res.status >= 300 && res.status < 400 && location) {
+      url = new URL(location, url).toString();
+      if (o.stopAt?.(url)) return { url, status: res.status, body: '', hops, jar };
+      res = await request(url);
+      continue;
+    }
+    const body = await res.text();
+    const action = /<form[^>]*action="([^"]+)"/.exec(body)?.[1];
+    const loginForm = res.status === 200 && action && /name="login"/.test(body);
+    if (!loginForm) return { url, status: res.status, body, hops, jar };
+    if (posted && /role="alert"/.test(body))
+      throw new Error('sign-in refused: unknown user or wrong password');
+    posted = true;
     url = new URL(action.replace(/&amp;/g, '&'), url).toString();
     res = await request(url, {
       method: 'POST',

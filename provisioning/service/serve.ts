@@ -37,6 +37,10 @@ export interface ServeOptions {
   /** People sign-in (OIDC → person certificates) and the /join/ page: see ServiceOptions. */
   people?: ServiceOptions['people'];
   web?: ServiceOptions['web'];
+  /** The IT console at /console/ and its sign-in: see ServiceOptions. */
+  console?: ServiceOptions['console'];
+  /** Alert delivery (SMTP for e-mail targets): see ServiceOptions. */
+  alerts?: ServiceOptions['alerts'];
 }
 
 export interface RunningService {
@@ -278,6 +282,8 @@ export async function startProvisioningService(opts: ServeOptions): Promise<Runn
       https: { cert: tls.cert, key: tls.key },
       ...(opts.people ? { people: opts.people } : {}),
       ...(opts.web ? { web: opts.web } : {}),
+      ...(opts.console ? { console: opts.console } : {}),
+      ...(opts.alerts ? { alerts: opts.alerts } : {}),
     });
     const address = await app.listen({ host, port });
     // A service that runs for months re-issues its own server certificate before it expires and

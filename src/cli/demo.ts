@@ -110,13 +110,15 @@ function spawnPart(
   parts: ChildProcess[],
   /** Parts that announce themselves on stderr instead (the provisioning service): capture group 1. */
   stderrReady?: RegExp,
+  /** Extra environment (secrets stay out of the process list). */
+  env: NodeJS.ProcessEnv = {},
 ): Promise<Record<string, string>> {
   return import('node:child_process').then(async ({ spawn }) => {
     const { createWriteStream } = await import('node:fs');
     const entry = process.argv[1] ?? '';
     const child = spawn(process.execPath, [...process.execArgv, entry, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: process.env,
+      env: { ...process.env, ...env },
     });
     parts.push(child);
     const log = createWriteStream(logFile, { flags: 'a' });
@@ -291,6 +293,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
               people.idp.clientId,
               '--web-relay',
               `ws://127.0.0.1:${people.relayPort}/v1/ws`,
+              // The IT console signs in with the same provider (its confidential client).
+              '--console-client-id',
+              people.idp.consoleClient.id,
             ]
           : [];
         const prov = await spawnPart(
@@ -309,6 +314,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
           join(dir, 'provisioning.log'),
           parts,
           /provisioning service on (\S+)/,
+          people ? { SEALROOM_CONSOLE_CLIENT_SECRET: people.idp.consoleClient.secret } : {},
         );
         provisioningUrl = prov.url;
         if (!provisioningUrl?.startsWith('https://'))
@@ -321,6 +327,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         serviceCaSha256 = certificateSha256(caPem);
         say(`  provisioning       ${provisioningUrl}   (admin token in ${join(provDir, 'admin-token')})`);
         say(`  provisioning TLS   CA ${serviceCa}   (SHA-256 ${serviceCaSha256})`);
+        if (people)
+          say(
+            `  IT console         ${provisioningUrl}/console/   (sign in as ivy (admin) or hal (helpdesk), password "demo")`,
+          );
       } catch (err) {
         say(`  provisioning       not started (${(err as Error).message}); using a development CA`);
         provisioningUrl = undefined;
