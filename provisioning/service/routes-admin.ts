@@ -9,7 +9,9 @@ import { CODE_ALPHABET, hashActivationCode, normalizeActivationCode } from '../a
 import { type DeviceRecord, StoreConflict, type TokenRecord, type TokenScope } from '../store/store.js';
 import { DEFAULT_TOKEN_DAYS, generateAdminToken, hashAdminToken, mintRefusal } from '../tokens.js';
 import { httpError, type ResolvedOptions } from './app.js';
+import { applySiteProfile, setDeviceOverride } from '../store/fleet-store.js';
 import { actorOf, tokenIdOf } from './principal.js';
+import { checkConfigDepth, fleetDetail, listDevicePage } from './routes-fleet.js';
 import { pkiToHttp } from './routes-device.js';
 import {
   AuditList,
@@ -23,6 +25,7 @@ import {
   DeviceListQuery as DeviceListQuerySchema,
   AuditQuery as AuditQuerySchema,
   ErrorReply,
+  FleetDeviceDetail,
   ReasonBody,
   TokenCreated,
   TokenIdParams,
@@ -100,6 +103,7 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
       config: { rateLimit: { max: opts.rateLimits.claimsPerMinute, timeWindow: 60_000 } },
     },
     async (req, reply) => {
+      checkConfigDepth(req.body.config ?? {});
       const code = normalizeActivationCode(req.body.activationCode);
       if (!code) {
         throw httpError(
@@ -154,6 +158,9 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
         if (err instanceof StoreConflict) throw httpError(409, err.message);
         throw err;
       }
+      // The claim's config is the device's override; its site's profile (if any) goes under it.
+      await applySiteProfile(store.db, device.id);
+      opts.heartbeats.invalidate(device.id);
       req.log.info({ deviceId: device.id, actor: actorOf(req) }, 'device claimed');
       return reply.status(201).send(detail((await store.getDevice(device.id))!));
     },
@@ -171,28 +178,26 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
       },
       preHandler: read,
     },
-    async (req) => {
-      const { total, items } = await store.listDevices(req.query);
-      return { total, items: items.map(summary) };
-    },
+    async (req) => listDevicePage(opts, req.query),
   );
 
   app.get<{ Params: { id: string } }>(
     '/devices/:id',
     {
       schema: {
-        summary: 'Device detail with the last heartbeat health',
+        summary:
+          'Device detail: last heartbeat health, online/meeting state, peripherals against their baseline, certificate, config override',
         tags: ['admin'],
         security,
         params: DeviceIdParams,
-        response: { 200: DeviceDetail, ...errors },
+        response: { 200: FleetDeviceDetail, ...errors },
       },
       preHandler: read,
     },
     async (req) => {
-      const d = await store.getDevice(req.params.id);
+      const d = await fleetDetail(opts, req.params.id);
       if (!d) throw httpError(404, 'unknown device');
-      return detail(d);
+      return d;
     },
   );
 
@@ -200,7 +205,8 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
     '/devices/:id/config',
     {
       schema: {
-        summary: 'Replace the device configuration (delivered in the next heartbeat reply)',
+        summary:
+          "Set the device's configuration override, merged over its site's profile (delivered in the next heartbeat reply)",
         tags: ['admin'],
         security,
         params: DeviceIdParams,
@@ -210,18 +216,21 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
       preHandler: admin,
     },
     async (req) => {
+      checkConfigDepth(req.body.config);
       if (!(await store.getDevice(req.params.id))) throw httpError(404, 'unknown device');
       try {
-        await store.setConfig(
-          req.params.id,
-          req.body.config,
-          actorOf(req),
-          opts.now().toISOString(),
-          tokenIdOf(req),
-        );
+        await setDeviceOverride(store.db, {
+          deviceId: req.params.id,
+          override: req.body.config,
+          actor: actorOf(req),
+          tokenId: tokenIdOf(req),
+          now: opts.now().toISOString(),
+        });
       } catch (err) {
         if (err instanceof StoreConflict) throw httpError(409, err.message);
         throw err;
+      } finally {
+        opts.heartbeats.invalidate(req.params.id);
       }
       return detail((await store.getDevice(req.params.id))!);
     },
@@ -263,6 +272,7 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
           throw err;
         } finally {
           opts.crl.invalidate();
+          opts.heartbeats.invalidate(req.params.id);
         }
         req.log.info({ deviceId: req.params.id, actor: actorOf(req) }, `device ${status}`);
         return detail((await store.getDevice(req.params.id))!);

@@ -1,6 +1,6 @@
 // TypeBox schemas of every /v1 route (request and response). They are the validation, the
 // serialization and the OpenAPI document at once.
-import { type Static, Type } from '@sinclair/typebox';
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
 
 /** Printable text: no control characters (C0, DEL, C1), trimmed length 1..max. */
 export const Text = (maxLength: number, description?: string) =>
@@ -97,6 +97,22 @@ export const Health = Type.Object(
         {
           present: Type.Array(Text(200), { maxItems: 64 }),
           missing: Type.Array(Text(200), { maxItems: 64 }),
+          /** The model of each present peripheral (kind → name): a different name later is "changed". */
+          names: Type.Optional(
+            Type.Record(Type.String({ pattern: '^(camera|microphone|speaker|display|hid)$' }), Text(200), {
+              additionalProperties: false,
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    selfTest: Type.Optional(
+      Type.Object(
+        {
+          ok: Type.Boolean(),
+          failed: Type.Array(Text(200), { maxItems: 64 }),
+          at: Type.String({ format: 'date-time', maxLength: 40 }),
         },
         { additionalProperties: false },
       ),
@@ -124,6 +140,8 @@ export const HeartbeatReply = Type.Object({
   config: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   renewCertificate: Type.Boolean(),
   serverTime: Type.String(),
+  /** Remote actions IT queued (restart, renew-certificate, collect-logs): now marked sent. */
+  actions: Type.Optional(Type.Array(Type.Object({ id: Type.String(), kind: Type.String() }))),
 });
 
 export const CertificateReply = Type.Object({
@@ -173,24 +191,192 @@ export const DeviceDetail = Type.Composite([
   }),
 ]);
 
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+/** What the fleet list adds to a device (status from heartbeats, config delivery, incidents). */
+export const FleetFields = Type.Object({
+  online: Type.Boolean({ description: 'last signed heartbeat within 90 s (3 × the 30 s heartbeat)' }),
+  inMeeting: Type.Boolean(),
+  meetingState: Nullable(Type.String()),
+  configVersion: Type.Integer(),
+  reportedConfigVersion: Nullable(Type.Integer()),
+  configPending: Type.Boolean({ description: 'the device has not reported running the current config yet' }),
+  openIncidents: Type.Integer(),
+});
+
+export const FleetDeviceSummary = Type.Composite([DeviceSummary, FleetFields]);
+
 export const DeviceListQuery = Type.Object(
   {
     status: Type.Optional(DeviceStatus),
     site: Type.Optional(Text(120)),
     q: Type.Optional(Text(120)),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    online: Type.Optional(Type.Boolean()),
+    inMeeting: Type.Optional(Type.Boolean()),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+    cursor: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        pattern: '^[A-Za-z0-9_-]+$',
+        description: 'nextCursor of the previous page',
+      }),
+    ),
+    offset: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'old CLI paging; prefer cursor' }),
+    ),
   },
   { additionalProperties: false },
 );
 export type DeviceListQuery = Static<typeof DeviceListQuery>;
 
-export const DeviceList = Type.Object({ total: Type.Integer(), items: Type.Array(DeviceSummary) });
+export const DeviceList = Type.Object({
+  total: Type.Integer(),
+  items: Type.Array(FleetDeviceSummary),
+  nextCursor: Nullable(Type.String()),
+});
+
+export const PeripheralKind = Type.Union(
+  ['camera', 'microphone', 'speaker', 'display', 'hid'].map((k) => Type.Literal(k)),
+);
+
+export const FleetDeviceDetail = Type.Composite([
+  DeviceDetail,
+  FleetFields,
+  Type.Object({
+    peripherals: Type.Array(
+      Type.Object({
+        kind: PeripheralKind,
+        state: Type.Union(['ok', 'missing', 'changed', 'new'].map((k) => Type.Literal(k))),
+        name: Nullable(Type.String()),
+        expected: Nullable(Type.String()),
+      }),
+    ),
+    certificate: Nullable(
+      Type.Object({
+        serial: Type.String(),
+        notBefore: Type.String(),
+        notAfter: Type.String(),
+        daysLeft: Type.Integer(),
+      }),
+    ),
+    configOverride: Nullable(Type.Record(Type.String(), Type.Unknown())),
+    profileVersion: Nullable(Type.Integer()),
+    selfTest: Nullable(
+      Type.Object({ ok: Type.Boolean(), failed: Type.Array(Type.String()), at: Type.String() }),
+    ),
+    pendingActions: Type.Integer(),
+  }),
+]);
+
+export const FleetSummaryReply = Type.Object({
+  devices: Type.Integer({ description: 'active devices (online + offline)' }),
+  online: Type.Integer(),
+  offline: Type.Integer(),
+  inMeeting: Type.Integer(),
+  pending: Type.Integer({ description: 'devices waiting for a claim' }),
+  openIncidents: Type.Integer(),
+  sites: Type.Array(Type.String()),
+});
+
+export const HealthQuery = Type.Object(
+  { hours: Type.Optional(Type.Integer({ minimum: 1, maximum: 168, default: 24 })) },
+  { additionalProperties: false },
+);
+
+const NullableNumber = Nullable(Type.Number());
+export const HealthSamples = Type.Object({
+  samples: Type.Array(
+    Type.Object({
+      at: Type.String(),
+      loadPercent: NullableNumber,
+      temperatureC: NullableNumber,
+      memoryUsedBytes: NullableNumber,
+      memoryTotalBytes: NullableNumber,
+      diskUsedBytes: NullableNumber,
+      diskTotalBytes: NullableNumber,
+    }),
+  ),
+});
+
+export const SiteName = Text(120);
+export const SiteParams = Type.Object({ site: SiteName }, { additionalProperties: false });
+
+export const SiteList = Type.Object({
+  items: Type.Array(
+    Type.Object({
+      site: Type.String(),
+      devices: Type.Integer(),
+      online: Type.Integer(),
+      profileVersion: Nullable(Type.Integer()),
+    }),
+  ),
+});
+
+/** A configuration document: a JSON object (size bounded by the body limit, keys ≤ 64 characters). */
+export const ConfigObject = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), {
+  maxProperties: 256,
+});
+
+export const ProfileBody = Type.Object({ config: ConfigObject }, { additionalProperties: false });
+
+export const ProfileReply = Type.Object({
+  site: Type.String(),
+  config: Type.Record(Type.String(), Type.Unknown()),
+  version: Type.Integer(),
+  updatedAt: Type.String(),
+  updatedBy: Type.String(),
+});
+
+export const ActionKind = Type.Union(
+  ['restart', 'renew-certificate', 'collect-logs'].map((k) => Type.Literal(k)),
+);
+export const ActionRequest = Type.Object({ kind: ActionKind }, { additionalProperties: false });
+
+export const ActionId = Type.String({ pattern: '^act_[0-9a-z]{25}$' });
+export const ActionParams = Type.Object({ actionId: ActionId }, { additionalProperties: false });
+export const DeviceActionParams = Type.Object(
+  { id: DeviceId, actionId: ActionId },
+  { additionalProperties: false },
+);
+
+export const Action = Type.Object({
+  id: Type.String(),
+  deviceId: Type.String(),
+  kind: Type.String(),
+  status: Type.Union(['queued', 'sent', 'done', 'failed', 'expired'].map((k) => Type.Literal(k))),
+  createdAt: Type.String(),
+  createdBy: Type.String(),
+  sentAt: Nullable(Type.String()),
+  finishedAt: Nullable(Type.String()),
+  result: Nullable(
+    Type.Object({ message: Type.Optional(Type.String()), bundleBytes: Type.Optional(Type.Integer()) }),
+  ),
+});
+export const ActionList = Type.Object({ items: Type.Array(Action) });
+
+/** Largest log bundle a device may upload: 8 MiB gzip, base64 in JSON (4/3), in a 12 MiB body. */
+export const MAX_BUNDLE_BYTES = 8 * 1024 * 1024;
+export const ActionResultBody = Type.Object(
+  {
+    status: Type.Union([Type.Literal('done'), Type.Literal('failed')]),
+    message: Type.Optional(Type.String({ maxLength: 2000 })),
+    bundle: Type.Optional(
+      Type.String({
+        minLength: 4,
+        maxLength: Math.ceil(MAX_BUNDLE_BYTES / 3) * 4,
+        pattern: '^[A-Za-z0-9+/]+={0,2}$',
+        description: 'base64 of a gzip file (≤ 8 MiB decoded)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 export const ReasonBody = Type.Object({ reason: Type.Optional(Text(500)) }, { additionalProperties: false });
 
 export const ConfigBody = Type.Object(
-  { config: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown()) },
+  { config: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 256 }) },
   { additionalProperties: false },
 );
 

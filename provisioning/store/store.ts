@@ -797,7 +797,7 @@ async function insertCertificate(tx: Db, c: Omit<CertificateRecord, 'revokedAt'>
   );
 }
 
-async function insertAudit(
+export async function insertAudit(
   tx: Db,
   now: string,
   actor: string,
