@@ -11,7 +11,13 @@ import { x509 } from '../../src/pki/provider.js';
 import { singleField } from '../../src/pki/subject.js';
 import { type TrustAnchors, TrustStore } from '../../src/pki/trust-store.js';
 import type { Logger } from '../../src/util/log.js';
-import { DeviceTrustAnchors, EnrollmentRunner } from '../enrollment/index.js';
+import {
+  collectHealth,
+  DeviceTrustAnchors,
+  EnrollmentRunner,
+  type EnrollmentRunnerOptions,
+} from '../enrollment/index.js';
+import type { PeripheralKind } from '../enrollment/health.js';
 import { runBootSelfTest } from './boot-selftest.js';
 import { createControlServer } from '../kiosk/control-server.js';
 import { createKioskToken, readKioskToken, writeKioskToken } from '../kiosk/wall-token.js';
@@ -29,6 +35,8 @@ import { WorkerMedia } from './worker-media.js';
 
 /** Speaker delay that puts audio in step with video painted by the kiosk page (bench:wall). */
 export const WALL_AUDIO_DELAY_MS = 50;
+
+export { createRestarter, RESTART_EXIT_CODE, restartMode } from './restart.js';
 
 export type MediaEngine = 'worker' | 'synthetic' | 'none';
 
@@ -67,6 +75,15 @@ export interface DaemonOptions {
   /** The token file's mode (default 0600; the deployed unit uses 0640 in a group-readable runtime dir). */
   kioskTokenMode?: number;
   /** Meeting-client timing (tests: short liveness and reconnect timeouts). */
+  /** The process's recent log text (sealroom daemon's stderr ring) for collect-logs bundles. */
+  logText?: () => string;
+  /**
+   * IT asked for a restart (remote action, already reported done). `sealroom daemon` exits with
+   * RESTART_EXIT_CODE under systemd or restarts in-process otherwise; without a handler it is logged.
+   */
+  onRestartRequested?: (actionId: string) => void;
+  /** Enrollment timing (tests: short heartbeat and poll intervals). */
+  enrollmentTiming?: Pick<EnrollmentRunnerOptions, 'heartbeatIntervalMs' | 'pollIntervalMs' | 'backoff'>;
   meetingTiming?: Pick<
     MeetingClientOptions,
     'connectTimeoutMs' | 'liveness' | 'reconnectMinMs' | 'reconnectMaxMs' | 'resumeGraceMs' | 'tickMs'
@@ -89,6 +106,8 @@ export interface Daemon {
   kioskTokenFile?: string;
   /** The kiosk page's wall sessions (worker engine with `wall` on). */
   wall?: WallBroker;
+  /** Names of the room controls in use (set by `sealroom daemon` once its HID manager runs). */
+  hidNames?: () => string[];
   stop(): Promise<void>;
 }
 
@@ -256,6 +275,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   state.update((s) => {
     s.diagnostics = diagnostics;
+    // Reported with every heartbeat (IT's "self-test failed at boot" alert).
+    s.selfTest = {
+      ok: diagnostics.every((d) => d.ok),
+      failed: diagnostics.filter((d) => !d.ok).map((d) => `${d.name}: ${d.detail}`),
+      at: new Date().toISOString(),
+    };
   });
   let anchors: DeviceTrustAnchors | undefined;
   if (opts.certificatePem && opts.identityKeyPem && opts.trustAnchors) {
@@ -265,6 +290,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       new TrustStore(opts.trustAnchors),
     );
   } else {
+    // Peripherals seen since this start: one gone later is reported missing.
+    const seen = new Set<PeripheralKind>();
     const runner = new EnrollmentRunner({
       stateDir: opts.stateDir ?? '',
       serviceUrl: opts.provisioningUrl ?? '',
@@ -272,6 +299,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       state,
       logger: log.child({ part: 'enrollment' }),
       ...(opts.provisioningCaSha256 ? { provisioningCaSha256: opts.provisioningCaSha256 } : {}),
+      collectHealth: (s) => collectHealth(s, { seen, ...(daemon.hidNames ? { hid: daemon.hidNames } : {}) }),
+      ...(opts.logText ? { logText: opts.logText } : {}),
+      secrets: () => [kioskToken],
+      ...opts.enrollmentTiming,
+    });
+    runner.on('restart', (actionId) => {
+      log.info({ actionId }, 'restart requested by IT');
+      if (opts.onRestartRequested) opts.onRestartRequested(actionId);
+      else log.warn({ actionId }, 'nothing restarts this daemon in this setup: restart ignored');
     });
     daemon.enrollment = runner;
     let trustStore: TrustStore | undefined;

@@ -94,6 +94,8 @@ export interface DeviceState {
   alerts: Alert[];
   /** Start-up diagnostics: name → ok/fail with a message. */
   diagnostics: { name: string; ok: boolean; detail: string }[];
+  /** The checks run once at start (crypto known answers, media worker): what failed, and when. */
+  selfTest?: { ok: boolean; failed: string[]; at: string };
   /** Increases on every change, so clients can drop stale pushes. */
   revision: number;
 }

@@ -15,6 +15,7 @@
 //   runner.on('config', (config, version) => …)
 //   runner.on('revoked', (message) => …)  // only with proof: the org CA's CRL listing this device
 //   runner.on('ca-rollover', (newCaPem) => …)  // a signed rollover replaced ca.pem: reload the anchors
+//   runner.on('restart', (actionId) => …)  // IT's restart action, already reported done (device/daemon/restart.ts)
 //   await runner.start(); … await runner.stop();
 //   runner.current  → EnrollmentState (phase unregistered | awaiting-claim | enrolled | revoked)
 //   runner.identity → { key, deviceId } (sign with key.privateKey; it never leaves the device)
@@ -25,8 +26,13 @@
 // enrollment only; it changes only through `caRollover` in config, signed by the CA it replaces
 // (src/pki/ca-rollover.ts).
 //
+// Remote actions from heartbeat replies (restart, renew-certificate, collect-logs): ./actions.ts, each done
+// once (ledger <stateDir>/actions.json); log bundles (.tar.gz, scrubbed, ≤ 8 MiB): ./log-bundle.ts.
+//
 // Pure core: ./machine.ts (states, events, nextAction, backoffDelay, toView). I/O: ./runner.ts, ./health.ts.
-export { collectHealth, collectInventory } from './health.js';
+export { ACTIONS_FILE, DeviceActions, parseActions } from './actions.js';
+export { collectHealth, collectInventory, type PeripheralKind, peripheralReport } from './health.js';
+export { buildLogBundle, LogRing, MAX_BUNDLE_BYTES, readTar, scrubSecrets } from './log-bundle.js';
 export {
   backoffDelay,
   type Certificate,

@@ -208,6 +208,7 @@ describe('EnrollmentRunner', () => {
     await admin.setConfig(deviceId, { volume: 80 });
     await until(() => configs.length >= 2, 'pushed config');
     expect(configs.at(-1)).toEqual({ volume: 80 });
+    await app!.heartbeats.flush(); // heartbeats are written behind, in batches
     const shown = await admin.showDevice(deviceId);
     expect(shown.health).toMatchObject({ loadPercent: 1 });
 

@@ -17,6 +17,8 @@ import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeviceProvisioningClient } from '../../provisioning/client/device-client.js';
+import { DeviceActions } from './actions.js';
+import { type BundleFile, buildLogBundle, readJournal } from './log-bundle.js';
 import { ProvisioningHttpError } from '../../provisioning/client/http.js';
 import { PROVISIONING_CA_SHA256_ENV, pinServiceCa, TlsPinError } from '../../provisioning/client/tls-pin.js';
 import { sameCertificate, verifyCaRollover } from '../../src/pki/ca-rollover.js';
@@ -85,6 +87,12 @@ export interface EnrollmentRunnerOptions {
    * Defaults to $SEALROOM_PROVISIONING_CA_SHA256 (/etc/default/sealroom); unset means trust on first use.
    */
   provisioningCaSha256?: string;
+  /** The daemon's recent log text (its stderr ring) for a collect-logs bundle. */
+  logText?: () => string;
+  /** Literal secrets to scrub from a log bundle besides keys and tokens (e.g. the kiosk token). */
+  secrets?: () => string[];
+  /** Add the unit's journal lines to a log bundle when readable (default true). */
+  readJournal?: boolean;
 }
 
 interface PersistedState {
@@ -101,6 +109,8 @@ export class EnrollmentRunner extends EventEmitter<{
   revoked: [string];
   /** A signed rollover replaced the pinned org CA (new CA PEM). */
   'ca-rollover': [string];
+  /** IT asked for a daemon restart (action id); its 'done' is already recorded and reported. */
+  restart: [string];
 }> {
   readonly #opts: EnrollmentRunnerOptions;
   readonly #clock: Clock;
@@ -111,6 +121,10 @@ export class EnrollmentRunner extends EventEmitter<{
   #loop: Promise<void> | undefined;
   #attempt = 0;
   #fetch: typeof fetch | undefined;
+  #client: DeviceProvisioningClient | undefined;
+  #actions: DeviceActions | undefined;
+  /** Activation codes issued to this process: scrubbed from log bundles (they may be in old lines). */
+  readonly #codes = new Set<string>();
 
   constructor(opts: EnrollmentRunnerOptions) {
     super();
@@ -159,6 +173,21 @@ export class EnrollmentRunner extends EventEmitter<{
       saved?.version === 1 && saved.state.deviceId === this.#identity.deviceId
         ? saved.state
         : initialEnrollmentState(this.#identity.deviceId);
+    if (this.#state.phase === 'awaiting-claim' && this.#state.activationCode)
+      this.#codes.add(this.#state.activationCode);
+    this.#actions = new DeviceActions({
+      stateDir: this.#opts.stateDir,
+      logger: this.#log,
+      now: () => this.#clock.now(),
+      report: (id, result) => {
+        if (!this.#client) throw new Error('not connected to the provisioning service yet');
+        return this.#client.reportActionResult(id, result);
+      },
+      collectLogs: () => this.#collectLogs(),
+      // Deferred: the listener may stop this runner, which waits for the loop that is emitting.
+      restart: (id) => setImmediate(() => this.emit('restart', id)),
+    });
+    await this.#actions.load();
     this.#publish();
     this.#loop = this.#run().catch((err) =>
       this.#log.error({ err }, 'enrollment runner stopped on an error'),
@@ -180,7 +209,7 @@ export class EnrollmentRunner extends EventEmitter<{
       if (action === 'none') return;
       let waitMs: number;
       try {
-        client ??= new DeviceProvisioningClient(
+        client ??= this.#client = new DeviceProvisioningClient(
           this.#opts.serviceUrl.replace(/\/$/, ''),
           identity.deviceId,
           identity.key.privateKey,
@@ -192,6 +221,23 @@ export class EnrollmentRunner extends EventEmitter<{
         this.#attempt = 0;
       } catch (err) {
         if (signal.aborted) return;
+        if (action === 'renew' && (err instanceof RefusedReply || err instanceof ProvisioningHttpError)) {
+          await this.#actions
+            ?.renewFinished(false, `renewal failed: ${err.message}`)
+            .catch((e) => this.#log.warn({ err: String(e) }, 'could not record the renewal outcome'));
+          // A refusal that retrying cannot fix: back to heartbeats (the device stays visible to IT),
+          // the service asks again when it still wants a renewal.
+          const st = this.#state;
+          const permanent =
+            err instanceof RefusedReply ||
+            (err.status >= 400 && err.status < 500 && ![401, 403, 408, 429].includes(err.status));
+          if (permanent && st?.phase === 'enrolled')
+            await this.#apply({
+              type: 'heartbeat',
+              configVersion: st.configVersion,
+              renewCertificate: false,
+            });
+        }
         const handled = await this.#onHttpError(action, err);
         if (handled) continue;
         waitMs = backoffDelay(
@@ -230,6 +276,7 @@ export class EnrollmentRunner extends EventEmitter<{
         const csr = await createCsr(identity.key, { deviceId: identity.deviceId });
         const inventory = await (this.#opts.collectInventory ?? collectInventory)();
         const r = await client.enroll({ csr, softwareVersion: this.#opts.softwareVersion, inventory });
+        this.#codes.add(r.activationCode);
         await this.#apply({ type: 'registered', ...r });
         this.#log.info({ deviceId: identity.deviceId, expiresAt: r.expiresAt }, 'activation code issued');
         return 0;
@@ -244,7 +291,12 @@ export class EnrollmentRunner extends EventEmitter<{
       }
       case 'renew': {
         const csr = await createCsr(identity.key, { deviceId: identity.deviceId });
-        await this.#applyCertificate(await client.renew(csr));
+        const renewed = await client.renew(csr);
+        await this.#applyCertificate(renewed);
+        await this.#actions?.renewFinished(
+          true,
+          `new certificate ${renewed.serial ?? ''}, valid until ${renewed.notAfter ?? '?'}`,
+        );
         return 0;
       }
       case 'heartbeat': {
@@ -255,11 +307,13 @@ export class EnrollmentRunner extends EventEmitter<{
           configVersion: st.configVersion,
           health,
         });
+        // Actions first: a renew-certificate action asks for the renewal even if the flag is late.
+        const wanted = await this.#actions!.receive(r.actions);
         await this.#apply({
           type: 'heartbeat',
           config: r.config,
           configVersion: r.configVersion,
-          renewCertificate: r.renewCertificate,
+          renewCertificate: r.renewCertificate === true || wanted.renew,
         });
         if (r.config) {
           await this.#applyCaRollover(r.config);
@@ -268,6 +322,63 @@ export class EnrollmentRunner extends EventEmitter<{
         return this.#opts.heartbeatIntervalMs ?? 30_000;
       }
     }
+  }
+
+  /** The collect-logs bundle: logs, journal, state and enrollment summary; no key, token or code. */
+  async #collectLogs(): Promise<Uint8Array> {
+    const st = this.#state;
+    const daemonState = this.#opts.state?.get();
+    const view = daemonState ? structuredClone(daemonState) : undefined;
+    if (view?.enrollment) {
+      delete view.enrollment.activationCode;
+      delete view.enrollment.claimUrl;
+    }
+    const summary =
+      st?.phase === 'enrolled'
+        ? {
+            phase: st.phase,
+            deviceId: st.deviceId,
+            serial: st.certificate.serial,
+            notAfter: st.certificate.notAfter,
+            roomName: st.certificate.roomName,
+            site: st.certificate.site,
+            org: st.certificate.org,
+            configVersion: st.configVersion,
+            configKeys: Object.keys(st.config).slice(0, 100),
+            renewalDue: st.renewalDue,
+          }
+        : { phase: st?.phase, deviceId: st?.deviceId };
+    const health = await (this.#opts.collectHealth ?? collectHealth)(daemonState).catch((err: Error) => ({
+      error: err.message,
+    }));
+    const journal = this.#opts.readJournal === false ? '' : await readJournal();
+    const files: BundleFile[] = [
+      { name: 'daemon.log', text: this.#opts.logText?.() ?? '' },
+      ...(journal ? [{ name: 'journal.txt', text: journal }] : []),
+      {
+        name: 'about.json',
+        text: JSON.stringify(
+          {
+            softwareVersion: this.#opts.softwareVersion,
+            node: process.version,
+            platform: `${process.platform} ${process.arch}`,
+            uptimeSeconds: Math.round(process.uptime()),
+            collectedAt: new Date(this.#clock.now()).toISOString(),
+          },
+          null,
+          2,
+        ),
+      },
+      { name: 'enrollment.json', text: JSON.stringify(summary, null, 2) },
+      { name: 'state.json', text: JSON.stringify(view ?? null, null, 2) },
+      { name: 'health.json', text: JSON.stringify(health, null, 2) },
+      { name: 'actions.json', text: JSON.stringify(this.#actions?.entries ?? [], null, 2) },
+    ];
+    const secrets = [...(this.#opts.secrets?.() ?? []), ...this.#codes];
+    if (st?.phase === 'awaiting-claim' && st.activationCode) secrets.push(st.activationCode);
+    const key = this.#identity?.key.privateKey;
+    if (key) secrets.push(String(key.export({ format: 'pem', type: 'pkcs8' })).trim());
+    return buildLogBundle(files, { secrets, now: this.#clock.now() });
   }
 
   async #applyCertificate(r: Awaited<ReturnType<DeviceProvisioningClient['fetchCertificate']>>) {

@@ -33,6 +33,17 @@ export interface HeartbeatResponse {
   config?: Record<string, unknown>;
   renewCertificate: boolean;
   serverTime: string;
+  /** Remote actions IT queued for this device (untrusted shape: the runner validates and bounds it). */
+  actions?: unknown;
+}
+
+/** What the device reports for one remote action (POST /v1/devices/:id/actions/:actionId/result). */
+export interface ActionResult {
+  status: 'done' | 'failed';
+  /** ≤ 2000 characters. */
+  message?: string;
+  /** collect-logs: the gzip log bundle (≤ 8 MiB), sent base64-encoded. */
+  bundle?: Uint8Array;
 }
 
 export class DeviceProvisioningClient {
@@ -58,7 +69,12 @@ export class DeviceProvisioningClient {
     ).body;
   }
 
-  async #signed<T>(method: string, path: string, payload?: unknown): Promise<{ status: number; body: T }> {
+  async #signed<T>(
+    method: string,
+    path: string,
+    payload?: unknown,
+    timeoutMs?: number,
+  ): Promise<{ status: number; body: T }> {
     const body = payload === undefined ? '' : JSON.stringify(payload);
     const headers = signDeviceRequest({
       privateKey: this.privateKey,
@@ -73,6 +89,7 @@ export class DeviceProvisioningClient {
       headers,
       body: payload === undefined ? undefined : body,
       signal: this.signal,
+      ...(timeoutMs ? { timeoutMs } : {}),
       ...(this.fetchImpl ? { fetch: this.fetchImpl } : {}),
     });
   }
@@ -88,6 +105,19 @@ export class DeviceProvisioningClient {
   }): Promise<HeartbeatResponse> {
     return (await this.#signed<HeartbeatResponse>('POST', `/v1/devices/${this.deviceId}/heartbeat`, body))
       .body;
+  }
+
+  /** Reports an action's outcome. A bundle makes the body large: the timeout grows with it. */
+  async reportActionResult(actionId: string, result: ActionResult): Promise<void> {
+    const body: { status: string; message?: string; bundle?: string } = { status: result.status };
+    if (result.message !== undefined) body.message = result.message.slice(0, 2000);
+    if (result.bundle) body.bundle = Buffer.from(result.bundle).toString('base64');
+    await this.#signed(
+      'POST',
+      `/v1/devices/${this.deviceId}/actions/${encodeURIComponent(actionId)}/result`,
+      body,
+      result.bundle ? 60_000 : undefined,
+    );
   }
 
   async renew(csr: string): Promise<CertificateResponse> {

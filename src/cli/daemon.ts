@@ -146,52 +146,82 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
   if (!(tokenMode === 0o600 || tokenMode === 0o640 || tokenMode === 0o400 || tokenMode === 0o440)) {
     throw new Error('--kiosk-token-mode must be 0600, 0640, 0400 or 0440 (never readable by everyone)');
   }
-  const { startDaemon } = await import('../../device/daemon/daemon.js');
-  const daemon = await startDaemon({
-    relayUrl: opts.relay,
-    ...(credentials ?? { provisioningUrl: opts.provisioning, stateDir: opts.dataDir }),
-    log,
-    media,
-    mediaSettings: settings,
-    loopbackOnly: opts.loopbackOnly ?? false,
-    controlPort: Number(opts.controlPort),
-    // Written before the ready line below: `sealroom kiosk` (and the demo) read it from there.
-    kioskTokenFile: opts.kioskTokenFile ?? join(opts.dataDir, 'kiosk-token'),
-    kioskTokenMode: tokenMode,
-  });
-  const { device } = daemon.state.get();
+  const { startDaemon, createRestarter, restartMode } = await import('../../device/daemon/daemon.js');
+  const { LogRing } = await import('../../device/enrollment/log-bundle.js');
   // Room controls (USB HID speakerphones) and systemd readiness/watchdog (device/hid, device/system).
   const { HidManager } = await import('../../device/hid/discovery.js');
   const sd = await import('../../device/system/sd-notify.js');
-  const hid = new HidManager({
-    state: daemon.state,
-    actions: daemon.actions,
-    log: log.child({ part: 'hid' }),
-  });
-  await hid.start();
-  // The event loop answering the timer is the health signal: a wedged daemon stops pinging.
-  const watchdog = sd.startWatchdog(() => true, {
-    onError: (err) => log.warn({ err }, 'watchdog ping failed'),
-  });
-  await sd
-    .notifyReady(`room screen on ${daemon.controlUrl}`)
-    .catch((err: Error) => log.warn({ err }, 'sd_notify failed'));
-  console.log(
-    JSON.stringify({ control: daemon.controlUrl, deviceId: device.deviceId, roomName: device.roomName }),
-  );
+  // The newest log lines this process printed, for IT's collect-logs bundle (the journal may be unreadable).
+  const ring = new LogRing();
+  ring.capture(process.stderr);
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  let hid: InstanceType<typeof HidManager> | undefined;
+  const boot = async (controlPort: number) => {
+    const d = await startDaemon({
+      relayUrl: opts.relay,
+      ...(credentials ?? { provisioningUrl: opts.provisioning, stateDir: opts.dataDir }),
+      log,
+      media,
+      mediaSettings: settings,
+      loopbackOnly: opts.loopbackOnly ?? false,
+      controlPort,
+      // Written before the ready line below: `sealroom kiosk` (and the demo) read it from there.
+      kioskTokenFile: opts.kioskTokenFile ?? join(opts.dataDir, 'kiosk-token'),
+      kioskTokenMode: tokenMode,
+      logText: () => ring.text(),
+      onRestartRequested: () => void restart(),
+    });
+    const h = new HidManager({ state: d.state, actions: d.actions, log: log.child({ part: 'hid' }) });
+    daemon = d;
+    hid = h;
+    await h.start();
+    d.hidNames = () =>
+      h
+        .devices()
+        .filter((x) => x.status === 'active')
+        .map((x) => x.product);
+    const { device } = d.state.get();
+    console.log(
+      JSON.stringify({ control: d.controlUrl, deviceId: device.deviceId, roomName: device.roomName }),
+    );
+  };
+  let watchdog: { stop(): void } | undefined;
+  const shutdown = async (signal: string, code = 0) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'daemon stopping');
     const force = setTimeout(() => process.exit(1), 8000);
     force.unref();
-    watchdog.stop();
+    watchdog?.stop();
     await sd.notifyStopping('stopping').catch(() => undefined);
-    await hid.stop();
-    await daemon.stop();
-    process.exit(0);
+    await hid?.stop();
+    await daemon?.stop();
+    process.exit(code);
   };
+  // IT's restart action: exit 75 for systemd, or stop and start every part again in this process.
+  // Made before the first boot: a queued restart may arrive with the very first heartbeat.
+  const restart = createRestarter({
+    mode: restartMode(),
+    current: () => ({
+      controlUrl: daemon?.controlUrl ?? '',
+      stop: async () => {
+        await hid?.stop();
+        await daemon?.stop();
+      },
+    }),
+    boot,
+    exit: (code) => shutdown('restart requested by IT', code),
+    log,
+  });
+  await boot(Number(opts.controlPort));
+  // The event loop answering the timer is the health signal: a wedged daemon stops pinging.
+  watchdog = sd.startWatchdog(() => true, {
+    onError: (err) => log.warn({ err }, 'watchdog ping failed'),
+  });
+  await sd
+    .notifyReady(`room screen on ${daemon!.controlUrl}`)
+    .catch((err: Error) => log.warn({ err }, 'sd_notify failed'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
 }
