@@ -123,6 +123,7 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
     const hb3 = await dev.client.heartbeat({ softwareVersion: '1.0.1', configVersion: 2, health: {} });
     expect(hb3.config).toBeUndefined();
 
+    await svc.app.heartbeats.flush(); // heartbeats are written behind, in batches
     const shown = await admin.showDevice(dev.deviceId);
     expect(shown).toMatchObject({ softwareVersion: '1.0.1', inventory: { model: 'SR-1' } });
     expect((await admin.listDevices({ site: 'Berlin' })).items.map((d) => d.id)).toContain(dev.deviceId);
@@ -251,7 +252,22 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
       expect(r.message, name).toMatch(message);
     }
 
-    // A replayed signed request: the first one counts, the copy is refused.
+    // A replayed signed request: the first one counts, the copy is refused (nonce).
+    const certPath = `/v1/devices/${good.deviceId}/certificate`;
+    const certHeaders = signDeviceRequest({
+      privateKey: good.key.privateKey,
+      deviceId: good.deviceId,
+      method: 'GET',
+      path: certPath,
+      body: '',
+      now: Date.now(),
+    });
+    await requestJson(`${svc.url}${certPath}`, { fetch: pf, method: 'GET', headers: certHeaders });
+    expect(
+      await status(requestJson(`${svc.url}${certPath}`, { fetch: pf, method: 'GET', headers: certHeaders })),
+    ).toMatchObject({ status: 401, message: expect.stringMatching(/replayed/) });
+    // A heartbeat is a state report dated by its signature (no nonce): its replay is answered but
+    // changes nothing, as the store's snapshot after both flushes shows.
     const body = JSON.stringify({ softwareVersion: '1', configVersion: 0, health: {} });
     const path = `/v1/devices/${good.deviceId}/heartbeat`;
     const headers = signDeviceRequest({
@@ -263,11 +279,14 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
       now: Date.now(),
     });
     await requestJson(`${svc.url}${path}`, { fetch: pf, method: 'POST', body, headers });
+    await svc.app.heartbeats.flush();
     const afterFirst = await svc.store.snapshot();
-    const replay = await status(
-      requestJson(`${svc.url}${path}`, { fetch: pf, method: 'POST', body, headers }),
-    );
-    expect(replay).toMatchObject({ status: 401, message: expect.stringMatching(/replayed/) });
+    await svc.store.db.run('UPDATE devices SET health = \'{"edited":true}\' WHERE id = ?', [good.deviceId]);
+    const edited = await svc.store.snapshot();
+    await requestJson(`${svc.url}${path}`, { fetch: pf, method: 'POST', body, headers });
+    await svc.app.heartbeats.flush();
+    expect(await svc.store.snapshot()).toEqual(edited);
+    await svc.store.db.run('UPDATE devices SET health = ? WHERE id = ?', ['{}', good.deviceId]);
     // Same signature on another body, or by another device's key, or stale.
     const tampered = await status(
       requestJson(`${svc.url}${path}`, {
@@ -289,6 +308,7 @@ describe.each(backends)('provisioning service on %s', (backend: BackendName) => 
     expect(
       await status(requestJson(`${svc.url}${path}`, { fetch: pf, method: 'POST', body, headers: stale })),
     ).toMatchObject({ status: 401 });
+    await svc.app.heartbeats.flush();
     expect(await svc.store.snapshot()).toEqual(afterFirst);
     // Only the accepted heartbeat changed the store (last_seen_at/health of that device).
     expect({ ...afterFirst, devices: [] }).toEqual({ ...before, devices: [] });

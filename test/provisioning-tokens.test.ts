@@ -430,9 +430,9 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
       expect(r.statusCode).toBe(201);
     }
     const active = await activeDevice(app, root.token);
+    // A nonce-checked signed call (heartbeats are dated by their signature and store no nonce).
     expect(
-      (await signed(app, active, clock.t, 'POST', `/v1/devices/${active.deviceId}/heartbeat`, heartbeat))
-        .statusCode,
+      (await signed(app, active, clock.t, 'GET', `/v1/devices/${active.deviceId}/certificate`)).statusCode,
     ).toBe(200);
     const count = async (table: string) =>
       Number((await store.db.get(`SELECT COUNT(*) AS n FROM ${table}`))?.n);
@@ -461,8 +461,7 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
     const { app, store, clock, root } = await setUp({ purgeIntervalMs: 100, enrollmentRetentionMs: 60_000 });
     const dev = await activeDevice(app, root.token);
     expect(
-      (await signed(app, dev, clock.t, 'POST', `/v1/devices/${dev.deviceId}/heartbeat`, heartbeat))
-        .statusCode,
+      (await signed(app, dev, clock.t, 'GET', `/v1/devices/${dev.deviceId}/certificate`)).statusCode,
     ).toBe(200);
     const key = generateIdentityKey();
     const csr = await createCsr(key, { deviceId: deviceIdForPublicKey(key.publicKey) });

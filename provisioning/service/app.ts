@@ -1,7 +1,7 @@
 // The provisioning service as a fastify instance (no listen here: serve.ts and the tests do that).
 // Routes: see ./routes-device.ts (device-signed and enrollment) and ./routes-admin.ts (admin tokens);
 // with `people`, ./routes-people.ts (sign-in → person certificates) and ./routes-join.ts (the /join/ page).
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject, verify } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -9,14 +9,18 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { CRL_REISSUE_MS, CRL_VALIDITY_MS, crlToPem, issueCrl } from '../../src/pki/crl.js';
 import type { CertificateAuthority } from '../../src/pki/index.js';
 import type { Logger } from '../../src/util/log.js';
-import { MAX_SKEW_MS, parseDeviceAuth, verifyDeviceSignature } from '../device-auth.js';
+import { MAX_SKEW_MS, type ParsedDeviceAuth, parseDeviceAuth, signedString } from '../device-auth.js';
 import type { CrlDocument, ProvisioningStore, TokenRecord, TokenScope } from '../store/store.js';
 import { hashAdminToken } from '../tokens.js';
 import { type AlertEngine, type AlertOptions, startAlerts } from '../alerts/engine.js';
 import type { ConsoleOptions } from '../console/options.js';
 import { registerConsole } from '../console/routes.js';
 import { consoleUserFor } from '../console/session.js';
-import { createHeartbeatPipeline, type HeartbeatPipeline } from './heartbeats.js';
+import {
+  createHeartbeatPipeline,
+  type HeartbeatPipeline,
+  type HeartbeatPipelineOptions,
+} from './heartbeats.js';
 import { scopeOfRole } from './principal.js';
 import { registerAdminRoutes } from './routes-admin.js';
 import { registerAlertRoutes } from './routes-alerts.js';
@@ -67,8 +71,8 @@ export interface ServiceOptions {
   console?: ConsoleOptions;
   /** Alert rules → incidents → webhooks and e-mail (docs/alerts.md). */
   alerts?: AlertOptions;
-  /** Heartbeat write-behind: flush period and health-sample period (ms). */
-  heartbeats?: { flushIntervalMs?: number; sampleIntervalMs?: number };
+  /** Heartbeat write-behind: flush period, health-sample period (ms), buffer bound (devices). */
+  heartbeats?: Pick<HeartbeatPipelineOptions, 'flushIntervalMs' | 'sampleIntervalMs' | 'maxBuffered'>;
 }
 
 export interface ResolvedOptions
@@ -168,6 +172,25 @@ export class KeyedRateLimiter {
   }
 }
 
+/**
+ * verifyDeviceSignature, run on libuv's thread pool (crypto.verify with a callback): an Ed25519
+ * verification costs about as much CPU as a whole bare fastify request, and off the event loop it
+ * runs on another core while the loop parses and answers the next requests.
+ */
+function verifyInThreadPool(parsed: ParsedDeviceAuth, req: FastifyRequest, key: KeyObject): Promise<boolean> {
+  const msg = signedString({
+    method: req.method,
+    path: req.url,
+    body: req.rawBody,
+    timestamp: String(parsed.timestamp),
+    nonce: parsed.nonce,
+    deviceId: parsed.deviceId,
+  });
+  return new Promise((resolve) => {
+    verify(null, Buffer.from(msg, 'utf8'), key, parsed.signature, (err, ok) => resolve(!err && ok));
+  });
+}
+
 /** An HTTP error with a status code and a message meant for the caller. */
 export function httpError(statusCode: number, message: string): Error & { statusCode: number } {
   return Object.assign(new Error(message), { statusCode });
@@ -178,6 +201,12 @@ declare module 'fastify' {
     rawBody: string;
     adminToken?: TokenRecord;
     deviceId?: string;
+    /** The verified signature's timestamp (unix ms), set on the heartbeat route. */
+    deviceSignedAt?: number;
+  }
+  interface FastifyInstance {
+    /** The heartbeat write-behind pipeline (tests call heartbeats.flush() before reading the store). */
+    heartbeats: HeartbeatPipeline;
   }
 }
 
@@ -220,9 +249,12 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     loggerInstance: options.logger || undefined,
     logger: options.logger === false ? false : undefined,
     bodyLimit: opts.bodyLimitBytes,
+    // Site names (≤ 120 characters, more once URL-encoded) travel in paths: /v1/sites/:site/profile.
+    maxParamLength: 512,
     ...(options.https ? { https: options.https } : {}),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   } as never) as unknown as FastifyInstance;
+  app.decorate('heartbeats', opts.heartbeats);
 
   // Keep the exact bytes: device signatures cover the SHA-256 of the raw body.
   app.removeContentTypeParser('application/json');
@@ -263,7 +295,8 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
   });
 
   const keyCache = new Map<string, KeyObject>();
-  const deviceAuth = async (req: FastifyRequest) => {
+  /** Signature, path device and per-device rate; returns the verified headers. */
+  const verifyDevice = async (req: FastifyRequest) => {
     const now = opts.now().getTime();
     const parsed = parseDeviceAuth(req.headers, now);
     if (typeof parsed === 'string') throw httpError(401, `device signature rejected: ${parsed}`);
@@ -272,7 +305,8 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
       throw httpError(403, 'the signing device is not the device in the path');
     let key = keyCache.get(parsed.deviceId);
     if (!key) {
-      const device = await opts.store.getDevice(parsed.deviceId);
+      // One read gives the key and primes the heartbeat cache (the device's next call is a heartbeat).
+      const device = await opts.heartbeats.load(parsed.deviceId);
       if (!device) throw httpError(401, 'device signature rejected: unknown device');
       key = createPublicKey({
         key: Buffer.concat([
@@ -282,11 +316,15 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
         format: 'der',
         type: 'spki',
       });
-      // Safe to cache forever: the device id is a hash of this very key.
-      if (keyCache.size > 100_000) keyCache.clear();
+      // Safe to cache forever: the device id is a hash of this very key. Bounded: beyond a fleet of
+      // 250 000 the oldest entry goes (clearing all would send the whole fleet to the database).
+      if (keyCache.size >= 250_000) {
+        const oldest = keyCache.keys().next().value;
+        if (oldest !== undefined) keyCache.delete(oldest);
+      }
       keyCache.set(parsed.deviceId, key);
     }
-    if (!verifyDeviceSignature(parsed, { method: req.method, path: req.url, body: req.rawBody }, key)) {
+    if (!(await verifyInThreadPool(parsed, req, key))) {
       throw httpError(401, 'device signature rejected: bad-signature');
     }
     // Per device, keyed by the id the signature proved (so nobody can spend another device's budget),
@@ -296,11 +334,22 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
         headers: { 'retry-after': String(Math.ceil(60 / opts.rateLimits.deviceRequestsPerMinute)) },
       });
     }
+    return parsed;
+  };
+  const deviceAuth = async (req: FastifyRequest) => {
+    const parsed = await verifyDevice(req);
     const expires = new Date(parsed.timestamp + MAX_SKEW_MS + 1000).toISOString();
     if (!(await opts.store.useNonce(parsed.deviceId, parsed.nonce, expires))) {
       throw httpError(401, 'device signature rejected: replayed request (nonce already used)');
     }
     req.deviceId = parsed.deviceId;
+  };
+  // Heartbeats skip the nonce table (the hot path): a heartbeat is a state report dated by its
+  // signed time, and a replay cannot move devices.last_seen_at forward (heartbeats.ts).
+  const heartbeatAuth = async (req: FastifyRequest) => {
+    const parsed = await verifyDevice(req);
+    req.deviceId = parsed.deviceId;
+    req.deviceSignedAt = parsed.timestamp;
   };
 
   const adminAuth = (scope: TokenScope) => async (req: FastifyRequest) => {
@@ -359,40 +408,11 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true, store: opts.store.kind }));
-  // Where the QR code on a room screen leads: the code and how to claim it. Shows nothing secret
-  // (the code alone is useless without an admin token).
-  app.get<{ Querystring: { code?: string } }>(
-    '/claim',
-    {
-      // The URL carries an activation code: keep it out of the request log.
-      logLevel: 'warn',
-      schema: {
-        hide: true,
-        querystring: {
-          type: 'object',
-          properties: { code: { type: 'string', pattern: '^[A-Za-z0-9 -]{0,16}$' } },
-          additionalProperties: false,
-        },
-      },
-    },
-    async (req, reply) => {
-      const code = req.query.code ?? '';
-      return reply
-        .type('text/html; charset=utf-8')
-        .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
-        .send(
-          `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
-            `<title>Claim a Sealroom device</title><body style="font-family:sans-serif;max-width:40em;margin:2em auto">` +
-            `<h1>Claim a Sealroom device</h1><p>Activation code: <strong style="font-size:2em">${code}</strong></p>` +
-            `<p>With an admin token, run:</p><pre>sealroom admin --url ${opts.publicUrl} claim ${code} --room "ROOM" --site "SITE"</pre>` +
-            `<p>or <code>POST ${opts.publicUrl}/v1/claims</code> (see <a href="/openapi.json">the API</a>).</p></body></html>`,
-        );
-    },
-  );
+  // /claim (the QR code's URL) is the console's: provisioning/console/routes.ts.
 
   await app.register(
     async (v1) => {
-      registerDeviceRoutes(v1, opts, deviceAuth);
+      registerDeviceRoutes(v1, opts, deviceAuth, heartbeatAuth);
       registerAdminRoutes(v1, opts, adminAuth);
       registerFleetRoutes(v1, opts, adminAuth, deviceAuth);
       registerAlertRoutes(v1, opts, adminAuth);

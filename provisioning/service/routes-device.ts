@@ -14,6 +14,8 @@ import {
   rawPublicKey,
 } from '../../src/pki/index.js';
 import { generateActivationCode, hashActivationCode, normalizeActivationCode } from '../activation-code.js';
+import { takeQueuedActions } from '../store/fleet-store.js';
+import { hasSentRenewal } from '../store/heartbeat-store.js';
 import { StoreConflict } from '../store/store.js';
 import { httpError, type ResolvedOptions } from './app.js';
 import {
@@ -60,7 +62,12 @@ export async function deviceRevokedError(opts: ResolvedOptions, status: string):
 /** After the signature verified: the device row is gone (a purged pending enrollment) → enroll again. */
 const forgotten = () => httpError(401, 'device signature rejected: unknown device');
 
-export function registerDeviceRoutes(app: FastifyInstance, opts: ResolvedOptions, deviceAuth: Hook): void {
+export function registerDeviceRoutes(
+  app: FastifyInstance,
+  opts: ResolvedOptions,
+  deviceAuth: Hook,
+  heartbeatAuth: Hook = deviceAuth,
+): void {
   const { store } = opts;
 
   app.post<{ Body: EnrollRequest }>(
@@ -157,42 +164,45 @@ export function registerDeviceRoutes(app: FastifyInstance, opts: ResolvedOptions
   }>(
     '/devices/:id/heartbeat',
     {
+      // Every device every 30 s: no per-request log lines at info.
+      logLevel: 'warn',
       schema: {
-        summary: 'Health report; the reply carries newer configuration and renewal advice',
+        summary: 'Health report; the reply carries newer configuration, queued actions and renewal advice',
+        description:
+          'Written in batches (about once a second); a report counts at its signed time, so a replayed or older one is answered but changes nothing.',
         tags: ['device'],
         security: [{ deviceSignature: [] }],
         params: DeviceIdParams,
         body: HeartbeatRequest,
-        response: { 200: HeartbeatReply, ...errors },
+        response: { 200: HeartbeatReply, ...errors, 503: ErrorReply },
       },
-      preHandler: deviceAuth,
+      preHandler: heartbeatAuth,
     },
     async (req) => {
+      const id = req.params.id;
+      // Buffered; the state comes from this instance's cache (no database work once a device is known).
+      const state = await opts.heartbeats.accept(id, req.deviceSignedAt!, req.body);
+      if (!state) throw forgotten();
+      if (state.status === 'revoked' || state.status === 'decommissioned')
+        throw await deviceRevokedError(opts, state.status);
+      if (state.status !== 'active') throw httpError(403, `this device is ${state.status}`);
       const now = opts.now();
-      // One statement on the hot path; the device row is read only when the heartbeat is refused.
-      const seen = await store.recordHeartbeat(
-        req.params.id,
-        req.body.health,
-        req.body.softwareVersion,
-        now.toISOString(),
-      );
-      if (!seen) {
-        const device = await store.getDevice(req.params.id);
-        if (!device) throw forgotten();
-        if (device.status === 'revoked' || device.status === 'decommissioned')
-          throw await deviceRevokedError(opts, device.status);
-        throw httpError(403, `this device is ${device.status}`);
+      let actions: { id: string; kind: string }[] = [];
+      let renewalSent = false;
+      if (state.pendingActions > 0) {
+        actions = await takeQueuedActions(store.db, id, now.toISOString());
+        renewalSent =
+          actions.some((a) => a.kind === 'renew-certificate') || (await hasSentRenewal(store.db, id));
       }
-      const renewAt = seen.certNotAfter
-        ? Date.parse(seen.certNotAfter) - opts.renewBeforeDays * 86_400_000
+      const renewAt = state.certNotAfter
+        ? Date.parse(state.certNotAfter) - opts.renewBeforeDays * 86_400_000
         : 0;
       return {
         status: 'active' as const,
-        configVersion: seen.configVersion,
-        ...(req.body.configVersion < seen.configVersion
-          ? { config: await store.getConfig(req.params.id) }
-          : {}),
-        renewCertificate: now.getTime() >= renewAt,
+        configVersion: state.configVersion,
+        ...(req.body.configVersion < state.configVersion ? { config: await store.getConfig(id) } : {}),
+        ...(actions.length > 0 ? { actions } : {}),
+        renewCertificate: renewalSent || now.getTime() >= renewAt,
         serverTime: now.toISOString(),
       };
     },
@@ -243,6 +253,7 @@ export function registerDeviceRoutes(app: FastifyInstance, opts: ResolvedOptions
         notAfter: issued.notAfter.toISOString(),
         issuedAt: now.toISOString(),
       });
+      opts.heartbeats.invalidate(device.id); // the cached certNotAfter would ask for renewal again
       return {
         status: 'active' as const,
         deviceId: device.id,

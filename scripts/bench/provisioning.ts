@@ -1,18 +1,23 @@
 // npm run bench:provisioning — the provisioning service under load on SQLite and PostgreSQL, next to
 // a bare fastify route measured the same way in the same run.
-// Per backend: a 10 000-device fleet seeded straight into the store; then signed heartbeats from
-// random devices over loopback HTTP (keep-alive): throughput in a closed loop at concurrency 16, and
+// Per backend: a 100 000-device fleet (PROVISIONING_BENCH_FLEET) seeded straight into the store;
+// one heartbeat from every device first (a service that has been up one heartbeat period, 30 s, has
+// seen each device once: its per-device caches are warm), then signed heartbeats from random
+// devices over loopback HTTP (keep-alive): throughput in a closed loop at concurrency 16, and
 // latency (p50/p99) in an open loop at a fixed 1000 heartbeats/s, counted from each request's
-// scheduled time; then real enrollments (CSR verification + activation code) and claims
-// (certificate issuance). heartbeat_p99_ms is the open-loop p99, heartbeats_per_s the closed-loop
-// rate. The load generator runs in a worker thread so it does not steal the service's event loop
-// (this box has 2 cores, shared).
-// Last line: {"bench":"provisioning","sqlite":{"heartbeat_p99_ms":..,"heartbeats_per_s":..,"ratio_vs_bare":..},"postgres":{...}}
-// with ratio_vs_bare = heartbeats/s ÷ bare-route requests/s.
-import { createPrivateKey } from 'node:crypto';
+// scheduled time; the bare route gets the same body (same size, JSON parsed and validated, a JSON
+// reply). Then the console's first page of the device list (GET /v1/devices?limit=50, admin token,
+// p95 over 100 sequential requests), real enrollments (CSR verification + activation code) and claims
+// (certificate issuance). The load generator runs in a worker thread so it does not steal the
+// service's event loop (this box has 2 cores, shared), and signs the measured heartbeats before the
+// clock starts (signing is the device's work, not the service's).
+// Last line: {"bench":"provisioning","sqlite":{"ratio_vs_bare":..,"p99_ratio_vs_bare":..,
+// "device_list_p95_ms":..,...},"postgres":{...}} with ratio_vs_bare = heartbeats/s ÷ bare-route
+// requests/s (closed loop) and p99_ratio_vs_bare = heartbeat p99 ÷ bare p99 at 1000/s offered.
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import Fastify from 'fastify';
@@ -29,12 +34,17 @@ import {
   rawPublicKey,
 } from '../../src/pki/index.js';
 
-const FLEET = Number(process.env.PROVISIONING_BENCH_FLEET ?? 10_000);
-const SECONDS = Number(process.env.PROVISIONING_BENCH_SECONDS ?? 5);
+const FLEET = Number(process.env.PROVISIONING_BENCH_FLEET ?? 100_000);
+/** Seconds of each measured phase, split over ROUNDS alternating rounds. */
+const SECONDS = Number(process.env.PROVISIONING_BENCH_SECONDS ?? 6);
+const ROUNDS = Number(process.env.PROVISIONING_BENCH_ROUNDS ?? 3);
 const CONCURRENCY = Number(process.env.PROVISIONING_BENCH_CONCURRENCY ?? 16);
 const ENROLLMENTS = Number(process.env.PROVISIONING_BENCH_ENROLLMENTS ?? 200);
 /** Offered load for the latency figures (heartbeats per second). */
 const RATE = Number(process.env.PROVISIONING_BENCH_RATE ?? 1000);
+/** Closed-loop heartbeats signed before the clock starts (beyond them the generator signs live). */
+const PRESIGN = Number(process.env.PROVISIONING_BENCH_PRESIGN ?? 60_000);
+const LIST_REQUESTS = Number(process.env.PROVISIONING_BENCH_LIST_REQUESTS ?? 100);
 
 interface Req {
   method: string;
@@ -44,15 +54,18 @@ interface Req {
 }
 type Job =
   | { kind: 'list'; port: number; requests: Req[]; concurrency: number }
+  /** One heartbeat from every device, in order (warms the service's per-device caches). */
+  | { kind: 'sweep'; port: number; concurrency: number }
   | {
       kind: 'heartbeat' | 'bare';
       port: number;
-      devices: { id: string; pkcs8: Uint8Array }[];
       seconds: number;
       concurrency: number;
       /** Open loop: this many requests per second on a fixed schedule, latency counted from the
        *  scheduled time (no coordinated omission). Absent: closed loop at `concurrency`. */
       ratePerSecond?: number;
+      /** Heartbeats signed before the clock starts (more are signed on the fly). */
+      presign?: number;
     };
 interface Result {
   ok: number;
@@ -61,6 +74,8 @@ interface Result {
   elapsedMs: number;
   latenciesMs: number[];
   bodies: string[];
+  /** Heartbeats that had to be signed during the measurement (the pre-signed pool ran out). */
+  signedLive: number;
 }
 
 const HEALTH = JSON.stringify({
@@ -104,9 +119,25 @@ function send(agent: Agent, port: number, r: Req): Promise<{ status: number; bod
   });
 }
 
+/** The worker's devices (keys imported once, at start). */
+let keys: { id: string; key: KeyObject }[] = [];
+
+function signedHeartbeat(d: { id: string; key: KeyObject }): Req {
+  const path = `/v1/devices/${d.id}/heartbeat`;
+  const headers = signDeviceRequest({
+    privateKey: d.key,
+    deviceId: d.id,
+    method: 'POST',
+    path,
+    body: HEALTH,
+    now: Date.now(),
+  });
+  return { method: 'POST', path, headers, body: HEALTH };
+}
+
 async function runJob(job: Job): Promise<Result> {
   const agent = new Agent({ keepAlive: true, maxSockets: job.concurrency });
-  const result: Result = { ok: 0, errors: 0, elapsedMs: 0, latenciesMs: [], bodies: [] };
+  const result: Result = { ok: 0, errors: 0, elapsedMs: 0, latenciesMs: [], bodies: [], signedLive: 0 };
   const record = (status: number, body: string, ms: number, keep: boolean) => {
     if (status >= 200 && status < 300) {
       result.ok++;
@@ -118,39 +149,36 @@ async function runJob(job: Job): Promise<Result> {
     }
   };
   let start = performance.now();
-  if (job.kind === 'list') {
+  if (job.kind === 'list' || job.kind === 'sweep') {
     let next = 0;
+    const total = job.kind === 'list' ? job.requests.length : keys.length;
     await Promise.all(
       Array.from({ length: job.concurrency }, async () => {
-        while (next < job.requests.length) {
-          const r = job.requests[next++]!;
+        while (next < total) {
+          const i = next++;
+          const r = job.kind === 'list' ? job.requests[i]! : signedHeartbeat(keys[i]!);
           const t = performance.now();
           const res = await send(agent, job.port, r);
-          record(res.status, res.body, performance.now() - t, true);
+          record(res.status, res.body, performance.now() - t, job.kind === 'list');
         }
       }),
     );
   } else {
-    const keys = job.devices.map((d) => ({
-      id: d.id,
-      key: createPrivateKey({ key: Buffer.from(d.pkcs8), format: 'der', type: 'pkcs8' }),
-    }));
-    start = performance.now(); // importing 10 000 keys is set-up, not load
-    const end = start + job.seconds * 1000;
+    const pool: Req[] = [];
+    if (job.kind === 'heartbeat') {
+      for (let i = 0; i < (job.presign ?? 0); i++)
+        pool.push(signedHeartbeat(keys[Math.floor(Math.random() * keys.length)]!));
+    }
+    let used = 0;
+    const bare: Req = { method: 'POST', path: '/bare', headers: {}, body: HEALTH };
     const makeRequest = (): Req => {
-      if (job.kind === 'bare') return { method: 'POST', path: '/bare', headers: {}, body: HEALTH };
-      const d = keys[Math.floor(Math.random() * keys.length)]!;
-      const path = `/v1/devices/${d.id}/heartbeat`;
-      const headers = signDeviceRequest({
-        privateKey: d.key,
-        deviceId: d.id,
-        method: 'POST',
-        path,
-        body: HEALTH,
-        now: Date.now(),
-      });
-      return { method: 'POST', path, headers, body: HEALTH };
+      if (job.kind === 'bare') return bare;
+      if (used < pool.length) return pool[used++]!;
+      result.signedLive++;
+      return signedHeartbeat(keys[Math.floor(Math.random() * keys.length)]!);
     };
+    start = performance.now(); // signing beforehand is set-up, not load
+    const end = start + job.seconds * 1000;
     if (job.ratePerSecond) {
       const interval = 1000 / job.ratePerSecond;
       const inflight = new Set<Promise<void>>();
@@ -188,20 +216,49 @@ async function runJob(job: Job): Promise<Result> {
 }
 
 if (!isMainThread) {
-  runJob(workerData as Job).then((r) => parentPort!.postMessage(r));
+  const devices = workerData as { id: string; pkcs8: Uint8Array }[];
+  keys = devices.map((d) => ({
+    id: d.id,
+    key: createPrivateKey({ key: Buffer.from(d.pkcs8), format: 'der', type: 'pkcs8' }),
+  }));
+  parentPort!.on('message', (job: Job) => {
+    runJob(job).then((r) => parentPort!.postMessage(r));
+  });
+  parentPort!.postMessage('ready');
 }
 
-function inWorker(job: Job): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    // From the sources (tsx), the worker needs the TypeScript loader too; compiled, it needs nothing.
-    const execArgv = import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [];
-    const w = new Worker(new URL(import.meta.url), { workerData: job, execArgv });
-    w.once('message', (r: Result) => {
-      void w.terminate();
-      resolve(r);
+/** A load generator in a worker thread holding the fleet's keys; runs one job at a time. */
+class LoadGenerator {
+  readonly #worker: Worker;
+  readonly #ready: Promise<void>;
+  constructor(devices: { id: string; pkcs8: Uint8Array }[]) {
+    // From the sources (tsx), the worker registers the TypeScript loader first; compiled, it needs nothing.
+    this.#worker = import.meta.url.endsWith('.ts')
+      ? new Worker(
+          `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(import.meta.url)}); });`,
+          { eval: true, workerData: devices },
+        )
+      : new Worker(new URL(import.meta.url), { workerData: devices });
+    this.#ready = new Promise((resolve, reject) => {
+      this.#worker.once('message', () => resolve());
+      this.#worker.once('error', reject);
     });
-    w.once('error', reject);
-  });
+  }
+  async run(job: Job): Promise<Result> {
+    await this.#ready;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.#worker.once('message', (r: Result) => {
+        this.#worker.off('error', onError);
+        resolve(r);
+      });
+      this.#worker.once('error', onError);
+      this.#worker.postMessage(job);
+    });
+  }
+  close(): Promise<number> {
+    return this.#worker.terminate();
+  }
 }
 
 // ── measurement (main thread) ───────────────────────────────────────────────────────────────
@@ -216,17 +273,39 @@ function summarize(r: Result) {
   return {
     perSecond: r.ok / (r.elapsedMs / 1000),
     p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
     p99: percentile(sorted, 99),
     errors: r.errors,
     firstError: r.firstError,
+    signedLive: r.signedLive,
+  };
+}
+
+/** Several runs of one kind as one result (counts and time added, latencies pooled). */
+function merge(rs: Result[]): Result {
+  return {
+    ok: rs.reduce((n, r) => n + r.ok, 0),
+    errors: rs.reduce((n, r) => n + r.errors, 0),
+    firstError: rs.find((r) => r.firstError)?.firstError,
+    elapsedMs: rs.reduce((n, r) => n + r.elapsedMs, 0),
+    latenciesMs: rs.flatMap((r) => r.latenciesMs),
+    bodies: [],
+    signedLive: rs.reduce((n, r) => n + r.signedLive, 0),
   };
 }
 
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+const load = () => loadavg().map((x) => round(x, 1));
 
-async function seedFleet(store: ProvisioningStore): Promise<{ id: string; pkcs8: Uint8Array }[]> {
-  const devices: { id: string; pkcs8: Uint8Array }[] = [];
-  const rows = [];
+interface Fleet {
+  devices: { id: string; pkcs8: Uint8Array }[];
+  rows: Parameters<ProvisioningStore['seedActiveDevices']>[0];
+}
+
+/** The fleet's keys, made once: both stores get the same devices. */
+function makeFleet(): Fleet {
+  const devices: Fleet['devices'] = [];
+  const rows: Fleet['rows'] = [];
   for (let i = 0; i < FLEET; i++) {
     const key = generateIdentityKey();
     const id = deviceIdForPublicKey(key.publicKey);
@@ -234,17 +313,16 @@ async function seedFleet(store: ProvisioningStore): Promise<{ id: string; pkcs8:
     rows.push({
       id,
       publicKey: Buffer.from(rawPublicKey(key.publicKey)).toString('base64'),
-      roomName: `Room ${i}`,
+      roomName: `Room ${String(i).padStart(6, '0')}`,
       site: `Site ${i % 50}`,
       serial: (0x4000_0000_0000 + i).toString(16),
       certPem: 'seeded',
     });
   }
-  await store.seedActiveDevices(rows, new Date().toISOString());
-  return devices;
+  return { devices, rows };
 }
 
-async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | undefined) {
+async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | undefined, fleet: Fleet) {
   const dataDir = mkdtempSync(join(tmpdir(), `sealroom-bench-prov-${name}-`));
   const store = await openStore({ dataDir, databaseUrl });
   const tokenPath = await ensureBootstrapToken(store, dataDir);
@@ -268,44 +346,87 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
 
+  // The baseline: the same body parsed as JSON and validated as an object, a small JSON reply.
   const bare = Fastify({ logger: false });
-  bare.post('/bare', { schema: { body: { type: 'object' } } }, async () => ({ ok: true }));
+  bare.post('/bare', { schema: { body: { type: 'object' } } }, async () => ({
+    ok: true,
+    serverTime: new Date().toISOString(),
+  }));
   await bare.listen({ host: '127.0.0.1', port: 0 });
   const barePort = (bare.server.address() as { port: number }).port;
+  const gen = new LoadGenerator(fleet.devices);
 
   try {
     let t = performance.now();
-    const devices = await seedFleet(store);
+    await store.seedActiveDevices(fleet.rows, new Date().toISOString());
     console.log(`${name}: seeded ${FLEET} devices in ${Math.round(performance.now() - t)} ms`);
 
-    // Warm-up (JIT, prepared statements, connection pool), not counted.
-    await inWorker({
-      kind: 'heartbeat',
-      port,
-      devices: devices.slice(0, 500),
-      seconds: 0.5,
-      concurrency: CONCURRENCY,
-    });
-    await inWorker({ kind: 'bare', port: barePort, devices: [], seconds: 0.5, concurrency: CONCURRENCY });
+    // Every device once (per-device caches warm, as after one 30 s heartbeat period), then JIT
+    // warm-up of both servers; none of it counted.
+    t = performance.now();
+    const sweep = summarize(await gen.run({ kind: 'sweep', port, concurrency: CONCURRENCY }));
+    console.log(
+      `${name}: first heartbeat of all ${FLEET} devices: ${round(sweep.perSecond, 0)}/s (cold caches), ${sweep.errors} errors${sweep.errors ? ` (${sweep.firstError})` : ''}`,
+    );
+    await app.heartbeats.flush();
+    await gen.run({ kind: 'heartbeat', port, seconds: 0.5, concurrency: CONCURRENCY });
+    await gen.run({ kind: 'bare', port: barePort, seconds: 0.5, concurrency: CONCURRENCY });
 
-    const bareR = summarize(
-      await inWorker({
-        kind: 'bare',
-        port: barePort,
-        devices: [],
-        seconds: SECONDS,
-        concurrency: CONCURRENCY,
+    const loadBefore = load();
+    // Bare and heartbeat phases alternate in ROUNDS short rounds: on a shared box the load swings
+    // within seconds, and alternating exposes both to the same swings.
+    const slice = SECONDS / ROUNDS;
+    const closedBare: Result[] = [];
+    const closedHb: Result[] = [];
+    const pacedBare: Result[] = [];
+    const pacedHb: Result[] = [];
+    const paced = { seconds: slice, concurrency: 64, ratePerSecond: RATE };
+    for (let r = 0; r < ROUNDS; r++) {
+      closedBare.push(
+        await gen.run({ kind: 'bare', port: barePort, seconds: slice, concurrency: CONCURRENCY }),
+      );
+      closedHb.push(
+        await gen.run({
+          kind: 'heartbeat',
+          port,
+          seconds: slice,
+          concurrency: CONCURRENCY,
+          presign: Math.ceil(PRESIGN / ROUNDS),
+        }),
+      );
+      // Latency at a fixed offered load (the target's 1000/s): open loop, at most 64 sockets.
+      pacedBare.push(await gen.run({ kind: 'bare', port: barePort, ...paced }));
+      pacedHb.push(
+        await gen.run({ kind: 'heartbeat', port, ...paced, presign: Math.ceil(RATE * slice * 1.05) }),
+      );
+    }
+    const bareR = summarize(merge(closedBare));
+    const hbR = summarize(merge(closedHb));
+    if (hbR.errors) console.log(`${name}: ${hbR.errors} heartbeat errors, first: ${hbR.firstError}`);
+    const bareP = summarize(merge(pacedBare));
+    const hbP = summarize(merge(pacedHb));
+    if (hbP.errors) console.log(`${name}: ${hbP.errors} paced heartbeat errors, first: ${hbP.firstError}`);
+    await app.heartbeats.flush();
+    const written = await store.db.get<{ n: number }>(
+      'SELECT COUNT(*) AS n FROM devices WHERE last_seen_at IS NOT NULL',
+    );
+
+    // The console's first page of the device list (H-fleet's keyset-paged route), one at a time.
+    const listReq: Req = {
+      method: 'GET',
+      path: '/v1/devices?limit=50',
+      headers: { authorization: `Bearer ${token}` },
+      body: '',
+    };
+    const listR = summarize(
+      await gen.run({
+        kind: 'list',
+        port,
+        requests: Array.from({ length: LIST_REQUESTS }, () => listReq),
+        concurrency: 1,
       }),
     );
-    const hbR = summarize(
-      await inWorker({ kind: 'heartbeat', port, devices, seconds: SECONDS, concurrency: CONCURRENCY }),
-    );
-    if (hbR.errors) console.log(`${name}: ${hbR.errors} heartbeat errors, first: ${hbR.firstError}`);
-    // Latency at a fixed offered load (the target's 1000/s): open loop, at most 64 sockets.
-    const paced = { seconds: SECONDS, concurrency: 64, ratePerSecond: RATE };
-    const bareP = summarize(await inWorker({ kind: 'bare', port: barePort, devices: [], ...paced }));
-    const hbP = summarize(await inWorker({ kind: 'heartbeat', port, devices, ...paced }));
-    if (hbP.errors) console.log(`${name}: ${hbP.errors} paced heartbeat errors, first: ${hbP.firstError}`);
+    if (listR.errors) console.log(`${name}: device list errors ${listR.errors}: ${listR.firstError}`);
 
     // Enrollments: CSRs made beforehand (that is device work), then posted.
     t = performance.now();
@@ -320,7 +441,7 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
         body: JSON.stringify({ csr, softwareVersion: '0.1.0', inventory: { model: 'bench', cores: 4 } }),
       });
     }
-    const enrollRaw = await inWorker({ kind: 'list', port, requests: enrollRequests, concurrency: 4 });
+    const enrollRaw = await gen.run({ kind: 'list', port, requests: enrollRequests, concurrency: 4 });
     const enrollR = summarize(enrollRaw);
     const claims: Req[] = enrollRaw.bodies.map((b, i) => ({
       method: 'POST',
@@ -332,7 +453,7 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
         site: 'Bench',
       }),
     }));
-    const claimR = summarize(await inWorker({ kind: 'list', port, requests: claims, concurrency: 4 }));
+    const claimR = summarize(await gen.run({ kind: 'list', port, requests: claims, concurrency: 4 }));
     if (enrollR.errors || claimR.errors) {
       console.log(
         `${name}: enrollment errors ${enrollR.errors} (${enrollR.firstError}), claim errors ${claimR.errors} (${claimR.firstError})`,
@@ -343,10 +464,13 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
       `${name}: bare fastify route     ${round(bareR.perSecond, 0)} req/s   p50 ${round(bareR.p50)} ms   p99 ${round(bareR.p99)} ms`,
     );
     console.log(
-      `${name}: heartbeats (${FLEET} devices) ${round(hbR.perSecond, 0)} /s   p50 ${round(hbR.p50)} ms   p99 ${round(hbR.p99)} ms   (${round(hbR.perSecond / bareR.perSecond, 3)}× bare)`,
+      `${name}: heartbeats (${FLEET} devices) ${round(hbR.perSecond, 0)} /s   p50 ${round(hbR.p50)} ms   p99 ${round(hbR.p99)} ms   (${round(hbR.perSecond / bareR.perSecond, 3)}× bare; ${hbR.signedLive} signed live)`,
     );
     console.log(
-      `${name}: at ${RATE}/s offered        bare p50 ${round(bareP.p50)} ms p99 ${round(bareP.p99)} ms   heartbeats p50 ${round(hbP.p50)} ms p99 ${round(hbP.p99)} ms (${round(hbP.perSecond, 0)}/s served)`,
+      `${name}: at ${RATE}/s offered        bare p50 ${round(bareP.p50)} ms p99 ${round(bareP.p99)} ms   heartbeats p50 ${round(hbP.p50)} ms p99 ${round(hbP.p99)} ms (${round(hbP.perSecond, 0)}/s served; p99 ${round(hbP.p99 / bareP.p99, 2)}× bare)`,
+    );
+    console.log(
+      `${name}: device list first page p50 ${round(listR.p50)} ms p95 ${round(listR.p95)} ms (${LIST_REQUESTS} requests); devices with last_seen_at: ${written?.n}`,
     );
     console.log(
       `${name}: enrollments            ${round(enrollR.perSecond, 1)} /s   p99 ${round(enrollR.p99)} ms`,
@@ -354,12 +478,20 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
     console.log(
       `${name}: claims (cert issuance) ${round(claimR.perSecond, 1)} /s   p99 ${round(claimR.p99)} ms`,
     );
+    console.log(`${name}: load average ${loadBefore.join(' ')} before, ${load().join(' ')} after`);
     return {
-      heartbeat_p99_ms: round(hbP.p99),
       heartbeats_per_s: round(hbR.perSecond, 0),
+      bare_per_s: round(bareR.perSecond, 0),
       ratio_vs_bare: round(hbR.perSecond / bareR.perSecond, 3),
+      heartbeat_p99_ms: round(hbP.p99),
+      bare_p99_ms: round(bareP.p99),
+      p99_ratio_vs_bare: round(hbP.p99 / bareP.p99, 3),
+      device_list_p95_ms: round(listR.p95),
+      errors: hbR.errors + hbP.errors + listR.errors,
+      load_average: loadBefore,
     };
   } finally {
+    await gen.close();
     await bare.close();
     await app.close();
     await store.close();
@@ -369,18 +501,22 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
 
 async function main() {
   console.log(
-    `provisioning bench: fleet ${FLEET}, ${SECONDS} s per phase, concurrency ${CONCURRENCY}, ${ENROLLMENTS} enrollments (shared 2-core box: figures are noisy)`,
+    `provisioning bench: fleet ${FLEET}, ${SECONDS} s per phase, concurrency ${CONCURRENCY}, ${ENROLLMENTS} enrollments; load average ${load().join(' ')} (2 shared cores: figures are noisy)`,
   );
-  const sqlite = await benchBackend('sqlite', undefined);
+  let t = performance.now();
+  const fleet = makeFleet();
+  console.log(`made ${FLEET} device keys in ${Math.round(performance.now() - t)} ms`);
+  t = performance.now();
+  const sqlite = await benchBackend('sqlite', undefined, fleet);
   const pg = new LocalPostgres();
   let postgres: Awaited<ReturnType<typeof benchBackend>>;
   try {
     await pg.start();
-    postgres = await benchBackend('postgres', await pg.createDatabase());
+    postgres = await benchBackend('postgres', await pg.createDatabase(), fleet);
   } finally {
     await pg.stop();
   }
-  console.log(JSON.stringify({ bench: 'provisioning', sqlite, postgres }));
+  console.log(JSON.stringify({ bench: 'provisioning', fleet: FLEET, sqlite, postgres }));
 }
 
 if (isMainThread) {

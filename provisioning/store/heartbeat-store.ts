@@ -1,0 +1,231 @@
+// SQL of the heartbeat hot path (provisioning/service/heartbeats.ts): reading what a heartbeat
+// reply needs about a device, and writing a batch of buffered heartbeats in one transaction.
+// Plain functions over the portable Db (store.db). A heartbeat is a state report dated by its
+// SIGNED time: a row is written only when that time is newer than devices.last_seen_at, so a
+// replayed or late report never moves a device forward in time (nor overwrites newer health).
+import type { Db, Row, SqlValue } from './db.js';
+
+/** What a heartbeat reply needs about a device (cached per device by the pipeline). */
+export interface DeviceHeartbeatState {
+  status: string;
+  configVersion: number;
+  certNotAfter: string | null;
+  /** devices.pending_actions: queued + sent-unfinished remote actions (H-fleet keeps it). */
+  pendingActions: number;
+}
+
+/** One buffered heartbeat, as written. */
+export interface HeartbeatWrite {
+  deviceId: string;
+  /** ISO time the device signed; becomes devices.last_seen_at when newer. */
+  signedAt: string;
+  /** JSON text of the health object. */
+  health: string;
+  softwareVersion: string;
+  reportedConfigVersion: number;
+  meetingState: string | null;
+}
+
+/** A health_samples row (charts); written only with a heartbeat that was itself written. */
+export interface HealthSampleWrite {
+  deviceId: string;
+  at: string;
+  loadPercent: number | null;
+  temperatureC: number | null;
+  memoryUsed: number | null;
+  memoryTotal: number | null;
+  diskUsed: number | null;
+  diskTotal: number | null;
+}
+
+export interface HeartbeatWriteResult {
+  /** State of every device of the batch that still exists (active or not). */
+  states: Map<string, DeviceHeartbeatState>;
+  /** Devices whose heartbeat was written (active, and the signed time was newer). */
+  written: Set<string>;
+}
+
+const STATE_COLUMNS = 'status, config_version, cert_not_after, pending_actions';
+
+function toState(r: Row): DeviceHeartbeatState {
+  return {
+    status: String(r.status),
+    configVersion: Number(r.config_version),
+    certNotAfter:
+      r.cert_not_after === null || r.cert_not_after === undefined ? null : String(r.cert_not_after),
+    pendingActions: Number(r.pending_actions ?? 0),
+  };
+}
+
+/** The device's key and heartbeat state in one read (the first request of an uncached device). */
+export async function readDeviceKeyAndState(
+  db: Db,
+  deviceId: string,
+): Promise<{ publicKey: string; state: DeviceHeartbeatState } | undefined> {
+  const r = await db.get(`SELECT public_key, ${STATE_COLUMNS} FROM devices WHERE id = ?`, [deviceId]);
+  return r ? { publicKey: String(r.public_key), state: toState(r) } : undefined;
+}
+
+/** Whether a renew-certificate action was sent to the device and has not finished yet. */
+export async function hasSentRenewal(db: Db, deviceId: string): Promise<boolean> {
+  const r = await db.get(
+    "SELECT 1 AS x FROM device_actions WHERE device_id = ? AND kind = 'renew-certificate' AND status = 'sent' LIMIT 1",
+    [deviceId],
+  );
+  return r !== undefined;
+}
+
+/** PostgreSQL: rows per statement (each statement carries its rows as one JSON parameter). */
+const PG_CHUNK = 2000;
+/** SQLite: rows written between two turns of the event loop (a few milliseconds of work at most). */
+const SQLITE_SLICE = 25;
+
+/**
+ * Writes a batch (at most one heartbeat per device) atomically and returns the devices' current
+ * state. SQLite: prepared statements in one transaction (in-process, microseconds each).
+ * PostgreSQL: one statement per chunk — a multi-row UPDATE … FROM the rows, the health samples
+ * INSERT and the state read, as data-modifying CTEs (one round trip).
+ */
+export async function writeHeartbeats(
+  db: Db,
+  heartbeats: HeartbeatWrite[],
+  samples: HealthSampleWrite[],
+): Promise<HeartbeatWriteResult> {
+  const result: HeartbeatWriteResult = { states: new Map(), written: new Set() };
+  if (heartbeats.length === 0) return result;
+  // Same lock order on every instance (two instances flushing the same devices cannot deadlock).
+  const sorted = [...heartbeats].sort((a, b) =>
+    a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0,
+  );
+  if (db.kind === 'postgres') {
+    const run = async (tx: Db) => {
+      for (let i = 0; i < sorted.length; i += PG_CHUNK) {
+        const chunk = sorted.slice(i, i + PG_CHUNK);
+        const ids = new Set(chunk.map((h) => h.deviceId));
+        await writePostgresChunk(
+          tx,
+          chunk,
+          samples.filter((s) => ids.has(s.deviceId)),
+          result,
+        );
+      }
+    };
+    if (sorted.length <= PG_CHUNK)
+      await run(db); // one statement is atomic on its own
+    else await db.transaction(run);
+    return result;
+  }
+  await db.transaction(async (tx) => {
+    let n = 0;
+    for (const h of sorted) {
+      // better-sqlite3 is synchronous: let the event loop answer requests between slices, so a
+      // large batch does not stall every heartbeat in flight (the transaction stays open).
+      if (++n % SQLITE_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
+      const r = await tx.get(
+        `UPDATE devices SET last_seen_at = ?, health = ?, software_version = ?, reported_config_version = ?,
+           meeting_state = ?
+         WHERE id = ? AND status = 'active' AND (last_seen_at IS NULL OR last_seen_at < ?)
+         RETURNING ${STATE_COLUMNS}`,
+        [
+          h.signedAt,
+          h.health,
+          h.softwareVersion,
+          h.reportedConfigVersion,
+          h.meetingState,
+          h.deviceId,
+          h.signedAt,
+        ],
+      );
+      if (r) {
+        result.written.add(h.deviceId);
+        result.states.set(h.deviceId, toState(r));
+        continue;
+      }
+      // Not written: not active (refuse it from now on), gone, or an older report (keep the state).
+      const s = await tx.get(`SELECT ${STATE_COLUMNS} FROM devices WHERE id = ?`, [h.deviceId]);
+      if (s) result.states.set(h.deviceId, toState(s));
+    }
+    for (const s of samples) {
+      if (!result.written.has(s.deviceId)) continue;
+      await tx.run(
+        `INSERT INTO health_samples (device_id, at, load_percent, temperature_c, memory_used, memory_total, disk_used, disk_total)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+        sampleValues(s),
+      );
+    }
+  });
+  return result;
+}
+
+function sampleValues(s: HealthSampleWrite): SqlValue[] {
+  return [
+    s.deviceId,
+    s.at,
+    s.loadPercent,
+    s.temperatureC,
+    s.memoryUsed,
+    s.memoryTotal,
+    s.diskUsed,
+    s.diskTotal,
+  ];
+}
+
+// The rows travel as one JSON parameter (json_to_recordset): the SQL text is constant (one plan,
+// no parameter limit). The final SELECT sees the rows as they were before this statement's UPDATE;
+// the columns it returns are not ones the UPDATE changes. COLLATE "C": ISO times compare bytewise.
+const PG_WRITE = `
+WITH v AS (
+  SELECT * FROM json_to_recordset(?::json)
+    AS x(id text, at text, health text, sv text, rcv integer, ms text)
+), u AS (
+  UPDATE devices d SET last_seen_at = v.at, health = v.health, software_version = v.sv,
+    reported_config_version = v.rcv, meeting_state = v.ms
+  FROM v
+  WHERE d.id = v.id AND d.status = 'active' AND (d.last_seen_at IS NULL OR d.last_seen_at COLLATE "C" < v.at)
+  RETURNING d.id
+), s AS (
+  INSERT INTO health_samples (device_id, at, load_percent, temperature_c, memory_used, memory_total, disk_used, disk_total)
+  SELECT x.id, x.at, x.lp, x.tc, x.mu, x.mt, x.du, x.dt
+  FROM json_to_recordset(?::json)
+    AS x(id text, at text, lp double precision, tc double precision, mu bigint, mt bigint, du bigint, dt bigint)
+  WHERE x.id IN (SELECT id FROM u)
+  ON CONFLICT DO NOTHING
+)
+SELECT d.id, d.status, d.config_version, d.cert_not_after, d.pending_actions,
+  (d.id IN (SELECT id FROM u)) AS written
+FROM devices d JOIN v ON d.id = v.id`;
+
+async function writePostgresChunk(
+  db: Db,
+  chunk: HeartbeatWrite[],
+  samples: HealthSampleWrite[],
+  result: HeartbeatWriteResult,
+): Promise<void> {
+  const rows = JSON.stringify(
+    chunk.map((h) => ({
+      id: h.deviceId,
+      at: h.signedAt,
+      health: h.health,
+      sv: h.softwareVersion,
+      rcv: h.reportedConfigVersion,
+      ms: h.meetingState,
+    })),
+  );
+  const sampleRows = JSON.stringify(
+    samples.map((s) => ({
+      id: s.deviceId,
+      at: s.at,
+      lp: s.loadPercent,
+      tc: s.temperatureC,
+      mu: s.memoryUsed,
+      mt: s.memoryTotal,
+      du: s.diskUsed,
+      dt: s.diskTotal,
+    })),
+  );
+  for (const r of await db.all(PG_WRITE, [rows, sampleRows])) {
+    const id = String(r.id);
+    result.states.set(id, toState(r));
+    if (r.written === true) result.written.add(id);
+  }
+}
