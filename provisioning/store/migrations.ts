@@ -243,6 +243,11 @@ CREATE TABLE alert_deliveries (
   delivered_at TEXT
 );
 CREATE INDEX alert_deliveries_due ON alert_deliveries (status, next_attempt_at);
+CREATE TABLE service_secrets (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
 `,
   },
 ];
