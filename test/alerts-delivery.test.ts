@@ -13,8 +13,6 @@ import fc from 'fast-check';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AlertEngineCore, createAlertEngine } from '../provisioning/alerts/engine.js';
-import { signDeviceRequest } from '../provisioning/device-auth.js';
-import { buildService } from '../provisioning/service/app.js';
 import type { FlushedHeartbeat } from '../provisioning/service/heartbeats.js';
 import {
   acknowledgeIncident,
@@ -24,15 +22,15 @@ import {
   listDeliveries,
 } from '../provisioning/store/alerts-store.js';
 import type { ProvisioningStore } from '../provisioning/store/open.js';
-import { generateAdminToken, hashAdminToken } from '../provisioning/tokens.js';
-import {
-  type CertificateAuthority,
-  createCertificateAuthority,
-  createCsr,
-  deviceIdForPublicKey,
-  generateIdentityKey,
-} from '../src/pki/index.js';
+import { type CertificateAuthority, createCertificateAuthority } from '../src/pki/index.js';
 import { type BackendName, backends, freshStore, PostgresCluster } from './provisioning-backends.js';
+import {
+  enrollAndClaim,
+  seedToken,
+  signedRequest,
+  type TestDevice,
+  testService,
+} from './provisioning-helpers.js';
 
 const cluster = new PostgresCluster();
 beforeAll(() => cluster.start(), 60_000);
@@ -455,30 +453,16 @@ describe.each(backends)('alerts on %s', (backend: BackendName) => {
     let readToken: string;
     let hook: Receiver;
     let clock = Date.now();
-    const key = generateIdentityKey();
-    const deviceId = deviceIdForPublicKey(key.publicKey);
+    let dev: TestDevice;
+    let deviceId: string;
 
     beforeAll(async () => {
-      adminToken = generateAdminToken();
-      readToken = generateAdminToken();
-      for (const [id, token, scope] of [
-        ['al-admin', adminToken, 'admin'],
-        ['al-read', readToken, 'read'],
-      ] as const)
-        await store.createToken({
-          id,
-          name: id,
-          tokenHash: hashAdminToken(token),
-          scope,
-          actor: 'test',
-          now: iso(Date.now()),
-        });
-      app = await buildService({
+      ({ token: adminToken } = await seedToken(store, { name: 'al-admin', scope: 'admin', now: Date.now() }));
+      ({ token: readToken } = await seedToken(store, { name: 'al-read', scope: 'read', now: Date.now() }));
+      app = await testService({
         store,
         ca,
-        org: 'Acme',
         publicUrl: 'https://it.example.org',
-        logger: false,
         heartbeats: { flushIntervalMs: NEVER },
         alerts: {
           retryBackoffMs: [20, 20],
@@ -487,18 +471,8 @@ describe.each(backends)('alerts on %s', (backend: BackendName) => {
           deliveryIntervalMs: NEVER,
         },
       });
-      const csr = await createCsr(key, { deviceId });
-      const enrolled = await app.inject({
-        method: 'POST',
-        url: '/v1/enrollments',
-        payload: { csr, softwareVersion: '1.0.0', inventory: {} },
-      });
-      const claimed = await call('POST', '/v1/claims', adminToken, {
-        activationCode: enrolled.json().activationCode,
-        roomName: 'Boardroom',
-        site: 'Bergen',
-      });
-      expect(claimed.statusCode).toBe(201);
+      dev = await enrollAndClaim(app, adminToken, { roomName: 'Boardroom', site: 'Bergen' });
+      deviceId = dev.deviceId;
     });
     afterAll(async () => {
       await app?.close();
@@ -515,21 +489,10 @@ describe.each(backends)('alerts on %s', (backend: BackendName) => {
     }
     async function heartbeat(health: unknown) {
       clock = Math.max(clock + 1, Date.now());
-      const payload = JSON.stringify({ softwareVersion: '2.0.0', configVersion: 1, health });
-      const path = `/v1/devices/${deviceId}/heartbeat`;
-      const headers = signDeviceRequest({
-        privateKey: key.privateKey,
-        deviceId,
-        method: 'POST',
-        path,
-        body: payload,
-        now: clock,
-      });
-      const res = await app.inject({
-        method: 'POST',
-        url: path,
-        headers: { ...headers, 'content-type': 'application/json' },
-        payload,
+      const res = await signedRequest(app, dev, clock, 'POST', `/v1/devices/${deviceId}/heartbeat`, {
+        softwareVersion: '2.0.0',
+        configVersion: 1,
+        health,
       });
       await app.heartbeats.flush();
       return res;

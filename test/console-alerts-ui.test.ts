@@ -5,9 +5,8 @@
 // deletes targets, retries, saves a profile; hal (helpdesk) sees it all without a change button.
 // Screenshots: test-artifacts/console/{incidents,alerts,profiles}-*.png; axe-core must find nothing.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,12 +18,12 @@ import {
   resolveIncident,
 } from '../provisioning/store/alerts-store.js';
 import { type ConsoleStack, startConsoleStack } from './console/stack.js';
-import { type AxeViolation, launchChromium } from './kiosk-browser.js';
+import { expectAxeClean } from './browser-helpers.js';
+import { collectPageErrors, launchChromium } from './kiosk-browser.js';
 
 const ARTIFACTS = join(findPackageRoot(), 'test-artifacts', 'console');
 const DESKTOP = { width: 1440, height: 900 };
 const AXE = { type: 'tag' as const, values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] };
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 let stack: ConsoleStack;
 let browser: Browser;
@@ -141,35 +140,14 @@ async function signedInPage(user: string, hash: string) {
   contexts.push(context);
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: stack.url });
   const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (err) => errors.push(err.message));
-  page.on('console', (msg) => {
-    // A refused request logs its 4xx in Chromium's console: the tests provoke some on purpose.
-    if (msg.type() === 'error' && !/status of 4\d\d/.test(msg.text())) errors.push(msg.text());
-  });
+  // A refused request logs its 4xx in Chromium's console: the tests provoke some on purpose.
+  const errors = collectPageErrors(page, /status of 4\d\d/);
   await stack.signInConsole(page, user, `/console/${hash}`);
   sessions.set(user, { page, errors });
   return { page, errors };
 }
 
-/** axe-core evaluated over the DevTools protocol: the console's CSP refuses injected <script>. */
-async function axeClean(page: Page): Promise<void> {
-  await page.evaluate(`${AXE_SOURCE}\n;window.axe = axe;`);
-  const violations = await page.evaluate(async (only) => {
-    const axe = (window as unknown as { axe: { run: (ctx: Document, opts: unknown) => Promise<unknown> } })
-      .axe;
-    const result = (await axe.run(document, { runOnly: only, resultTypes: ['violations'] })) as {
-      violations: AxeViolation[];
-    };
-    return result.violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      nodes: v.nodes.map((n) => ({ target: n.target, failureSummary: n.failureSummary })),
-    }));
-  }, AXE);
-  expect(violations, JSON.stringify(violations, null, 2)).toEqual([]);
-}
+const axeClean = (page: Page) => expectAxeClean(page, page.url(), AXE);
 
 const row = (page: Page, id: string) => page.locator(`tr[data-incident="${id}"]`);
 

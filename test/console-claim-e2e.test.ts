@@ -4,8 +4,7 @@
 // Chromium, sign in as ivy at the dev IdP, choose the site and room, claim — and the daemon's state
 // and its screen reach idle within seconds. Then the attacker's and the helpdesk's side of the page.
 // Screenshots: test-artifacts/console/claim-phone-*.png; axe-core must find nothing.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -15,7 +14,8 @@ import { findPackageRoot } from '../device/kiosk/ui-dir.js';
 import { hashActivationCode } from '../provisioning/activation-code.js';
 import { silentLogger } from '../src/util/log.js';
 import { type ConsoleStack, startConsoleStack } from './console/stack.js';
-import { type AxeViolation, buildKioskUi, launchChromium } from './kiosk-browser.js';
+import { expectAxeClean } from './browser-helpers.js';
+import { buildKioskUi, collectPageErrors, decodeQrImage, launchChromium } from './kiosk-browser.js';
 
 const ARTIFACTS = join(findPackageRoot(), 'test-artifacts', 'console');
 const PHONE = { width: 390, height: 844 };
@@ -53,12 +53,8 @@ async function newPage(viewport: { width: number; height: number }, phone: boole
   });
   contexts.push(context);
   const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (err) => errors.push(err.message));
-  page.on('console', (msg) => {
-    // A refused claim logs its 4xx as a console error in Chromium: that is the page working.
-    if (msg.type() === 'error' && !/status of 4\d\d/.test(msg.text())) errors.push(msg.text());
-  });
+  // A refused claim logs its 4xx as a console error in Chromium: that is the page working.
+  const errors = collectPageErrors(page, /status of 4\d\d/);
   return { page, errors };
 }
 
@@ -70,36 +66,7 @@ async function signInAtIdp(page: Page, user: string): Promise<void> {
   await page.click('button[type="submit"]');
 }
 
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-/**
- * axe-core on a page under the console's CSP (script-src 'self' refuses an injected <script>):
- * evaluated through the DevTools protocol instead, which the page's CSP does not govern.
- */
-async function runAxeUnderCsp(
-  page: Page,
-  runOnly: { type: 'tag' | 'rule'; values: string[] },
-): Promise<AxeViolation[]> {
-  await page.evaluate(`${AXE_SOURCE}\n;window.axe = axe;`);
-  return page.evaluate(async (only) => {
-    const axe = (window as unknown as { axe: { run: (ctx: Document, opts: unknown) => Promise<unknown> } })
-      .axe;
-    const result = (await axe.run(document, { runOnly: only, resultTypes: ['violations'] })) as {
-      violations: AxeViolation[];
-    };
-    return result.violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      nodes: v.nodes.map((n) => ({ target: n.target, failureSummary: n.failureSummary })),
-    }));
-  }, runOnly);
-}
-
-async function axeClean(page: Page): Promise<void> {
-  const violations = await runAxeUnderCsp(page, AXE);
-  expect(violations, JSON.stringify(violations, null, 2)).toEqual([]);
-}
+const axeClean = (page: Page) => expectAxeClean(page, page.url(), AXE);
 
 /** Nothing wider than the phone: no sideways scrolling on the claim page. */
 async function fitsWidth(page: Page): Promise<void> {
@@ -141,21 +108,7 @@ describe('claim from a phone, from the QR code on the room screen', () => {
     });
     await page.screenshot({ path: join(ARTIFACTS, 'claim-phone-0-room-screen.png') });
     // Decoded from the picture the screen drew, by a reader we did not write.
-    await page.addScriptTag({ path: createRequire(import.meta.url).resolve('jsqr/dist/jsQR.js') });
-    claimUrl =
-      (await page.evaluate(() => {
-        const img = document.querySelector<HTMLImageElement>('[data-testid=claim-qr]')!;
-        const canvas = document.createElement('canvas');
-        canvas.width = img.width;
-        canvas.height = img.height;
-        const ctx = canvas.getContext('2d')!;
-        ctx.drawImage(img, 0, 0, img.width, img.height);
-        const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
-        type Reader = (d: Uint8ClampedArray, w: number, h: number) => { data: string } | null;
-        const lib = (window as unknown as { jsQR: Reader | { default: Reader } }).jsQR;
-        const read = typeof lib === 'function' ? lib : lib.default;
-        return read(pixels.data, pixels.width, pixels.height)?.data ?? null;
-      })) ?? '';
+    claimUrl = (await decodeQrImage(page, '[data-testid=claim-qr]')) ?? '';
     expect(claimUrl).toBe(enrollment.claimUrl);
     expect(errors).toEqual([]);
   }, 40_000);

@@ -4,8 +4,7 @@
 // no CSP violation (Chart.js included), server-side paging, the helpdesk's read-only view, the
 // typed confirmation before revoking, and the sign-in redirect keeping the page asked for.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -13,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findPackageRoot } from '../device/kiosk/ui-dir.js';
 import { recordActionResult, takeQueuedActions } from '../provisioning/store/fleet-store.js';
 import { type ConsoleStack, startConsoleStack } from './console/stack.js';
+import { expectAxeClean } from './browser-helpers.js';
 import { launchChromium } from './kiosk-browser.js';
 
 const ARTIFACTS = join(findPackageRoot(), 'test-artifacts', 'console');
@@ -165,23 +165,7 @@ async function open(user: string, hash: string, size = DESKTOP, fakeClock = fals
   return { page, problems };
 }
 
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-/** axe-core (WCAG 2 A/AA), injected through devtools (the CSP rightly refuses inline scripts). */
-async function axeClean(page: Page, label: string): Promise<void> {
-  await page.evaluate(AXE_SOURCE);
-  const violations = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(ctx: Document, o: unknown): Promise<unknown> } }).axe;
-    const r = (await axe.run(document, {
-      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] },
-      resultTypes: ['violations'],
-    })) as { violations: { id: string; help: string; nodes: { target: string[] }[] }[] };
-    return r.violations;
-  });
-  expect(
-    violations.map((v) => `${label}: ${v.id} ${v.help} ${JSON.stringify(v.nodes.map((n) => n.target))}`),
-  ).toEqual([]);
-}
+const axeClean = (page: Page, label: string) => expectAxeClean(page, label);
 
 const rowRooms = (page: Page) =>
   page.$$eval('table.devices tbody tr .room-link', (els) => els.map((e) => e.textContent ?? ''));

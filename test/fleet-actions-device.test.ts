@@ -3,7 +3,6 @@
 // them once and reports: a log bundle to download (gzip, the daemon's log, no secret), a renewed
 // certificate (new serial), a restart reported before the daemon restarts.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -27,15 +26,7 @@ import { EnrollmentRunner } from '../device/enrollment/runner.js';
 import { createCertificateAuthority } from '../src/pki/index.js';
 import { silentLogger } from '../src/util/log.js';
 import { createPinnedFetch } from '../src/util/pinned-fetch.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
+import { freePort } from './provisioning-helpers.js';
 
 async function until<T>(
   f: () => T | undefined | Promise<T | undefined>,

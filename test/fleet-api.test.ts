@@ -6,17 +6,8 @@
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signDeviceRequest } from '../provisioning/device-auth.js';
-import { buildService } from '../provisioning/service/app.js';
 import type { ProvisioningStore } from '../provisioning/store/open.js';
-import { generateAdminToken, hashAdminToken } from '../provisioning/tokens.js';
-import {
-  type CertificateAuthority,
-  createCertificateAuthority,
-  createCsr,
-  deviceIdForPublicKey,
-  generateIdentityKey,
-} from '../src/pki/index.js';
+import { type CertificateAuthority, createCertificateAuthority } from '../src/pki/index.js';
 import {
   type ConsoleSession,
   type ConsoleStack,
@@ -24,6 +15,15 @@ import {
   startConsoleStack,
 } from './console/stack.js';
 import { type BackendName, backends, freshStore, PostgresCluster } from './provisioning-backends.js';
+import {
+  bearer,
+  enrollAndClaim,
+  OPEN_LIMITS,
+  seedToken,
+  signedRequest,
+  type TestDevice,
+  testService,
+} from './provisioning-helpers.js';
 
 const cluster = new PostgresCluster();
 beforeAll(() => cluster.start(), 60_000);
@@ -31,8 +31,6 @@ afterAll(() => cluster.stop());
 
 const T0 = Date.parse('2026-05-04T09:00:00.000Z');
 const MiB = 1024 * 1024;
-
-type Dev = { key: ReturnType<typeof generateIdentityKey>; deviceId: string };
 
 describe.each(backends)('fleet API on %s', (backend: BackendName) => {
   let ca: CertificateAuthority;
@@ -42,34 +40,17 @@ describe.each(backends)('fleet API on %s', (backend: BackendName) => {
   const clock = { t: T0 };
   let admin: string;
   let viewer: string;
-  let alpha: Dev;
-  let beta: Dev;
-  let gamma: Dev;
+  let alpha: TestDevice;
+  let beta: TestDevice;
+  let gamma: TestDevice;
 
-  const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
   const get = (url: string, token = admin) => app.inject({ method: 'GET', url, headers: bearer(token) });
   const send = (method: 'POST' | 'PUT', url: string, payload: unknown, token = admin) =>
     app.inject({ method, url, headers: bearer(token), payload: payload as object });
+  const signed = (dev: TestDevice, method: 'GET' | 'POST', path: string, payload?: unknown, body?: string) =>
+    signedRequest(app, dev, clock.t, method, path, payload, body);
 
-  function signed(dev: Dev, method: 'GET' | 'POST', path: string, payload?: unknown, body?: string) {
-    const raw = body ?? (payload === undefined ? '' : JSON.stringify(payload));
-    const headers = signDeviceRequest({
-      privateKey: dev.key.privateKey,
-      deviceId: dev.deviceId,
-      method,
-      path,
-      body: raw,
-      now: clock.t,
-    });
-    return app.inject({
-      method,
-      url: path,
-      headers: { ...headers, ...(raw ? { 'content-type': 'application/json' } : {}) },
-      ...(raw ? { payload: raw } : {}),
-    });
-  }
-
-  async function heartbeat(dev: Dev, health: Record<string, unknown>, configVersion: number) {
+  async function heartbeat(dev: TestDevice, health: Record<string, unknown>, configVersion: number) {
     const r = await signed(dev, 'POST', `/v1/devices/${dev.deviceId}/heartbeat`, {
       softwareVersion: '2.1.0',
       configVersion,
@@ -85,54 +66,22 @@ describe.each(backends)('fleet API on %s', (backend: BackendName) => {
     };
   }
 
-  async function claimDevice(roomName: string, site: string, config?: Record<string, unknown>): Promise<Dev> {
-    const key = generateIdentityKey();
-    const deviceId = deviceIdForPublicKey(key.publicKey);
-    const csr = await createCsr(key, { deviceId });
-    const enrolled = await app.inject({
-      method: 'POST',
-      url: '/v1/enrollments',
-      payload: { csr, softwareVersion: '2.0.0', inventory: {} },
-    });
-    expect(enrolled.statusCode).toBe(201);
-    const claimed = await send('POST', '/v1/claims', {
-      activationCode: enrolled.json().activationCode,
-      roomName,
-      site,
-      ...(config ? { config } : {}),
-    });
-    expect(claimed.statusCode, claimed.body).toBe(201);
-    return { key, deviceId };
-  }
+  const claimDevice = (
+    roomName: string,
+    site: string,
+    config?: Record<string, unknown>,
+  ): Promise<TestDevice> =>
+    enrollAndClaim(app, admin, { roomName, site, softwareVersion: '2.0.0', ...(config ? { config } : {}) });
 
-  async function token(name: string, scope: 'read' | 'admin') {
-    const t = generateAdminToken();
-    await store.createToken({
-      id: name,
-      name,
-      tokenHash: hashAdminToken(t),
-      scope,
-      actor: 'test',
-      now: new Date(T0).toISOString(),
-      expiresAt: new Date(T0 + 300 * 86_400_000).toISOString(),
-    });
-    return t;
-  }
+  const token = async (name: string, scope: 'read' | 'admin') =>
+    (await seedToken(store, { name, scope, now: T0, expiresAt: T0 + 300 * 86_400_000 })).token;
 
   beforeAll(async () => {
     ca = await createCertificateAuthority({ commonName: 'Acme CA', org: 'Acme', validityDays: 3650 });
     const fresh = await freshStore(backend, cluster);
     store = fresh.store;
     cleanup = fresh.cleanup;
-    app = await buildService({
-      store,
-      ca,
-      org: 'Acme',
-      publicUrl: 'https://prov.test',
-      logger: false,
-      now: () => new Date(clock.t),
-      rateLimits: { enrollmentsPerMinute: 1e6, claimsPerMinute: 1e6 },
-    });
+    app = await testService({ store, ca, now: () => new Date(clock.t), rateLimits: OPEN_LIMITS });
     admin = await token('root', 'admin');
     viewer = await token('viewer', 'read');
     alpha = await claimDevice('Alpha', 'Berlin');
@@ -354,8 +303,9 @@ describe.each(backends)('fleet API on %s', (backend: BackendName) => {
   });
 
   it('site profiles merge under device overrides; config_version rises only where the result changed', async () => {
-    const version = async (d: Dev) => (await get(`/v1/devices/${d.deviceId}`)).json().configVersion as number;
-    const config = async (d: Dev) => (await get(`/v1/devices/${d.deviceId}`)).json().config;
+    const version = async (d: TestDevice) =>
+      (await get(`/v1/devices/${d.deviceId}`)).json().configVersion as number;
+    const config = async (d: TestDevice) => (await get(`/v1/devices/${d.deviceId}`)).json().config;
     expect([await version(alpha), await version(beta), await version(gamma)]).toEqual([1, 1, 1]);
 
     // Changes need admin scope; reads do not; no token at all is 401.
@@ -461,7 +411,7 @@ describe.each(backends)('fleet API on %s', (backend: BackendName) => {
   });
 
   it('actions: queued, sent once in a heartbeat, results with a log bundle; hostile results refused', async () => {
-    const path = (d: Dev) => `/v1/devices/${d.deviceId}/actions`;
+    const path = (d: TestDevice) => `/v1/devices/${d.deviceId}/actions`;
     expect((await send('POST', path(alpha), { kind: 'restart' }, viewer)).statusCode).toBe(403);
     expect((await send('POST', path(alpha), { kind: 'format-disk' })).statusCode).toBe(400);
     const logs = await send('POST', path(alpha), { kind: 'collect-logs' });
@@ -487,7 +437,7 @@ describe.each(backends)('fleet API on %s', (backend: BackendName) => {
     const listed = (await get(path(alpha), viewer)).json().items as { id: string; status: string }[];
     expect(listed.map((a) => a.status)).toEqual(['sent', 'sent']);
 
-    const resultPath = (d: Dev, id: string) => `/v1/devices/${d.deviceId}/actions/${id}/result`;
+    const resultPath = (d: TestDevice, id: string) => `/v1/devices/${d.deviceId}/actions/${id}/result`;
     // Another device: with its own id in the path the action is not found; with alpha's, the signature is refused.
     const other = await signed(gamma, 'POST', resultPath(gamma, logs.json().id), { status: 'done' });
     expect(other.statusCode).toBe(404);

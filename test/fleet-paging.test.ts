@@ -4,11 +4,10 @@
 // and the first page's time is printed (the figure the issue asks for; not asserted here).
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildService } from '../provisioning/service/app.js';
 import type { ProvisioningStore } from '../provisioning/store/open.js';
-import { generateAdminToken, hashAdminToken } from '../provisioning/tokens.js';
 import { type CertificateAuthority, createCertificateAuthority } from '../src/pki/index.js';
 import { type BackendName, backends, freshStore, PostgresCluster } from './provisioning-backends.js';
+import { bearer, seedToken, testService } from './provisioning-helpers.js';
 
 const cluster = new PostgresCluster();
 beforeAll(() => cluster.start(), 60_000);
@@ -129,23 +128,8 @@ describe.each(backends)('fleet paging over 100 000 devices on %s', (backend: Bac
     const t = Date.now();
     await seed(store, rows);
     console.log(`[fleet-paging] ${backend}: seeded ${FLEET} devices in ${Date.now() - t} ms`);
-    token = generateAdminToken();
-    await store.createToken({
-      id: 'pager',
-      name: 'pager',
-      tokenHash: hashAdminToken(token),
-      scope: 'read',
-      actor: 'test',
-      now: new Date(NOW).toISOString(),
-    });
-    app = await buildService({
-      store,
-      ca,
-      org: 'Acme',
-      publicUrl: 'https://prov.test',
-      logger: false,
-      now: () => new Date(NOW),
-    });
+    ({ token } = await seedToken(store, { name: 'pager', scope: 'read', now: NOW }));
+    app = await testService({ store, ca, now: () => new Date(NOW) });
   }, 120_000);
   afterAll(async () => {
     await app?.close();
@@ -156,7 +140,7 @@ describe.each(backends)('fleet paging over 100 000 devices on %s', (backend: Bac
     const r = await app.inject({
       method: 'GET',
       url: `/v1/devices?${query}`,
-      headers: { authorization: `Bearer ${token}` },
+      headers: bearer(token),
     });
     expect(r.statusCode, r.body).toBe(200);
     return r.json() as {
@@ -315,7 +299,7 @@ describe.each(backends)('fleet paging over 100 000 devices on %s', (backend: Bac
       const r = await app.inject({
         method: 'GET',
         url: `/v1/devices?site=Site%201&cursor=${encodeURIComponent(cursor)}`,
-        headers: { authorization: `Bearer ${token}` },
+        headers: bearer(token),
       });
       expect(r.statusCode, cursor).toBe(400);
     }
@@ -323,7 +307,7 @@ describe.each(backends)('fleet paging over 100 000 devices on %s', (backend: Bac
     const other = await app.inject({
       method: 'GET',
       url: `/v1/devices?site=Site%202&cursor=${c}`,
-      headers: { authorization: `Bearer ${token}` },
+      headers: bearer(token),
     });
     expect(other.statusCode).toBe(400);
     expect(other.json()).toMatchObject({ error: 'bad-cursor' });

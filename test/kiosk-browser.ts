@@ -1,7 +1,8 @@
 // Headless Debian Chromium for kiosk tests and the kiosk benchmark (never a downloaded browser), and
-// in-page checks shared by them: layout overflow, digit sizes, axe-core.
+// in-page checks shared by them and the console and web tests: layout overflow, digit sizes, axe-core,
+// page errors, QR codes.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,22 +150,27 @@ export interface AxeViolation {
   nodes: { target: string[]; failureSummary?: string }[];
 }
 
-/** Runs axe-core (injected from node_modules) on the page, limited to the given rule tags or ids. */
+let axeSource: string | undefined;
+
+/** WCAG 2 A and AA: the rule set most pages are held to. */
+export const WCAG2_AA = { type: 'tag' as const, values: ['wcag2a', 'wcag2aa'] };
+
+/**
+ * Runs axe-core (from node_modules) on the page, limited to the given rule tags or ids. Evaluated
+ * over the DevTools protocol rather than added as a <script>: pages with a strict CSP (the console,
+ * the web participant) rightly refuse an injected script, and the protocol is not governed by it.
+ */
 export async function runAxe(
   page: Page,
   runOnly: { type: 'tag' | 'rule'; values: string[] },
 ): Promise<AxeViolation[]> {
-  await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
+  axeSource ??= readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+  await page.evaluate(axeSource);
   return page.evaluate(async (only) => {
     const axe = (window as unknown as { axe: { run: (ctx: Document, opts: unknown) => Promise<unknown> } })
       .axe;
     const result = (await axe.run(document, { runOnly: only, resultTypes: ['violations'] })) as {
-      violations: {
-        id: string;
-        impact: string | null;
-        help: string;
-        nodes: { target: string[]; failureSummary?: string }[];
-      }[];
+      violations: AxeViolation[];
     };
     return result.violations.map((v) => ({
       id: v.id,
@@ -173,4 +179,32 @@ export async function runAxe(
       nodes: v.nodes.map((n) => ({ target: n.target, failureSummary: n.failureSummary })),
     }));
   }, runOnly);
+}
+
+/** Collects the page's uncaught errors and console errors (those matching `ignore` aside) into a list. */
+export function collectPageErrors(page: Page, ignore?: RegExp): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !ignore?.test(msg.text())) errors.push(msg.text());
+  });
+  return errors;
+}
+
+/** Decodes the QR code drawn by the <img> at `selector` with jsQR (a reader we did not write). */
+export async function decodeQrImage(page: Page, selector: string): Promise<string | null> {
+  await page.addScriptTag({ path: require.resolve('jsqr/dist/jsQR.js') });
+  return page.evaluate((sel) => {
+    const img = document.querySelector<HTMLImageElement>(sel)!;
+    const canvas = document.createElement('canvas');
+    canvas.width = img.width;
+    canvas.height = img.height;
+    const ctx = canvas.getContext('2d')!;
+    ctx.drawImage(img, 0, 0, img.width, img.height);
+    const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    type Reader = (d: Uint8ClampedArray, w: number, h: number) => { data: string } | null;
+    const lib = (window as unknown as { jsQR: Reader | { default: Reader } }).jsQR;
+    const read = typeof lib === 'function' ? lib : lib.default;
+    return read(pixels.data, pixels.width, pixels.height)?.data ?? null;
+  }, selector);
 }

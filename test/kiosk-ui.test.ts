@@ -3,14 +3,21 @@
 // resolutions (screenshots in test-artifacts/kiosk/) and colour contrast with axe-core.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { initialState, StateStore, type VerifiedIdentity } from '../device/daemon/state.js';
 import { type ControlServer, createControlServer } from '../device/kiosk/control-server.js';
 import { findPackageRoot } from '../device/kiosk/ui-dir.js';
 import { silentLogger } from '../src/util/log.js';
-import { buildKioskUi, digitInkHeights, findOverflows, launchChromium, runAxe } from './kiosk-browser.js';
+import {
+  buildKioskUi,
+  collectPageErrors,
+  decodeQrImage,
+  digitInkHeights,
+  findOverflows,
+  launchChromium,
+  runAxe,
+} from './kiosk-browser.js';
 import { RoomDouble, randomSecurityCode, SELF } from './kiosk-room-double.js';
 
 const ARTIFACTS = join(findPackageRoot(), 'test-artifacts', 'kiosk');
@@ -95,11 +102,7 @@ function toEnrolling(store: StateStore): void {
 async function openPage(server: ControlServer, size = { width: 1920, height: 1080 }) {
   const context = await browser.newContext({ viewport: size, hasTouch: true });
   const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (err) => errors.push(err.message));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
+  const errors = collectPageErrors(page);
   await page.goto(server.url);
   await page.waitForSelector('[data-screen]');
   return { context, page, errors };
@@ -160,20 +163,7 @@ describe('kiosk screens', () => {
     const box = await qr.boundingBox();
     expect(box!.height).toBeGreaterThan(1080 * 0.4);
     // The code as drawn on the wall decodes (jsQR, a reader we did not write) to the claim URL.
-    await page.addScriptTag({ path: createRequire(import.meta.url).resolve('jsqr/dist/jsQR.js') });
-    const decoded = await page.evaluate(() => {
-      const img = document.querySelector<HTMLImageElement>('[data-testid=claim-qr]')!;
-      const canvas = document.createElement('canvas');
-      canvas.width = img.width;
-      canvas.height = img.height;
-      const ctx = canvas.getContext('2d')!;
-      ctx.drawImage(img, 0, 0, img.width, img.height);
-      const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
-      type Reader = (d: Uint8ClampedArray, w: number, h: number) => { data: string } | null;
-      const lib = (window as unknown as { jsQR: Reader | { default: Reader } }).jsQR;
-      const read = typeof lib === 'function' ? lib : lib.default;
-      return read(pixels.data, pixels.width, pixels.height)?.data ?? null;
-    });
+    const decoded = await decodeQrImage(page, '[data-testid=claim-qr]');
     expect(decoded).toBe(store.get().enrollment!.claimUrl);
     const codeHeight = (await page.locator('[data-testid=activation-code]').boundingBox())!.height;
     expect(codeHeight).toBeGreaterThan(1080 * 0.08);

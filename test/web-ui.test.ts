@@ -10,8 +10,7 @@
 // relay are in test/web-ui-signin.test.ts and H5's test/people-meeting.test.ts.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -21,6 +20,7 @@ import { findPackageRoot } from '../device/kiosk/ui-dir.js';
 import { registerJoinRoutes } from '../provisioning/service/routes-join.js';
 import type { E2eeToPage, MeetingView, TransformStats } from '../src/web/shared/messages.js';
 import { CHROMIUM_ARGS } from './browser/chromium.js';
+import { expectAxeClean } from './browser-helpers.js';
 import { findOverflows, HEADLESS_ARGS, launchChromium } from './kiosk-browser.js';
 
 const root = findPackageRoot();
@@ -214,23 +214,7 @@ async function codeOnScreen(page: Page): Promise<string> {
   return groups.join(' ');
 }
 
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-/** axe-core (WCAG 2 A/AA). Injected through devtools: the page's CSP rightly refuses an inline script tag. */
-async function axeClean(page: Page, label: string): Promise<void> {
-  await page.evaluate(AXE_SOURCE);
-  const violations = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(ctx: Document, o: unknown): Promise<unknown> } }).axe;
-    const r = (await axe.run(document, {
-      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] },
-      resultTypes: ['violations'],
-    })) as { violations: { id: string; help: string; nodes: { target: string[] }[] }[] };
-    return r.violations;
-  });
-  expect(
-    violations.map((v) => `${label}: ${v.id} ${v.help} ${JSON.stringify(v.nodes.map((n) => n.target))}`),
-  ).toEqual([]);
-}
+const axeClean = (page: Page, label: string) => expectAxeClean(page, label);
 
 describe('web participant page', () => {
   it('sign-in screen: says which meeting, refuses with clear messages', async () => {

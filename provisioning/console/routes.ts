@@ -7,14 +7,13 @@
 // stored under the hash of state+browser binding (a short-lived cookie set by /login), taken once at
 // the callback: a replayed or foreign callback finds nothing. The ID token's signature, issuer,
 // audience, expiry and nonce are checked by openid-client; the role comes from its groups claim.
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as oidc from 'openid-client';
 import { findPackageRoot } from '../../device/kiosk/ui-dir.js';
 import { httpError, type ResolvedOptions, type ServiceOptions } from '../service/app.js';
 import type { ConsoleRole } from '../service/principal.js';
+import { serveBuiltPage } from '../service/static-page.js';
 import {
   insertLogin,
   insertSession,
@@ -380,33 +379,15 @@ export async function registerConsole(
 
 async function registerStatic(app: FastifyInstance, dir: string): Promise<void> {
   const headers = { ...PAGE_HEADERS, 'content-security-policy': CONSOLE_CSP };
-  if (!existsSync(join(dir, 'index.html'))) {
-    app.log.warn({ dir }, 'IT console not built; run `node scripts/build-console.mjs`');
-    app.get('/console/', { schema: { hide: true } }, async (_req, reply) =>
-      reply
-        .code(503)
-        .headers({ ...headers, 'cache-control': 'no-store' })
-        .type('text/plain; charset=utf-8')
-        .send('The IT console is not built. Run: node scripts/build-console.mjs'),
-    );
-    return;
-  }
-  await app.register(fastifyStatic, {
-    root: dir,
-    prefix: '/console/',
-    index: 'index.html',
-    wildcard: false,
-    redirect: true,
-    decorateReply: false,
-    cacheControl: false,
-    schemaHide: true,
-    setHeaders(res, path) {
-      for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-      // index.html always afresh (a fixed console reaches everyone on the next load); the bundle
-      // revalidates by ETag.
-      res.setHeader('cache-control', path.endsWith('.html') ? 'no-store' : 'no-cache');
-    },
-  });
+  if (await serveBuiltPage(app, { dir, prefix: '/console/', headers })) return;
+  app.log.warn({ dir }, 'IT console not built; run `node scripts/build-console.mjs`');
+  app.get('/console/', { schema: { hide: true } }, async (_req, reply) =>
+    reply
+      .code(503)
+      .headers({ ...headers, 'cache-control': 'no-store' })
+      .type('text/plain; charset=utf-8')
+      .send('The IT console is not built. Run: node scripts/build-console.mjs'),
+  );
 }
 
 /**

@@ -310,6 +310,47 @@ export interface HeadlessSignIn {
   nonce: string;
 }
 
+type BrowserRequest = (url: string, init?: RequestInit) => Promise<Response>;
+
+/**
+ * fetch as a browser on one loopback host: redirects not followed, cookies kept in `jar` (one jar is
+ * enough), an expired or emptied cookie deleted (sign-out); every URL asked for is added to `hops`.
+ */
+function browserFetch(jar: Map<string, string>, hops: string[] = []): BrowserRequest {
+  return async (url, init = {}) => {
+    hops.push(url);
+    const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await fetch(url, {
+      ...init,
+      redirect: 'manual',
+      headers: { ...(init.headers as Record<string, string>), ...(cookie ? { cookie } : {}) },
+    });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const eq = pair?.indexOf('=') ?? -1;
+      if (!pair || eq <= 0) continue;
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      if (value === '' || /;\s*max-age=0/i.test(c) || /expires=Thu, 01 Jan 1970/i.test(c)) jar.delete(name);
+      else jar.set(name, value);
+    }
+    return res;
+  };
+}
+
+/** Submits this provider's login form (fields `login` and `password`) to `url`. */
+function postLogin(
+  request: BrowserRequest,
+  url: string,
+  who: { user: string; password?: string },
+): Promise<Response> {
+  return request(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ login: who.user, password: who.password ?? 'demo' }).toString(),
+  });
+}
+
 /**
  * Signs in over HTTP as a browser would — authorization request with PKCE S256, the login form,
  * the redirect back with the code, the token request — and returns the ID token. Works against any
@@ -336,21 +377,7 @@ export async function signInHeadless(o: HeadlessSignIn): Promise<string> {
   }))
     auth.searchParams.set(k, v);
 
-  const jar = new Map<string, string>();
-  const request = async (url: string, init: RequestInit = {}): Promise<Response> => {
-    const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    const res = await fetch(url, {
-      ...init,
-      redirect: 'manual',
-      headers: { ...(init.headers as Record<string, string>), ...(cookie ? { cookie } : {}) },
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair?.indexOf('=') ?? -1;
-      if (pair && eq > 0) jar.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
-    }
-    return res;
-  };
+  const request = browserFetch(new Map());
 
   let url = auth.toString();
   let res = await request(url);
@@ -398,11 +425,7 @@ export async function signInHeadless(o: HeadlessSignIn): Promise<string> {
       throw new Error(`sign-in: unexpected page (${res.status}): ${html.slice(0, 200)}`);
     if (/role="alert"/.test(html)) throw new Error('sign-in refused: unknown user or wrong password');
     url = new URL(action.replace(/&amp;/g, '&'), url).toString();
-    res = await request(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ login: o.user, password: o.password ?? 'demo' }).toString(),
-    });
+    res = await postLogin(request, url, o);
   }
   throw new Error('sign-in: too many redirects');
 }
@@ -440,26 +463,7 @@ export interface RedirectSignInResult {
 export async function followSignInRedirects(o: RedirectSignIn): Promise<RedirectSignInResult> {
   const jar = o.jar ?? new Map<string, string>();
   const hops: string[] = [];
-  const request = async (url: string, init: RequestInit = {}): Promise<Response> => {
-    hops.push(url);
-    const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    const res = await fetch(url, {
-      ...init,
-      redirect: 'manual',
-      headers: { ...(init.headers as Record<string, string>), ...(cookie ? { cookie } : {}) },
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair?.indexOf('=') ?? -1;
-      if (!pair || eq <= 0) continue;
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      // An expired or emptied cookie is a deletion (sign-out).
-      if (value === '' || /;\s*max-age=0/i.test(c) || /expires=Thu, 01 Jan 1970/i.test(c)) jar.delete(name);
-      else jar.set(name, value);
-    }
-    return res;
-  };
+  const request = browserFetch(jar, hops);
   let url = o.startUrl;
   let res = await request(url);
   let posted = false;
@@ -479,11 +483,7 @@ export async function followSignInRedirects(o: RedirectSignIn): Promise<Redirect
       throw new Error('sign-in refused: unknown user or wrong password');
     posted = true;
     url = new URL(action.replace(/&amp;/g, '&'), url).toString();
-    res = await request(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ login: o.user, password: o.password ?? 'demo' }).toString(),
-    });
+    res = await postLogin(request, url, o);
   }
   throw new Error('sign-in: too many redirects');
 }

@@ -3,11 +3,10 @@
 // origin and nowhere else: a strict Content-Security-Policy (scripts and workers only from here, no
 // inline script, no eval), connections only to this origin, the identity provider and the
 // configured relays; index.html is never cached, so a fixed page reaches everyone on the next load.
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import { findPackageRoot } from '../../device/kiosk/ui-dir.js';
+import { serveBuiltPage } from './static-page.js';
 
 export interface WebOptions {
   /** The built page; default <package>/dist/web (or $SEALROOM_WEB_DIR). */
@@ -101,30 +100,12 @@ export async function registerJoinRoutes(app: FastifyInstance, options: JoinServ
     reply.headers({ ...headers, 'cache-control': 'no-store' }).send({ relayUrls }),
   );
 
-  if (!existsSync(join(dir, 'index.html'))) {
-    app.log.warn({ dir }, 'web participant page not built; run `node scripts/build-web.mjs`');
-    app.get('/join/*', { schema: { hide: true } }, async (_req, reply) =>
-      reply
-        .code(503)
-        .type('text/plain; charset=utf-8')
-        .send('The web participant page is not built. Run: node scripts/build-web.mjs'),
-    );
-    return;
-  }
-
-  await app.register(fastifyStatic, {
-    root: dir,
-    prefix: '/join/',
-    index: 'index.html',
-    wildcard: false,
-    redirect: true,
-    decorateReply: false,
-    cacheControl: false,
-    schemaHide: true,
-    setHeaders(res, path) {
-      for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-      // index.html: always fetched afresh; the scripts revalidate by ETag (fixed names, no hashes).
-      res.setHeader('cache-control', path.endsWith('.html') ? 'no-store' : 'no-cache');
-    },
-  });
+  if (await serveBuiltPage(app, { dir, prefix: '/join/', headers })) return;
+  app.log.warn({ dir }, 'web participant page not built; run `node scripts/build-web.mjs`');
+  app.get('/join/*', { schema: { hide: true } }, async (_req, reply) =>
+    reply
+      .code(503)
+      .type('text/plain; charset=utf-8')
+      .send('The web participant page is not built. Run: node scripts/build-web.mjs'),
+  );
 }

@@ -383,26 +383,31 @@ const toDeviceRow = (r: Row): DeviceRow => ({
 
 const DEVICE_COLS = 'd.id, d.status, d.room_name, d.site, d.last_seen_at, d.cert_not_after';
 
-/** Active devices seen before `cutoff` with no unresolved offline incident (devices_last_seen). */
-export async function offlineCandidates(db: Db, cutoff: string, limit: number): Promise<DeviceRow[]> {
+/** Active devices whose `col` is before `cutoff` and which have no unresolved incident of `rule`. */
+async function devicesBefore(
+  db: Db,
+  col: 'last_seen_at' | 'cert_not_after',
+  rule: 'offline' | 'certificate-expiring',
+  cutoff: string,
+  limit: number,
+): Promise<DeviceRow[]> {
   const rows = await db.all(
-    `SELECT ${DEVICE_COLS} FROM devices d WHERE d.last_seen_at < ? AND d.status = 'active'
-       AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.rule_id = 'offline' AND i.device_id = d.id AND i.status <> 'resolved')
-     ORDER BY d.last_seen_at LIMIT ?`,
+    `SELECT ${DEVICE_COLS} FROM devices d WHERE d.${col} < ? AND d.status = 'active'
+       AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.rule_id = '${rule}' AND i.device_id = d.id AND i.status <> 'resolved')
+     ORDER BY d.${col} LIMIT ?`,
     [cutoff, limit],
   );
   return rows.map(toDeviceRow);
 }
 
+/** Active devices seen before `cutoff` with no unresolved offline incident (devices_last_seen). */
+export function offlineCandidates(db: Db, cutoff: string, limit: number): Promise<DeviceRow[]> {
+  return devicesBefore(db, 'last_seen_at', 'offline', cutoff, limit);
+}
+
 /** Active devices whose certificate ends before `cutoff` with no unresolved expiry incident. */
-export async function expiryCandidates(db: Db, cutoff: string, limit: number): Promise<DeviceRow[]> {
-  const rows = await db.all(
-    `SELECT ${DEVICE_COLS} FROM devices d WHERE d.cert_not_after < ? AND d.status = 'active'
-       AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.rule_id = 'certificate-expiring' AND i.device_id = d.id AND i.status <> 'resolved')
-     ORDER BY d.cert_not_after LIMIT ?`,
-    [cutoff, limit],
-  );
-  return rows.map(toDeviceRow);
+export function expiryCandidates(db: Db, cutoff: string, limit: number): Promise<DeviceRow[]> {
+  return devicesBefore(db, 'cert_not_after', 'certificate-expiring', cutoff, limit);
 }
 
 /**

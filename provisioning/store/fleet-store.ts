@@ -455,8 +455,19 @@ export async function setBaselineIfUnset(
   return n === 1;
 }
 
+/** One point of a device's health history, as GET /v1/devices/:id/health sends it. */
+export interface HealthSample {
+  at: string;
+  loadPercent: number | null;
+  temperatureC: number | null;
+  memoryUsedBytes: number | null;
+  memoryTotalBytes: number | null;
+  diskUsedBytes: number | null;
+  diskTotalBytes: number | null;
+}
+
 /** Health samples of the last `hours`, oldest first. */
-export async function healthSamples(db: Db, deviceId: string, sinceIso: string) {
+export async function healthSamples(db: Db, deviceId: string, sinceIso: string): Promise<HealthSample[]> {
   const rows = await db.all(
     'SELECT * FROM health_samples WHERE device_id = ? AND at >= ? ORDER BY at LIMIT 20000',
     [deviceId, sinceIso],

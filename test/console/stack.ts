@@ -10,7 +10,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -25,9 +24,11 @@ import { buildService, type ServiceOptions } from '../../provisioning/service/ap
 import { loadOrCreateServiceTls } from '../../provisioning/service/serve.js';
 import { openStore } from '../../provisioning/store/open.js';
 import type { ProvisioningStore } from '../../provisioning/store/store.js';
-import { generateAdminToken, hashAdminToken } from '../../provisioning/tokens.js';
 import type { CertificateAuthority } from '../../src/pki/index.js';
 import { createDevelopmentCa } from '../../src/relay/dev-pki.js';
+import { freePort, seedToken } from '../provisioning-helpers.js';
+
+export { freePort };
 
 export const ORG = 'Example Corp';
 
@@ -88,17 +89,6 @@ export interface ConsoleStack {
   /** The same over HTTP (no browser): the session cookie and its CSRF token. */
   signInHeadless(user: string, returnPath?: string): Promise<ConsoleSession>;
   close(): Promise<void>;
-}
-
-/** A free TCP port on 127.0.0.1 (the service's port must be known before the IdP starts). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-    srv.on('error', reject);
-  });
 }
 
 /** A minimal console (index.html, console.js, console.css) for tests of the serving and sign-in. */
@@ -183,18 +173,16 @@ export async function startConsoleStack(opts: ConsoleStackOptions = {}): Promise
     cleanup.push(() => service.close());
     await service.listen({ host: '127.0.0.1', port });
 
-    const mint = async (name: string, scope: 'admin' | 'read') => {
-      const token = generateAdminToken();
-      await store.createToken({
-        id: randomBytes(8).toString('hex'),
-        name: `${name}-${randomBytes(4).toString('hex')}`,
-        tokenHash: hashAdminToken(token),
-        scope,
-        actor: 'test',
-        now: new Date().toISOString(),
-      });
-      return token;
-    };
+    // Unique ids and names: the store may be shared (opts.store).
+    const mint = async (name: string, scope: 'admin' | 'read') =>
+      (
+        await seedToken(store, {
+          id: randomBytes(8).toString('hex'),
+          name: `${name}-${randomBytes(4).toString('hex')}`,
+          scope,
+          now: Date.now(),
+        })
+      ).token;
     const adminToken = await mint('console-stack-admin', 'admin');
     const readToken = await mint('console-stack-read', 'read');
     const loginUrl = (returnPath: string) =>

@@ -37,6 +37,30 @@ export function mount(root: Element, ...children: (Child | Child[])[]): void {
   append(root, children);
 }
 
+/** A table: `props` on <table>, a caption for screen readers, one header row of column headings. */
+export function dataTable(
+  props: Props,
+  caption: Child | Child[],
+  columns: string[],
+  rows: Child | Child[],
+): HTMLTableElement {
+  return h(
+    'table',
+    props,
+    h('caption', { class: 'sr-only' }, caption),
+    h(
+      'thead',
+      null,
+      h(
+        'tr',
+        null,
+        columns.map((c) => h('th', { scope: 'col' }, c)),
+      ),
+    ),
+    h('tbody', null, rows),
+  );
+}
+
 let ids = 0;
 /** A document-unique id (label `for`, aria-describedby). */
 export function uid(prefix = 'c'): string {

@@ -1,6 +1,18 @@
 // Shapes of the service's JSON (SPEC "Fixed HTTP contract"); the pages only read these fields.
+// Where the store already names a shape the API sends as is, it is imported as a type only
+// (erased by esbuild: no server code reaches the bundle).
+import type {
+  ActionKind,
+  ActionRecord,
+  FleetSummary,
+  HealthSample,
+  PeripheralKind,
+  PeripheralView,
+} from '../../store/fleet-store.js';
+import type { AuditEntry, DeviceStatus } from '../../store/store.js';
 
-export type DeviceStatus = 'pending' | 'active' | 'revoked' | 'decommissioned';
+export type { ActionKind, AuditEntry, DeviceStatus, FleetSummary, HealthSample, PeripheralKind };
+export type Peripheral = PeripheralView;
 
 export interface DeviceSummary {
   id: string;
@@ -27,25 +39,6 @@ export interface DeviceList {
   nextCursor: string | null;
 }
 
-export interface FleetSummary {
-  devices: number;
-  online: number;
-  offline: number;
-  inMeeting: number;
-  pending: number;
-  openIncidents: number;
-  sites: string[];
-}
-
-export type PeripheralKind = 'camera' | 'microphone' | 'speaker' | 'display' | 'hid';
-
-export interface Peripheral {
-  kind: PeripheralKind;
-  state: 'ok' | 'missing' | 'changed' | 'new';
-  name: string | null;
-  expected: string | null;
-}
-
 export interface DeviceDetail extends DeviceSummary {
   policy: string | null;
   inventory: Record<string, unknown>;
@@ -61,36 +54,7 @@ export interface DeviceDetail extends DeviceSummary {
   selfTest?: { ok: boolean; failed: string[]; at: string } | null;
 }
 
-export interface HealthSample {
-  at: string;
-  loadPercent: number | null;
-  temperatureC: number | null;
-  memoryUsedBytes: number | null;
-  memoryTotalBytes: number | null;
-  diskUsedBytes: number | null;
-  diskTotalBytes: number | null;
-}
-
-export type ActionKind = 'restart' | 'renew-certificate' | 'collect-logs';
-
-export interface DeviceAction {
-  id: string;
-  deviceId: string;
+/** The store keeps any kind a newer service may have queued; the pages know these three. */
+export interface DeviceAction extends Omit<ActionRecord, 'kind'> {
   kind: ActionKind;
-  status: 'queued' | 'sent' | 'done' | 'failed' | 'expired';
-  createdAt: string;
-  createdBy: string;
-  sentAt: string | null;
-  finishedAt: string | null;
-  result: { message?: string; bundleBytes?: number } | null;
-}
-
-export interface AuditEntry {
-  id: string;
-  at: string;
-  actor: string;
-  action: string;
-  deviceId: string | null;
-  tokenId: string | null;
-  details: Record<string, unknown>;
 }

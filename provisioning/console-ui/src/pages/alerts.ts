@@ -2,7 +2,19 @@
 // (webhooks signed with a per-target secret, e-mail) and the deliveries that gave up (dead letters)
 // with a Retry. Helpdesk sees all of it read-only.
 import { api } from '../api.js';
-import { badge, confirmDialog, field, h, loading, mount, notice, pageTitle, timeEl, uid } from '../dom.js';
+import {
+  badge,
+  confirmDialog,
+  dataTable,
+  field,
+  h,
+  loading,
+  mount,
+  notice,
+  pageTitle,
+  timeEl,
+  uid,
+} from '../dom.js';
 import type { PageContext } from '../router.js';
 import { type Incident, RULE_NAMES } from './incidents.js';
 
@@ -106,19 +118,39 @@ export async function render(root: HTMLElement, _params: URLSearchParams, ctx: P
   await Promise.all([drawRules(rules, ctx), drawTargets(targets, ctx), drawDead(dead, ctx)]);
 }
 
+/**
+ * Shows `heading` and a loading line in `section`, then runs `load`: its result, or undefined when
+ * it failed (the section then says why) or the page was left meanwhile.
+ */
+async function loadInto<T>(
+  section: HTMLElement,
+  heading: HTMLElement,
+  what: string,
+  ctx: PageContext,
+  load: () => Promise<T>,
+): Promise<T | undefined> {
+  mount(section, heading, loading());
+  try {
+    const value = await load();
+    return ctx.signal.aborted ? undefined : value;
+  } catch (err) {
+    mount(section, heading, notice(`The ${what} could not be loaded: ${(err as Error).message}`));
+    return undefined;
+  }
+}
+
 // ---- rules ----
 
 async function drawRules(section: HTMLElement, ctx: PageContext): Promise<void> {
   const heading = h('h2', { id: 'alerts-rules' }, 'Rules');
-  mount(section, heading, loading());
-  let items: Rule[];
-  try {
-    items = (await api<{ items: Rule[] }>('/v1/alerts/rules')).items;
-  } catch (err) {
-    mount(section, heading, notice(`The rules could not be loaded: ${(err as Error).message}`));
-    return;
-  }
-  if (ctx.signal.aborted) return;
+  const items = await loadInto(
+    section,
+    heading,
+    'rules',
+    ctx,
+    async () => (await api<{ items: Rule[] }>('/v1/alerts/rules')).items,
+  );
+  if (!items) return;
   mount(
     section,
     heading,
@@ -223,15 +255,14 @@ type Created = Target & { secret: string };
 async function drawTargets(section: HTMLElement, ctx: PageContext, created?: Created): Promise<void> {
   const admin = ctx.me.role === 'admin';
   const heading = h('h2', { id: 'alerts-targets' }, 'Delivery targets');
-  mount(section, heading, loading());
-  let items: Target[];
-  try {
-    items = (await api<{ items: Target[] }>('/v1/alerts/targets')).items;
-  } catch (err) {
-    mount(section, heading, notice(`The targets could not be loaded: ${(err as Error).message}`));
-    return;
-  }
-  if (ctx.signal.aborted) return;
+  const items = await loadInto(
+    section,
+    heading,
+    'targets',
+    ctx,
+    async () => (await api<{ items: Target[] }>('/v1/alerts/targets')).items,
+  );
+  if (!items) return;
   const secretBox = h('div', { class: 'secret-box' });
   const message = h('div', { class: 'targets-message' });
   const redraw = (made?: Created) => drawTargets(section, ctx, made);
@@ -242,49 +273,34 @@ async function drawTargets(section: HTMLElement, ctx: PageContext, created?: Cre
       : h(
           'div',
           { class: 'table-wrap' },
-          h(
-            'table',
+          dataTable(
             { class: 'table', 'data-testid': 'targets' },
-            h('caption', { class: 'sr-only' }, 'Delivery targets'),
-            h(
-              'thead',
-              null,
+            'Delivery targets',
+            ['Name', 'Kind', 'Destination', 'Added', ...(admin ? ['Action'] : [])],
+            items.map((t) =>
               h(
                 'tr',
-                null,
-                ['Name', 'Kind', 'Destination', 'Added', ...(admin ? ['Action'] : [])].map((c) =>
-                  h('th', { scope: 'col' }, c),
-                ),
-              ),
-            ),
-            h(
-              'tbody',
-              null,
-              items.map((t) =>
-                h(
-                  'tr',
-                  { 'data-target': t.id },
-                  h('th', { scope: 'row' }, t.name),
-                  h('td', null, t.kind === 'webhook' ? 'Webhook' : 'E-mail'),
-                  h('td', { class: 'break' }, (t.kind === 'webhook' ? t.url : t.email) ?? '—'),
-                  h('td', null, timeEl(t.createdAt ?? null)),
-                  admin
-                    ? h(
-                        'td',
-                        null,
-                        h(
-                          'button',
-                          {
-                            type: 'button',
-                            class: 'btn btn-danger',
-                            'aria-label': `Delete the target ${t.name}`,
-                            onclick: () => void remove(t),
-                          },
-                          'Delete',
-                        ),
-                      )
-                    : null,
-                ),
+                { 'data-target': t.id },
+                h('th', { scope: 'row' }, t.name),
+                h('td', null, t.kind === 'webhook' ? 'Webhook' : 'E-mail'),
+                h('td', { class: 'break' }, (t.kind === 'webhook' ? t.url : t.email) ?? '—'),
+                h('td', null, timeEl(t.createdAt ?? null)),
+                admin
+                  ? h(
+                      'td',
+                      null,
+                      h(
+                        'button',
+                        {
+                          type: 'button',
+                          class: 'btn btn-danger',
+                          'aria-label': `Delete the target ${t.name}`,
+                          onclick: () => void remove(t),
+                        },
+                        'Delete',
+                      ),
+                    )
+                  : null,
               ),
             ),
           ),
@@ -463,19 +479,14 @@ function fieldError(box: HTMLElement, input: HTMLInputElement, text: string): vo
 async function drawDead(section: HTMLElement, ctx: PageContext): Promise<void> {
   const admin = ctx.me.role === 'admin';
   const heading = h('h2', { id: 'alerts-dead' }, 'Failed deliveries');
-  mount(section, heading, loading());
-  let items: Delivery[];
-  let targets: Target[] = [];
-  try {
-    [items, targets] = await Promise.all([
+  const loaded = await loadInto(section, heading, 'deliveries', ctx, () =>
+    Promise.all([
       api<{ items: Delivery[] }>('/v1/alerts/deliveries?status=dead').then((r) => r.items),
       api<{ items: Target[] }>('/v1/alerts/targets').then((r) => r.items),
-    ]);
-  } catch (err) {
-    mount(section, heading, notice(`The deliveries could not be loaded: ${(err as Error).message}`));
-    return;
-  }
-  if (ctx.signal.aborted) return;
+    ]),
+  );
+  if (!loaded) return;
+  const [items, targets] = loaded;
   const nameOf = new Map(targets.map((t) => [t.id, t.name]));
   // What each failed delivery was about: its incident's summary (a few lookups; dead letters are rare).
   const incidentIds = [...new Set(items.map((d) => d.incidentId))].slice(0, 50);
@@ -522,57 +533,36 @@ async function drawDead(section: HTMLElement, ctx: PageContext): Promise<void> {
     h(
       'div',
       { class: 'table-wrap' },
-      h(
-        'table',
+      dataTable(
         { class: 'table', 'data-testid': 'dead-letters' },
-        h('caption', { class: 'sr-only' }, 'Failed deliveries'),
-        h(
-          'thead',
-          null,
+        'Failed deliveries',
+        ['Target', 'Event', 'Incident', 'Attempts', 'Last error', 'Created', ...(admin ? ['Action'] : [])],
+        items.map((d) =>
           h(
             'tr',
-            null,
-            [
-              'Target',
-              'Event',
-              'Incident',
-              'Attempts',
-              'Last error',
-              'Created',
-              ...(admin ? ['Action'] : []),
-            ].map((c) => h('th', { scope: 'col' }, c)),
-          ),
-        ),
-        h(
-          'tbody',
-          null,
-          items.map((d) =>
-            h(
-              'tr',
-              { 'data-delivery': d.id },
-              h('th', { scope: 'row' }, nameOf.get(d.targetId) ?? d.targetId),
-              h('td', null, EVENT_WORDS[d.event] ?? d.event),
-              h('td', null, incidents.get(d.incidentId)?.summary ?? d.incidentId),
-              h('td', { class: 'num' }, String(d.attempts)),
-              h('td', { class: 'break' }, d.lastError ?? '—'),
-              h('td', null, timeEl(d.createdAt)),
-              admin
-                ? h(
-                    'td',
-                    null,
-                    h(
-                      'button',
-                      {
-                        type: 'button',
-                        class: 'btn',
-                        'aria-label': `Retry the ${(EVENT_WORDS[d.event] ?? d.event).toLowerCase()} delivery to ${nameOf.get(d.targetId) ?? d.targetId}`,
-                        onclick: (ev: Event) => void retry(d, ev.currentTarget as HTMLButtonElement),
-                      },
-                      'Retry',
-                    ),
-                  )
-                : null,
-            ),
+            { 'data-delivery': d.id },
+            h('th', { scope: 'row' }, nameOf.get(d.targetId) ?? d.targetId),
+            h('td', null, EVENT_WORDS[d.event] ?? d.event),
+            h('td', null, incidents.get(d.incidentId)?.summary ?? d.incidentId),
+            h('td', { class: 'num' }, String(d.attempts)),
+            h('td', { class: 'break' }, d.lastError ?? '—'),
+            h('td', null, timeEl(d.createdAt)),
+            admin
+              ? h(
+                  'td',
+                  null,
+                  h(
+                    'button',
+                    {
+                      type: 'button',
+                      class: 'btn',
+                      'aria-label': `Retry the ${(EVENT_WORDS[d.event] ?? d.event).toLowerCase()} delivery to ${nameOf.get(d.targetId) ?? d.targetId}`,
+                      onclick: (ev: Event) => void retry(d, ev.currentTarget as HTMLButtonElement),
+                    },
+                    'Retry',
+                  ),
+                )
+              : null,
           ),
         ),
       ),

@@ -8,6 +8,7 @@ import {
   badge,
   bytes,
   confirmDialog,
+  dataTable,
   dateTime,
   field,
   h,
@@ -153,40 +154,27 @@ function peripheralsCard(list: Peripheral[], selfTest: DeviceDetail['selfTest'])
           ? badge('Changed', 'warn')
           : badge('New', 'info');
   const table = list.length
-    ? h(
-        'table',
+    ? dataTable(
         { class: 'table compact' },
-        h('caption', { class: 'sr-only' }, 'Peripherals'),
-        h(
-          'thead',
-          null,
+        'Peripherals',
+        ['Kind', 'Device', 'State'],
+        list.map((p) =>
           h(
             'tr',
-            null,
-            ['Kind', 'Device', 'State'].map((t) => h('th', { scope: 'col' }, t)),
-          ),
-        ),
-        h(
-          'tbody',
-          null,
-          list.map((p) =>
+            { class: p.state === 'ok' ? '' : `row-${p.state}` },
+            h('th', { scope: 'row' }, KIND_LABEL[p.kind] ?? p.kind),
             h(
-              'tr',
-              { class: p.state === 'ok' ? '' : `row-${p.state}` },
-              h('th', { scope: 'row' }, KIND_LABEL[p.kind] ?? p.kind),
-              h(
-                'td',
-                null,
-                p.name ?? h('span', { class: 'muted' }, '—'),
-                p.state === 'changed' && p.expected
-                  ? h('span', { class: 'expected' }, `expected ${p.expected}`)
-                  : null,
-                p.state === 'missing' && p.expected
-                  ? h('span', { class: 'expected' }, `was ${p.expected}`)
-                  : null,
-              ),
-              h('td', null, stateBadge(p)),
+              'td',
+              null,
+              p.name ?? h('span', { class: 'muted' }, '—'),
+              p.state === 'changed' && p.expected
+                ? h('span', { class: 'expected' }, `expected ${p.expected}`)
+                : null,
+              p.state === 'missing' && p.expected
+                ? h('span', { class: 'expected' }, `was ${p.expected}`)
+                : null,
             ),
+            h('td', null, stateBadge(p)),
           ),
         ),
       )
@@ -404,50 +392,37 @@ function actionRows(list: DeviceAction[]): HTMLElement {
   if (!list.length) return h('p', { class: 'muted' }, 'No actions yet.');
   const tone = (s: DeviceAction['status']) =>
     s === 'done' ? 'ok' : s === 'failed' || s === 'expired' ? 'bad' : s === 'sent' ? 'info' : 'muted';
-  return h(
-    'table',
+  return dataTable(
     { class: 'table compact stack actions-table' },
-    h('caption', { class: 'sr-only' }, 'Recent actions'),
-    h(
-      'thead',
-      null,
+    'Recent actions',
+    ['Action', 'Status', 'Requested', 'Result'],
+    list.map((a) =>
       h(
         'tr',
-        null,
-        ['Action', 'Status', 'Requested', 'Result'].map((t) => h('th', { scope: 'col' }, t)),
-      ),
-    ),
-    h(
-      'tbody',
-      null,
-      list.map((a) =>
+        { 'data-action-id': a.id },
+        h('th', { scope: 'row' }, ACTION_LABEL[a.kind] ?? a.kind),
+        h('td', { 'data-label': 'Status' }, badge(a.status, tone(a.status))),
         h(
-          'tr',
-          { 'data-action-id': a.id },
-          h('th', { scope: 'row' }, ACTION_LABEL[a.kind] ?? a.kind),
-          h('td', { 'data-label': 'Status' }, badge(a.status, tone(a.status))),
-          h(
-            'td',
-            { 'data-label': 'Requested' },
-            timeEl(a.createdAt),
-            h('span', { class: 'muted' }, ` by ${a.createdBy}`),
-          ),
-          h(
-            'td',
-            { 'data-label': 'Result' },
-            a.result?.message ?? '',
-            a.kind === 'collect-logs' && a.status === 'done'
-              ? h(
-                  'a',
-                  {
-                    href: `/v1/actions/${encodeURIComponent(a.id)}/bundle`,
-                    download: true,
-                    class: 'download',
-                  },
-                  `Download log bundle${a.result?.bundleBytes ? ` (${bytes(a.result.bundleBytes)})` : ''}`,
-                )
-              : null,
-          ),
+          'td',
+          { 'data-label': 'Requested' },
+          timeEl(a.createdAt),
+          h('span', { class: 'muted' }, ` by ${a.createdBy}`),
+        ),
+        h(
+          'td',
+          { 'data-label': 'Result' },
+          a.result?.message ?? '',
+          a.kind === 'collect-logs' && a.status === 'done'
+            ? h(
+                'a',
+                {
+                  href: `/v1/actions/${encodeURIComponent(a.id)}/bundle`,
+                  download: true,
+                  class: 'download',
+                },
+                `Download log bundle${a.result?.bundleBytes ? ` (${bytes(a.result.bundleBytes)})` : ''}`,
+              )
+            : null,
         ),
       ),
     ),
@@ -584,34 +559,21 @@ function auditSection(d: DeviceDetail, ctx: PageContext): HTMLElement {
           ? h(
               'div',
               { class: 'table-wrap' },
-              h(
-                'table',
+              dataTable(
                 { class: 'table compact stack audit' },
-                h('caption', { class: 'sr-only' }, 'Audit trail'),
-                h(
-                  'thead',
-                  null,
+                'Audit trail',
+                ['When', 'Who', 'What', 'Details'],
+                items.map((e) =>
                   h(
                     'tr',
                     null,
-                    ['When', 'Who', 'What', 'Details'].map((t) => h('th', { scope: 'col' }, t)),
-                  ),
-                ),
-                h(
-                  'tbody',
-                  null,
-                  items.map((e) =>
+                    h('td', { 'data-label': 'When' }, timeEl(e.at)),
+                    h('td', { 'data-label': 'Who', class: 'break' }, e.actor),
+                    h('td', { 'data-label': 'What', class: 'mono' }, e.action),
                     h(
-                      'tr',
-                      null,
-                      h('td', { 'data-label': 'When' }, timeEl(e.at)),
-                      h('td', { 'data-label': 'Who', class: 'break' }, e.actor),
-                      h('td', { 'data-label': 'What', class: 'mono' }, e.action),
-                      h(
-                        'td',
-                        { 'data-label': 'Details', class: 'mono small break' },
-                        Object.keys(e.details).length ? JSON.stringify(e.details) : '',
-                      ),
+                      'td',
+                      { 'data-label': 'Details', class: 'mono small break' },
+                      Object.keys(e.details).length ? JSON.stringify(e.details) : '',
                     ),
                   ),
                 ),

@@ -3,7 +3,7 @@
 // cursors we came through. The filters and the current cursor live in the hash so a reload or a
 // shared link shows the same page.
 import { api, query } from '../api.js';
-import { badge, field, h, loading, mount, notice, pageTitle, timeEl } from '../dom.js';
+import { badge, dataTable, field, h, loading, mount, notice, pageTitle, timeEl } from '../dom.js';
 import { hashOf, type PageContext, replaceHash } from '../router.js';
 import type { DeviceList, DeviceSummary, FleetSummary } from '../types.js';
 
@@ -271,20 +271,11 @@ function deviceTable(items: DeviceSummary[]): HTMLElement {
   return h(
     'div',
     { class: 'table-wrap' },
-    h(
-      'table',
+    dataTable(
       { class: 'table stack devices' },
-      h('caption', { class: 'sr-only' }, 'Devices, sorted by room name'),
-      h(
-        'thead',
-        null,
-        h(
-          'tr',
-          null,
-          ['Room', 'Site', 'Status', 'Version', 'Last seen'].map((t) => h('th', { scope: 'col' }, t)),
-        ),
-      ),
-      h('tbody', null, rows),
+      'Devices, sorted by room name',
+      ['Room', 'Site', 'Status', 'Version', 'Last seen'],
+      rows,
     ),
   );
 }

@@ -2,7 +2,7 @@
 // incidents cursor (GET /v1/incidents?since=…, only what changed since) every 10 s, so an incident
 // that resolves or is acknowledged elsewhere updates in place without reloading everything.
 import { api } from '../api.js';
-import { badge, field, h, loading, mount, notice, pageTitle, timeEl } from '../dom.js';
+import { badge, dataTable, field, h, loading, mount, notice, pageTitle, timeEl } from '../dom.js';
 import { type PageContext, replaceHash } from '../router.js';
 
 export interface Incident {
@@ -173,22 +173,11 @@ export async function render(root: HTMLElement, params: URLSearchParams, ctx: Pa
       h(
         'div',
         { class: 'table-wrap' },
-        h(
-          'table',
+        dataTable(
           { class: 'table stack', 'data-testid': 'incidents' },
-          h('caption', { class: 'sr-only' }, FILTERS.find((f) => f.value === filter)!.label, ' incidents'),
-          h(
-            'thead',
-            null,
-            h(
-              'tr',
-              null,
-              ['Status', 'Rule', 'Room', 'Site', 'Summary', 'Opened', 'Acknowledged', 'Action'].map((c) =>
-                h('th', { scope: 'col' }, c),
-              ),
-            ),
-          ),
-          h('tbody', null, items.slice(0, MAX_ROWS).map(row)),
+          [FILTERS.find((f) => f.value === filter)!.label, ' incidents'],
+          ['Status', 'Rule', 'Room', 'Site', 'Summary', 'Opened', 'Acknowledged', 'Action'],
+          items.slice(0, MAX_ROWS).map(row),
         ),
       ),
     );

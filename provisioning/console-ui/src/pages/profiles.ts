@@ -2,7 +2,7 @@
 // overrides merged over it (set on the device page). Edited as JSON: checked here so typos show at
 // once, but the service validates and is the authority.
 import { ApiError, api } from '../api.js';
-import { field, h, loading, mount, notice, pageTitle, timeEl } from '../dom.js';
+import { dataTable, field, h, loading, mount, notice, pageTitle, timeEl } from '../dom.js';
 import { type PageContext, replaceHash } from '../router.js';
 
 interface SiteRow {
@@ -97,25 +97,7 @@ export async function render(root: HTMLElement, params: URLSearchParams, ctx: Pa
       : h(
           'div',
           { class: 'card table-wrap' },
-          h(
-            'table',
-            { class: 'table' },
-            h('caption', { class: 'sr-only' }, 'Sites'),
-            h(
-              'thead',
-              null,
-              h(
-                'tr',
-                null,
-                h('th', { scope: 'col' }, 'Site'),
-                h('th', { scope: 'col' }, 'Devices'),
-                h('th', { scope: 'col' }, 'Online'),
-                h('th', { scope: 'col' }, 'Profile'),
-                h('th', { scope: 'col' }, 'Action'),
-              ),
-            ),
-            h('tbody', null, rows),
-          ),
+          dataTable({ class: 'table' }, 'Sites', ['Site', 'Devices', 'Online', 'Profile', 'Action'], rows),
         ),
     editor,
   );
