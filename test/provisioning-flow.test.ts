@@ -179,7 +179,10 @@ describe.each(backends)('provisioning end to end with real processes on %s', (ba
       shown = JSON.parse(await admin('show', deviceId, '--json'));
     }
     expect(shown.lastSeenAt).toEqual(expect.any(String));
-    expect(shown.health.peripherals).toMatchObject({ present: expect.any(Array), missing: expect.any(Array) });
+    expect(shown.health.peripherals).toMatchObject({
+      present: expect.any(Array),
+      missing: expect.any(Array),
+    });
     expect(shown.health.memory.totalBytes).toBeGreaterThan(0);
     const table = await admin('list', '--site', 'Paris');
     expect(table).toContain(deviceId);
