@@ -378,6 +378,8 @@ export class EnrollmentRunner extends EventEmitter<{
     if (st?.phase === 'awaiting-claim' && st.activationCode) secrets.push(st.activationCode);
     const key = this.#identity?.key.privateKey;
     if (key) secrets.push(String(key.export({ format: 'pem', type: 'pkcs8' })).trim());
+    // The heartbeat key lives only in the client's memory; scrubbed anyway, should a log line hold it.
+    secrets.push(...(this.#client?.heartbeatKeySecrets() ?? []));
     return buildLogBundle(files, { secrets, now: this.#clock.now() });
   }
 

@@ -3,7 +3,8 @@
 // Devices pass a pinned fetch (createPinnedFetch of the service TLS CA pinned by ./tls-pin.ts).
 import type { KeyObject } from 'node:crypto';
 import { signDeviceRequest } from '../device-auth.js';
-import { requestJson } from './http.js';
+import { HEARTBEAT_KEY_REFRESH_MS, macHeartbeatRequest, parseHeartbeatKeyId } from '../heartbeat-key.js';
+import { ProvisioningHttpError, requestJson } from './http.js';
 
 export interface EnrollResponse {
   enrollmentId: string;
@@ -46,7 +47,20 @@ export interface ActionResult {
   bundle?: Uint8Array;
 }
 
+/** POST /v1/devices/:id/heartbeat-key. */
+export interface HeartbeatKeyResponse {
+  keyId: string;
+  /** base64 */
+  key: string;
+  expiresAt: string;
+}
+
 export class DeviceProvisioningClient {
+  /** The heartbeat MAC key: in memory only (never on disk, never logged); refetched when near expiry. */
+  #heartbeatKey: { keyId: string; key: Buffer; expiresMs: number } | undefined;
+  /** After a 404 on the key route (an older service): sign heartbeats until then. */
+  #noKeyRouteUntil = 0;
+
   constructor(
     readonly baseUrl: string,
     readonly deviceId: string,
@@ -98,13 +112,74 @@ export class DeviceProvisioningClient {
     return (await this.#signed<CertificateResponse>('GET', `/v1/devices/${this.deviceId}/certificate`)).body;
   }
 
+  /**
+   * A heartbeat, MAC'd with the heartbeat key (fetched with a signed request when there is none or it
+   * expires within 10 min). When the service refuses the MAC (401: key expired, secret rotated…) the
+   * key is dropped and the heartbeat is sent once more, signed; a service without heartbeat keys
+   * (404 on the key route) gets signed heartbeats.
+   */
   async heartbeat(body: {
     softwareVersion: string;
     configVersion: number;
     health: Record<string, unknown>;
   }): Promise<HeartbeatResponse> {
-    return (await this.#signed<HeartbeatResponse>('POST', `/v1/devices/${this.deviceId}/heartbeat`, body))
-      .body;
+    const path = `/v1/devices/${this.deviceId}/heartbeat`;
+    const key = await this.#currentHeartbeatKey();
+    if (key) {
+      const text = JSON.stringify(body);
+      try {
+        return (
+          await requestJson<HeartbeatResponse>(`${this.baseUrl}${path}`, {
+            method: 'POST',
+            headers: macHeartbeatRequest({ ...key, method: 'POST', path, body: text, now: this.now() }),
+            body: text,
+            signal: this.signal,
+            ...(this.fetchImpl ? { fetch: this.fetchImpl } : {}),
+          })
+        ).body;
+      } catch (err) {
+        if (!(err instanceof ProvisioningHttpError && err.status === 401)) throw err;
+        this.#heartbeatKey = undefined;
+      }
+    }
+    return (await this.#signed<HeartbeatResponse>('POST', path, body)).body;
+  }
+
+  /** Forget the heartbeat key (the next heartbeat fetches a new one). */
+  dropHeartbeatKey(): void {
+    this.#heartbeatKey = undefined;
+  }
+
+  /** The key material as text, for log-bundle scrubbing (empty without a key). */
+  heartbeatKeySecrets(): string[] {
+    const k = this.#heartbeatKey?.key;
+    return k ? [k.toString('base64'), k.toString('base64url')] : [];
+  }
+
+  async #currentHeartbeatKey(): Promise<{ keyId: string; key: Buffer } | undefined> {
+    const k = this.#heartbeatKey;
+    if (k && k.expiresMs - this.now() > HEARTBEAT_KEY_REFRESH_MS) return k;
+    this.#heartbeatKey = undefined;
+    if (this.now() < this.#noKeyRouteUntil) return undefined;
+    let r: HeartbeatKeyResponse;
+    try {
+      r = (await this.#signed<HeartbeatKeyResponse>('POST', `/v1/devices/${this.deviceId}/heartbeat-key`))
+        .body;
+    } catch (err) {
+      // An older service has no key route: sign heartbeats. Other refusals (revoked, unknown device)
+      // are the heartbeat's to report, so the signed heartbeat goes out and gets them.
+      if (err instanceof ProvisioningHttpError) {
+        if (err.status === 404) this.#noKeyRouteUntil = this.now() + 3600_000;
+        return undefined;
+      }
+      throw err;
+    }
+    const id = typeof r?.keyId === 'string' ? parseHeartbeatKeyId(r.keyId) : undefined;
+    const key = typeof r?.key === 'string' ? Buffer.from(r.key, 'base64') : undefined;
+    if (!id || id.deviceId !== this.deviceId || !key || key.length !== 32) return undefined;
+    // The keyId's expiry is the service's clock; the refresh margin (10 min) exceeds the allowed skew.
+    this.#heartbeatKey = { keyId: r.keyId, key, expiresMs: id.expiresUnixS * 1000 };
+    return this.#heartbeatKey;
   }
 
   /** Reports an action's outcome. A bundle makes the body large: the timeout grows with it. */

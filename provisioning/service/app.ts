@@ -1,15 +1,29 @@
 // The provisioning service as a fastify instance (no listen here: serve.ts and the tests do that).
 // Routes: see ./routes-device.ts (device-signed and enrollment) and ./routes-admin.ts (admin tokens);
 // with `people`, ./routes-people.ts (sign-in → person certificates) and ./routes-join.ts (the /join/ page).
-import { createPublicKey, type KeyObject, verify } from 'node:crypto';
+import { createPublicKey, type KeyObject, randomBytes, verify } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type HookHandlerDoneFunction,
+} from 'fastify';
 import { CRL_REISSUE_MS, CRL_VALIDITY_MS, crlToPem, issueCrl } from '../../src/pki/crl.js';
 import type { CertificateAuthority } from '../../src/pki/index.js';
 import type { Logger } from '../../src/util/log.js';
 import { MAX_SKEW_MS, type ParsedDeviceAuth, parseDeviceAuth, signedString } from '../device-auth.js';
+import {
+  deriveHeartbeatKey,
+  HEARTBEAT_KEY_HEADERS,
+  HEARTBEAT_KEY_TTL_MS,
+  heartbeatSecretName,
+  parseHeartbeatMac,
+  verifyHeartbeatMac,
+} from '../heartbeat-key.js';
+import { ensureServiceSecret } from '../store/heartbeat-store.js';
 import type { CrlDocument, ProvisioningStore, TokenRecord, TokenScope } from '../store/store.js';
 import { hashAdminToken } from '../tokens.js';
 import { type AlertEngine, type AlertOptions, startAlerts } from '../alerts/engine.js';
@@ -71,9 +85,22 @@ export interface ServiceOptions {
   console?: ConsoleOptions;
   /** Alert rules → incidents → webhooks and e-mail (docs/alerts.md). */
   alerts?: AlertOptions;
-  /** Heartbeat write-behind: flush period, health-sample period (ms), buffer bound (devices). */
-  heartbeats?: Pick<HeartbeatPipelineOptions, 'flushIntervalMs' | 'sampleIntervalMs' | 'maxBuffered'>;
+  /** Heartbeat write-behind: flush period, health-sample period (ms), buffer bound (devices);
+   *  keyTtlMs: lifetime of the heartbeat MAC keys devices fetch (default 6 h, provisioning/heartbeat-key.ts). */
+  heartbeats?: Pick<HeartbeatPipelineOptions, 'flushIntervalMs' | 'sampleIntervalMs' | 'maxBuffered'> & {
+    keyTtlMs?: number;
+  };
 }
+
+/** The current heartbeat-key secret (service_secrets) and the lifetime of the keys it derives. */
+export interface HeartbeatKeySource {
+  secret: Buffer;
+  generation: number;
+  ttlMs: number;
+}
+
+/** The secret generation new keys are derived from (a rotation would add generation 2). */
+const HEARTBEAT_SECRET_GENERATION = 1;
 
 export interface ResolvedOptions
   extends Required<
@@ -87,6 +114,8 @@ export interface ResolvedOptions
   console?: ConsoleOptions;
   /** Heartbeats are buffered and written in batches (provisioning/service/heartbeats.ts). */
   heartbeats: HeartbeatPipeline;
+  /** Derives the heartbeat MAC keys (POST /v1/devices/:id/heartbeat-key, heartbeatAuth). */
+  heartbeatKey: HeartbeatKeySource;
   /** Set once the alert engine started (after the routes are registered). */
   alerts?: AlertEngine;
   /** The CRL to serve (cached in the store, re-signed when the revoked set changes or it ages). */
@@ -239,6 +268,17 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
       ...options.heartbeats,
       ...(options.logger ? { log: options.logger } : {}),
     }),
+    heartbeatKey: {
+      // Created by the first instance on this database; the others read the same value.
+      secret: await ensureServiceSecret(
+        options.store.db,
+        heartbeatSecretName(HEARTBEAT_SECRET_GENERATION),
+        randomBytes(32),
+        now().toISOString(),
+      ),
+      generation: HEARTBEAT_SECRET_GENERATION,
+      ttlMs: options.heartbeats?.keyTtlMs ?? HEARTBEAT_KEY_TTL_MS,
+    },
   };
   const deviceLimiter = new KeyedRateLimiter(
     opts.rateLimits.deviceRequestsPerMinute,
@@ -267,9 +307,8 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
       done(httpError(400, 'the body is not valid JSON'), undefined);
     }
   });
-  app.addHook('onRequest', async (req) => {
-    req.rawBody = '';
-  });
+  // '' until the parser sets it (a decoration, not an onRequest hook: no per-request hook to run).
+  app.decorateRequest('rawBody', '');
 
   await app.register(rateLimit, { global: false });
   await app.register(swagger, {
@@ -288,6 +327,12 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
             in: 'header',
             name: 'x-sealroom-signature',
             description: 'Ed25519 request signature, see provisioning/device-auth.ts',
+          },
+          heartbeatMac: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'x-sealroom-mac',
+            description: 'heartbeats: HMAC under a heartbeat key, see provisioning/heartbeat-key.ts',
           },
         },
       },
@@ -329,11 +374,7 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     }
     // Per device, keyed by the id the signature proved (so nobody can spend another device's budget),
     // and before the nonce is stored (a flooding device does not fill the nonce table).
-    if (!deviceLimiter.take(parsed.deviceId, now)) {
-      throw Object.assign(httpError(429, 'too many requests from this device: slow down'), {
-        headers: { 'retry-after': String(Math.ceil(60 / opts.rateLimits.deviceRequestsPerMinute)) },
-      });
-    }
+    takeDeviceBudget(parsed.deviceId, now);
     return parsed;
   };
   const deviceAuth = async (req: FastifyRequest) => {
@@ -344,12 +385,77 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     }
     req.deviceId = parsed.deviceId;
   };
+  const takeDeviceBudget = (deviceId: string, now: number) => {
+    if (!deviceLimiter.take(deviceId, now)) {
+      throw Object.assign(httpError(429, 'too many requests from this device: slow down'), {
+        headers: { 'retry-after': String(Math.ceil(60 / opts.rateLimits.deviceRequestsPerMinute)) },
+      });
+    }
+  };
+  // Derived keys per device, so a steady device costs one HMAC (its MAC) and a SHA-256 (its body).
+  // The key is a function of (secret, keyId): a cache hit needs the same keyId, nothing else.
+  const derivedKeys = new Map<string, { keyId: string; key: Buffer }>();
+  const derivedKey = (deviceId: string, keyId: string, expiresUnixS: number): Buffer => {
+    const hit = derivedKeys.get(deviceId);
+    if (hit && hit.keyId === keyId) return hit.key;
+    const key = deriveHeartbeatKey(opts.heartbeatKey.secret, deviceId, expiresUnixS);
+    if (!hit && derivedKeys.size >= 250_000) {
+      const oldest = derivedKeys.keys().next().value;
+      if (oldest !== undefined) derivedKeys.delete(oldest);
+    }
+    derivedKeys.set(deviceId, { keyId, key });
+    return key;
+  };
+  /** A heartbeat MAC'd with a heartbeat key (provisioning/heartbeat-key.ts): an HMAC, no signature. */
+  const verifyHeartbeatKey = (req: FastifyRequest) => {
+    const now = opts.now().getTime();
+    const parsed = parseHeartbeatMac(req.headers, now);
+    if (parsed === 'heartbeat-key-expired')
+      throw Object.assign(httpError(401, 'heartbeat key expired: fetch a new one'), {
+        code: 'heartbeat-key-expired',
+      });
+    if (typeof parsed === 'string') throw httpError(401, `heartbeat MAC rejected: ${parsed}`);
+    if ((req.params as { id?: string }).id !== parsed.deviceId)
+      throw httpError(403, "the heartbeat key's device is not the device in the path");
+    const hk = opts.heartbeatKey;
+    // Another generation: the secret was rotated (or the keyId is made up); the device fetches anew.
+    if (parsed.generation !== hk.generation)
+      throw Object.assign(httpError(401, 'heartbeat key unknown: fetch a new one'), {
+        code: 'heartbeat-key-expired',
+      });
+    // Never issued that far ahead (a forged expiry would not verify anyway: the key depends on it).
+    if (parsed.expiresUnixS * 1000 > now + hk.ttlMs + MAX_SKEW_MS)
+      throw httpError(401, 'heartbeat MAC rejected: bad-key-id');
+    const key = derivedKey(parsed.deviceId, parsed.keyId, parsed.expiresUnixS);
+    if (!verifyHeartbeatMac(parsed, key, { method: req.method, path: req.url, body: req.rawBody }))
+      throw httpError(401, 'heartbeat MAC rejected: bad-mac');
+    takeDeviceBudget(parsed.deviceId, now);
+    return parsed;
+  };
   // Heartbeats skip the nonce table (the hot path): a heartbeat is a state report dated by its
-  // signed time, and a replay cannot move devices.last_seen_at forward (heartbeats.ts).
-  const heartbeatAuth = async (req: FastifyRequest) => {
-    const parsed = await verifyDevice(req);
+  // signed (or MAC'd) time, and a replay cannot move devices.last_seen_at forward (heartbeats.ts).
+  // Normally MAC'd with a heartbeat key; an Ed25519 signature is still accepted (older devices, and a
+  // device's fallback when its key was refused).
+  // Callback style: the MAC path is synchronous, and costs no promise.
+  const heartbeatAuth = (req: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    if (req.headers[HEARTBEAT_KEY_HEADERS.keyId] === undefined) {
+      verifyDevice(req).then((parsed) => {
+        req.deviceId = parsed.deviceId;
+        req.deviceSignedAt = parsed.timestamp;
+        done();
+      }, done);
+      return;
+    }
+    let parsed: ReturnType<typeof verifyHeartbeatKey>;
+    try {
+      parsed = verifyHeartbeatKey(req);
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
     req.deviceId = parsed.deviceId;
     req.deviceSignedAt = parsed.timestamp;
+    done();
   };
 
   const adminAuth = (scope: TokenScope) => async (req: FastifyRequest) => {

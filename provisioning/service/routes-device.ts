@@ -5,7 +5,8 @@
 // the CRL is the proof a device checks before believing it (an injected "revoked" reply without a
 // CRL signed by its org CA that lists its serial is ignored).
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import {
   deviceIdForPublicKey,
   issueDeviceCertificateDetailed,
@@ -14,6 +15,7 @@ import {
   rawPublicKey,
 } from '../../src/pki/index.js';
 import { generateActivationCode, hashActivationCode, normalizeActivationCode } from '../activation-code.js';
+import { deriveHeartbeatKey, heartbeatKeyId } from '../heartbeat-key.js';
 import { takeQueuedActions } from '../store/fleet-store.js';
 import { hasSentRenewal } from '../store/heartbeat-store.js';
 import { StoreConflict } from '../store/store.js';
@@ -30,6 +32,13 @@ import {
 } from './schemas.js';
 
 type Hook = (req: FastifyRequest) => Promise<void>;
+type CallbackHook = (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
+
+const HeartbeatKeyReply = Type.Object({
+  keyId: Type.String({ description: '<device id>.<expires, unix s>.<secret generation>' }),
+  key: Type.String({ description: 'base64 HMAC-SHA256 key: MAC heartbeats with it (x-sealroom-mac)' }),
+  expiresAt: Type.String(),
+});
 
 const errors = {
   400: ErrorReply,
@@ -66,7 +75,7 @@ export function registerDeviceRoutes(
   app: FastifyInstance,
   opts: ResolvedOptions,
   deviceAuth: Hook,
-  heartbeatAuth: Hook = deviceAuth,
+  heartbeatAuth: Hook | CallbackHook = deviceAuth,
 ): void {
   const { store } = opts;
 
@@ -169,9 +178,9 @@ export function registerDeviceRoutes(
       schema: {
         summary: 'Health report; the reply carries newer configuration, queued actions and renewal advice',
         description:
-          'Written in batches (about once a second); a report counts at its signed time, so a replayed or older one is answered but changes nothing.',
+          "Written in batches (about once a second); a report counts at its signed time, so a replayed or older one is answered but changes nothing. Normally MAC'd with a heartbeat key (x-sealroom-heartbeat-key, x-sealroom-timestamp, x-sealroom-mac; 401 heartbeat-key-expired → fetch a new key); an Ed25519 signature is also accepted.",
         tags: ['device'],
-        security: [{ deviceSignature: [] }],
+        security: [{ heartbeatMac: [] }, { deviceSignature: [] }],
         params: DeviceIdParams,
         body: HeartbeatRequest,
         response: { 200: HeartbeatReply, ...errors, 503: ErrorReply },
@@ -204,6 +213,38 @@ export function registerDeviceRoutes(
         ...(actions.length > 0 ? { actions } : {}),
         renewCertificate: renewalSent || now.getTime() >= renewAt,
         serverTime: now.toISOString(),
+      };
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/devices/:id/heartbeat-key',
+    {
+      schema: {
+        summary: 'A short-lived key to MAC heartbeats with (instead of signing each one)',
+        description:
+          'Device-signed (with a nonce). Stateless: the key is derived from a service secret, so every instance verifies it. provisioning/heartbeat-key.ts',
+        tags: ['device'],
+        security: [{ deviceSignature: [] }],
+        params: DeviceIdParams,
+        response: { 200: HeartbeatKeyReply, ...errors },
+      },
+      preHandler: deviceAuth,
+    },
+    async (req, reply) => {
+      const device = await store.getDevice(req.params.id);
+      if (!device) throw forgotten();
+      if (device.status === 'revoked' || device.status === 'decommissioned')
+        throw await deviceRevokedError(opts, device.status);
+      if (device.status !== 'active') throw httpError(403, 'only active devices get a heartbeat key');
+      const hk = opts.heartbeatKey;
+      const expires = Math.floor((opts.now().getTime() + hk.ttlMs) / 1000);
+      // The key is a secret: never cached by anything on the way.
+      reply.header('cache-control', 'no-store');
+      return {
+        keyId: heartbeatKeyId(device.id, expires, hk.generation),
+        key: deriveHeartbeatKey(hk.secret, device.id, expires).toString('base64'),
+        expiresAt: new Date(expires * 1000).toISOString(),
       };
     },
   );

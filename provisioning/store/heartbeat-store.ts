@@ -229,3 +229,24 @@ async function writePostgresChunk(
     if (r.written === true) result.written.add(id);
   }
 }
+
+/**
+ * A service secret (service_secrets row), created on first use: INSERT … ON CONFLICT DO NOTHING, then
+ * read back, so instances starting together on one database agree on the winner's value.
+ */
+export async function ensureServiceSecret(
+  db: Db,
+  name: string,
+  fresh: Buffer,
+  nowIso: string,
+): Promise<Buffer> {
+  await db.run(
+    'INSERT INTO service_secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING',
+    [name, fresh.toString('base64'), nowIso],
+  );
+  const r = await db.get<{ value: string }>('SELECT value FROM service_secrets WHERE name = ?', [name]);
+  if (!r) throw new Error(`service secret ${name} could not be read back`);
+  const value = Buffer.from(String(r.value), 'base64');
+  if (value.length < 32) throw new Error(`service secret ${name} is shorter than 32 bytes`);
+  return value;
+}

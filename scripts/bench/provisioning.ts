@@ -2,8 +2,11 @@
 // a bare fastify route measured the same way in the same run.
 // Per backend: a 100 000-device fleet (PROVISIONING_BENCH_FLEET) seeded straight into the store;
 // one heartbeat from every device first (a service that has been up one heartbeat period, 30 s, has
-// seen each device once: its per-device caches are warm), then signed heartbeats from random
-// devices over loopback HTTP (keep-alive): throughput in a closed loop at concurrency 16, and
+// seen each device once: its per-device caches are warm), then heartbeats from random devices over
+// loopback HTTP (keep-alive), MAC'd with each device's heartbeat key as devices send them
+// (provisioning/heartbeat-key.ts; the keys are derived from the service secret the way the service
+// does, checked against POST /v1/devices/:id/heartbeat-key for the first 1000 devices, since 100 000
+// signed key requests are set-up, not load): throughput in a closed loop at concurrency 16, and
 // latency (p50/p99) in an open loop at a fixed 1000 heartbeats/s, counted from each request's
 // scheduled time; the bare route gets the same body (same size, JSON parsed and validated, a JSON
 // reply). Then the console's first page of the device list (GET /v1/devices?limit=50, admin token,
@@ -11,9 +14,11 @@
 // (certificate issuance). The load generator runs in a worker thread so it does not steal the
 // service's event loop (this box has 2 cores, shared), and signs the measured heartbeats before the
 // clock starts (signing is the device's work, not the service's).
-// Last line: {"bench":"provisioning","sqlite":{"ratio_vs_bare":..,"p99_ratio_vs_bare":..,
-// "device_list_p95_ms":..,...},"postgres":{...}} with ratio_vs_bare = heartbeats/s ÷ bare-route
-// requests/s (closed loop) and p99_ratio_vs_bare = heartbeat p99 ÷ bare p99 at 1000/s offered.
+// The Ed25519-signed heartbeat (older devices, the fallback) is measured in the closed loop too.
+// Last line: {"bench":"provisioning","sqlite":{"ratio_vs_bare":..,"signed_ratio_vs_bare":..,
+// "p99_ratio_vs_bare":..,"device_list_p95_ms":..,...},"postgres":{...}} with ratio_vs_bare = MAC'd
+// heartbeats/s ÷ bare-route requests/s (closed loop), signed_ratio_vs_bare the same for signed
+// heartbeats, and p99_ratio_vs_bare = MAC'd heartbeat p99 ÷ bare p99 at 1000/s offered.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -22,6 +27,13 @@ import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import Fastify from 'fastify';
 import { signDeviceRequest } from '../../provisioning/device-auth.js';
+import {
+  deriveHeartbeatKey,
+  HEARTBEAT_KEY_TTL_MS,
+  heartbeatKeyId,
+  heartbeatSecretName,
+  macHeartbeatRequest,
+} from '../../provisioning/heartbeat-key.js';
 import { buildService } from '../../provisioning/service/app.js';
 import { ensureBootstrapToken } from '../../provisioning/service/serve.js';
 import { LocalPostgres } from '../../provisioning/store/local-postgres.js';
@@ -56,8 +68,11 @@ type Job =
   | { kind: 'list'; port: number; requests: Req[]; concurrency: number }
   /** One heartbeat from every device, in order (warms the service's per-device caches). */
   | { kind: 'sweep'; port: number; concurrency: number }
+  /** Derive every device's heartbeat key from the service secret; fetch the first `check` from the
+   *  key route and compare. */
+  | { kind: 'keys'; port: number; secret: Uint8Array; check: number; concurrency: number }
   | {
-      kind: 'heartbeat' | 'bare';
+      kind: 'heartbeat' | 'heartbeat-signed' | 'bare';
       port: number;
       seconds: number;
       concurrency: number;
@@ -119,8 +134,14 @@ function send(agent: Agent, port: number, r: Req): Promise<{ status: number; bod
   });
 }
 
-/** The worker's devices (keys imported once, at start). */
-let keys: { id: string; key: KeyObject }[] = [];
+/** The worker's devices (keys imported once, at start; heartbeat keys from the 'keys' job). */
+let keys: { id: string; key: KeyObject; hb?: { keyId: string; key: Buffer } }[] = [];
+
+function macHeartbeat(d: (typeof keys)[number]): Req {
+  const path = `/v1/devices/${d.id}/heartbeat`;
+  const headers = macHeartbeatRequest({ ...d.hb!, method: 'POST', path, body: HEALTH, now: Date.now() });
+  return { method: 'POST', path, headers, body: HEALTH };
+}
 
 function signedHeartbeat(d: { id: string; key: KeyObject }): Req {
   const path = `/v1/devices/${d.id}/heartbeat`;
@@ -149,7 +170,32 @@ async function runJob(job: Job): Promise<Result> {
     }
   };
   let start = performance.now();
-  if (job.kind === 'list' || job.kind === 'sweep') {
+  if (job.kind === 'keys') {
+    const secret = Buffer.from(job.secret);
+    const expires = Math.floor((Date.now() + HEARTBEAT_KEY_TTL_MS) / 1000);
+    for (const d of keys)
+      d.hb = { keyId: heartbeatKeyId(d.id, expires, 1), key: deriveHeartbeatKey(secret, d.id, expires) };
+    for (const d of keys.slice(0, job.check)) {
+      const path = `/v1/devices/${d.id}/heartbeat-key`;
+      const headers = signDeviceRequest({
+        privateKey: d.key,
+        deviceId: d.id,
+        method: 'POST',
+        path,
+        body: '',
+        now: Date.now(),
+      });
+      const res = await send(agent, job.port, { method: 'POST', path, headers, body: '' });
+      const got = res.status === 200 ? (JSON.parse(res.body) as { keyId: string; key: string }) : undefined;
+      if (!got) record(res.status, res.body, 0, false);
+      else {
+        // Issued within the same second or the next: compare the key the route gives for its keyId.
+        const exp = Number(got.keyId.split('.')[1]);
+        const mine = deriveHeartbeatKey(secret, d.id, exp).toString('base64');
+        record(mine === got.key ? 200 : 500, `derived key differs for ${d.id}`, 0, false);
+      }
+    }
+  } else if (job.kind === 'list' || job.kind === 'sweep') {
     let next = 0;
     const total = job.kind === 'list' ? job.requests.length : keys.length;
     await Promise.all(
@@ -165,9 +211,10 @@ async function runJob(job: Job): Promise<Result> {
     );
   } else {
     const pool: Req[] = [];
-    if (job.kind === 'heartbeat') {
+    const make = job.kind === 'heartbeat' ? macHeartbeat : signedHeartbeat;
+    if (job.kind !== 'bare') {
       for (let i = 0; i < (job.presign ?? 0); i++)
-        pool.push(signedHeartbeat(keys[Math.floor(Math.random() * keys.length)]!));
+        pool.push(make(keys[Math.floor(Math.random() * keys.length)]!));
     }
     let used = 0;
     const bare: Req = { method: 'POST', path: '/bare', headers: {}, body: HEALTH };
@@ -175,7 +222,7 @@ async function runJob(job: Job): Promise<Result> {
       if (job.kind === 'bare') return bare;
       if (used < pool.length) return pool[used++]!;
       result.signedLive++;
-      return signedHeartbeat(keys[Math.floor(Math.random() * keys.length)]!);
+      return make(keys[Math.floor(Math.random() * keys.length)]!);
     };
     start = performance.now(); // signing beforehand is set-up, not load
     const end = start + job.seconds * 1000;
@@ -369,7 +416,23 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
       `${name}: first heartbeat of all ${FLEET} devices: ${round(sweep.perSecond, 0)}/s (cold caches), ${sweep.errors} errors${sweep.errors ? ` (${sweep.firstError})` : ''}`,
     );
     await app.heartbeats.flush();
+    // Heartbeat keys: the service secret is in the store (the bench may read it; devices may not).
+    const secretRow = await store.db.get<{ value: string }>(
+      'SELECT value FROM service_secrets WHERE name = ?',
+      [heartbeatSecretName(1)],
+    );
+    const keysR = summarize(
+      await gen.run({
+        kind: 'keys',
+        port,
+        secret: new Uint8Array(Buffer.from(String(secretRow!.value), 'base64')),
+        check: Math.min(1000, FLEET),
+        concurrency: 1,
+      }),
+    );
+    if (keysR.errors) throw new Error(`heartbeat keys: ${keysR.errors} errors (${keysR.firstError})`);
     await gen.run({ kind: 'heartbeat', port, seconds: 0.5, concurrency: CONCURRENCY });
+    await gen.run({ kind: 'heartbeat-signed', port, seconds: 0.5, concurrency: CONCURRENCY });
     await gen.run({ kind: 'bare', port: barePort, seconds: 0.5, concurrency: CONCURRENCY });
 
     const loadBefore = load();
@@ -378,6 +441,7 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
     const slice = SECONDS / ROUNDS;
     const closedBare: Result[] = [];
     const closedHb: Result[] = [];
+    const closedSigned: Result[] = [];
     const pacedBare: Result[] = [];
     const pacedHb: Result[] = [];
     const paced = { seconds: slice, concurrency: 64, ratePerSecond: RATE };
@@ -394,6 +458,15 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
           presign: Math.ceil(PRESIGN / ROUNDS),
         }),
       );
+      closedSigned.push(
+        await gen.run({
+          kind: 'heartbeat-signed',
+          port,
+          seconds: slice,
+          concurrency: CONCURRENCY,
+          presign: Math.ceil(PRESIGN / ROUNDS),
+        }),
+      );
       // Latency at a fixed offered load (the target's 1000/s): open loop, at most 64 sockets.
       pacedBare.push(await gen.run({ kind: 'bare', port: barePort, ...paced }));
       pacedHb.push(
@@ -403,6 +476,9 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
     const bareR = summarize(merge(closedBare));
     const hbR = summarize(merge(closedHb));
     if (hbR.errors) console.log(`${name}: ${hbR.errors} heartbeat errors, first: ${hbR.firstError}`);
+    const signedR = summarize(merge(closedSigned));
+    if (signedR.errors)
+      console.log(`${name}: ${signedR.errors} signed heartbeat errors, first: ${signedR.firstError}`);
     const bareP = summarize(merge(pacedBare));
     const hbP = summarize(merge(pacedHb));
     if (hbP.errors) console.log(`${name}: ${hbP.errors} paced heartbeat errors, first: ${hbP.firstError}`);
@@ -464,7 +540,10 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
       `${name}: bare fastify route     ${round(bareR.perSecond, 0)} req/s   p50 ${round(bareR.p50)} ms   p99 ${round(bareR.p99)} ms`,
     );
     console.log(
-      `${name}: heartbeats (${FLEET} devices) ${round(hbR.perSecond, 0)} /s   p50 ${round(hbR.p50)} ms   p99 ${round(hbR.p99)} ms   (${round(hbR.perSecond / bareR.perSecond, 3)}× bare; ${hbR.signedLive} signed live)`,
+      `${name}: heartbeats, MAC (${FLEET} devices) ${round(hbR.perSecond, 0)} /s   p50 ${round(hbR.p50)} ms   p99 ${round(hbR.p99)} ms   (${round(hbR.perSecond / bareR.perSecond, 3)}× bare; ${hbR.signedLive} made live)`,
+    );
+    console.log(
+      `${name}: heartbeats, Ed25519-signed  ${round(signedR.perSecond, 0)} /s   p50 ${round(signedR.p50)} ms   p99 ${round(signedR.p99)} ms   (${round(signedR.perSecond / bareR.perSecond, 3)}× bare; ${signedR.signedLive} signed live)`,
     );
     console.log(
       `${name}: at ${RATE}/s offered        bare p50 ${round(bareP.p50)} ms p99 ${round(bareP.p99)} ms   heartbeats p50 ${round(hbP.p50)} ms p99 ${round(hbP.p99)} ms (${round(hbP.perSecond, 0)}/s served; p99 ${round(hbP.p99 / bareP.p99, 2)}× bare)`,
@@ -483,11 +562,13 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
       heartbeats_per_s: round(hbR.perSecond, 0),
       bare_per_s: round(bareR.perSecond, 0),
       ratio_vs_bare: round(hbR.perSecond / bareR.perSecond, 3),
+      signed_heartbeats_per_s: round(signedR.perSecond, 0),
+      signed_ratio_vs_bare: round(signedR.perSecond / bareR.perSecond, 3),
       heartbeat_p99_ms: round(hbP.p99),
       bare_p99_ms: round(bareP.p99),
       p99_ratio_vs_bare: round(hbP.p99 / bareP.p99, 3),
       device_list_p95_ms: round(listR.p95),
-      errors: hbR.errors + hbP.errors + listR.errors,
+      errors: hbR.errors + signedR.errors + hbP.errors + listR.errors,
       load_average: loadBefore,
     };
   } finally {
