@@ -87,7 +87,10 @@ export interface ServiceOptions {
   alerts?: AlertOptions;
   /** Heartbeat write-behind: flush period, health-sample period (ms), buffer bound (devices);
    *  keyTtlMs: lifetime of the heartbeat MAC keys devices fetch (default 6 h, provisioning/heartbeat-key.ts). */
-  heartbeats?: Pick<HeartbeatPipelineOptions, 'flushIntervalMs' | 'sampleIntervalMs' | 'maxBuffered'> & {
+  heartbeats?: Pick<
+    HeartbeatPipelineOptions,
+    'flushIntervalMs' | 'sampleIntervalMs' | 'sampleRetentionMs' | 'maxBuffered'
+  > & {
     keyTtlMs?: number;
   };
 }
@@ -290,7 +293,7 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
     logger: options.logger === false ? false : undefined,
     bodyLimit: opts.bodyLimitBytes,
     // Site names (≤ 120 characters, more once URL-encoded) travel in paths: /v1/sites/:site/profile.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     ...(options.https ? { https: options.https } : {}),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   } as never) as unknown as FastifyInstance;
@@ -546,6 +549,10 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
       opts.store
         .purgeUsedIdTokens(t.toISOString())
         .catch((err) => app.log.warn({ err }, 'purge of used ID tokens failed'));
+    // Health samples past heartbeats.sampleRetentionMs (7 days), in bounded batches.
+    opts.heartbeats
+      .purgeSamples()
+      .catch((err) => app.log.warn({ err }, 'purge of old health samples failed'));
   }, opts.purgeIntervalMs);
   purge.unref();
   app.addHook('onClose', async () => clearInterval(purge));
