@@ -81,7 +81,14 @@ describe.each(backends)('fleet API on %s', (backend: BackendName) => {
     const fresh = await freshStore(backend, cluster);
     store = fresh.store;
     cleanup = fresh.cleanup;
-    app = await testService({ store, ca, now: () => new Date(clock.t), rateLimits: OPEN_LIMITS });
+    app = await testService({
+      store,
+      ca,
+      now: () => new Date(clock.t),
+      rateLimits: OPEN_LIMITS,
+      // Two heartbeats 60 s apart below must both leave a health sample (the default is 5 min).
+      heartbeats: { sampleIntervalMs: 60_000 },
+    });
     admin = await token('root', 'admin');
     viewer = await token('viewer', 'read');
     alpha = await claimDevice('Alpha', 'Berlin');

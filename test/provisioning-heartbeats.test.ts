@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signDeviceRequest } from '../provisioning/device-auth.js';
 import { buildService, type ServiceOptions } from '../provisioning/service/app.js';
 import type { FlushedHeartbeat } from '../provisioning/service/heartbeats.js';
+import { purgeHealthSamples } from '../provisioning/store/heartbeat-store.js';
 import type { ProvisioningStore } from '../provisioning/store/open.js';
 import { generateAdminToken, hashAdminToken } from '../provisioning/tokens.js';
 import {
@@ -300,6 +301,47 @@ describe.each(backends)('heartbeat pipeline on %s', (backend: BackendName) => {
       disk_used: 5,
       disk_total: 9,
     });
+  });
+
+  it('samples every 5 minutes by default and purges samples older than sampleRetentionMs', async () => {
+    clock.t = T0 + 10 * 86_400_000;
+    const app = await service();
+    const a = await activeDevice(app);
+    const health = { health: { loadPercent: 10 } };
+    for (const t of [0, 60_000, 299_000, 300_000]) {
+      expect((await heartbeat(a, clock.t + t, health)(app)).statusCode).toBe(200);
+      await app.heartbeats.flush();
+    }
+    expect(await samples(a.deviceId)).toEqual([iso(clock.t), iso(clock.t + 300_000)]);
+
+    // Old samples (as left by a service without retention): 8 and 7.5 days old go, 6 days stays.
+    const day = 86_400_000;
+    const old = [8 * day, 7.5 * day, 7 * day + 1, 6 * day].map((age) => iso(clock.t - age));
+    for (const at of old)
+      await store.db.run('INSERT INTO health_samples (device_id, at, load_percent) VALUES (?, ?, ?)', [
+        a.deviceId,
+        at,
+        1,
+      ]);
+    // (The earlier tests' samples, dated around T0, are older still and go too.)
+    expect(await app.heartbeats.purgeSamples()).toBeGreaterThanOrEqual(3);
+    expect(await samples(a.deviceId)).toEqual([old[3], iso(clock.t), iso(clock.t + 300_000)]);
+
+    // In bounded batches: a batch of 2 rows still deletes all 5 old ones, in 3 statements.
+    for (let i = 0; i < 5; i++)
+      await store.db.run('INSERT INTO health_samples (device_id, at) VALUES (?, ?)', [
+        a.deviceId,
+        iso(clock.t - 9 * day + i),
+      ]);
+    expect(await purgeHealthSamples(store.db, iso(clock.t - 7 * day), 2)).toBe(5);
+    expect(await samples(a.deviceId)).toEqual([old[3], iso(clock.t), iso(clock.t + 300_000)]);
+
+    // The service's purge timer runs it (retention shortened to 1 day here).
+    const app2 = await service({ sampleRetentionMs: day }, { purgeIntervalMs: 20 });
+    await expect
+      .poll(() => samples(a.deviceId), { timeout: 5000 })
+      .toEqual([iso(clock.t), iso(clock.t + 300_000)]);
+    await app2.close();
   });
 
   it('sends the config when the device is behind, and queued actions once', async () => {

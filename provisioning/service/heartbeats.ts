@@ -12,9 +12,11 @@
 import {
   type DeviceHeartbeatState,
   type HealthSampleWrite,
+  createHeartbeatWriter,
   type HeartbeatWrite,
+  purgeHealthSamples,
   readDeviceKeyAndState,
-  writeHeartbeats,
+  type writeHeartbeats,
 } from '../store/heartbeat-store.js';
 import type { ProvisioningStore } from '../store/store.js';
 import { httpError } from './app.js';
@@ -63,6 +65,11 @@ export interface HeartbeatPipeline {
     signedAtMs: number,
     body: HeartbeatBody,
   ): Promise<DeviceHeartbeatState | undefined>;
+  /**
+   * Deletes the health samples older than sampleRetentionMs (the service's purge timer calls it);
+   * returns how many. A purge still running makes the next call a no-op (returns 0).
+   */
+  purgeSamples(): Promise<number>;
   /** Heartbeats waiting for the next flush (tests, metrics). */
   readonly buffered: number;
 }
@@ -70,8 +77,10 @@ export interface HeartbeatPipeline {
 export interface HeartbeatPipelineOptions {
   /** How often buffered heartbeats are written (default 1000 ms). */
   flushIntervalMs?: number;
-  /** A health sample (charts) is kept at most this often per device (default 60 s). */
+  /** A health sample (charts) is kept at most this often per device (default 5 min: 288 a day). */
   sampleIntervalMs?: number;
+  /** Health samples older than this are purged (default 7 days, the longest chart). */
+  sampleRetentionMs?: number;
   /** Devices with a heartbeat waiting; above this, heartbeats get 503 until a flush catches up. */
   maxBuffered?: number;
   /** Devices whose state is cached (least recently written are dropped first). */
@@ -98,7 +107,8 @@ export function createHeartbeatPipeline(
   options: HeartbeatPipelineOptions,
 ): HeartbeatPipeline {
   const flushIntervalMs = options.flushIntervalMs ?? 1000;
-  const sampleIntervalMs = options.sampleIntervalMs ?? 60_000;
+  const sampleIntervalMs = options.sampleIntervalMs ?? 300_000;
+  const sampleRetentionMs = options.sampleRetentionMs ?? 7 * 86_400_000;
   const maxBuffered = options.maxBuffered ?? 250_000;
   const maxCached = options.maxCached ?? 250_000;
   const listeners: ((batch: FlushedHeartbeat[]) => Promise<void> | void)[] = [];
@@ -106,7 +116,9 @@ export function createHeartbeatPipeline(
   /** Signed time (ms) of the last health sample written per device. */
   const lastSample = new Map<string, number>();
   let buffer = new Map<string, Pending>();
+  const writer = createHeartbeatWriter(store.db);
   let closed = false;
+  let purging = false;
 
   // Invalidation generations: an operation that started before a device was invalidated must not
   // put what it read back into the cache. `barrier` covers the ids forgotten when the map is pruned.
@@ -185,7 +197,7 @@ export function createHeartbeatPipeline(
     }
     let result: Awaited<ReturnType<typeof writeHeartbeats>>;
     try {
-      result = await writeHeartbeats(store.db, writes, samples);
+      result = await writer.write(writes, samples);
     } catch (err) {
       // Keep the reports for the next attempt, unless a newer one arrived meanwhile.
       for (const p of batch.values()) {
@@ -275,6 +287,7 @@ export function createHeartbeatPipeline(
       clearInterval(timer);
       // Never throws: the rest of the shutdown (alert timers, the store) must still happen.
       await flush().catch(() => {}); // logged in flushOnce, with how many heartbeats were lost
+      await writer.close().catch((err) => options.log?.warn({ err }, 'the heartbeat writer did not close'));
     },
     load,
     async accept(deviceId, signedAtMs, body) {
@@ -297,6 +310,16 @@ export function createHeartbeatPipeline(
       }
       buffer.set(deviceId, { ...body, deviceId, signedAtMs });
       return state;
+    },
+    async purgeSamples() {
+      if (purging) return 0;
+      purging = true;
+      try {
+        const before = new Date(options.now().getTime() - sampleRetentionMs).toISOString();
+        return await purgeHealthSamples(store.db, before);
+      } finally {
+        purging = false;
+      }
     },
     get buffered() {
       return buffer.size;

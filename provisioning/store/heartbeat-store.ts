@@ -3,7 +3,9 @@
 // Plain functions over the portable Db (store.db). A heartbeat is a state report dated by its
 // SIGNED time: a row is written only when that time is newer than devices.last_seen_at, so a
 // replayed or late report never moves a device forward in time (nor overwrites newer health).
+import { Worker } from 'node:worker_threads';
 import type { Db, Row, SqlValue } from './db.js';
+import { SqliteDb } from './sqlite.js';
 
 /** What a heartbeat reply needs about a device (cached per device by the pipeline). */
 export interface DeviceHeartbeatState {
@@ -47,7 +49,8 @@ export interface HeartbeatWriteResult {
 
 const STATE_COLUMNS = 'status, config_version, cert_not_after, pending_actions';
 
-function toState(r: Row): DeviceHeartbeatState {
+/** A state row (STATE_COLUMNS) as a DeviceHeartbeatState (also used by the writer worker). */
+export function stateOfRow(r: Row): DeviceHeartbeatState {
   return {
     status: String(r.status),
     configVersion: Number(r.config_version),
@@ -63,7 +66,7 @@ export async function readDeviceKeyAndState(
   deviceId: string,
 ): Promise<{ publicKey: string; state: DeviceHeartbeatState } | undefined> {
   const r = await db.get(`SELECT public_key, ${STATE_COLUMNS} FROM devices WHERE id = ?`, [deviceId]);
-  return r ? { publicKey: String(r.public_key), state: toState(r) } : undefined;
+  return r ? { publicKey: String(r.public_key), state: stateOfRow(r) } : undefined;
 }
 
 /** Whether a renew-certificate action was sent to the device and has not finished yet. */
@@ -98,7 +101,11 @@ export async function writeHeartbeats(
     a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0,
   );
   if (db.kind === 'postgres') {
-    const run = async (tx: Db) => {
+    await db.transaction(async (tx) => {
+      // This transaction only: its commit does not wait for the WAL flush. A database crash may
+      // lose the last ≈ 0.6 s (3 × wal_writer_delay) of heartbeats; devices resend every 30 s, and
+      // last_seen_at still only moves forward. Everything else keeps synchronous commits.
+      await tx.run('SET LOCAL synchronous_commit = off');
       for (let i = 0; i < sorted.length; i += PG_CHUNK) {
         const chunk = sorted.slice(i, i + PG_CHUNK);
         const ids = new Set(chunk.map((h) => h.deviceId));
@@ -109,10 +116,7 @@ export async function writeHeartbeats(
           result,
         );
       }
-    };
-    if (sorted.length <= PG_CHUNK)
-      await run(db); // one statement is atomic on its own
-    else await db.transaction(run);
+    });
     return result;
   }
   await db.transaction(async (tx) => {
@@ -121,43 +125,129 @@ export async function writeHeartbeats(
       // better-sqlite3 is synchronous: let the event loop answer requests between slices, so a
       // large batch does not stall every heartbeat in flight (the transaction stays open).
       if (++n % SQLITE_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
-      const r = await tx.get(
-        `UPDATE devices SET last_seen_at = ?, health = ?, software_version = ?, reported_config_version = ?,
-           meeting_state = ?
-         WHERE id = ? AND status = 'active' AND (last_seen_at IS NULL OR last_seen_at < ?)
-         RETURNING ${STATE_COLUMNS}`,
-        [
-          h.signedAt,
-          h.health,
-          h.softwareVersion,
-          h.reportedConfigVersion,
-          h.meetingState,
-          h.deviceId,
-          h.signedAt,
-        ],
-      );
+      const r = await tx.get(SQLITE_HEARTBEAT_SQL.update, [
+        h.signedAt,
+        h.health,
+        h.softwareVersion,
+        h.reportedConfigVersion,
+        h.meetingState,
+        h.deviceId,
+        h.signedAt,
+      ]);
       if (r) {
         result.written.add(h.deviceId);
-        result.states.set(h.deviceId, toState(r));
+        result.states.set(h.deviceId, stateOfRow(r));
         continue;
       }
       // Not written: not active (refuse it from now on), gone, or an older report (keep the state).
-      const s = await tx.get(`SELECT ${STATE_COLUMNS} FROM devices WHERE id = ?`, [h.deviceId]);
-      if (s) result.states.set(h.deviceId, toState(s));
+      const s = await tx.get(SQLITE_HEARTBEAT_SQL.state, [h.deviceId]);
+      if (s) result.states.set(h.deviceId, stateOfRow(s));
     }
     for (const s of samples) {
       if (!result.written.has(s.deviceId)) continue;
-      await tx.run(
-        `INSERT INTO health_samples (device_id, at, load_percent, temperature_c, memory_used, memory_total, disk_used, disk_total)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-        sampleValues(s),
-      );
+      await tx.run(SQLITE_HEARTBEAT_SQL.sample, sampleValues(s));
     }
   });
   return result;
 }
 
-function sampleValues(s: HealthSampleWrite): SqlValue[] {
+/** Writes batches of heartbeats (writeHeartbeats), possibly off the service's thread. */
+export interface HeartbeatWriter {
+  write(heartbeats: HeartbeatWrite[], samples: HealthSampleWrite[]): Promise<HeartbeatWriteResult>;
+  /** Ends the worker, if any, once the writes in progress are done. */
+  close(): Promise<void>;
+}
+
+/**
+ * The writer for a store. SQLite on a file: a worker thread with its own connection
+ * (heartbeat-writer-worker.ts) runs the flush, so the page and WAL work of a batch (≈ 50 µs per
+ * heartbeat at 100 000 devices) leaves the event loop; meanwhile the service's connection holds its
+ * queue (SqliteDb.exclusive), as during an in-process flush, so it never waits on the worker's write
+ * lock. PostgreSQL, in-memory SQLite, or SEALROOM_HEARTBEAT_WORKER=0: writeHeartbeats in process.
+ */
+export function createHeartbeatWriter(db: Db): HeartbeatWriter {
+  if (!(db instanceof SqliteDb) || db.path === ':memory:' || process.env.SEALROOM_HEARTBEAT_WORKER === '0')
+    return { write: (h, s) => writeHeartbeats(db, h, s), close: async () => {} };
+  const sqlite = db;
+  type Waiter = { resolve: (r: HeartbeatWriteResult) => void; reject: (e: Error) => void };
+  let worker: { w: Worker; waiting: Map<number, Waiter> } | undefined;
+  let nextId = 0;
+  const start = () => {
+    const url = new URL(
+      import.meta.url.endsWith('.ts') ? './heartbeat-writer-worker.ts' : './heartbeat-writer-worker.js',
+      import.meta.url,
+    );
+    // From the sources (tsx, vitest) the worker registers the TypeScript loader first.
+    const w = url.pathname.endsWith('.ts')
+      ? new Worker(
+          `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(url.href)}); });`,
+          { eval: true, workerData: { path: sqlite.path } },
+        )
+      : new Worker(url, { workerData: { path: sqlite.path } });
+    const self = { w, waiting: new Map<number, Waiter>() };
+    const failAll = (err: Error) => {
+      if (worker === self) worker = undefined;
+      for (const p of self.waiting.values()) p.reject(err);
+      self.waiting.clear();
+    };
+    w.on(
+      'message',
+      (m: { id: number; error?: string; states?: [string, DeviceHeartbeatState][]; written?: string[] }) => {
+        const p = self.waiting.get(m.id);
+        if (!p) return;
+        self.waiting.delete(m.id);
+        if (self.waiting.size === 0) w.unref();
+        if (m.error !== undefined) p.reject(new Error(`heartbeat writer: ${m.error}`));
+        else p.resolve({ states: new Map(m.states), written: new Set(m.written) });
+      },
+    );
+    w.on('error', failAll);
+    w.on('exit', () => failAll(new Error('the heartbeat writer worker exited')));
+    w.unref();
+    return self;
+  };
+  return {
+    write(heartbeats, samples) {
+      if (heartbeats.length === 0) return Promise.resolve({ states: new Map(), written: new Set() });
+      const sorted = [...heartbeats].sort((a, b) =>
+        a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0,
+      );
+      return sqlite.exclusive(
+        () =>
+          new Promise<HeartbeatWriteResult>((resolve, reject) => {
+            worker ??= start();
+            const id = ++nextId;
+            worker.waiting.set(id, { resolve, reject });
+            worker.w.ref();
+            worker.w.postMessage({ id, heartbeats: sorted, samples });
+          }),
+      );
+    },
+    async close() {
+      await sqlite.exclusive(async () => {}); // writes in progress hold the queue: wait for them
+      const current = worker;
+      worker = undefined;
+      if (!current) return;
+      const exited = new Promise((resolve) => current.w.once('exit', resolve));
+      current.w.ref(); // an unref'd worker would let the process exit before it closed
+      current.w.postMessage('close');
+      await exited;
+    },
+  };
+}
+
+/** The SQLite flush's statements (writeHeartbeats, and the writer worker). */
+export const SQLITE_HEARTBEAT_SQL = {
+  update: `UPDATE devices SET last_seen_at = ?, health = ?, software_version = ?, reported_config_version = ?,
+      meeting_state = ?
+    WHERE id = ? AND status = 'active' AND (last_seen_at IS NULL OR last_seen_at < ?)
+    RETURNING ${STATE_COLUMNS}`,
+  state: `SELECT ${STATE_COLUMNS} FROM devices WHERE id = ?`,
+  sample: `INSERT INTO health_samples (device_id, at, load_percent, temperature_c, memory_used, memory_total, disk_used, disk_total)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+};
+
+export function sampleValues(s: HealthSampleWrite): SqlValue[] {
   return [
     s.deviceId,
     s.at,
@@ -225,8 +315,35 @@ async function writePostgresChunk(
   );
   for (const r of await db.all(PG_WRITE, [rows, sampleRows])) {
     const id = String(r.id);
-    result.states.set(id, toState(r));
+    result.states.set(id, stateOfRow(r));
     if (r.written === true) result.written.add(id);
+  }
+}
+
+/** Rows deleted per statement when health samples are purged (a few ms of work each). */
+const PURGE_BATCH = 5000;
+
+/**
+ * Deletes the health samples older than `beforeIso` (retention), in bounded batches: each DELETE
+ * walks the health_samples_at index for at most PURGE_BATCH rows, and the event loop runs between
+ * two batches, so a large backlog (the first purge after an upgrade) never blocks it for long.
+ * Returns how many rows were deleted.
+ */
+export async function purgeHealthSamples(
+  db: Db,
+  beforeIso: string,
+  batch: number = PURGE_BATCH,
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await db.run(
+      `DELETE FROM health_samples WHERE (device_id, at) IN (
+         SELECT device_id, at FROM health_samples WHERE at < ? ORDER BY at LIMIT ?)`,
+      [beforeIso, batch],
+    );
+    total += n;
+    if (n < batch) return total;
+    await new Promise((resolve) => setImmediate(resolve));
   }
 }
 

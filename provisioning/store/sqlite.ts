@@ -19,7 +19,11 @@ export class SqliteDb implements Db {
   #tail: Promise<void> = Promise.resolve();
   #closed = false;
 
+  /** The database file (':memory:' for an in-memory database). */
+  readonly path: string;
+
   constructor(path: string) {
+    this.path = path;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.#db = new Database(path);
     this.#db.pragma('journal_mode = WAL');
@@ -81,6 +85,15 @@ export class SqliteDb implements Db {
         throw err;
       }
     });
+  }
+
+  /**
+   * Runs `fn` holding the queue, without a transaction on this connection: for work done through
+   * another connection to the same file (the heartbeat writer worker), so that this connection
+   * never waits on that connection's write lock (a synchronous wait would block the event loop).
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#enqueue(fn);
   }
 
   /** The same database without the queue, handed to transaction bodies (which hold the queue). */

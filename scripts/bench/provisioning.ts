@@ -588,14 +588,19 @@ async function main() {
   const fleet = makeFleet();
   console.log(`made ${FLEET} device keys in ${Math.round(performance.now() - t)} ms`);
   t = performance.now();
-  const sqlite = await benchBackend('sqlite', undefined, fleet);
-  const pg = new LocalPostgres();
-  let postgres: Awaited<ReturnType<typeof benchBackend>>;
-  try {
-    await pg.start();
-    postgres = await benchBackend('postgres', await pg.createDatabase(), fleet);
-  } finally {
-    await pg.stop();
+  // PROVISIONING_BENCH_STORES=sqlite (or postgres) measures one store only (quicker experiments).
+  const stores = (process.env.PROVISIONING_BENCH_STORES ?? 'sqlite,postgres').split(',');
+  let sqlite: Awaited<ReturnType<typeof benchBackend>> | undefined;
+  let postgres: Awaited<ReturnType<typeof benchBackend>> | undefined;
+  if (stores.includes('sqlite')) sqlite = await benchBackend('sqlite', undefined, fleet);
+  if (stores.includes('postgres')) {
+    const pg = new LocalPostgres();
+    try {
+      await pg.start();
+      postgres = await benchBackend('postgres', await pg.createDatabase(), fleet);
+    } finally {
+      await pg.stop();
+    }
   }
   console.log(JSON.stringify({ bench: 'provisioning', fleet: FLEET, sqlite, postgres }));
 }
