@@ -13,18 +13,21 @@ import { scrubSecrets } from '../device/enrollment/log-bundle.js';
 import { DeviceProvisioningClient } from '../provisioning/client/device-client.js';
 import { signDeviceRequest } from '../provisioning/device-auth.js';
 import { macHeartbeatRequest } from '../provisioning/heartbeat-key.js';
-import { buildService, type ServiceOptions } from '../provisioning/service/app.js';
+import type { ServiceOptions } from '../provisioning/service/app.js';
 import { ensureServiceSecret } from '../provisioning/store/heartbeat-store.js';
 import { openStore, type ProvisioningStore } from '../provisioning/store/open.js';
-import { generateAdminToken, hashAdminToken } from '../provisioning/tokens.js';
-import {
-  type CertificateAuthority,
-  createCertificateAuthority,
-  createCsr,
-  deviceIdForPublicKey,
-  generateIdentityKey,
-} from '../src/pki/index.js';
+import { type CertificateAuthority, createCertificateAuthority } from '../src/pki/index.js';
 import { type BackendName, backends, freshStore, PostgresCluster } from './provisioning-backends.js';
+import {
+  bearer,
+  enrollAndClaim,
+  enrollDevice,
+  OPEN_LIMITS,
+  seedToken,
+  signedRequest,
+  type TestDevice,
+  testService,
+} from './provisioning-helpers.js';
 
 const cluster = new PostgresCluster();
 beforeAll(() => cluster.start(), 60_000);
@@ -35,7 +38,6 @@ const iso = (t: number) => new Date(t).toISOString();
 const NO_TIMER = 3_600_000;
 const HOUR = 3600_000;
 
-type Device = { key: ReturnType<typeof generateIdentityKey>; deviceId: string };
 type HbKey = { keyId: string; key: Buffer; expiresAt: string };
 
 let ca: CertificateAuthority;
@@ -55,16 +57,13 @@ describe.each(backends)('heartbeat keys on %s', (backend: BackendName) => {
 
   beforeAll(async () => {
     ({ store, dataDir, databaseUrl, cleanup } = await freshStore(backend, cluster));
-    token = generateAdminToken();
-    await store.createToken({
+    ({ token } = await seedToken(store, {
       id: 'hkadmin',
       name: 'hk-admin',
-      tokenHash: hashAdminToken(token),
       scope: 'admin',
-      actor: 'test',
-      now: iso(T0),
-      expiresAt: iso(T0 + 365 * 86_400_000),
-    });
+      now: T0,
+      expiresAt: T0 + 365 * 86_400_000,
+    }));
   }, 60_000);
   afterEach(async () => {
     for (const a of apps.splice(0)) await a.close();
@@ -75,19 +74,11 @@ describe.each(backends)('heartbeat keys on %s', (backend: BackendName) => {
   });
 
   async function service(extra: Partial<ServiceOptions> = {}, on: ProvisioningStore = store) {
-    const app = await buildService({
+    const app = await testService({
       store: on,
       ca,
-      org: 'Acme',
-      publicUrl: 'https://prov.test',
-      logger: false,
       now: () => new Date(clock.t),
-      rateLimits: {
-        enrollmentsPerMinute: 1e6,
-        claimsPerMinute: 1e6,
-        deviceRequestsPerMinute: 1e6,
-        deviceBurst: 1e6,
-      },
+      rateLimits: { ...OPEN_LIMITS, deviceRequestsPerMinute: 1e6, deviceBurst: 1e6 },
       heartbeats: { flushIntervalMs: NO_TIMER },
       ...extra,
     });
@@ -99,33 +90,31 @@ describe.each(backends)('heartbeat keys on %s', (backend: BackendName) => {
     app.inject({
       method: 'POST',
       url,
-      headers: { authorization: `Bearer ${token}` },
+      headers: bearer(token),
       payload: payload as object,
     });
 
-  async function enrolled(app: FastifyInstance, claim = true): Promise<Device> {
-    const key = generateIdentityKey();
-    const deviceId = deviceIdForPublicKey(key.publicKey);
-    const csr = await createCsr(key, { deviceId });
-    const res = await app.inject({
-      method: 'POST',
-      url: '/v1/enrollments',
-      payload: { csr, softwareVersion: '1.0.0', inventory: {} },
-    });
-    expect(res.statusCode).toBe(201);
-    if (claim) {
-      const claimed = await admin(app, '/v1/claims', {
-        activationCode: res.json().activationCode,
-        roomName: 'Room',
-        site: 'Site',
-      });
-      expect(claimed.statusCode).toBe(201);
-    }
+  async function enrolled(app: FastifyInstance, claim = true): Promise<TestDevice> {
+    const { key, deviceId } = claim
+      ? await enrollAndClaim(app, token, { roomName: 'Room', site: 'Site' })
+      : await enrollDevice(app);
     return { key, deviceId };
   }
 
+  /** Records each request's method, path below the device and how it was authenticated into `seen`. */
+  function traceAuth(app: FastifyInstance, seen: string[]) {
+    app.addHook('onRequest', async (req) => {
+      const kind = req.headers['x-sealroom-mac']
+        ? 'mac'
+        : req.headers['x-sealroom-signature']
+          ? 'signed'
+          : 'none';
+      seen.push(`${req.method} ${req.url.replace(/^\/v1\/devices\/[^/]+\//, '')} ${kind}`);
+    });
+  }
+
   /** The signed key request (the same object can be replayed). */
-  function keyRequest(dev: Device, at = clock.t) {
+  function keyRequest(dev: TestDevice, at = clock.t) {
     const url = `/v1/devices/${dev.deviceId}/heartbeat-key`;
     const headers = signDeviceRequest({
       privateKey: dev.key.privateKey,
@@ -138,7 +127,7 @@ describe.each(backends)('heartbeat keys on %s', (backend: BackendName) => {
     return (app: FastifyInstance) => app.inject({ method: 'POST', url, headers });
   }
 
-  async function heartbeatKey(app: FastifyInstance, dev: Device): Promise<HbKey> {
+  async function heartbeatKey(app: FastifyInstance, dev: TestDevice): Promise<HbKey> {
     const res = await keyRequest(dev)(app);
     expect(res.statusCode).toBe(200);
     expect(res.headers['cache-control']).toBe('no-store');
@@ -151,7 +140,7 @@ describe.each(backends)('heartbeat keys on %s', (backend: BackendName) => {
 
   /** A MAC'd heartbeat to `dev`'s path; `macOver` changes what the MAC covers (tampering). */
   function macHeartbeat(
-    dev: Device,
+    dev: TestDevice,
     k: { keyId: string; key: Buffer },
     at: number,
     opts: { payload?: string; macOver?: { path?: string; body?: string; timestamp?: number } } = {},
@@ -203,23 +192,14 @@ describe.each(backends)('heartbeat keys on %s', (backend: BackendName) => {
       (await app.inject({ method: 'POST', url: `/v1/devices/${dev.deviceId}/heartbeat-key` })).statusCode,
     ).toBe(401);
     const other = await enrolled(app);
-    const forged = signDeviceRequest({
-      privateKey: other.key.privateKey,
-      deviceId: other.deviceId,
-      method: 'POST',
-      path: `/v1/devices/${dev.deviceId}/heartbeat-key`,
-      body: '',
-      now: clock.t,
-    });
-    expect(
-      (
-        await app.inject({
-          method: 'POST',
-          url: `/v1/devices/${dev.deviceId}/heartbeat-key`,
-          headers: forged,
-        })
-      ).statusCode,
-    ).toBe(403);
+    const forged = await signedRequest(
+      app,
+      other,
+      clock.t,
+      'POST',
+      `/v1/devices/${dev.deviceId}/heartbeat-key`,
+    );
+    expect(forged.statusCode).toBe(403);
     // A device not claimed yet gets no key.
     const pending = await enrolled(app, false);
     const refused = await keyRequest(pending)(app);
@@ -327,22 +307,7 @@ describe.each(backends)('heartbeat keys on %s', (backend: BackendName) => {
     // The signed heartbeat is still accepted (the device's fallback), and a new key works.
     const url = `/v1/devices/${dev.deviceId}/heartbeat`;
     const payload = body();
-    const signed = await app.inject({
-      method: 'POST',
-      url,
-      headers: {
-        ...signDeviceRequest({
-          privateKey: dev.key.privateKey,
-          deviceId: dev.deviceId,
-          method: 'POST',
-          path: url,
-          body: payload,
-          now: clock.t,
-        }),
-        'content-type': 'application/json',
-      },
-      payload,
-    });
+    const signed = await signedRequest(app, dev, clock.t, 'POST', url, undefined, payload);
     expect(signed.statusCode).toBe(200);
     const fresh = await heartbeatKey(app, dev);
     expect(fresh.keyId).not.toBe(k.keyId);
@@ -412,14 +377,7 @@ describe.each(backends)('heartbeat keys on %s', (backend: BackendName) => {
     clock.t = T0 + 50 * HOUR;
     const app = await service({ heartbeats: { flushIntervalMs: NO_TIMER, keyTtlMs: HOUR } });
     const seen: string[] = [];
-    app.addHook('onRequest', async (req) => {
-      const kind = req.headers['x-sealroom-mac']
-        ? 'mac'
-        : req.headers['x-sealroom-signature']
-          ? 'signed'
-          : 'none';
-      seen.push(`${req.method} ${req.url.replace(/^\/v1\/devices\/[^/]+\//, '')} ${kind}`);
-    });
+    traceAuth(app, seen);
     await app.listen({ host: '127.0.0.1', port: 0 });
     const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
     const dev = await enrolled(app);
@@ -454,14 +412,7 @@ describe.each(backends)('heartbeat keys on %s', (backend: BackendName) => {
     // The secret changes (a restored database, a rotation): the MAC is refused, one signed retry.
     await store.db.run('DELETE FROM service_secrets');
     const next = await service();
-    next.addHook('onRequest', async (req) => {
-      const kind = req.headers['x-sealroom-mac']
-        ? 'mac'
-        : req.headers['x-sealroom-signature']
-          ? 'signed'
-          : 'none';
-      seen.push(`${req.method} ${req.url.replace(/^\/v1\/devices\/[^/]+\//, '')} ${kind}`);
-    });
+    traceAuth(next, seen);
     await next.listen({ host: '127.0.0.1', port: 0 });
     target.base = `http://127.0.0.1:${(next.server.address() as { port: number }).port}`;
     seen.length = 0;

@@ -7,19 +7,20 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signDeviceRequest } from '../provisioning/device-auth.js';
-import { buildService, type ServiceOptions } from '../provisioning/service/app.js';
+import type { ServiceOptions } from '../provisioning/service/app.js';
 import type { FlushedHeartbeat } from '../provisioning/service/heartbeats.js';
 import { purgeHealthSamples } from '../provisioning/store/heartbeat-store.js';
 import type { ProvisioningStore } from '../provisioning/store/open.js';
-import { generateAdminToken, hashAdminToken } from '../provisioning/tokens.js';
-import {
-  type CertificateAuthority,
-  createCertificateAuthority,
-  createCsr,
-  deviceIdForPublicKey,
-  generateIdentityKey,
-} from '../src/pki/index.js';
+import { type CertificateAuthority, createCertificateAuthority } from '../src/pki/index.js';
 import { type BackendName, backends, freshStore, PostgresCluster } from './provisioning-backends.js';
+import {
+  bearer,
+  enrollAndClaim,
+  OPEN_LIMITS,
+  seedToken,
+  type TestDevice,
+  testService,
+} from './provisioning-helpers.js';
 
 const cluster = new PostgresCluster();
 beforeAll(() => cluster.start(), 60_000);
@@ -29,8 +30,6 @@ const T0 = Date.parse('2026-03-01T10:00:00.000Z');
 const iso = (t: number) => new Date(t).toISOString();
 /** No timer flush during a test: every write below is caused by an explicit flush() or close(). */
 const NO_TIMER = 3_600_000;
-
-type Device = { key: ReturnType<typeof generateIdentityKey>; deviceId: string };
 
 let ca: CertificateAuthority;
 beforeAll(async () => {
@@ -46,16 +45,13 @@ describe.each(backends)('heartbeat pipeline on %s', (backend: BackendName) => {
 
   beforeAll(async () => {
     ({ store, cleanup } = await freshStore(backend, cluster));
-    token = generateAdminToken();
-    await store.createToken({
+    ({ token } = await seedToken(store, {
       id: 'hbadmin',
       name: 'hb-admin',
-      tokenHash: hashAdminToken(token),
       scope: 'admin',
-      actor: 'test',
-      now: iso(T0),
-      expiresAt: iso(T0 + 30 * 86_400_000),
-    });
+      now: T0,
+      expiresAt: T0 + 30 * 86_400_000,
+    }));
   }, 60_000);
   afterEach(async () => {
     for (const a of apps.splice(0)) await a.close();
@@ -63,19 +59,11 @@ describe.each(backends)('heartbeat pipeline on %s', (backend: BackendName) => {
   afterAll(() => cleanup());
 
   async function service(heartbeats: ServiceOptions['heartbeats'] = {}, extra: Partial<ServiceOptions> = {}) {
-    const app = await buildService({
+    const app = await testService({
       store,
       ca,
-      org: 'Acme',
-      publicUrl: 'https://prov.test',
-      logger: false,
       now: () => new Date(clock.t),
-      rateLimits: {
-        enrollmentsPerMinute: 1e6,
-        claimsPerMinute: 1e6,
-        deviceRequestsPerMinute: 1e6,
-        deviceBurst: 1e6,
-      },
+      rateLimits: { ...OPEN_LIMITS, deviceRequestsPerMinute: 1e6, deviceBurst: 1e6 },
       heartbeats: { flushIntervalMs: NO_TIMER, ...heartbeats },
       ...extra,
     });
@@ -84,29 +72,15 @@ describe.each(backends)('heartbeat pipeline on %s', (backend: BackendName) => {
   }
 
   const admin = (app: FastifyInstance, method: 'POST' | 'PUT', url: string, payload: unknown) =>
-    app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, payload: payload as object });
+    app.inject({ method, url, headers: bearer(token), payload: payload as object });
 
-  async function activeDevice(app: FastifyInstance): Promise<Device> {
-    const key = generateIdentityKey();
-    const deviceId = deviceIdForPublicKey(key.publicKey);
-    const csr = await createCsr(key, { deviceId });
-    const enrolled = await app.inject({
-      method: 'POST',
-      url: '/v1/enrollments',
-      payload: { csr, softwareVersion: '1.0.0', inventory: {} },
-    });
-    expect(enrolled.statusCode).toBe(201);
-    const claimed = await admin(app, 'POST', '/v1/claims', {
-      activationCode: enrolled.json().activationCode,
-      roomName: 'Room',
-      site: 'Site',
-    });
-    expect(claimed.statusCode).toBe(201);
+  async function activeDevice(app: FastifyInstance): Promise<TestDevice> {
+    const { key, deviceId } = await enrollAndClaim(app, token, { roomName: 'Room', site: 'Site' });
     return { key, deviceId };
   }
 
   /** A signed heartbeat (headers + body), sent with `send`; the same object can be replayed. */
-  function heartbeat(dev: Device, signedAt: number, body: Record<string, unknown> = {}) {
+  function heartbeat(dev: TestDevice, signedAt: number, body: Record<string, unknown> = {}) {
     const payload = JSON.stringify({ softwareVersion: '2.0.0', configVersion: 1, health: {}, ...body });
     const path = `/v1/devices/${dev.deviceId}/heartbeat`;
     const headers = signDeviceRequest({

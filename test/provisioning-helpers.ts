@@ -52,27 +52,36 @@ export async function seedToken(
   return { token, id: rec.id };
 }
 
-/** A device enrolled and claimed through the API; returns what signed calls need. */
-export async function enrollAndClaim(
+/** A device enrolled through the API (not claimed yet); returns its key, id, CSR and activation code. */
+export async function enrollDevice(
   app: FastifyInstance,
-  adminToken: string,
-  claim: { roomName: string; site: string; config?: Record<string, unknown>; softwareVersion?: string },
-): Promise<TestDevice & { csr: string; certSerial: string }> {
+  softwareVersion = '1.0.0',
+): Promise<TestDevice & { csr: string; activationCode: string }> {
   const key = generateIdentityKey();
   const deviceId = deviceIdForPublicKey(key.publicKey);
   const csr = await createCsr(key, { deviceId });
   const enrolled = await app.inject({
     method: 'POST',
     url: '/v1/enrollments',
-    payload: { csr, softwareVersion: claim.softwareVersion ?? '1.0.0', inventory: {} },
+    payload: { csr, softwareVersion, inventory: {} },
   });
   expect(enrolled.statusCode, enrolled.body).toBe(201);
+  return { key, deviceId, csr, activationCode: enrolled.json().activationCode };
+}
+
+/** A device enrolled and claimed through the API; returns what signed calls need. */
+export async function enrollAndClaim(
+  app: FastifyInstance,
+  adminToken: string,
+  claim: { roomName: string; site: string; config?: Record<string, unknown>; softwareVersion?: string },
+): Promise<TestDevice & { csr: string; certSerial: string }> {
+  const { key, deviceId, csr, activationCode } = await enrollDevice(app, claim.softwareVersion);
   const claimed = await app.inject({
     method: 'POST',
     url: '/v1/claims',
     headers: bearer(adminToken),
     payload: {
-      activationCode: enrolled.json().activationCode,
+      activationCode,
       roomName: claim.roomName,
       site: claim.site,
       ...(claim.config ? { config: claim.config } : {}),

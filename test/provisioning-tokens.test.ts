@@ -8,12 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signDeviceRequest } from '../provisioning/device-auth.js';
-import { buildService } from '../provisioning/service/app.js';
 import { startProvisioningService } from '../provisioning/service/serve.js';
 import { migrate, migrations } from '../provisioning/store/migrations.js';
 import { openStore, type ProvisioningStore } from '../provisioning/store/open.js';
-import { generateAdminToken, hashAdminToken } from '../provisioning/tokens.js';
+import { hashAdminToken } from '../provisioning/tokens.js';
 import { CRL_REISSUE_MS, CRL_VALIDITY_MS, verifyCrl } from '../src/pki/crl.js';
 import {
   type CertificateAuthority,
@@ -24,6 +22,14 @@ import {
   normalizeSerial,
 } from '../src/pki/index.js';
 import { type BackendName, backends, freshStore, PostgresCluster } from './provisioning-backends.js';
+import {
+  bearer,
+  enrollAndClaim,
+  OPEN_LIMITS,
+  seedToken,
+  signedRequest,
+  testService,
+} from './provisioning-helpers.js';
 
 const cluster = new PostgresCluster();
 beforeAll(() => cluster.start(), 60_000);
@@ -33,86 +39,22 @@ const DAY = 86_400_000;
 const T0 = Date.parse('2026-03-01T10:00:00.000Z');
 
 /** A service on a store with a clock the test moves. */
-async function service(store: ProvisioningStore, ca: CertificateAuthority, clock: { t: number }, extra = {}) {
-  return buildService({
-    store,
-    ca,
-    org: 'Acme',
-    publicUrl: 'https://prov.test',
-    logger: false,
-    now: () => new Date(clock.t),
-    rateLimits: { enrollmentsPerMinute: 1e6, claimsPerMinute: 1e6 },
-    ...extra,
-  });
+function service(store: ProvisioningStore, ca: CertificateAuthority, clock: { t: number }, extra = {}) {
+  return testService({ store, ca, now: () => new Date(clock.t), rateLimits: OPEN_LIMITS, ...extra });
 }
 
-async function seedToken(
+/** An admin token named `name` (its id derived from the name) seeded into the store. */
+const seedNamedToken = (
   store: ProvisioningStore,
   name: string,
   scope: 'read' | 'admin',
   now: number,
-  expiresAt?: number,
-) {
-  const token = generateAdminToken();
-  const rec = await store.createToken({
-    id: hashAdminToken(name).slice(0, 16),
-    name,
-    tokenHash: hashAdminToken(token),
-    scope,
-    actor: 'test',
-    now: new Date(now).toISOString(),
-    ...(expiresAt ? { expiresAt: new Date(expiresAt).toISOString() } : {}),
-  });
-  return { token, id: rec.id };
-}
+  expiresAt: number,
+) => seedToken(store, { id: hashAdminToken(name).slice(0, 16), name, scope, now, expiresAt });
 
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-
-/** A device enrolled and claimed through the API; returns what signed calls need. */
-async function activeDevice(app: FastifyInstance, adminToken: string) {
-  const key = generateIdentityKey();
-  const deviceId = deviceIdForPublicKey(key.publicKey);
-  const csr = await createCsr(key, { deviceId });
-  const enrolled = await app.inject({
-    method: 'POST',
-    url: '/v1/enrollments',
-    payload: { csr, softwareVersion: '1.0.0', inventory: {} },
-  });
-  expect(enrolled.statusCode).toBe(201);
-  const claimed = await app.inject({
-    method: 'POST',
-    url: '/v1/claims',
-    headers: bearer(adminToken),
-    payload: { activationCode: enrolled.json().activationCode, roomName: 'R', site: 'S' },
-  });
-  expect(claimed.statusCode).toBe(201);
-  return { key, deviceId, csr, serial: String(claimed.json().certSerial) };
-}
-
-function signed(
-  app: FastifyInstance,
-  dev: { key: ReturnType<typeof generateIdentityKey>; deviceId: string },
-  now: number,
-  method: 'GET' | 'POST',
-  path: string,
-  payload?: unknown,
-) {
-  const body = payload === undefined ? '' : JSON.stringify(payload);
-  const headers = signDeviceRequest({
-    privateKey: dev.key.privateKey,
-    deviceId: dev.deviceId,
-    method,
-    path,
-    body,
-    now,
-  });
-  return app.inject({
-    method,
-    url: path,
-    headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { payload: body } : {}),
-  });
-}
+/** A device enrolled and claimed (room R, site S) through the API. */
+const activeDevice = (app: FastifyInstance, adminToken: string) =>
+  enrollAndClaim(app, adminToken, { roomName: 'R', site: 'S' });
 
 const heartbeat = { softwareVersion: '1.0.0', configVersion: 1, health: {} };
 
@@ -133,7 +75,7 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
     const clock = { t: T0 };
     const app = await service(fresh.store, ca, clock, extra);
     cleanups.push(() => app.close());
-    const root = await seedToken(fresh.store, 'root', 'admin', T0, T0 + 300 * DAY);
+    const root = await seedNamedToken(fresh.store, 'root', 'admin', T0, T0 + 300 * DAY);
     return { ...fresh, clock, app, root };
   }
 
@@ -269,7 +211,7 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
       ).statusCode,
     ).toBe(403);
     // Wider scope: a read token cannot mint an admin (nor any) token.
-    const reader = await seedToken(store, 'reader', 'read', T0, T0 + 30 * DAY);
+    const reader = await seedNamedToken(store, 'reader', 'read', T0, T0 + 30 * DAY);
     expect((await create(reader.token, { name: 'escalate', scope: 'admin' })).statusCode).toBe(403);
     expect((await create(reader.token, { name: 'escalate2', scope: 'read' })).statusCode).toBe(403);
     const names = (await store.listTokens()).map((t) => t.name);
@@ -320,7 +262,7 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
     expect(rv.statusCode).toBe(200);
     const second = await get();
     expect(second.crlNumber).toBe(2n);
-    expect(second.serials.has(normalizeSerial(dev.serial))).toBe(true);
+    expect(second.serials.has(normalizeSerial(dev.certSerial))).toBe(true);
     // Re-signed when it ages past CRL_REISSUE_MS even with no change.
     clock.t += CRL_REISSUE_MS + 1000;
     const third = await get();
@@ -349,7 +291,7 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
       ca.certPem,
     );
     expect(after.crlNumber).toBe(4n);
-    expect(after.serials.has(normalizeSerial(dev.serial))).toBe(true);
+    expect(after.serials.has(normalizeSerial(dev.certSerial))).toBe(true);
   });
 
   it('two instances on one database never sign two different CRLs with one number', async () => {
@@ -389,7 +331,7 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
     const { app, clock, root } = await setUp();
     const dev = await activeDevice(app, root.token);
     expect(
-      (await signed(app, dev, clock.t, 'POST', `/v1/devices/${dev.deviceId}/heartbeat`, heartbeat))
+      (await signedRequest(app, dev, clock.t, 'POST', `/v1/devices/${dev.deviceId}/heartbeat`, heartbeat))
         .statusCode,
     ).toBe(200);
     await app.inject({
@@ -403,7 +345,7 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
       ['GET', `/v1/devices/${dev.deviceId}/certificate`, undefined],
       ['POST', `/v1/devices/${dev.deviceId}/certificate/renewal`, { csr: dev.csr }],
     ] as const) {
-      const r = await signed(app, dev, clock.t, method, path, body);
+      const r = await signedRequest(app, dev, clock.t, method, path, body);
       expect(r.statusCode, path).toBe(403);
       const reply = r.json();
       expect(reply).toMatchObject({
@@ -412,7 +354,7 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
         message: 'this device is revoked',
       });
       const crl = await verifyCrl(reply.crl, ca.certPem);
-      expect(crl.serials.has(normalizeSerial(dev.serial))).toBe(true);
+      expect(crl.serials.has(normalizeSerial(dev.certSerial))).toBe(true);
     }
   });
 
@@ -432,7 +374,8 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
     const active = await activeDevice(app, root.token);
     // A nonce-checked signed call (heartbeats are dated by their signature and store no nonce).
     expect(
-      (await signed(app, active, clock.t, 'GET', `/v1/devices/${active.deviceId}/certificate`)).statusCode,
+      (await signedRequest(app, active, clock.t, 'GET', `/v1/devices/${active.deviceId}/certificate`))
+        .statusCode,
     ).toBe(200);
     const count = async (table: string) =>
       Number((await store.db.get(`SELECT COUNT(*) AS n FROM ${table}`))?.n);
@@ -452,7 +395,13 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
     expect(await count('enrollments')).toBe(1); // the used one stays
     // The purged pending device is told it is unknown (so it enrolls again), not 404.
     clock.t += 3600_000;
-    const again = await signed(app, { key, deviceId }, clock.t, 'GET', `/v1/devices/${deviceId}/certificate`);
+    const again = await signedRequest(
+      app,
+      { key, deviceId },
+      clock.t,
+      'GET',
+      `/v1/devices/${deviceId}/certificate`,
+    );
     expect(again.statusCode).toBe(401);
     expect(again.json().message).toMatch(/unknown device/);
   });
@@ -461,7 +410,7 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
     const { app, store, clock, root } = await setUp({ purgeIntervalMs: 100, enrollmentRetentionMs: 60_000 });
     const dev = await activeDevice(app, root.token);
     expect(
-      (await signed(app, dev, clock.t, 'GET', `/v1/devices/${dev.deviceId}/certificate`)).statusCode,
+      (await signedRequest(app, dev, clock.t, 'GET', `/v1/devices/${dev.deviceId}/certificate`)).statusCode,
     ).toBe(200);
     const key = generateIdentityKey();
     const csr = await createCsr(key, { deviceId: deviceIdForPublicKey(key.publicKey) });
@@ -482,35 +431,22 @@ describe.each(backends)('provisioning tokens, CRL and limits on %s', (backend: B
 
   it('rate-limits device calls per device (by the signed id, not the address)', async () => {
     const { app, clock, root } = await setUp({
-      rateLimits: {
-        enrollmentsPerMinute: 1e6,
-        claimsPerMinute: 1e6,
-        deviceRequestsPerMinute: 60,
-        deviceBurst: 5,
-      },
+      rateLimits: { ...OPEN_LIMITS, deviceRequestsPerMinute: 60, deviceBurst: 5 },
     });
     const a = await activeDevice(app, root.token);
     const b = await activeDevice(app, root.token);
     const hb = (d: typeof a) =>
-      signed(app, d, clock.t, 'POST', `/v1/devices/${d.deviceId}/heartbeat`, heartbeat);
+      signedRequest(app, d, clock.t, 'POST', `/v1/devices/${d.deviceId}/heartbeat`, heartbeat);
     // Forged requests in A's name (bad signature) do not spend A's budget.
     for (let i = 0; i < 20; i++) {
-      const forged = await app.inject({
-        method: 'POST',
-        url: `/v1/devices/${a.deviceId}/heartbeat`,
-        headers: {
-          ...signDeviceRequest({
-            privateKey: b.key.privateKey,
-            deviceId: a.deviceId,
-            method: 'POST',
-            path: `/v1/devices/${a.deviceId}/heartbeat`,
-            body: JSON.stringify(heartbeat),
-            now: clock.t,
-          }),
-          'content-type': 'application/json',
-        },
-        payload: JSON.stringify(heartbeat),
-      });
+      const forged = await signedRequest(
+        app,
+        { key: b.key, deviceId: a.deviceId },
+        clock.t,
+        'POST',
+        `/v1/devices/${a.deviceId}/heartbeat`,
+        heartbeat,
+      );
       expect(forged.statusCode).toBe(401);
     }
     const codes: number[] = [];
