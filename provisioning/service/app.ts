@@ -540,21 +540,33 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
 
   // Forget nonces once their timestamps have left the acceptance window, and activation codes (and
   // the pending devices they belonged to) once they expired more than enrollmentRetentionMs ago.
+  // One purge at a time, and none left running once the service is closed: a purge still deleting
+  // after close would act on a store the caller may already be reusing (or closing).
+  let purging: Promise<unknown> | undefined;
   const purge = setInterval(() => {
+    if (purging) return;
     const t = opts.now();
-    opts.store
-      .purgeExpired(t.toISOString(), new Date(t.getTime() - opts.enrollmentRetentionMs).toISOString())
-      .catch((err) => app.log.warn({ err }, 'purge of expired nonces and enrollments failed'));
-    if (opts.people)
+    purging = Promise.all([
       opts.store
-        .purgeUsedIdTokens(t.toISOString())
-        .catch((err) => app.log.warn({ err }, 'purge of used ID tokens failed'));
-    // Health samples past heartbeats.sampleRetentionMs (7 days), in bounded batches.
-    opts.heartbeats
-      .purgeSamples()
-      .catch((err) => app.log.warn({ err }, 'purge of old health samples failed'));
+        .purgeExpired(t.toISOString(), new Date(t.getTime() - opts.enrollmentRetentionMs).toISOString())
+        .catch((err) => app.log.warn({ err }, 'purge of expired nonces and enrollments failed')),
+      opts.people
+        ? opts.store
+            .purgeUsedIdTokens(t.toISOString())
+            .catch((err) => app.log.warn({ err }, 'purge of used ID tokens failed'))
+        : undefined,
+      // Health samples past heartbeats.sampleRetentionMs (7 days), in bounded batches.
+      opts.heartbeats
+        .purgeSamples()
+        .catch((err) => app.log.warn({ err }, 'purge of old health samples failed')),
+    ]).finally(() => {
+      purging = undefined;
+    });
   }, opts.purgeIntervalMs);
   purge.unref();
-  app.addHook('onClose', async () => clearInterval(purge));
+  app.addHook('onClose', async () => {
+    clearInterval(purge);
+    await purging;
+  });
   return app;
 }
