@@ -74,6 +74,11 @@ export const CLOSE = Object.freeze({
   expired: 4403,
   authTimeout: 4408,
   rateLimited: 4429,
+  /**
+   * Clustered relay: this node no longer hosts the meeting (drained, or it was placed on another node
+   * while this one was unreachable). Reconnect through an entry node and resume.
+   */
+  moved: 4012,
 });
 
 export function resolveLimits(overrides: Partial<RelayLimits> = {}): RelayLimits {

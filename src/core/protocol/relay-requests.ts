@@ -18,6 +18,19 @@ export class RelayRequestError extends Error {
   }
 }
 
+/**
+ * The relay answered a `create` or `join` with `redirect`: the meeting lives on another node of a
+ * clustered relay. The caller decides whether `url` is one it trusts before following it.
+ */
+export class RelayRedirect extends RelayRequestError {
+  constructor(
+    readonly url: string,
+    readonly meetingId: string,
+  ) {
+    super('redirect', `the meeting ${meetingId} is hosted at ${url}`);
+  }
+}
+
 export class PendingRequests {
   readonly #pending = new Map<number, { resolve: (m: RelayReply) => void; reject: (e: Error) => void }>();
   #nextId = 1;
@@ -41,6 +54,7 @@ export class PendingRequests {
     if (id === undefined || !pending) return false;
     this.#pending.delete(id);
     if (message.type === 'error') pending.reject(new RelayRequestError(message.code, message.message));
+    else if (message.type === 'redirect') pending.reject(new RelayRedirect(message.url, message.meetingId));
     else if (message.type === 'meeting' || message.type === 'ok') pending.resolve(message);
     else pending.reject(new Error(`unexpected reply ${message.type}`));
     return true;

@@ -157,6 +157,18 @@ export const ServerMessage = Type.Union([
      */
     sharing: Type.Optional(Type.Union([Id, Type.Null()])),
   }),
+  /**
+   * Clustered relay (docs/relay.md "Several nodes"): the meeting lives on another node. Reconnect to
+   * `url` (authenticating there as usual) and send the same request again with this `meetingId`
+   * (a `create` without one was given a fresh id here). Clients follow it only to a URL they were
+   * configured to trust (their entry list or allow-list), and only a few times in a row.
+   */
+  Strict({
+    type: Type.Literal('redirect'),
+    id: RequestId,
+    url: Type.String({ maxLength: 512 }),
+    meetingId: MeetingId,
+  }),
   Strict({ type: Type.Literal('denied'), meetingId: MeetingId }),
   Strict({ type: Type.Literal('left'), meetingId: MeetingId, participantId: Id }),
   Strict({ type: Type.Literal('ended'), meetingId: MeetingId, reason: Type.String() }),
