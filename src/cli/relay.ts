@@ -19,6 +19,10 @@ export interface RelayCommandOptions {
   maxConnections?: string;
   maxConnectionsPerAddress?: string;
   allowOrigin?: string[];
+  redis?: string;
+  nodeId?: string;
+  publicUrl?: string;
+  drainTimeout: string;
 }
 
 export function registerRelayCommand(program: Command): void {
@@ -67,10 +71,27 @@ export function registerRelayCommand(program: Command): void {
       '--allow-origin <origin...>',
       'web origin whose join page may connect (scheme://host[:port] of the provisioning service serving /join/; repeatable). A browser from any other origin is refused (HTTP 403); devices send no Origin and are unaffected',
     )
+    .option(
+      '--redis <url>',
+      'run as one node of a clustered relay sharing this Redis (redis://host:port[/db]): meetings are placed by load on the live nodes, and create/join for a meeting hosted elsewhere is redirected there (docs/relay.md "Several nodes")',
+    )
+    .option(
+      '--node-id <id>',
+      "this node's id in the cluster ([A-Za-z0-9._-], up to 64; default a random one per start)",
+    )
+    .option(
+      '--public-url <ws-url>',
+      'the WebSocket URL devices are redirected to for meetings hosted on this node, e.g. wss://relay-2.example:7443/v1/ws (default the listen URL); clients follow it only if its host is one they were configured with',
+    )
+    .option(
+      '--drain-timeout <seconds>',
+      'clustered: on SIGTERM stop taking new meetings, let the ones here end for up to this long, then move the rest to other nodes (their rooms reconnect, close 4012) and exit',
+      '30',
+    )
     .option('--log-json', 'log JSON lines instead of readable text')
     .addHelpText(
       'after',
-      '\nExample:\n  sealroom relay --ca /etc/sealroom/org-ca.pem --port 7443 --state-dir /var/lib/sealroom-relay \\\n    --revocations https://provisioning.example:8443 --revocations-tls-ca /etc/sealroom/provisioning-tls-ca.pem \\\n    --allow-origin https://provisioning.example:8443\n\nRevocation: docs/revocation.md. People joining from a browser: docs/relay.md ("People").',
+      '\nExample:\n  sealroom relay --ca /etc/sealroom/org-ca.pem --port 7443 --state-dir /var/lib/sealroom-relay \\\n    --revocations https://provisioning.example:8443 --revocations-tls-ca /etc/sealroom/provisioning-tls-ca.pem \\\n    --allow-origin https://provisioning.example:8443\n\nThree nodes sharing one Redis (each a complete relay; devices list all three with --relay):\n  sealroom relay --dev-ca ./ca --port 7441 --redis redis://127.0.0.1:6379 --node-id r1\n  sealroom relay --dev-ca ./ca --port 7442 --redis redis://127.0.0.1:6379 --node-id r2\n  sealroom relay --dev-ca ./ca --port 7443 --redis redis://127.0.0.1:6379 --node-id r3\n\nRevocation: docs/revocation.md. People joining from a browser: docs/relay.md ("People").',
     )
     .action(async (opts: RelayCommandOptions) => {
       await runRelayCommand(opts);
@@ -80,7 +101,7 @@ export function registerRelayCommand(program: Command): void {
 export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> {
   const { readFileSync, createWriteStream } = await import('node:fs');
   const { cliLogger } = await import('../relay/readable-log.js');
-  const { normalizeOrigin, startRelay } = await import('../relay/server.js');
+  const { isRelayNodeUrl, normalizeOrigin, startRelay } = await import('../relay/server.js');
   const log = cliLogger('relay', { json: opts.logJson ?? false });
   const caPems = (opts.ca ?? []).map((f) => readFileSync(f, 'utf8'));
   if (opts.devCa) {
@@ -165,6 +186,27 @@ export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> 
   const maxConnections = count('--max-connections', opts.maxConnections);
   const maxConnectionsPerAddress = count('--max-connections-per-address', opts.maxConnectionsPerAddress);
   const allowedOrigins = (opts.allowOrigin ?? []).map(normalizeOrigin); // fails fast on a typo
+  const drainTimeoutS = Number(opts.drainTimeout);
+  if (!Number.isFinite(drainTimeoutS) || drainTimeoutS < 0)
+    throw new Error(`--drain-timeout must be a number of seconds, not "${opts.drainTimeout}"`);
+  if (!opts.redis && (opts.nodeId !== undefined || opts.publicUrl !== undefined))
+    throw new Error('--node-id and --public-url need --redis (they configure a cluster node)');
+  let cluster: ((listening: { url: string }) => import('../relay/cluster/port.js').ClusterPort) | undefined;
+  if (opts.redis) {
+    const { RedisCluster, newNodeId } = await import('../relay/cluster/redis-cluster.js');
+    const redisUrl = opts.redis;
+    const nodeId = opts.nodeId ?? newNodeId();
+    const publicUrl = opts.publicUrl;
+    if (publicUrl !== undefined && !isRelayNodeUrl(publicUrl))
+      throw new Error(`--public-url must be ws(s)://host[:port][/prefix]/v1/ws, not "${publicUrl}"`);
+    // Redirects carry this URL to devices: a wildcard listen address is no place to connect to.
+    if (publicUrl === undefined && ['0.0.0.0', '::', '[::]'].includes(opts.host))
+      throw new Error(
+        `--host ${opts.host} listens everywhere: pass --public-url (the URL devices reach this node at)`,
+      );
+    // Fails fast on a bad node id or URL; Redis being down is not fatal (the node registers once it answers).
+    cluster = ({ url }) => new RedisCluster({ redisUrl, nodeId, url: publicUrl ?? url, log });
+  }
   const recordStream = opts.record ? createWriteStream(opts.record, { flags: 'a' }) : undefined;
   const relay = await startRelay({
     log,
@@ -175,6 +217,7 @@ export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> 
     videoCodec,
     ...(opts.stateDir ? { stateDir: opts.stateDir } : {}),
     allowedOrigins,
+    ...(cluster ? { cluster } : {}),
     limits: {
       ...(maxConnections !== undefined ? { maxConnections } : {}),
       ...(maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress } : {}),
@@ -189,14 +232,34 @@ export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> 
       : {}),
   });
   // stdout carries one line other programs (the demo) can read: where the relay listens.
-  console.log(JSON.stringify({ relay: relay.url }));
+  console.log(
+    JSON.stringify({
+      relay: relay.url,
+      ...(relay.cluster ? { nodeId: relay.cluster.nodeId, publicUrl: relay.cluster.url } : {}),
+    }),
+  );
+  let stopping = false;
   const shutdown = async (signal: string) => {
+    if (stopping) {
+      // A second signal while draining: stop now (the meetings left resume elsewhere, as after a crash).
+      log.warn({ signal }, 'relay stopping now');
+      process.exit(1);
+    }
+    stopping = true;
     log.info({ signal }, 'relay stopping');
+    // Clustered, SIGTERM drains first: the meetings here end or move before the node goes.
+    if (signal === 'SIGTERM' && relay.cluster) {
+      try {
+        await relay.drain({ timeoutMs: drainTimeoutS * 1000 });
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'drain failed; stopping anyway');
+      }
+    }
     stopFeed();
     await relay.close();
     recordStream?.end();
     process.exit(0);
   };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }

@@ -146,6 +146,42 @@ export class MeetingRegistry {
     return this.#meetings.size;
   }
 
+  /** True while the meeting is live here (a meeting exists only while its leader is in it). */
+  has(meetingId: string): boolean {
+    return this.#meetings.has(meetingId);
+  }
+
+  /** Every live meeting and its leader's device id (a clustered relay publishes these). */
+  hosted(): { meetingId: string; leaderDeviceId: string }[] {
+    const out: { meetingId: string; leaderDeviceId: string }[] = [];
+    for (const meeting of this.#meetings.values()) {
+      const leader = meeting.members.get(meeting.leader);
+      if (leader) out.push({ meetingId: meeting.id, leaderDeviceId: leader.info.deviceId });
+    }
+    return out;
+  }
+
+  /**
+   * The meeting moves to another node (clustered relay: drained, or re-placed while this node was
+   * unreachable): it is dropped here without an 'ended' to anyone — its members must resume it
+   * elsewhere, not treat it as over. Returns their connections (to close) and the media to drop.
+   * The local reservation goes too: the cluster-wide one is authoritative.
+   */
+  evict(meetingId: string): { connections: ConnectionId[]; media: MediaEffect[] } {
+    const meeting = this.#meetings.get(meetingId);
+    if (!meeting) return { connections: [], media: [] };
+    this.#meetings.delete(meetingId);
+    this.reservations.release(meetingId);
+    const connections: ConnectionId[] = [];
+    const media: MediaEffect[] = [];
+    for (const m of meeting.members.values()) {
+      this.#byConnection.delete(m.connection);
+      connections.push(m.connection);
+      if (m.status === 'active') media.push({ kind: 'remove', connection: m.connection, meetingId });
+    }
+    return { connections, media };
+  }
+
   create(
     connection: ConnectionId,
     identity: Identity,

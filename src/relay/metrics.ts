@@ -2,6 +2,7 @@
 // anything from a payload.
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { RevocationStatus } from '../pki/revocation-source.js';
+import type { ClusterStatus } from './cluster/port.js';
 
 /** Why the relay refused a connection, a frame or a session (label of sealroom_relay_refusals_total). */
 export const REFUSAL_REASONS = [
@@ -29,6 +30,8 @@ export function createRelayMetrics(
     packetsForwarded: number;
   },
   revocation?: () => RevocationStatus | undefined,
+  /** Clustered relay: the node's view of the cluster (undefined until it has joined). */
+  clusterStatus?: () => ClusterStatus | undefined,
 ) {
   const registry = new Registry();
   const authentications = new Counter({
@@ -104,10 +107,74 @@ export function createRelayMetrics(
       },
     });
   }
+  let cluster: ReturnType<typeof clusterMetrics> | undefined;
+  if (clusterStatus) cluster = clusterMetrics(registry, clusterStatus);
   return {
     registry,
     authentications,
     refuse: (reason: RefusalReason) => refusals.inc({ reason }),
     refusals,
+    cluster,
   };
+}
+
+const CLUSTER_REFUSALS = ['id-bound', 'cluster-unavailable', 'no-node'] as const;
+
+/** A clustered node's gauges (its own view of the cluster) and what placement did for its clients. */
+function clusterMetrics(registry: Registry, status: () => ClusterStatus | undefined) {
+  const gauge = (name: string, help: string, read: (s: ClusterStatus) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const s = status();
+        this.set(s ? read(s) : 0);
+      },
+    });
+  gauge(
+    'sealroom_relay_cluster_connected',
+    '1 while this node is connected to the cluster registry (Redis)',
+    (s) => (s.connected ? 1 : 0),
+  );
+  gauge(
+    'sealroom_relay_cluster_draining',
+    '1 once this node is draining (no new meetings placed here)',
+    (s) => (s.draining ? 1 : 0),
+  );
+  gauge(
+    'sealroom_relay_cluster_nodes',
+    'Live relay nodes in the cluster, as last read',
+    (s) => s.nodes.length,
+  );
+  gauge(
+    'sealroom_relay_cluster_node_meetings',
+    "This node's placement load as the cluster sees it (meetings hosted and placed), as last read",
+    (s) => s.nodes.find((n) => n.id === s.nodeId)?.meetings ?? 0,
+  );
+  gauge('sealroom_relay_cluster_meetings', 'Placement load summed over the live nodes, as last read', (s) =>
+    s.nodes.reduce((n, node) => n + node.meetings, 0),
+  );
+  const redirects = new Counter({
+    name: 'sealroom_relay_redirects_total',
+    help: 'create/join requests answered with a redirect to the hosting node',
+    labelNames: ['request'] as const,
+    registers: [registry],
+  });
+  const refusals = new Counter({
+    name: 'sealroom_relay_cluster_refusals_total',
+    help: 'create/join requests the cluster placement refused, by code',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
+  for (const code of CLUSTER_REFUSALS) refusals.inc({ code }, 0);
+  const moved = new Counter({
+    name: 'sealroom_relay_meetings_moved_total',
+    help: 'Meetings moved off this node (drain, or re-placed elsewhere while it was unreachable: lost)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const reason of ['drain', 'lost']) moved.inc({ reason }, 0);
+  for (const request of ['create', 'join']) redirects.inc({ request }, 0);
+  return { redirects, refusals, moved };
 }

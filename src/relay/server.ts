@@ -7,6 +7,9 @@
 // 'change') or expired since they authenticated are ended live (docs/relay.md).
 // Rooms authenticate with device certificates, people (issue 12, from a browser page) with
 // short-lived person certificates; a WebSocket upgrade from a browser must come from an allowed Origin.
+// Clustered (issue 15, `cluster`): every node is a complete relay for the meetings it hosts; a create
+// or join for a meeting hosted elsewhere is answered with a redirect to that node's registered URL
+// (docs/relay.md "Several nodes"). Meetings hosted here are served without asking Redis at all.
 import { randomBytes } from 'node:crypto';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -30,8 +33,16 @@ import {
   verifyChallengeSignature,
   verifyParticipantCertificatePem,
 } from './authenticate.js';
-import { MeetingReservations } from './id-binding.js';
-import { type ConnectionId, type Identity, MeetingError, MeetingRegistry, type Result } from './meetings.js';
+import type { ClusterPort, ClusterStatus, Placement } from './cluster/port.js';
+import { MeetingReservations, participantIdBoundTo } from './id-binding.js';
+import {
+  type ConnectionId,
+  type Identity,
+  MeetingError,
+  MeetingRegistry,
+  newMeetingId,
+  type Result,
+} from './meetings.js';
 import {
   AddressCounter,
   addressKey,
@@ -103,6 +114,39 @@ export interface RelayOptions {
    * browser) is served. Default: none, so no browser page can connect.
    */
   allowedOrigins?: string[];
+  /**
+   * Run as one node of a clustered relay (src/relay/cluster/port.ts, e.g. RedisCluster). A function
+   * is given the listen URL (known only once listening when port is 0) and returns the port. The
+   * relay starts it once listening (registering the node) and stops it on close (deregistering).
+   */
+  cluster?: ClusterPort | ((listening: { url: string; port: number }) => ClusterPort);
+}
+
+/** Create/join placement lookups per connection (those not served locally): a budget of their own. */
+export const PLACEMENTS_PER_SECOND = 1;
+export const PLACEMENT_BURST = 5;
+
+/**
+ * A URL a redirect may carry: a node's registered relay URL, ws(s)://host[:port][/prefix]/v1/ws (a
+ * prefix for a reverse proxy) and nothing else (no credentials, query or fragment). A registration
+ * that is not one is never sent to a client.
+ */
+export function isRelayNodeUrl(url: string): boolean {
+  if (url.length > 512) return false;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return false;
+  }
+  return (
+    (u.protocol === 'ws:' || u.protocol === 'wss:') &&
+    u.pathname.endsWith(RELAY_WS_PATH) &&
+    !u.search &&
+    !u.hash &&
+    !u.username &&
+    !u.password
+  );
 }
 
 /** Serialized origin (scheme://host[:port]) of a configured entry; throws on anything else. */
@@ -136,8 +180,19 @@ export interface Relay {
   app: FastifyInstance;
   registry: MeetingRegistry;
   sfu: Sfu;
+  /** Clustered: the cluster port this node runs (its id is `cluster.nodeId`). */
+  cluster?: ClusterPort;
+  /**
+   * Clustered: stop taking new meetings (placement skips this node; it still accepts connections and
+   * redirects them), serve the meetings it hosts until they end or `timeoutMs` (default 30 s) passes,
+   * then move the rest: release their placement and close their members' sockets with CLOSE.moved
+   * (4012) so they resume on other nodes. Call close() afterwards (it deregisters the node).
+   */
+  drain(opts?: { timeoutMs?: number }): Promise<{ ended: number; moved: number }>;
   close(): Promise<void>;
 }
+
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
 interface Session {
   id: ConnectionId;
@@ -159,6 +214,8 @@ interface Session {
   costly: TokenBucket;
   /** `share` requests, on top of `bucket`: each sends a roster to every member. */
   shares: TokenBucket;
+  /** Clustered: create/join that needed a placement lookup (Redis), on top of `bucket`. */
+  placements: TokenBucket;
   /** Refusals it may still earn before it is cut (refilled at the sustained message rate). */
   refusalAllowance: TokenBucket;
   lastRateError: number;
@@ -221,12 +278,148 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       : {}),
   });
 
+  // Clustered: set once listening (a request before that is refused, never served unplaced).
+  const clustered = opts.cluster !== undefined;
+  let cluster: ClusterPort | undefined;
+  /** After a drain's deadline: nothing more is created here, even for a placement that says so. */
+  let movingOut = false;
+  /** Best effort: the reconciliation (every refresh) publishes it anyway if Redis is down now. */
+  const publish = (what: string, p: Promise<void>): void => {
+    p.catch((err: Error) => log.warn({ err: err.message }, `cluster: could not publish ${what}`));
+  };
+
   const apply = (result: Result): void => {
     for (const o of result.outgoing) send(o.to, o.message);
     for (const m of result.media) {
       if (m.kind === 'share') sfu.setSharer(m.meetingId, m.sharer);
       else void sfu.remove(m.connection);
     }
+    if (!cluster) return;
+    // A meeting ends here when its members are told so; its id is freed cluster-wide iff the
+    // registry freed it locally (the leader ended it or left on purpose, not a dropped connection).
+    const ended = new Set<string>();
+    for (const o of result.outgoing) if (o.message.type === 'ended') ended.add(o.message.meetingId);
+    for (const meetingId of ended) {
+      if (registry.has(meetingId)) continue;
+      const freeId = registry.reservations.holder(meetingId) === undefined;
+      publish('an ended meeting', cluster.released(meetingId, freeId));
+    }
+  };
+
+  const drawMeetingId = (): string => {
+    let id: string;
+    do id = newMeetingId();
+    while (registry.has(id) || registry.reservations.holder(id) !== undefined);
+    return id;
+  };
+
+  /**
+   * Clustered create/join for a meeting not hosted here: asks the cluster where it lives. Returns
+   * the meeting id to serve here, or undefined when it was answered with a redirect (or the asker
+   * went away meanwhile); throws the refusal.
+   */
+  const place = async (
+    session: Session,
+    identity: Identity,
+    message: Extract<ClientMessage, { type: 'create' | 'join' }>,
+  ): Promise<string | undefined> => {
+    // What the local registry would refuse anyway is refused before anything is written to Redis (a
+    // person must not reserve a meeting id cluster-wide, nor squat one with someone's participant id).
+    if (registry.meetingOf(session.id) !== undefined)
+      throw new MeetingError('already-in-meeting', 'leave the current meeting first');
+    if (message.type === 'create' && identity.kind !== 'room')
+      throw new MeetingError('rooms-only', 'only rooms create and lead meetings; people join them');
+    if (message.participantId !== undefined && !participantIdBoundTo(message.participantId, identity))
+      throw new MeetingError(
+        'id-bound',
+        `participant id ${message.participantId} is bound to another device`,
+      );
+    // Each lookup is a Redis round trip (a create may also write a placement): a tight budget, since
+    // a client asks once per connection (a redirected one reconnects elsewhere).
+    if (!session.placements.take()) {
+      metrics.refuse('rate-limited');
+      throw new MeetingError('rate-limited', 'too many create/join requests on this connection');
+    }
+    if (!cluster) throw new MeetingError('cluster-unavailable', 'the relay node is starting');
+    let placement: Placement;
+    try {
+      placement =
+        message.type === 'create'
+          ? await cluster.placeCreate(message.meetingId, identity.deviceId, drawMeetingId)
+          : await cluster.locate(message.meetingId);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'cluster: placement failed');
+      placement = {
+        kind: 'refused',
+        code: 'cluster-unavailable',
+        message: 'the cluster registry is unreachable',
+      };
+    }
+    if (session.ending || !sessions.has(session.id)) {
+      // Gone while Redis answered: a placement made for it here is withdrawn (it expires anyway).
+      if (placement.kind === 'here' && message.type === 'create' && !registry.has(placement.meetingId))
+        publish('a withdrawn placement', cluster.released(placement.meetingId, false));
+      return undefined;
+    }
+    if (
+      placement.kind !== 'refused' &&
+      message.meetingId !== undefined &&
+      placement.meetingId !== message.meetingId
+    ) {
+      log.error(
+        { asked: message.meetingId, placed: placement.meetingId },
+        'cluster: placement for another id',
+      );
+      placement = { kind: 'refused', code: 'cluster-unavailable', message: 'inconsistent placement' };
+    }
+    switch (placement.kind) {
+      case 'here':
+        if (movingOut) throw new MeetingError('no-node', 'this relay node is shutting down; try again');
+        return placement.meetingId;
+      case 'refused':
+        clusterMetrics?.refusals.inc({ code: placement.code });
+        throw new MeetingError(placement.code, placement.message);
+      case 'elsewhere': {
+        // Only a live node's registered URL, and never ourselves (a loop): otherwise refuse (retriable).
+        if (
+          !isRelayNodeUrl(placement.url) ||
+          placement.nodeId === cluster.nodeId ||
+          placement.url === cluster.url
+        ) {
+          log.error(
+            { nodeId: placement.nodeId, url: placement.url.slice(0, 200) },
+            'cluster: unusable node URL',
+          );
+          clusterMetrics?.refusals.inc({ code: 'cluster-unavailable' });
+          throw new MeetingError('cluster-unavailable', 'the meeting lives on a node with no usable URL');
+        }
+        clusterMetrics?.redirects.inc({ request: message.type });
+        log.info(
+          { meetingId: placement.meetingId, deviceId: identity.deviceId, node: placement.nodeId },
+          `${message.type}: redirected to the hosting node`,
+        );
+        send(session.id, {
+          type: 'redirect',
+          id: message.id,
+          url: placement.url,
+          meetingId: placement.meetingId,
+        });
+        return undefined;
+      }
+    }
+  };
+
+  /** The meeting continues on another node: dropped here, its members' sockets closed with 4012. */
+  const moveAway = (meetingId: string, reason: 'lost' | 'drain'): void => {
+    const { connections, media } = registry.evict(meetingId);
+    for (const m of media) if (m.kind === 'remove') void sfu.remove(m.connection);
+    const text = reason === 'lost' ? 'meeting moved to another relay node' : 'relay node draining';
+    for (const c of connections) {
+      const session = sessions.get(c);
+      if (session) endSocket(session, CLOSE.moved, text);
+    }
+    clusterMetrics?.moved.inc({ reason });
+    log.warn({ meetingId, members: connections.length, reason }, 'meeting moved to another node');
   };
 
   const handle = async (session: Session, message: ClientMessage): Promise<void> => {
@@ -285,21 +478,43 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       case 'auth':
         throw new MeetingError('already-authenticated', 'already authenticated');
       case 'create': {
-        const result = registry.create(
-          session.id,
-          identity,
-          message.id,
-          message.meetingId,
-          message.participantId,
-        );
-        log.info({ meetingId: registry.meetingOf(session.id), deviceId }, 'meeting created');
-        return apply(result);
+        let meetingId = message.meetingId;
+        // Clustered: a meeting live here is answered here (Redis not asked); otherwise placed.
+        const placed = clustered && !(meetingId !== undefined && registry.has(meetingId));
+        if (placed) {
+          meetingId = await place(session, identity, message);
+          if (meetingId === undefined) return;
+          // The cluster's reservation (just checked for this device) is authoritative over a
+          // local one left from an earlier life of the meeting here.
+          const holder = registry.reservations.holder(meetingId);
+          if (holder !== undefined && holder !== deviceId && !registry.has(meetingId))
+            registry.reservations.release(meetingId);
+        }
+        let result: Result;
+        try {
+          result = registry.create(session.id, identity, message.id, meetingId, message.participantId);
+        } catch (err) {
+          if (placed && cluster && meetingId !== undefined && !registry.has(meetingId))
+            publish('a withdrawn placement', cluster.released(meetingId, false));
+          throw err;
+        }
+        const created = registry.meetingOf(session.id);
+        log.info({ meetingId: created, deviceId }, 'meeting created');
+        apply(result);
+        if (cluster && created !== undefined)
+          publish('a new meeting', cluster.hosted({ meetingId: created, leaderDeviceId: deviceId }));
+        return;
       }
-      case 'join':
+      case 'join': {
         log.info({ meetingId: message.meetingId, deviceId }, 'join request');
+        if (clustered && !registry.has(message.meetingId)) {
+          const here = await place(session, identity, message);
+          if (here === undefined) return;
+        }
         return apply(
           registry.join(session.id, identity, message.id, message.meetingId, message.participantId),
         );
+      }
       case 'admit':
         return apply(registry.admit(session.id, message.id, message.participantId));
       case 'deny':
@@ -311,7 +526,15 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
           { meetingId: registry.meetingOf(session.id), to: message.participantId },
           'leadership handed over',
         );
-        return apply(registry.handover(session.id, message.id, message.participantId));
+        apply(registry.handover(session.id, message.id, message.participantId));
+        {
+          // The cluster-wide reservation follows the new leader at once, as the local one did.
+          const meetingId = registry.meetingOf(session.id);
+          const leaderDeviceId = meetingId && registry.reservations.holder(meetingId);
+          if (cluster && meetingId && leaderDeviceId)
+            publish('a handover', cluster.hosted({ meetingId, leaderDeviceId }));
+        }
+        return;
       case 'leave':
         return apply(registry.leave(session.id, message.id));
       case 'end':
@@ -470,16 +693,25 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       packetsForwarded: media.reduce((n, p) => n + p.forwarded, 0),
     };
   };
-  const metrics = createRelayMetrics(sample, revocation ? () => revocation.status() : undefined);
+  const clusterStatus = (): ClusterStatus | undefined => cluster?.status();
+  const metrics = createRelayMetrics(
+    sample,
+    revocation ? () => revocation.status() : undefined,
+    clustered ? clusterStatus : undefined,
+  );
+  const clusterMetrics = metrics.cluster;
   app.get('/healthz', async (_req, reply) => {
     // Failing closed (no CRL fresh enough) makes the relay unhealthy: it serves no new session.
     const accepting = revocation ? revocation.acceptsNewSessions() : true;
     if (!accepting) reply.code(503);
+    const status = clusterStatus();
     return {
       ok: accepting,
       relayId,
       ...sample(),
       ...(revocation ? { revocation: revocation.status() } : {}),
+      // A draining node stays healthy: it still accepts connections and redirects them.
+      ...(status ? { cluster: status } : {}),
     };
   });
   app.get('/metrics', async (_req, reply) => {
@@ -527,6 +759,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
       costly: new TokenBucket(COSTLY_E2EE_PER_SECOND, COSTLY_E2EE_BURST),
       shares: new TokenBucket(SHARE_PER_SECOND, SHARE_BURST),
+      placements: new TokenBucket(PLACEMENTS_PER_SECOND, PLACEMENT_BURST),
       refusalAllowance: new TokenBucket(limits.messagesPerSecond, RATE_LIMIT_CLOSE_AFTER),
       lastRateError: Number.NEGATIVE_INFINITY,
       ending: false,
@@ -652,18 +885,106 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const address = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   const port = Number(new URL(address).port);
   const url = `ws://${opts.host ?? '127.0.0.1'}:${port}${RELAY_WS_PATH}`;
-  log.info({ url, relayId }, 'relay listening');
+  const onLost = (meetingId: string): void => {
+    // Re-placed on another live node while this one was unreachable: that copy is the meeting now.
+    if (registry.has(meetingId)) moveAway(meetingId, 'lost');
+  };
+  let clusterStopped = false;
+  const stopCluster = async (): Promise<void> => {
+    if (!cluster || clusterStopped) return;
+    clusterStopped = true;
+    cluster.off('lost', onLost);
+    await cluster
+      .stop(true)
+      .catch((err: Error) => log.warn({ err: err.message }, 'cluster: could not deregister the node'));
+  };
+  if (opts.cluster) {
+    const abort = async (err: unknown): Promise<never> => {
+      clearInterval(liveness);
+      clearInterval(refresh);
+      clearInterval(sessionCheck);
+      revocation?.off('change', onRevocationChange);
+      await sfu.close();
+      await app.close();
+      throw err;
+    };
+    const node = typeof opts.cluster === 'function' ? opts.cluster({ url, port }) : opts.cluster;
+    if (!isRelayNodeUrl(node.url))
+      await abort(new Error(`cluster node URL "${node.url}" is not ws(s)://host[:port]${RELAY_WS_PATH}`));
+    node.on('lost', onLost);
+    node.on('resynced', () => log.info({ nodeId: node.nodeId }, 'cluster: registry resynchronised'));
+    try {
+      await node.start(() => registry.hosted());
+    } catch (err) {
+      node.off('lost', onLost);
+      await abort(err);
+    }
+    // Registered only once listening: no redirect ever points at a node that cannot answer yet.
+    cluster = node;
+  }
+  log.info(
+    { url, relayId, ...(cluster ? { nodeId: cluster.nodeId, publicUrl: cluster.url } : {}) },
+    'relay listening',
+  );
+
+  const drain = async ({ timeoutMs = DEFAULT_DRAIN_TIMEOUT_MS }: { timeoutMs?: number } = {}) => {
+    if (!cluster) throw new Error('drain: this relay is not part of a cluster');
+    const c = cluster;
+    const before = registry.meetingCount();
+    log.info({ meetings: before, timeoutMs }, 'draining: no new meetings here');
+    await c
+      .setDraining()
+      .catch((err: Error) => log.warn({ err: err.message }, 'cluster: could not mark the node draining'));
+    // Meetings hosted here go on (joins included) until they end or the deadline.
+    const deadline = performance.now() + timeoutMs;
+    while (registry.meetingCount() > 0 && performance.now() < deadline)
+      await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - performance.now()))));
+    movingOut = true;
+    const rest = registry.hosted().map((m) => m.meetingId);
+    // Released before the members are told: their resume must be placed on another node, not here.
+    const evicted = rest.map((meetingId) => ({ meetingId, ...registry.evict(meetingId) }));
+    await Promise.all(
+      rest.map((meetingId) =>
+        c
+          .released(meetingId, false)
+          .catch((err: Error) =>
+            log.warn({ err: err.message, meetingId }, 'cluster: could not release a moved meeting'),
+          ),
+      ),
+    );
+    for (const { meetingId, connections, media } of evicted) {
+      for (const m of media) if (m.kind === 'remove') void sfu.remove(m.connection);
+      for (const conn of connections) {
+        const session = sessions.get(conn);
+        if (session) endSocket(session, CLOSE.moved, 'relay node draining');
+      }
+      clusterMetrics?.moved.inc({ reason: 'drain' });
+      log.info({ meetingId, members: connections.length }, 'draining: meeting moved');
+    }
+    // The close frames must leave before close() terminates whatever is left: wait a little for them.
+    const closing = evicted.flatMap((e) => e.connections);
+    const until = performance.now() + 1000;
+    while (closing.some((conn) => sessions.has(conn)) && performance.now() < until)
+      await new Promise((r) => setTimeout(r, 20));
+    const moved = rest.length;
+    log.info({ ended: before - moved, moved }, 'drained');
+    return { ended: Math.max(0, before - moved), moved };
+  };
+
   return {
     url,
     port,
     app,
     registry,
     sfu,
+    ...(cluster ? { cluster } : {}),
+    drain,
     close: async () => {
       clearInterval(liveness);
       clearInterval(refresh);
       clearInterval(sessionCheck);
       revocation?.off('change', onRevocationChange);
+      await stopCluster();
       // Live meetings stay bound on disk for a ttl; the closing sockets below change nothing there.
       reservations.refresh();
       reservations.freeze();
