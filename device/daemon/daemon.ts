@@ -42,6 +42,10 @@ export type MediaEngine = 'worker' | 'synthetic' | 'none';
 
 export interface DaemonOptions {
   relayUrl: string;
+  /** A clustered relay's entry nodes (relayUrl first among them when both are given). */
+  relayUrls?: string[];
+  /** Further origins a clustered relay's redirect may send this room to (besides the entries' hosts). */
+  relayRedirectAllow?: string[];
   /** A certificate and identity key the device already has (development CA, or installed by IT)… */
   certificatePem?: string;
   identityKeyPem?: string;
@@ -262,6 +266,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     });
     daemon.meeting = new MeetingClient({
       relayUrl: opts.relayUrl,
+      ...(opts.relayUrls?.length ? { relayUrls: opts.relayUrls } : {}),
+      ...(opts.relayRedirectAllow?.length ? { relayRedirectAllow: opts.relayRedirectAllow } : {}),
       credentials: { certificatePem, identityKey },
       trust,
       state,
@@ -270,7 +276,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       ...opts.meetingTiming,
     });
     void daemon.meeting.start();
-    log.info({ relay: opts.relayUrl, room: device.roomName }, 'meeting client started');
+    log.info(
+      { relay: opts.relayUrls?.length ? opts.relayUrls : opts.relayUrl, room: device.roomName },
+      'meeting client started',
+    );
   };
 
   state.update((s) => {
@@ -374,7 +383,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const current = runner.current;
     if (current?.phase === 'enrolled') useCertificate(current.certificate.certPem);
   }
-  log.info({ control: control.url, relay: opts.relayUrl }, 'daemon running');
+  log.info(
+    { control: control.url, relay: opts.relayUrls?.length ? opts.relayUrls : opts.relayUrl },
+    'daemon running',
+  );
 
   daemon.stop = async () => {
     await daemon.meeting?.leaveMeeting().catch(() => undefined);

@@ -25,6 +25,7 @@ import {
   validateE2eeMessage,
 } from '../../src/core/e2ee/index.js';
 import type { ServerMessage } from '../../src/core/protocol/relay.js';
+import { RelayRedirect, type RelayReply, type RelayRequest } from '../../src/core/protocol/relay-requests.js';
 import type { TrustStore } from '../../src/pki/trust-store.js';
 import type { Logger } from '../../src/util/log.js';
 import type { RoomActions } from './actions.js';
@@ -45,10 +46,19 @@ import {
   RelayConnection,
   RelayRequestError,
 } from './relay-connection.js';
+import { RelayEndpoints } from './relay-endpoints.js';
 import type { MeetingView, StateStore, VerifiedIdentity } from './state.js';
 
 export interface MeetingClientOptions {
-  relayUrl: string;
+  /** The relay (one node, or one entry of a clustered relay). */
+  relayUrl?: string;
+  /**
+   * Entry nodes of a clustered relay (replaces relayUrl): tried in turn, a dead one skipped.
+   * Redirects are followed only to an entry, an entry's host name, or `relayRedirectAllow`.
+   */
+  relayUrls?: string[];
+  /** Further origins (ws[s]://host:port) a redirect may send this room to. */
+  relayRedirectAllow?: string[];
   credentials: DeviceCredentials;
   /** The trust anchors pinned at enrollment: every participant's certificate is checked against them. */
   trust: TrustStore;
@@ -127,6 +137,23 @@ function refusalAlert(code: string): string | undefined {
 
 /** Relay codes that mean "that id is someone else's": retried until the deadline, then an alert. */
 const ID_TAKEN = new Set(['meeting-exists', 'participant-exists']);
+/**
+ * Resume codes retried until the deadline: the meeting is not back yet (its leader re-creates it),
+ * or a clustered relay cannot place it right now (Redis unreachable, no live node).
+ */
+const RESUME_RETRY = new Set(['no-meeting', 'cluster-unavailable', 'no-node', ...ID_TAKEN]);
+/** Close code of a clustered relay node that no longer hosts the meeting (CLOSE.moved). */
+const RELAY_CLOSE_MOVED = 4012;
+/** Fixed words: nothing a redirect says (its URL, its meeting) is ever shown on the wall. */
+const REDIRECT_REFUSED_ALERT = 'The relay tried to send this room to a server it does not trust';
+
+/** A redirect this room did not follow (the reason is for the log). */
+export class RedirectRefused extends Error {
+  readonly code = 'redirect-refused';
+  constructor(readonly reason: string) {
+    super(`refused a relay redirect: ${reason}`);
+  }
+}
 const RESUME_DEADLINE_MS = 30_000;
 
 export class MeetingClient
@@ -139,13 +166,21 @@ export class MeetingClient
   readonly #certificate: Uint8Array;
   readonly #trust: MeetingTrust;
   #connection: RelayConnection | undefined;
+  readonly #endpoints: RelayEndpoints;
+  /** Resolved with the next connection (a create/join following a redirect waits for it). */
+  #connectionWaiters: ((c: RelayConnection) => void)[] = [];
+  /** The current connection is being closed on purpose to follow a redirect. */
+  #moving = false;
   #meeting: ActiveMeeting | undefined;
   #stopped = false;
   #tick: NodeJS.Timeout | undefined;
   #rekeyDebounce: NodeJS.Timeout | undefined;
   #connectedOnce: { resolve: () => void; promise: Promise<void> };
-  /** The relay instance of the previous connection: tells a relay restart from being dropped by it. */
-  #relayId: string | undefined;
+  /**
+   * The relay instance (node) where this room last entered its meeting: back on the same one, it was
+   * dropped (rejoin as a new participant); another one (a restart, another node) → resume.
+   */
+  #meetingRelayId: string | undefined;
   #holding = false;
   #held: ServerMessage[] = [];
   /** Every keys event this device received (tests: what a departed room could still decrypt). */
@@ -154,6 +189,8 @@ export class MeetingClient
   constructor(opts: MeetingClientOptions) {
     super();
     this.#opts = opts;
+    const entries = opts.relayUrls?.length ? opts.relayUrls : opts.relayUrl ? [opts.relayUrl] : [];
+    this.#endpoints = new RelayEndpoints(entries, opts.relayRedirectAllow ?? []);
     this.#identity = IdentityKeyPair.fromKeyObject(opts.credentials.identityKey);
     this.#certificate = new Uint8Array(new X509Certificate(opts.credentials.certificatePem).raw);
     this.#trust = new MeetingTrust(opts.trust, opts.log);
@@ -226,10 +263,11 @@ export class MeetingClient
   }
 
   async #startMeeting(): Promise<{ meetingId: string }> {
-    const connection = this.#requireConnection();
     if (this.#meeting) throw new Error('already in a meeting: leave it first');
-    const reply = await connection.request({ type: 'create' });
+    const { reply, connection } = await this.#requestFollowing({ type: 'create' });
     if (reply.type !== 'meeting') throw new Error('the relay did not create a meeting');
+    if (this.#meeting) throw new Error('already in a meeting: leave it first');
+    this.#meetingRelayId = connection.relayId;
     this.#trust.forget();
     this.#checkOwnCertificate(reply.participantId);
     const { session, output } = LeaderSession.create({
@@ -256,10 +294,12 @@ export class MeetingClient
   }
 
   async #joinMeeting(meetingId: string): Promise<void> {
-    const connection = this.#requireConnection();
     if (this.#meeting) throw new Error('already in a meeting: leave it first');
-    const reply = await connection.request({ type: 'join', meetingId: meetingId.trim().toLowerCase() });
+    const id = meetingId.trim().toLowerCase();
+    const { reply, connection } = await this.#requestFollowing({ type: 'join', meetingId: id }, id);
     if (reply.type !== 'meeting') throw new Error('the relay did not accept the join');
+    if (this.#meeting) throw new Error('already in a meeting: leave it first');
+    this.#meetingRelayId = connection.relayId;
     this.#trust.forget();
     this.#checkOwnCertificate(reply.participantId);
     const session = new ParticipantSession(this.#sessionOptions(reply.meetingId, reply.participantId));
@@ -363,21 +403,106 @@ export class MeetingClient
     this.#writeMeeting({ leaderChanged: false });
   }
 
+  // ---- redirects (clustered relay) ----
+
+  /**
+   * A create or join that follows the relay's redirects: each is checked (relay-endpoints.ts), its
+   * target pinned, and the request sent again there with the redirect's meeting id — which, once
+   * known (a join's, or the first redirect's of a create), may not change along the way.
+   */
+  async #requestFollowing(
+    request: Extract<RelayRequest, { type: 'create' | 'join' }>,
+    expectedMeetingId?: string,
+  ): Promise<{ reply: RelayReply; connection: RelayConnection }> {
+    let connection = this.#requireConnection();
+    let expected = expectedMeetingId;
+    for (let hops = 0; ; hops++) {
+      try {
+        const reply = await connection.request(request);
+        this.#endpoints.settled();
+        return { reply, connection };
+      } catch (err) {
+        if (!(err instanceof RelayRedirect)) throw err;
+        // Our own count too: a pinned node that fails resets the endpoints' count.
+        if (hops >= this.#endpoints.maxRedirects) this.#refuseRedirect(err, 'too many redirects in a row');
+        this.#followOrRefuse(err, expected);
+        expected = err.meetingId;
+        request = { ...request, meetingId: err.meetingId };
+        connection = await this.#reconnectForRedirect(connection);
+      }
+    }
+  }
+
+  /** Pins the redirect's target if it may be followed; else refuses it (alert, log) and throws. */
+  #followOrRefuse(redirect: RelayRedirect, expectedMeetingId?: string): void {
+    const verdict = this.#endpoints.redirect(redirect.url, redirect.meetingId, expectedMeetingId);
+    if (!verdict.ok) this.#refuseRedirect(redirect, verdict.reason);
+    this.#opts.log.info(
+      { url: this.#endpoints.pinned, meetingId: redirect.meetingId, hops: this.#endpoints.hops },
+      'following a relay redirect to the node hosting the meeting',
+    );
+  }
+
+  #refuseRedirect(redirect: RelayRedirect, reason: string): never {
+    this.#reportRefusedRedirect(redirect, reason);
+    throw new RedirectRefused(reason);
+  }
+
+  #reportRefusedRedirect(redirect: RelayRedirect, reason: string): void {
+    this.#endpoints.unpin();
+    this.#opts.state.raiseAlert('relay', 'error', REDIRECT_REFUSED_ALERT);
+    // The log keeps what the relay said (truncated); the wall shows fixed words only.
+    this.#opts.log.warn(
+      { reason, url: redirect.url.slice(0, 200), meetingId: redirect.meetingId },
+      'refused a relay redirect',
+    );
+  }
+
+  /** Closes `old` so the connection loop connects to the pinned node; resolves with that connection. */
+  #reconnectForRedirect(old: RelayConnection): Promise<RelayConnection> {
+    const timeoutMs = 2 * (this.#opts.connectTimeoutMs ?? 10_000);
+    return new Promise<RelayConnection>((resolve, reject) => {
+      const waiter = (c: RelayConnection) => {
+        clearTimeout(timer);
+        resolve(c);
+      };
+      const timer = setTimeout(() => {
+        this.#connectionWaiters = this.#connectionWaiters.filter((w) => w !== waiter);
+        reject(new Error('the relay node hosting the meeting is unreachable right now'));
+      }, timeoutMs);
+      this.#connectionWaiters.push(waiter);
+      this.#dropForRedirect(old);
+    });
+  }
+
+  #dropForRedirect(old: RelayConnection): void {
+    if (!old.open) return; // already gone: the loop reconnects, to the pinned node
+    this.#moving = true;
+    old.close();
+    // A node that never answers the close handshake does not hold the room back.
+    setTimeout(() => old.terminate(), 500).unref();
+  }
+
   // ---- connection ----
 
   async #connectLoop(): Promise<void> {
-    let delay = this.#opts.reconnectMinMs ?? 200;
+    const minDelay = this.#opts.reconnectMinMs ?? 200;
+    let delay = minDelay;
     while (!this.#stopped) {
       let connection: RelayConnection;
+      const url = this.#endpoints.next();
       try {
         connection = await RelayConnection.connect(
-          this.#opts.relayUrl,
+          url,
           this.#opts.credentials,
           this.#opts.connectTimeoutMs,
           this.#opts.liveness,
         );
       } catch (err) {
         const refusal = err instanceof RelayRequestError ? refusalAlert(err.code) : undefined;
+        // A pinned node that cannot be reached sends us back to the entries; a dead entry makes way
+        // for the next one at once; only a whole round of failures backs off.
+        const failed = this.#endpoints.failed(url);
         // Refused for what this room holds (revoked, expired, the relay's CRL stale): no point in
         // hammering the relay; say why on the wall and retry slowly.
         if (refusal) delay = this.#opts.reconnectMaxMs ?? 5000;
@@ -386,12 +511,17 @@ export class MeetingClient
           refusal ? 'error' : 'warning',
           refusal ?? 'Relay unreachable: reconnecting',
         );
-        this.#opts.log.warn({ err: (err as Error).message, retryInMs: delay }, 'relay connection failed');
-        await sleep(delay);
-        delay = Math.min(delay * 2, this.#opts.reconnectMaxMs ?? 5000);
+        const wait = refusal || failed === 'round' ? delay : failed === 'pinned' ? minDelay : 0;
+        this.#opts.log.warn(
+          { err: (err as Error).message, url: this.#endpoints.display(url), failed, retryInMs: wait },
+          'relay connection failed',
+        );
+        if (wait > 0) await sleep(wait);
+        if (refusal || failed === 'round') delay = Math.min(delay * 2, this.#opts.reconnectMaxMs ?? 5000);
         continue;
       }
-      delay = this.#opts.reconnectMinMs ?? 200;
+      delay = minDelay;
+      this.#endpoints.connected(url);
       if (this.#stopped) {
         connection.close();
         return;
@@ -405,25 +535,37 @@ export class MeetingClient
           resolve();
         }),
       );
+      // Shown on screens: an entry as configured, a redirect target by its origin only.
+      const shown = this.#endpoints.display(url);
       this.#opts.state.update((s) => {
-        s.relay = { connected: true, url: this.#opts.relayUrl };
+        s.relay = { connected: true, url: shown };
       });
       this.#opts.state.clearAlert('relay');
-      this.#opts.log.info({ url: this.#opts.relayUrl }, 'connected to the relay');
+      this.#opts.log.info({ url: shown }, 'connected to the relay');
       this.#connectedOnce.resolve();
-      const previousRelayId = this.#relayId;
-      this.#relayId = connection.relayId;
+      for (const waiter of this.#connectionWaiters.splice(0)) waiter(connection);
       if (this.#meeting)
-        void this.#resume(connection, previousRelayId === connection.relayId).catch((err: Error) =>
+        void this.#resume(connection, this.#meetingRelayId === connection.relayId).catch((err: Error) =>
           this.#opts.log.error({ err: err.message }, 'resuming the meeting failed'),
         );
       await closed;
       this.#connection = undefined;
       if (this.#stopped) return;
       this.#opts.state.update((s) => {
-        s.relay = { connected: false, url: this.#opts.relayUrl };
+        s.relay = { connected: false, url: shown };
       });
-      if (closeCode === RELAY_CLOSE_REVOKED) {
+      const moving = this.#moving;
+      this.#moving = false;
+      if (moving) {
+        // Closed on purpose to follow a redirect: straight on to the pinned node, no alert.
+        this.#opts.log.info('reconnecting to the node a redirect named');
+      } else if (closeCode === RELAY_CLOSE_MOVED) {
+        // This node no longer hosts the meeting (drained, or placed elsewhere): through the entries
+        // again; the meeting's new node is where they redirect us.
+        this.#endpoints.unpin();
+        this.#opts.state.raiseAlert('relay', 'warning', 'Relay unreachable: reconnecting');
+        this.#opts.log.warn('the relay node moved our meeting away; reconnecting through the entries');
+      } else if (closeCode === RELAY_CLOSE_REVOKED) {
         this.#opts.state.raiseAlert('relay', 'error', CERTIFICATE_REVOKED_ALERT);
         this.#opts.log.error("the relay ended our session: this room's certificate is revoked");
         delay = this.#opts.reconnectMaxMs ?? 5000;
@@ -431,7 +573,7 @@ export class MeetingClient
         this.#opts.state.raiseAlert('relay', 'warning', 'Relay unreachable: reconnecting');
         this.#opts.log.warn('lost the relay connection; reconnecting');
       }
-      if (this.#meeting) {
+      if (this.#meeting && !moving) {
         this.#opts.media?.disconnect();
         this.#writeMeeting({ status: 'connecting' });
       }
@@ -481,15 +623,33 @@ export class MeetingClient
           if (!(meeting.session as ParticipantSession).isMember)
             this.#route((meeting.session as ParticipantSession).start());
         }
+        this.#endpoints.settled();
+        if (this.#meeting === meeting) this.#meetingRelayId = connection.relayId;
         this.#opts.log.info(
           { meetingId: meeting.meetingId, role: meeting.role },
           'resumed the meeting after reconnecting',
         );
         return;
       } catch (err) {
+        if (err instanceof RelayRedirect) {
+          // Another node hosts it now: follow (the loop resumes there), but only to a trusted node
+          // and never into another meeting — else the meeting ends here, with an alert.
+          const verdict = this.#endpoints.redirect(err.url, err.meetingId, meeting.meetingId);
+          if (!verdict.ok) {
+            this.#reportRefusedRedirect(err, verdict.reason);
+            this.#resumeRefused(meeting, 'redirect-refused');
+            return;
+          }
+          this.#opts.log.info(
+            { url: this.#endpoints.pinned, meetingId: err.meetingId, hops: this.#endpoints.hops },
+            'following a relay redirect to resume the meeting',
+          );
+          this.#dropForRedirect(connection);
+          return;
+        }
         const code = (err as { code?: string }).code ?? '';
         lastCode = code;
-        if (code !== 'no-meeting' && !ID_TAKEN.has(code)) {
+        if (!RESUME_RETRY.has(code)) {
           this.#opts.log.warn({ err: (err as Error).message, code }, 'could not resume the meeting');
           this.#resumeRefused(meeting, code);
           return;
@@ -853,6 +1013,7 @@ export class MeetingClient
     if (!meeting) return;
     if (meeting.resuming) clearTimeout(meeting.resuming.timer);
     this.#meeting = undefined;
+    this.#endpoints.unpin(); // the next reconnect goes through the entries
     this.#trust.forget();
     this.#opts.state.clearAlert(LEADER_LOST_ALERT);
     this.#opts.media?.endMeeting?.(); // drop every key of this meeting in the worker (attack 3)

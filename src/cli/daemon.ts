@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 
 export interface DaemonCommandOptions {
-  relay: string;
+  /** One URL (callers of runDaemonCommand) or several (the variadic --relay). */
+  relay: string | string[];
+  relayRedirectAllow?: string[];
   cert?: string;
   key?: string;
   ca?: string;
@@ -34,7 +36,15 @@ export function registerDaemonCommand(program: Command): void {
     .description(
       'run the room device daemon: meeting client, media worker and the kiosk control server on loopback',
     )
-    .requiredOption('--relay <url>', 'relay WebSocket URL, e.g. ws://relay.example:7443/v1/ws')
+    .requiredOption(
+      '--relay <url...>',
+      'relay WebSocket URL, e.g. ws://relay.example:7443/v1/ws; several for a clustered relay ' +
+        '(entry nodes, tried in turn; redirects are followed only to their host names)',
+    )
+    .option(
+      '--relay-redirect-allow <origin...>',
+      'clustered relay: further origins (ws[s]://host:port) a redirect may send this room to',
+    )
     .option('--cert <file>', "this device's X.509 certificate (PEM)")
     .option('--key <file>', "this device's Ed25519 identity key (PEM, mode 0600)")
     .option(
@@ -90,6 +100,15 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
   const { join } = await import('node:path');
   const { cliLogger } = await import('../relay/readable-log.js');
   const log = cliLogger('daemon', { json: opts.logJson ?? false });
+  // `--relay a b` or `--relay a,b` (one shell word in service files) or repeated: all entries.
+  const relayUrls = (Array.isArray(opts.relay) ? opts.relay : [opts.relay])
+    .flatMap((r) => r.split(','))
+    .map((r) => r.trim())
+    .filter((r) => r.length > 0);
+  if (relayUrls.length === 0) throw new Error('--relay needs at least one ws:// or wss:// URL');
+  const { parseRelayUrl } = await import('../../device/daemon/relay-endpoints.js');
+  for (const url of [...relayUrls, ...(opts.relayRedirectAllow ?? [])])
+    if (!parseRelayUrl(url)) throw new Error(`not a relay URL (ws:// or wss://, no credentials): ${url}`);
   let credentials:
     | {
         certificatePem: string;
@@ -159,7 +178,9 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
   let hid: InstanceType<typeof HidManager> | undefined;
   const boot = async (controlPort: number) => {
     const d = await startDaemon({
-      relayUrl: opts.relay,
+      relayUrl: relayUrls[0] as string,
+      ...(relayUrls.length > 1 ? { relayUrls } : {}),
+      ...(opts.relayRedirectAllow?.length ? { relayRedirectAllow: opts.relayRedirectAllow } : {}),
       ...(credentials ?? { provisioningUrl: opts.provisioning, stateDir: opts.dataDir }),
       log,
       media,

@@ -204,7 +204,7 @@ async function join(): Promise<void> {
     });
     await session.call.setTrack('microphone', local?.microphone ?? null);
     await session.call.setTrack('camera', state.local.videoOff ? null : (local?.camera ?? null));
-    session.start(signedIn, trust);
+    session.start(signedIn, trust, relayAllowList);
     if (state.local.audioMuted || state.local.videoOff)
       session.mute(state.local.audioMuted, state.local.videoOff);
     update({ screen: 'meeting', busy: false });

@@ -63,7 +63,8 @@ export class Session {
     };
   }
 
-  start(signedIn: SignedIn, trust: TrustAnchorsJson): void {
+  /** `relayUrls`: the organisation's relays, where a clustered relay's redirect may send the worker. */
+  start(signedIn: SignedIn, trust: TrustAnchorsJson, relayUrls: string[] = []): void {
     const channel = new MessageChannel();
     this.#transform.postMessage({ type: 'port', port: channel.port2 } satisfies PageToTransform, [
       channel.port2,
@@ -71,6 +72,7 @@ export class Session {
     const start: PageToE2ee = {
       type: 'start',
       relayUrl: this.target.relayUrl,
+      relayUrls,
       meetingId: this.target.meetingId,
       certificatePem: signedIn.certificate,
       trust,

@@ -17,6 +17,7 @@ import {
   validateE2eeMessage,
 } from '../../core/e2ee/index.js';
 import type { ServerMessage } from '../../core/protocol/relay.js';
+import { RelayRedirect } from '../../core/protocol/relay-requests.js';
 import { TrustStore } from '../../pki/trust-store.js';
 import type {
   E2eeToPage,
@@ -29,6 +30,7 @@ import type {
   TrustAnchorsJson,
 } from '../shared/messages.js';
 import { type AsyncSigner, type OpenSocket, RelayClient, RelayRefusal } from './relay-client.js';
+import { RelayEndpoints } from '../../../device/daemon/relay-endpoints.js';
 import { createParticipantSession } from './session-factory.js';
 import { anchorsFromJson, type Verify, verifiedMembers } from './verified-roster.js';
 
@@ -46,6 +48,11 @@ export interface WebMeetingDeps {
 
 export interface StartParams {
   relayUrl: string;
+  /**
+   * The page's relay URLs (the service's `web.relayUrls`, also its CSP connect-src): a clustered
+   * relay's redirect is followed only to one of these origins, or to the link relay's host name.
+   */
+  relayUrls?: string[];
   meetingId: string;
   certificatePem: string;
   trust: TrustAnchorsJson;
@@ -57,6 +64,17 @@ const DEFAULT_TICK_MS = 250;
 const RECONNECT_DEADLINE_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const FINAL: ReadonlySet<MeetingStatus> = new Set(['denied', 'left', 'ended', 'refused', 'error']);
+/** Join refusals retried while reconnecting: the meeting is not back yet, or the cluster cannot place it now. */
+const RETRY_CODES = new Set(['no-meeting', 'participant-exists', 'cluster-unavailable', 'no-node', '']);
+/** Close code of a clustered relay node that no longer hosts the meeting (CLOSE.moved). */
+const CLOSE_MOVED = 4012;
+/** Fixed words: nothing a redirect says (its URL, its meeting) reaches the page. */
+const REDIRECT_REFUSED_TEXT = 'The relay tried to send you to a server this organisation does not use';
+
+/** A redirect the worker did not follow (the reason is for the console, never the page). */
+class RedirectRefused extends Error {
+  readonly code = 'redirect-refused';
+}
 
 /** Plain-language words for relay refusals a person may see. */
 function refusalText(code: string, message: string): string {
@@ -112,6 +130,9 @@ export class WebMeeting {
   #started = false;
   #reconnecting = false;
   #params: (StartParams & { certificate: Uint8Array }) | undefined;
+  #endpoints: RelayEndpoints | undefined;
+  /** The relay instance (node) where we last joined: back there → dropped (join anew), else resume. */
+  #meetingRelayId = '';
   readonly #view: MeetingView = {
     meetingId: '',
     participantId: '',
@@ -192,19 +213,20 @@ export class WebMeeting {
       return;
     }
     this.#params = { ...p, certificate };
-    let relay: RelayClient;
+    this.#endpoints = new RelayEndpoints(
+      [p.relayUrl],
+      (p.relayUrls ?? []).filter((u) => typeof u === 'string'),
+    );
     try {
-      relay = await this.#connect();
+      await this.#enter('new');
     } catch (err) {
-      if (err instanceof RelayRefusal && err.code !== 'closed')
-        this.#finish('refused', refusalText(err.code, err.message));
-      else this.#finish('error', `Could not connect to the relay: ${(err as Error).message}`);
-      return;
-    }
-    try {
-      await this.#join(relay, 'new');
-    } catch (err) {
-      if (err instanceof RelayRefusal) this.#finish('refused', refusalText(err.code, err.message));
+      if (err instanceof RedirectRefused) this.#finish('refused', REDIRECT_REFUSED_TEXT);
+      else if (err instanceof ConnectFailed) {
+        const cause = err.cause;
+        if (cause instanceof RelayRefusal && cause.code !== 'closed')
+          this.#finish('refused', refusalText(cause.code, cause.message));
+        else this.#finish('error', `Could not connect to the relay: ${(cause as Error).message}`);
+      } else if (err instanceof RelayRefusal) this.#finish('refused', refusalText(err.code, err.message));
       else this.#finish('error', `Could not join: ${(err as Error).message}`);
       return;
     }
@@ -212,15 +234,63 @@ export class WebMeeting {
       this.#tick = setInterval(() => this.#guard(() => this.#onTick()), this.#deps.tickMs ?? DEFAULT_TICK_MS);
   }
 
-  #connect(): Promise<RelayClient> {
+  /** Connects to the pinned redirect target, or (it failing, or none) the link's relay. */
+  async #connect(): Promise<RelayClient> {
     const p = this.#params!;
-    return RelayClient.connect({
-      url: p.relayUrl,
-      certificatePem: p.certificatePem,
-      signer: p.signer,
-      openSocket: this.#deps.openSocket,
-      ...(this.#deps.connectTimeoutMs ? { timeoutMs: this.#deps.connectTimeoutMs } : {}),
-    });
+    const endpoints = this.#endpoints!;
+    for (;;) {
+      const url = endpoints.next();
+      try {
+        const relay = await RelayClient.connect({
+          url,
+          certificatePem: p.certificatePem,
+          signer: p.signer,
+          openSocket: this.#deps.openSocket,
+          ...(this.#deps.connectTimeoutMs ? { timeoutMs: this.#deps.connectTimeoutMs } : {}),
+        });
+        endpoints.connected(url);
+        return relay;
+      } catch (err) {
+        // A pinned node that cannot be reached: back to the link's relay at once.
+        if (endpoints.failed(url) === 'pinned' && !this.#final) continue;
+        throw new ConnectFailed(err);
+      }
+    }
+  }
+
+  /**
+   * Connects and joins, following the relay's redirects (only to trusted nodes, only into this
+   * meeting, at most MAX_REDIRECTS in a row). 'new' joins as a new participant; 'auto' resumes
+   * with our participant id unless this is the node that dropped us.
+   */
+  async #enter(mode: 'new' | 'auto'): Promise<void> {
+    const endpoints = this.#endpoints!;
+    // Our own count too: a pinned node that cannot be reached resets the endpoints' count.
+    for (let hops = 0; ; hops++) {
+      if (hops > endpoints.maxRedirects) {
+        endpoints.unpin();
+        console.warn('refused a relay redirect (too many redirects in a row)');
+        throw new RedirectRefused('too many redirects in a row');
+      }
+      const relay = await this.#connect();
+      const join = mode === 'new' || relay.relayId === this.#meetingRelayId ? 'new' : 'resume';
+      try {
+        await this.#join(relay, join);
+        endpoints.settled();
+        if (this.#relay === relay) this.#meetingRelayId = relay.relayId;
+        return;
+      } catch (err) {
+        if (this.#relay === relay) this.#relay = undefined; // its close is not a lost meeting
+        relay.close();
+        if (!(err instanceof RelayRedirect)) throw err;
+        const verdict = endpoints.redirect(err.url, err.meetingId, this.#view.meetingId);
+        if (!verdict.ok) {
+          endpoints.unpin();
+          console.warn(`refused a relay redirect (${verdict.reason})`);
+          throw new RedirectRefused(verdict.reason);
+        }
+      }
+    }
   }
 
   /**
@@ -307,24 +377,25 @@ export class WebMeeting {
       else this.#finish('error', `The relay connection closed (${code} ${reason})`);
       return;
     }
-    const previousRelayId = this.#relay?.relayId ?? '';
+    // A node that no longer hosts the meeting (4012): through the link's relay again.
+    if (code === CLOSE_MOVED) this.#endpoints?.unpin();
     this.#relay = undefined;
     if (this.#reconnecting) return; // a connection of the reconnect loop: the loop carries on
     this.#reconnecting = true;
     this.#setStatus('connecting', 'Lost the relay: reconnecting');
     this.#postView();
-    void this.#reconnect(previousRelayId);
+    void this.#reconnect();
   }
 
-  async #reconnect(previousRelayId: string): Promise<void> {
+  async #reconnect(): Promise<void> {
     try {
-      await this.#reconnectLoop(previousRelayId);
+      await this.#reconnectLoop();
     } finally {
       this.#reconnecting = false;
     }
   }
 
-  async #reconnectLoop(previousRelayId: string): Promise<void> {
+  async #reconnectLoop(): Promise<void> {
     const deadline = Date.now() + RECONNECT_DEADLINE_MS;
     let delay = 250;
     let lastError = '';
@@ -332,27 +403,28 @@ export class WebMeeting {
       await sleep(delay);
       delay = Math.min(delay * 2, 2000);
       if (this.#final) return;
-      let relay: RelayClient;
       try {
-        relay = await this.#connect();
-      } catch (err) {
-        if (err instanceof RelayRefusal && err.code !== 'closed') {
-          this.#finish('refused', refusalText(err.code, err.message));
-          return;
-        }
-        lastError = (err as Error).message;
-        continue;
-      }
-      try {
-        await this.#join(relay, relay.relayId === previousRelayId ? 'new' : 'resume');
+        await this.#enter('auto');
         return;
       } catch (err) {
+        if (err instanceof RedirectRefused) {
+          this.#finish('refused', REDIRECT_REFUSED_TEXT);
+          return;
+        }
+        if (err instanceof ConnectFailed) {
+          const cause = err.cause;
+          if (cause instanceof RelayRefusal && cause.code !== 'closed') {
+            this.#finish('refused', refusalText(cause.code, cause.message));
+            return;
+          }
+          lastError = (cause as Error).message;
+          continue;
+        }
         const code = err instanceof RelayRefusal ? err.code : '';
         lastError = (err as Error).message;
-        if (this.#relay === relay) this.#relay = undefined;
-        relay.close();
-        // The leader may not have re-created the meeting yet, or the relay still holds our old id.
-        if (code !== 'no-meeting' && code !== 'participant-exists' && code !== '') {
+        // The leader may not have re-created the meeting yet, the relay still holds our old id, or
+        // the cluster cannot place it right now.
+        if (!RETRY_CODES.has(code)) {
           this.#finish('refused', refusalText(code, lastError));
           return;
         }
@@ -548,4 +620,11 @@ export class WebMeeting {
 function defaultVerify(json: TrustAnchorsJson): Verify {
   const store = new TrustStore(anchorsFromJson(json));
   return (der, key) => store.verify(der, key);
+}
+
+/** Connecting failed (the cause: a RelayRefusal or a network error), as opposed to a join refused. */
+class ConnectFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super((cause as Error)?.message ?? 'could not connect');
+  }
 }

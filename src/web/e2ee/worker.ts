@@ -16,6 +16,14 @@ let meeting: WebMeeting | undefined;
 
 const toPage = (m: E2eeToPage) => scope.postMessage(m);
 
+/** The page's relay URLs (the redirect allow-list), if it sent any: strings only. */
+function relayUrlsOf(m: PageToE2ee): string[] {
+  if (m.type !== 'start') return [];
+  // From the page, which is trusted, but a structured clone could still carry anything: strings only.
+  const urls: unknown = m.relayUrls;
+  return Array.isArray(urls) ? urls.filter((u): u is string => typeof u === 'string').slice(0, 64) : [];
+}
+
 scope.onmessage = (e: MessageEvent) => {
   const m = e.data as PageToE2ee;
   if (typeof m !== 'object' || m === null) return;
@@ -35,6 +43,7 @@ scope.onmessage = (e: MessageEvent) => {
     .then((signer) =>
       started.start({
         relayUrl: m.relayUrl,
+        relayUrls: relayUrlsOf(m),
         meetingId: m.meetingId,
         certificatePem: m.certificatePem,
         trust: m.trust,

@@ -31,6 +31,8 @@ export type PageToE2ee =
   | {
       type: 'start';
       relayUrl: string;
+      /** The organisation's relays: where a clustered relay's redirect may send the worker. */
+      relayUrls?: string[];
       meetingId: string;
       certificatePem: string;
       trust: TrustAnchorsJson;
