@@ -7,6 +7,7 @@ import { registerDaemonCommand } from './daemon.js';
 import { registerDemoCommand } from './demo.js';
 import { registerRelayCommand } from './relay.js';
 import { registerRoomCommand } from './room.js';
+import { registerUpdateCommand } from './update.js';
 import { registerKioskCommand } from '../../device/kiosk/cli.js';
 import { registerHidCommand } from '../../device/hid/cli.js';
 import { registerProvisioningCommands } from '../../provisioning/cli.js';
@@ -18,6 +19,7 @@ export function registerCommands(program: Command): void {
   registerRelayCommand(program);
   registerDaemonCommand(program);
   registerRoomCommand(program);
+  registerUpdateCommand(program); // `update status|check|apply|rollback`: slots and tuf-js load only when run
   registerDemoCommand(program); // relay/daemon load only when run
   registerKioskCommand(program); // launcher loads only when `kiosk` runs
   registerHidCommand(program); // node-hid loads only when `hid` runs
