@@ -155,6 +155,10 @@ export class RedirectRefused extends Error {
   }
 }
 const RESUME_DEADLINE_MS = 30_000;
+/** A relay's `rate-limited` answer to a resume: asked again after 1 s, then 2 s, 4 s, at most 5 s. */
+const RATE_LIMITED = 'rate-limited';
+const RATE_LIMITED_MIN_MS = 1_000;
+const RATE_LIMITED_MAX_MS = 5_000;
 
 export class MeetingClient
   extends EventEmitter<{ keys: [KeysEvent]; e2ee: [SessionEvent]; relay: [ServerMessage] }>
@@ -181,7 +185,8 @@ export class MeetingClient
    * dropped (rejoin as a new participant); another one (a restart, another node) → resume.
    */
   #meetingRelayId: string | undefined;
-  #holding = false;
+  /** Nesting depth of #holdingMessages: relay messages wait while it is above zero. */
+  #holding = 0;
   #held: ServerMessage[] = [];
   /** Every keys event this device received (tests: what a departed room could still decrypt). */
   readonly keyHistory: KeysEvent[] = [];
@@ -250,16 +255,25 @@ export class MeetingClient
     return this.#holdingMessages(() => this.#joinMeeting(meetingId));
   }
 
+  /**
+   * Runs a request and what its reply sets up while relay messages wait: ws hands every frame of a
+   * TCP chunk over synchronously, so a reply's continuation (after `await`) would otherwise run after
+   * the messages that followed the reply in the same chunk (an instant admit, a roster).
+   */
   async #holdingMessages<T>(action: () => Promise<T>): Promise<T> {
-    this.#holding = true;
+    this.#holding++;
     try {
       return await action();
     } finally {
-      this.#holding = false;
-      const held = this.#held;
-      this.#held = [];
-      for (const m of held) this.#guard('relay message', () => this.#onRelayMessage(m));
+      this.#holding--;
+      if (this.#holding === 0) this.#flushHeld();
     }
+  }
+
+  #flushHeld(): void {
+    const held = this.#held;
+    this.#held = [];
+    for (const m of held) this.#guard('relay message', () => this.#onRelayMessage(m));
   }
 
   async #startMeeting(): Promise<{ meetingId: string }> {
@@ -587,42 +601,18 @@ export class MeetingClient
     if (!meeting) return;
     const deadline = Date.now() + RESUME_DEADLINE_MS;
     let lastCode = '';
-    while (this.#meeting === meeting && connection.open && Date.now() < deadline) {
+    let rateLimitedWait = RATE_LIMITED_MIN_MS;
+    // A relay that keeps saying 'rate-limited' is asked again, slowly, past the deadline: a busy relay
+    // is no reason to end a meeting (and asking once every few seconds costs it nothing).
+    while (
+      this.#meeting === meeting &&
+      connection.open &&
+      (Date.now() < deadline || lastCode === RATE_LIMITED)
+    ) {
       try {
-        if (meeting.role === 'leader') {
-          await connection.request({
-            type: 'create',
-            meetingId: meeting.meetingId,
-            participantId: meeting.participantId,
-          });
-          const expected = new Set(
-            (meeting.session as LeaderSession).members.filter((id) => id !== meeting.participantId),
-          );
-          if (meeting.resuming) clearTimeout(meeting.resuming.timer);
-          meeting.resuming = {
-            expected,
-            timer: setTimeout(
-              () => this.#guard('resume grace', () => this.#finishResume(meeting)),
-              this.#opts.resumeGraceMs ?? 10_000,
-            ),
-          };
-          this.#writeMeeting({ status: 'active' });
-          this.#startMedia();
-          this.#scheduleRekey();
-        } else if (sameRelay) {
-          await this.#rejoinAfresh(connection, meeting);
-        } else {
-          const reply = await connection.request({
-            type: 'join',
-            meetingId: meeting.meetingId,
-            participantId: meeting.participantId,
-          });
-          meeting.admittedAtRelay = reply.type === 'meeting' && reply.status === 'active';
-          this.#writeMeeting({ status: meeting.admittedAtRelay ? 'active' : 'waiting' });
-          // A joiner never admitted before posts its binding again (the old one died with the relay).
-          if (!(meeting.session as ParticipantSession).isMember)
-            this.#route((meeting.session as ParticipantSession).start());
-        }
+        // Messages after the reply (a roster naming members already back, an instant admit) are
+        // handled after what the reply sets up (`resuming`, `admittedAtRelay`), never before.
+        await this.#holdingMessages(() => this.#resumeOnce(connection, meeting, sameRelay));
         this.#endpoints.settled();
         if (this.#meeting === meeting) this.#meetingRelayId = connection.relayId;
         this.#opts.log.info(
@@ -647,9 +637,26 @@ export class MeetingClient
           this.#dropForRedirect(connection);
           return;
         }
-        const code = (err as { code?: string }).code ?? '';
+        // The connection closed under the request (a draining node, a cut): that is no answer. The
+        // next connection resumes.
+        if (!connection.open) {
+          this.#opts.log.info(
+            { err: (err as Error).message },
+            'the relay connection closed while resuming; the next one resumes',
+          );
+          return;
+        }
+        const code = err instanceof RelayRequestError ? err.code : '';
         lastCode = code;
-        if (!RESUME_RETRY.has(code)) {
+        if (code === RATE_LIMITED) {
+          this.#opts.log.info({ retryInMs: rateLimitedWait }, 'the relay rate-limited our resume; retrying');
+          await sleep(rateLimitedWait);
+          rateLimitedWait = Math.min(rateLimitedWait * 2, RATE_LIMITED_MAX_MS);
+          continue;
+        }
+        // Only the relay's explicit refusal ends the meeting; a failure without a code (a reply we
+        // could not use) is retried like 'no-meeting' until the deadline.
+        if (code !== '' && !RESUME_RETRY.has(code)) {
           this.#opts.log.warn({ err: (err as Error).message, code }, 'could not resume the meeting');
           this.#resumeRefused(meeting, code);
           return;
@@ -661,6 +668,46 @@ export class MeetingClient
     if (this.#meeting === meeting && connection.open) {
       this.#opts.log.warn({ code: lastCode }, 'gave up resuming the meeting');
       this.#resumeRefused(meeting, lastCode);
+    }
+  }
+
+  /** One resume request and what its reply sets up (run while relay messages are held). */
+  async #resumeOnce(connection: RelayConnection, meeting: ActiveMeeting, sameRelay: boolean): Promise<void> {
+    if (meeting.role === 'leader') {
+      await connection.request({
+        type: 'create',
+        meetingId: meeting.meetingId,
+        participantId: meeting.participantId,
+      });
+      if (this.#meeting !== meeting) return;
+      const expected = new Set(
+        (meeting.session as LeaderSession).members.filter((id) => id !== meeting.participantId),
+      );
+      if (meeting.resuming) clearTimeout(meeting.resuming.timer);
+      meeting.resuming = {
+        expected,
+        timer: setTimeout(
+          () => this.#guard('resume grace', () => this.#finishResume(meeting)),
+          this.#opts.resumeGraceMs ?? 10_000,
+        ),
+      };
+      this.#writeMeeting({ status: 'active' });
+      this.#startMedia();
+      this.#scheduleRekey();
+    } else if (sameRelay) {
+      await this.#rejoinAfresh(connection, meeting);
+    } else {
+      const reply = await connection.request({
+        type: 'join',
+        meetingId: meeting.meetingId,
+        participantId: meeting.participantId,
+      });
+      if (this.#meeting !== meeting) return;
+      meeting.admittedAtRelay = reply.type === 'meeting' && reply.status === 'active';
+      this.#writeMeeting({ status: meeting.admittedAtRelay ? 'active' : 'waiting' });
+      // A joiner never admitted before posts its binding again (the old one died with the relay).
+      if (!(meeting.session as ParticipantSession).isMember)
+        this.#route((meeting.session as ParticipantSession).start());
     }
   }
 
@@ -714,7 +761,7 @@ export class MeetingClient
   #onRelayMessage(message: ServerMessage): void {
     // While a create/join reply is being turned into #meeting, later frames (an instant admit, the
     // first E2EE messages) wait, so none is dropped for arriving before the meeting exists.
-    if (this.#holding) {
+    if (this.#holding > 0) {
       this.#held.push(message);
       return;
     }

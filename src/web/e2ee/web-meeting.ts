@@ -64,8 +64,18 @@ const DEFAULT_TICK_MS = 250;
 const RECONNECT_DEADLINE_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const FINAL: ReadonlySet<MeetingStatus> = new Set(['denied', 'left', 'ended', 'refused', 'error']);
-/** Join refusals retried while reconnecting: the meeting is not back yet, or the cluster cannot place it now. */
-const RETRY_CODES = new Set(['no-meeting', 'participant-exists', 'cluster-unavailable', 'no-node', '']);
+/**
+ * Join refusals retried while reconnecting: the meeting is not back yet, the cluster cannot place it
+ * now, or the node's request budget is spent for a moment (the loop backs off to 2 s).
+ */
+const RETRY_CODES = new Set([
+  'no-meeting',
+  'participant-exists',
+  'cluster-unavailable',
+  'no-node',
+  'rate-limited',
+  '',
+]);
 /** Close code of a clustered relay node that no longer hosts the meeting (CLOSE.moved). */
 const CLOSE_MOVED = 4012;
 /** Fixed words: nothing a redirect says (its URL, its meeting) reaches the page. */
