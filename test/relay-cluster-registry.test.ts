@@ -101,9 +101,8 @@ describe('RedisCluster placement', () => {
         expect(await raw.get(`${prefix}meeting:${r.p.meetingId}`)).toBe(r.node);
         expect(await raw.get(`${prefix}resv:${r.p.meetingId}`)).toMatch(/^dev-\d+$/);
       }
-      // Redirects carry the target's published URL.
-      const redirect = results.find((r) => r.p.kind === 'elsewhere')?.p;
-      expect(redirect && redirect.kind === 'elsewhere' && isNodeUrl(redirect.url)).toBe(true);
+      // Redirects carry the target's published URL (with even loads every caller may keep its own).
+      for (const r of results) if (r.p.kind === 'elsewhere') expect(isNodeUrl(r.p.url)).toBe(true);
     } finally {
       await stopAll();
     }
@@ -335,6 +334,66 @@ describe('RedisCluster and Redis going away', () => {
       await stopAll();
       ownRaw.disconnect();
       await own.stop();
+    }
+  });
+
+  it('after Redis came back empty, no live meeting id is placed anew before its host re-published it', async () => {
+    const prefix = `t${randomBytes(4).toString('hex')}:`;
+    const opts = { redisUrl: redis.url, log: silentLogger, prefix, ...FAST };
+    // a hosts a meeting; `frozen` holds a's reconciliation back (hostedMeetings() throws, so the pass
+    // never reaches Redis): the window in which b has re-registered and a has not yet.
+    let frozen = false;
+    const live: HostedMeeting = { meetingId: 'live-live-live', leaderDeviceId: 'leader' };
+    const a = new RedisCluster({ ...opts, nodeId: 'a', url: 'ws://127.0.0.1:7001/v1/ws' });
+    const b = new RedisCluster({ ...opts, nodeId: 'b', url: 'ws://127.0.0.1:7002/v1/ws' });
+    const lost: string[] = [];
+    a.on('lost', (id) => lost.push(id));
+    try {
+      await a.start(() => {
+        if (frozen) throw new Error('frozen');
+        return [live];
+      });
+      await b.start(() => []);
+      // A brand-new cluster has no grace: an explicit id is placed at once.
+      expect(target(b, await b.placeCreate('fresh-cluster-id', 'x', () => newMeetingId()))).toBe('b');
+      await a.hosted(live);
+      expect(await raw.get(`${prefix}resv:${live.meetingId}`)).toBe('leader');
+      // Redis loses everything (a restart without persistence, as FLUSHALL does to this prefix).
+      frozen = true;
+      const wipe = async () => {
+        const keys = await raw.keys(`${prefix}*`);
+        if (keys.length > 0) await raw.del(...keys);
+      };
+      await wipe();
+      const squat = () => b.placeCreate(live.meetingId, 'squatter', () => newMeetingId());
+      // Before any node re-registered (no boot marker), and after b did (the resync grace): refused,
+      // retriable, and nothing written for the squatter.
+      expect(await squat()).toMatchObject({ kind: 'refused', code: 'cluster-unavailable' });
+      await waitFor(async () => (await raw.exists(`${prefix}node:b`)) === 1);
+      expect(await raw.exists(`${prefix}node:a`)).toBe(0);
+      expect(await squat()).toMatchObject({ kind: 'refused', code: 'cluster-unavailable' });
+      expect(await raw.exists(`${prefix}resv:${live.meetingId}`, `${prefix}meeting:${live.meetingId}`)).toBe(
+        0,
+      );
+      // Fresh creates and joins go on meanwhile.
+      expect(target(b, await b.placeCreate(undefined, 'y', () => newMeetingId()))).toBe('b');
+      expect(await b.locate(live.meetingId)).toEqual({ kind: 'here', meetingId: live.meetingId });
+      // The host re-publishes: the squatter is refused for good, the leader is sent to the host.
+      frozen = false;
+      await waitFor(async () => (await raw.get(`${prefix}meeting:${live.meetingId}`)) === 'a');
+      expect(await squat()).toMatchObject({ code: 'id-bound' });
+      expect(await b.placeCreate(live.meetingId, 'leader', () => newMeetingId())).toMatchObject({
+        kind: 'elsewhere',
+        nodeId: 'a',
+      });
+      // The grace ends: an explicit id that lives nowhere is placed again.
+      await waitFor(
+        async () => (await b.placeCreate('after-the-grace', 'z', () => newMeetingId())).kind !== 'refused',
+      );
+      expect(lost).toEqual([]);
+    } finally {
+      await a.stop(false);
+      await b.stop(false);
     }
   });
 

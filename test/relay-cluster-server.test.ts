@@ -6,6 +6,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { RelayConnection } from '../device/daemon/relay-connection.js';
 import type { ServerMessage } from '../src/core/protocol/relay.js';
 import { RelayRedirect, RelayRequestError } from '../src/core/protocol/relay-requests.js';
@@ -16,7 +17,13 @@ import { RedisCluster } from '../src/relay/cluster/redis-cluster.js';
 import { createDevelopmentCa, type DevelopmentDevice, issueDevelopmentDevice } from '../src/relay/dev-pki.js';
 import { newParticipantIdFor } from '../src/relay/id-binding.js';
 import { CLOSE } from '../src/relay/limits.js';
-import { isRelayNodeUrl, PLACEMENT_BURST, type Relay, startRelay } from '../src/relay/server.js';
+import {
+  isRelayNodeUrl,
+  LOOKUP_BURST,
+  PLACEMENT_BURST,
+  type Relay,
+  startRelay,
+} from '../src/relay/server.js';
 import { silentLogger } from '../src/util/log.js';
 
 let ca: CertificateAuthority;
@@ -343,6 +350,52 @@ describe('drain and loss', () => {
     expect(metrics).toMatch(/sealroom_relay_cluster_draining 1/);
   });
 
+  it('close() does not wait for a device that connects while the node is closing', async () => {
+    // Its cluster takes a while to deregister (a slow Redis): the window in which a room whose
+    // meeting just moved reconnects through its entry list, which still names this node.
+    let deregistering!: () => void;
+    const stopping = new Promise<void>((r) => {
+      deregistering = r;
+    });
+    class SlowStop extends RedisCluster {
+      override async stop(deregister: boolean): Promise<void> {
+        deregistering();
+        await new Promise((r) => setTimeout(r, 500));
+        return super.stop(deregister);
+      }
+    }
+    const relay = await startRelay({
+      log: silentLogger,
+      trust: { caPems: [caPem] },
+      cluster: ({ url }) =>
+        new SlowStop({
+          redisUrl: redis.url,
+          nodeId: 'a',
+          url,
+          log: silentLogger,
+          prefix,
+          refreshMs: REFRESH_MS,
+        }),
+    });
+    const closed = relay.close().then(() => 'closed');
+    await stopping;
+    // A peer that never answers the close handshake (its network went quiet): only a cut ends it.
+    const late = new WebSocket(relay.url);
+    late.on('error', () => undefined);
+    const outcome = await new Promise<string>((resolve) => {
+      late.once('message', () => resolve('served'));
+      late.once('close', () => resolve('cut'));
+    });
+    (late as unknown as { _socket?: { pause(): void } })._socket?.pause();
+    const result = await Promise.race([
+      closed,
+      new Promise<string>((r) => setTimeout(() => r('still closing after 5 s'), 5000)),
+    ]);
+    late.terminate();
+    expect(result).toBe('closed');
+    expect(outcome).toBe('cut');
+  });
+
   it("'lost': a meeting re-placed on another live node is ended here with 4012 and resumes there", async () => {
     const [a, b] = await startNodes('a', 'b');
     if (!a || !b) throw new Error('nodes');
@@ -478,6 +531,35 @@ describe('hostile', () => {
       'not a url',
     ])
       expect(isRelayNodeUrl(bad)).toBe(false);
+  });
+
+  it("a member's resume loop (a join every 250 ms on one connection) is never rate-limited; a prober is", async () => {
+    const [a, b] = await startNodes('a', 'b');
+    if (!a || !b) throw new Error('nodes');
+    const meetingId = 'back-back-back';
+    // The leader has not re-created the meeting yet: 'no-meeting', again and again, for 3.5 s.
+    const member = await connect(b, dev.member);
+    for (let i = 0; i < 14; i++) {
+      const err = await rejection(member.request({ type: 'join', meetingId }));
+      expect(err.code, `try ${i + 1}`).toBe('no-meeting');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    // Re-created on a: the same connection is redirected there.
+    await create(await connect(a, dev.leader), meetingId);
+    const redirect = await redirectOf(member.request({ type: 'join', meetingId }));
+    expect(redirect.url).toBe(a.url);
+    // Asking as fast as it can for meetings that live nowhere: past the burst, refused without Redis.
+    const prober = await connect(b, dev.member2);
+    const replies = await Promise.allSettled(
+      Array.from({ length: LOOKUP_BURST + 10 }, (_, i) =>
+        prober.request({ type: 'join', meetingId: `none-none-${String(i).padStart(4, '0')}` }),
+      ),
+    );
+    const codes = replies.map((r) =>
+      r.status === 'rejected' && r.reason instanceof RelayRequestError ? r.reason.code : 'other',
+    );
+    expect(codes.slice(0, LOOKUP_BURST)).toEqual(Array(LOOKUP_BURST).fill('no-meeting'));
+    expect(codes.filter((c) => c === 'rate-limited').length).toBeGreaterThanOrEqual(8);
   });
 
   it('bounds what one connection costs by asking again and again for a meeting hosted elsewhere', async () => {

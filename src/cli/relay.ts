@@ -2,6 +2,9 @@
 // Heavy modules (fastify, werift) load only when the command runs.
 import type { Command } from 'commander';
 
+/** On SIGTERM/SIGINT, close() gets this long (after the drain) before the process exits anyway. */
+export const CLOSE_DEADLINE_MS = 5000;
+
 export interface RelayCommandOptions {
   ca?: string[];
   devCa?: string;
@@ -256,6 +259,12 @@ export async function runRelayCommand(opts: RelayCommandOptions): Promise<void> 
       }
     }
     stopFeed();
+    // Whatever happens in close() (a peer that never finishes its close handshake, a hung SFU or
+    // Redis call), the process goes: a drained node that never exits blocks a rolling restart.
+    setTimeout(() => {
+      log.error({ afterMs: CLOSE_DEADLINE_MS }, 'relay did not close in time; exiting anyway');
+      process.exit(1);
+    }, CLOSE_DEADLINE_MS).unref();
     await relay.close();
     recordStream?.end();
     process.exit(0);

@@ -122,9 +122,48 @@ export interface RelayOptions {
   cluster?: ClusterPort | ((listening: { url: string; port: number }) => ClusterPort);
 }
 
-/** Create/join placement lookups per connection (those not served locally): a budget of their own. */
+/**
+ * Redirects per connection: a client follows a redirect to another node, so it needs about one per
+ * connection. Checked before the Redis lookup, spent only when the answer is a redirect.
+ */
 export const PLACEMENTS_PER_SECOND = 1;
 export const PLACEMENT_BURST = 5;
+/**
+ * Create/join lookups in Redis per connection (those not served locally), whatever the answer. A
+ * member resuming asks `join` every 250 ms on the same connection until its leader re-created the
+ * meeting (`no-meeting`, `cluster-unavailable` meanwhile), for up to 30 s: 4/s sustained must pass.
+ */
+export const LOOKUPS_PER_SECOND = 5;
+export const LOOKUP_BURST = 10;
+
+/** A token bucket checked first (`ready`) and paid only for some outcomes (`spend`). */
+class Budget {
+  #tokens: number;
+  #last = performance.now();
+
+  constructor(
+    readonly ratePerSecond: number,
+    readonly burst: number,
+  ) {
+    this.#tokens = burst;
+  }
+
+  #refill(): void {
+    const t = performance.now();
+    this.#tokens = Math.min(this.burst, this.#tokens + ((t - this.#last) / 1000) * this.ratePerSecond);
+    this.#last = t;
+  }
+
+  ready(): boolean {
+    this.#refill();
+    return this.#tokens >= 1;
+  }
+
+  spend(): void {
+    this.#refill();
+    this.#tokens = Math.max(0, this.#tokens - 1);
+  }
+}
 
 /**
  * A URL a redirect may carry: a node's registered relay URL, ws(s)://host[:port][/prefix]/v1/ws (a
@@ -214,8 +253,10 @@ interface Session {
   costly: TokenBucket;
   /** `share` requests, on top of `bucket`: each sends a roster to every member. */
   shares: TokenBucket;
+  /** Clustered: redirects sent (a client needs about one per connection), on top of `bucket`. */
+  placements: Budget;
   /** Clustered: create/join that needed a placement lookup (Redis), on top of `bucket`. */
-  placements: TokenBucket;
+  lookups: TokenBucket;
   /** Refusals it may still earn before it is cut (refilled at the sustained message rate). */
   refusalAllowance: TokenBucket;
   lastRateError: number;
@@ -283,6 +324,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   let cluster: ClusterPort | undefined;
   /** After a drain's deadline: nothing more is created here, even for a placement that says so. */
   let movingOut = false;
+  /** close() began: a socket upgraded from now on is cut at once (close() must not wait for it). */
+  let closing = false;
   /** Best effort: the reconciliation (every refresh) publishes it anyway if Redis is down now. */
   const publish = (what: string, p: Promise<void>): void => {
     p.catch((err: Error) => log.warn({ err: err.message }, `cluster: could not publish ${what}`));
@@ -334,9 +377,12 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         'id-bound',
         `participant id ${message.participantId} is bound to another device`,
       );
-    // Each lookup is a Redis round trip (a create may also write a placement): a tight budget, since
-    // a client asks once per connection (a redirected one reconnects elsewhere).
-    if (!session.placements.take()) {
+    // Each lookup is a Redis round trip (a create may also write a placement). Two budgets: one
+    // sized for a resume loop (answers 'no-meeting' or a retriable refusal several times a second),
+    // and a tight one for redirects, which a client follows to another node and so needs about once
+    // per connection: a prober asking again and again for a meeting hosted elsewhere is cut early,
+    // without a Redis lookup.
+    if (!session.placements.ready() || !session.lookups.take()) {
       metrics.refuse('rate-limited');
       throw new MeetingError('rate-limited', 'too many create/join requests on this connection');
     }
@@ -393,6 +439,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
           clusterMetrics?.refusals.inc({ code: 'cluster-unavailable' });
           throw new MeetingError('cluster-unavailable', 'the meeting lives on a node with no usable URL');
         }
+        session.placements.spend();
         clusterMetrics?.redirects.inc({ request: message.type });
         log.info(
           { meetingId: placement.meetingId, deviceId: identity.deviceId, node: placement.nodeId },
@@ -679,7 +726,9 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     });
   };
 
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  // forceCloseConnections: close() also cuts keep-alive HTTP connections (a /healthz poller), so
+  // nothing a peer holds open keeps a stopping node alive.
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
   // The frame limit is per socket: preAuthMaxBytes until it authenticates, then MAX_MESSAGE_BYTES.
   await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
   const sample = () => {
@@ -732,6 +781,13 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     return reply.code(403).send({ error: { code: 'origin-not-allowed', message: 'origin not allowed' } });
   };
   app.get(RELAY_WS_PATH, { websocket: true, preValidation: checkOrigin }, (socket, req) => {
+    // A device reconnecting through its entry list may reach a node that is closing (drained): cut
+    // it at once so it tries another entry, and so that close() never waits for its socket.
+    if (closing) {
+      socket.on('error', () => undefined);
+      socket.terminate();
+      return;
+    }
     const address = addressKey(req.socket.remoteAddress);
     if (perAddress.count(address) >= limits.maxConnectionsPerAddress)
       return refuseConnection(socket, 'too-many-from-address', 'too many connections from this address');
@@ -759,7 +815,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
       costly: new TokenBucket(COSTLY_E2EE_PER_SECOND, COSTLY_E2EE_BURST),
       shares: new TokenBucket(SHARE_PER_SECOND, SHARE_BURST),
-      placements: new TokenBucket(PLACEMENTS_PER_SECOND, PLACEMENT_BURST),
+      placements: new Budget(PLACEMENTS_PER_SECOND, PLACEMENT_BURST),
+      lookups: new TokenBucket(LOOKUPS_PER_SECOND, LOOKUP_BURST),
       refusalAllowance: new TokenBucket(limits.messagesPerSecond, RATE_LIMIT_CLOSE_AFTER),
       lastRateError: Number.NEGATIVE_INFINITY,
       ending: false,
@@ -980,6 +1037,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     ...(cluster ? { cluster } : {}),
     drain,
     close: async () => {
+      closing = true;
       clearInterval(liveness);
       clearInterval(refresh);
       clearInterval(sessionCheck);
@@ -990,6 +1048,10 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       reservations.freeze();
       for (const s of sessions.values()) s.socket.terminate();
       await sfu.close();
+      // Again right before the server closes: a socket that got through the upgrade meanwhile (or a
+      // refused one still in its close handshake) would hold app.close() until its peer answers.
+      for (const s of sessions.values()) s.socket.terminate();
+      for (const client of app.websocketServer.clients) client.terminate();
       await app.close();
     },
   };

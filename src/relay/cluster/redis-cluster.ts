@@ -13,6 +13,8 @@
 //   meeting:<mid>   node id, PEXPIRE meetingTtlMs, refreshed by the host
 //   resv:<mid>      leader device id, PEXPIRE reservationTtlMs, refreshed by the host
 //   pending:<id>    ZSET meeting id → placement time: placed there, not created yet (counts as load)
+//   epoch           boot marker: written once per life of the Redis data (absent = Redis came back empty)
+//   resync          PEXPIRE resyncGraceMs after Redis came back empty: explicit ids are not placed anew
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
@@ -50,6 +52,13 @@ export const COMMAND_TIMEOUT_MS = 1000;
 export const RECONNECT_MS = 300;
 /** How often the live node list (status(), /healthz) is re-read: it costs O(nodes) per read. */
 export const NODE_LIST_REFRESH_MS = 2000;
+/**
+ * After Redis came back empty, how long (beyond nodeTtlMs + 2 × refreshMs, the time every live host
+ * needs to reconnect and re-publish) a meeting id asked for explicitly is not placed anew.
+ */
+export function resyncGraceMs(nodeTtlMs: number, refreshMs: number): number {
+  return nodeTtlMs + 2 * refreshMs + RECONNECT_MS;
+}
 /** Fresh meeting ids drawn per placement attempt (all of them taken is astronomically unlikely). */
 const FRESH_CANDIDATES = 8;
 
@@ -95,6 +104,12 @@ const UNAVAILABLE: Placement = {
   code: 'cluster-unavailable',
   message: 'the cluster registry is unreachable; retry shortly',
 };
+// Retriable like an outage: the clients' resume loop asks again until the grace is over.
+const RESYNCING: Placement = {
+  kind: 'refused',
+  code: 'cluster-unavailable',
+  message: 'the cluster registry is resynchronising after a Redis restart; retry shortly',
+};
 
 export class RedisCluster extends EventEmitter<ClusterEvents> implements ClusterPort {
   readonly nodeId: string;
@@ -121,6 +136,8 @@ export class RedisCluster extends EventEmitter<ClusterEvents> implements Cluster
   #chain: Promise<void> = Promise.resolve();
   #inFlight = false;
   #lastNodeList = 0;
+  /** The boot marker last seen in Redis ('' = none yet): a different or missing one = Redis lost its data. */
+  #epoch = '';
 
   constructor(opts: RedisClusterOptions) {
     super();
@@ -214,6 +231,10 @@ export class RedisCluster extends EventEmitter<ClusterEvents> implements Cluster
       if (!Array.isArray(res)) break;
       if (res[0] === 'retry') continue;
       if (res[0] === 'refused') {
+        if (res[1] === 'resyncing') {
+          this.#log.info({ meetingId, nodeId: this.nodeId }, 'cluster: resynchronising; id not placed yet');
+          return RESYNCING;
+        }
         if (res[1] === 'id-bound')
           return {
             kind: 'refused',
@@ -358,12 +379,20 @@ export class RedisCluster extends EventEmitter<ClusterEvents> implements Cluster
       PENDING_PLACEMENT_MS,
       hosted.length,
       withNodes ? '1' : '0',
+      this.#epoch,
+      randomBytes(6).toString('hex'),
+      resyncGraceMs(this.#nodeTtlMs, this.#refreshMs),
     ];
     for (const m of hosted) args.push(m.meetingId, m.leaderDeviceId);
     args.push(...gone);
     const res = await this.#call('srReconcile', args);
     if (!Array.isArray(res)) return false;
-    const [lost, flat] = res as [unknown, unknown];
+    const [lost, flat, , epoch] = res as [unknown, unknown, unknown, unknown];
+    if (typeof epoch === 'string' && epoch !== this.#epoch) {
+      if (this.#epoch !== '')
+        this.#log.warn({ nodeId: this.nodeId }, 'cluster: redis came back empty; resynchronising');
+      this.#epoch = epoch;
+    }
     for (const m of hosted)
       if (!(Array.isArray(lost) && lost.includes(m.meetingId)))
         this.#published.set(m.meetingId, m.leaderDeviceId);

@@ -93,6 +93,13 @@ else
     -- Lives on an alive node: go there, even if it drains (its meetings stay until they move).
     if n then return { 'at', mid, n.id, n.url } end
   end
+  -- Redis came back empty (no boot marker yet, or within the resync grace after it was re-created):
+  -- a live host may not have re-published this meeting and its reservation yet, so placing the id
+  -- anew could hand a live meeting to another device. Refused (retriable) until every live host
+  -- has had time to re-publish; fresh ids (drawn, never live) are placed as usual.
+  if getstr(P .. 'epoch') == nil or redis.call('EXISTS', P .. 'resync') == 1 then
+    return { 'refused', 'resyncing' }
+  end
 end
 
 local best, bestLoad
@@ -136,14 +143,40 @@ return { 'none' }
 /**
  * Reconciliation (and hosted()). ARGV: prefix, selfId, url, draining ('1'|'0'), meetings count,
  * nodeTtlMs, meetingTtlMs, reservationTtlMs, pendingMs, nHosted, withNodes ('1' = also return the
- * live node list), then nHosted pairs (meetingId,
- * leaderDeviceId), then meeting ids no longer hosted here (their entries are deleted if still ours).
- * Returns {lostIds, nodes} with nodes = flat {id, url, draining, load}... of the live nodes.
+ * live node list), knownEpoch (the boot marker this node last saw, '' = none yet), a random token
+ * for a new marker, resyncGraceMs, then nHosted pairs (meetingId, leaderDeviceId), then meeting ids
+ * no longer hosted here (their entries are deleted if still ours).
+ * Returns {lostIds, nodes, withNodes, epoch} with nodes = flat {id, url, draining, load}... of the
+ * live nodes and epoch = the boot marker now in Redis.
+ *
+ * Boot marker: \`epoch\` is written once per life of the Redis data. A node that knew another one
+ * (or none is left) sees a Redis that restarted empty: \`resync\` (PX resyncGraceMs) then holds off
+ * placing explicit meeting ids until every live host re-published (PLACE_SCRIPT). A brand-new
+ * cluster (no node knew a marker) has no grace.
  */
 export const RECONCILE_SCRIPT = `${COMMON}
 local self, url, draining, count = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local nodeTtl, meetingTtl, resvTtl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local pendingMs, nHosted, withNodes = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11] == '1'
+local known, token, graceMs = ARGV[12], ARGV[13], tonumber(ARGV[14])
+local FIRST = 15
+
+local ekey, rkey = P .. 'epoch', P .. 'resync'
+local epoch = getstr(ekey)
+if epoch == nil then
+  epoch = tostring(now) .. '-' .. token
+  redis.call('SET', ekey, epoch)
+  -- This node saw the registry before: Redis lost it (restarted without persistence, flushed).
+  if known ~= '' then redis.call('SET', rkey, epoch, 'PX', graceMs) end
+elseif known ~= '' and epoch ~= known then
+  -- Re-created by a node that knew nothing before (it just started): the grace still runs from then.
+  local born = tonumber(string.match(epoch, '^(%d+)-') or '')
+  if born and now - born < graceMs then
+    local left = graceMs - (now - born)
+    local ttl = redis.pcall('PTTL', rkey)
+    if type(ttl) ~= 'number' or ttl < left then redis.call('SET', rkey, epoch, 'PX', left) end
+  end
+end
 
 -- Rewritten whole each time: also clears a wrong type or extra fields someone put there.
 local nkey = P .. 'node:' .. self
@@ -159,7 +192,7 @@ end
 local lost = {}
 local pkey = P .. 'pending:' .. self
 for i = 0, nHosted - 1 do
-  local mid, leader = ARGV[12 + 2 * i], ARGV[13 + 2 * i]
+  local mid, leader = ARGV[FIRST + 2 * i], ARGV[FIRST + 1 + 2 * i]
   local cur = getstr(P .. 'meeting:' .. mid)
   if cur and cur ~= self and node(cur) then
     -- Re-placed on another alive node while we were unreachable: that copy wins.
@@ -170,7 +203,7 @@ for i = 0, nHosted - 1 do
     redis.pcall('ZREM', pkey, mid)
   end
 end
-for i = 12 + 2 * nHosted, #ARGV do
+for i = FIRST + 2 * nHosted, #ARGV do
   local key = P .. 'meeting:' .. ARGV[i]
   if getstr(key) == self then redis.call('DEL', key) end
 end
@@ -186,7 +219,7 @@ if withNodes then for _, id in ipairs(members()) do
     nodes[#nodes + 1] = tostring(n.meetings + pending(id, pendingMs))
   end
 end end
-return { lost, nodes, withNodes and 1 or 0 }
+return { lost, nodes, withNodes and 1 or 0, epoch }
 `;
 
 /**
