@@ -26,6 +26,30 @@ function print(json: boolean | undefined, value: unknown, readable: () => string
   console.log(json ? JSON.stringify(value, null, 2) : readable());
 }
 
+/** The device's update card in one line: assigned channel/window/pause, then what it reported. */
+function updateLine(u: unknown): string {
+  if (!u || typeof u !== 'object') return '–';
+  const v = u as {
+    channel: string;
+    window: { start: string; end: string } | null;
+    paused: boolean;
+    channelPending: boolean;
+    reported: {
+      state: string;
+      current: string;
+      target: string | null;
+      progress: number | null;
+      error: string | null;
+      at: string;
+    } | null;
+  };
+  const assigned = `channel ${v.channel}${v.window ? `, window ${v.window.start}-${v.window.end}` : ''}${v.paused ? ', PAUSED' : ''}`;
+  const r = v.reported;
+  if (!r) return `${assigned}; never reported`;
+  const progress = r.progress !== null ? ` ${Math.round(r.progress * 100)} %` : '';
+  return `${assigned}${v.channelPending ? ' (not applied yet)' : ''}; ${r.state}${progress} on ${r.current}${r.target ? ` → ${r.target}` : ''}${r.error ? ` (${r.error})` : ''}, ${ago(r.at)}`;
+}
+
 function deviceDetail(d: Record<string, unknown>): string {
   const h = (d.health ?? {}) as Record<string, unknown>;
   const per = (h.peripherals ?? {}) as { present?: string[]; missing?: string[] };
@@ -52,11 +76,50 @@ function deviceDetail(d: Record<string, unknown>): string {
       `present: ${(per.present ?? []).join(', ') || '–'}; missing: ${(per.missing ?? []).join(', ') || '–'}`,
     ],
     ['meeting', dash(h.meetingState)],
+    ['update', updateLine(d.update)],
     ['config', `v${dash(d.configVersion)} ${JSON.stringify(d.config ?? {})}`],
     ['inventory', JSON.stringify(d.inventory ?? {})],
   ];
   if (d.revokedAt) rows.push(['revoked', String(d.revokedAt)]);
   return rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join('\n');
+}
+
+/** What `sealroom admin update-channel` asks the service to change, or an error for the person. */
+export function updateChannelRequest(o: {
+  site?: string;
+  device?: string;
+  channel?: string;
+  window?: string;
+  pause?: boolean;
+  resume?: boolean;
+}):
+  | {
+      target: { site: string } | { deviceId: string };
+      change: { channel?: string; window?: { start: string; end: string } | null; paused?: boolean };
+    }
+  | string {
+  if ((o.site === undefined) === (o.device === undefined)) return 'give either --site or --device';
+  if (o.pause && o.resume) return '--pause and --resume exclude each other';
+  const change: { channel?: string; window?: { start: string; end: string } | null; paused?: boolean } = {};
+  if (o.channel !== undefined) {
+    if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(o.channel))
+      return '--channel: lower-case letters, digits and "-", at most 32 (e.g. stable, canary)';
+    change.channel = o.channel;
+  }
+  if (o.window !== undefined) {
+    if (o.window === 'any') change.window = null;
+    else {
+      const m = /^(([01][0-9]|2[0-3]):[0-5][0-9])-(([01][0-9]|2[0-3]):[0-5][0-9])$/.exec(o.window);
+      if (!m || m[1] === m[3])
+        return '--window: HH:MM-HH:MM in the device\'s local time (e.g. 22:00-05:00), or "any"';
+      change.window = { start: m[1]!, end: m[3]! };
+    }
+  }
+  if (o.pause) change.paused = true;
+  if (o.resume) change.paused = false;
+  if (Object.keys(change).length === 0)
+    return 'nothing to change: give --channel, --window, --pause or --resume';
+  return { target: o.site !== undefined ? { site: o.site } : { deviceId: o.device! }, change };
 }
 
 /** The console options from `provisioning serve` flags (undefined: no console). */
@@ -150,6 +213,10 @@ export function registerProvisioningCommands(program: Command): void {
       "the console's OpenID Connect provider (exact issuer URL; default: --oidc-issuer)",
     )
     .option(
+      '--updates-repo <dir>',
+      'host this TUF repository (scripts/release/publish.ts) at /updates/metadata and /updates/targets',
+    )
+    .option(
       '--console-client-secret <secret>',
       "the console client's secret (prefer $SEALROOM_CONSOLE_CLIENT_SECRET: a flag shows in the process list)",
     )
@@ -213,10 +280,15 @@ export function registerProvisioningCommands(program: Command): void {
         ...(people ? { people, web: { relayUrls: relays } } : {}),
         ...(consoleOptions ? { console: consoleOptions } : {}),
         ...alertsFromFlags(o, process.env),
+        ...(o.updatesRepo ? { updates: { repoDir: String(o.updatesRepo) } } : {}),
       });
       if (consoleOptions)
         console.error(
           `IT console on ${svc.url}/console/ (sign-in with ${consoleOptions.issuer}, redirect URI ${svc.url}/console/auth/callback)`,
+        );
+      if (o.updatesRepo)
+        console.error(
+          `update repository ${o.updatesRepo}: devices use ${svc.url}/updates/metadata/ and ${svc.url}/updates/targets/`,
         );
       if (people) console.error(`people sign in with ${people.issuer}; join page ${people.redirectUri}`);
       console.error(
@@ -469,6 +541,81 @@ export function registerProvisioningCommands(program: Command): void {
     .action(async (id: string, config: string, o) => {
       const d = await (await client()).setConfig(id, JSON.parse(config));
       print(o.json, d, () => `config v${d.configVersion} set for ${d.id}`);
+    });
+
+  admin
+    .command('update-channel')
+    .description(
+      "assign a site's or one device's update channel, window or pause (delivered with their next heartbeat)",
+    )
+    .option('--site <site>', "the site: changes its profile's `update` key")
+    .option('--device <id>', "one device: changes its override's `update` key (wins over the site)")
+    .option('--channel <name>', 'e.g. stable, canary')
+    .option('--window <HH:MM-HH:MM>', 'install only in this window, device local time; "any" removes it')
+    .option('--pause', 'hold updates')
+    .option('--resume', 'let updates go on')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const req = updateChannelRequest(o);
+      if (typeof req === 'string') throw new Error(req);
+      const r = await (await client()).setUpdatePolicy(req.target, req.change);
+      const who = 'site' in req.target ? `site ${req.target.site}` : `device ${req.target.deviceId}`;
+      print(
+        o.json,
+        r,
+        () =>
+          `${who}: update ${JSON.stringify(r.update)} (${r.devicesChanged} devices get a new configuration)`,
+      );
+    });
+
+  admin
+    .command('updates')
+    .description(
+      'the rollout: per channel, devices by version and update state; devices that failed or rolled back',
+    )
+    .option('--site <site>', 'only this site')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const r = await (await client()).rollout(o.site);
+      const counts = (m: Record<string, number>) =>
+        Object.entries(m)
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ') || '–';
+      print(o.json, r, () =>
+        [
+          formatTable(
+            ['CHANNEL', 'DEVICES', 'PAUSED', 'LATEST', 'VERSIONS', 'STATES'],
+            r.channels.map((c) => [
+              c.channel,
+              String(c.devices),
+              String(c.paused),
+              Object.entries(c.latest)
+                .map(([arch, v]) => `${v} (${arch})`)
+                .join(', ') || '–',
+              counts(c.versions),
+              counts(c.states),
+            ]),
+          ),
+          ...(r.problems.length
+            ? [
+                '',
+                formatTable(
+                  ['DEVICE', 'ROOM', 'STATE', 'ON', 'TARGET', 'WHEN', 'ERROR'],
+                  r.problems.map((p) => [
+                    p.deviceId,
+                    dash(p.roomName),
+                    p.state,
+                    p.current,
+                    dash(p.target),
+                    ago(p.at),
+                    dash(p.error),
+                  ]),
+                ),
+              ]
+            : []),
+        ].join('\n'),
+      );
     });
 
   admin

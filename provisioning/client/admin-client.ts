@@ -62,6 +62,48 @@ export class AdminClient {
     });
   }
 
+  /** Channel, window (null: any time) or pause of a site (its profile) or one device (its override). */
+  setUpdatePolicy(
+    target: { site: string } | { deviceId: string },
+    change: { channel?: string; window?: { start: string; end: string } | null; paused?: boolean },
+  ) {
+    const path =
+      'site' in target
+        ? `/v1/sites/${encodeURIComponent(target.site)}/update-policy`
+        : `/v1/devices/${encodeURIComponent(target.deviceId)}/update-policy`;
+    return this.#call<{ update: Record<string, unknown>; version: number; devicesChanged: number }>(
+      'PUT',
+      path,
+      change,
+    );
+  }
+
+  /** The rollout per channel (GET /v1/fleet/updates). */
+  rollout(site?: string) {
+    return this.#call<{
+      channels: {
+        channel: string;
+        devices: number;
+        paused: number;
+        channelPending: number;
+        versions: Record<string, number>;
+        states: Record<string, number>;
+        latest: Record<string, string>;
+      }[];
+      problems: {
+        deviceId: string;
+        roomName: string | null;
+        site: string | null;
+        channel: string;
+        state: string;
+        current: string;
+        target: string | null;
+        error: string | null;
+        at: string;
+      }[];
+    }>('GET', `/v1/fleet/updates${site === undefined ? '' : `?site=${encodeURIComponent(site)}`}`);
+  }
+
   audit(query: Record<string, string | number | undefined> = {}) {
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));

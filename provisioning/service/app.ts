@@ -40,6 +40,7 @@ import { registerAdminRoutes } from './routes-admin.js';
 import { registerAlertRoutes } from './routes-alerts.js';
 import { registerFleetRoutes } from './routes-fleet.js';
 import { registerDeviceRoutes } from './routes-device.js';
+import { registerUpdateRoutes, registerUpdatesRepo, type UpdatesOptions } from './routes-updates.js';
 import { registerJoinRoutes, type WebOptions } from './routes-join.js';
 import { type PeopleOptions, registerPeopleRoutes } from './routes-people.js';
 
@@ -85,6 +86,8 @@ export interface ServiceOptions {
   console?: ConsoleOptions;
   /** Alert rules → incidents → webhooks and e-mail (docs/alerts.md). */
   alerts?: AlertOptions;
+  /** Host the TUF repository of software updates at /updates/ (docs/updates.md "In the fleet"). */
+  updates?: UpdatesOptions;
   /** Heartbeat write-behind: flush period, health-sample period (ms), buffer bound (devices);
    *  keyTtlMs: lifetime of the heartbeat MAC keys devices fetch (default 6 h, provisioning/heartbeat-key.ts). */
   heartbeats?: Pick<
@@ -109,7 +112,7 @@ export interface ResolvedOptions
   extends Required<
     Omit<
       ServiceOptions,
-      'logger' | 'rateLimits' | 'https' | 'people' | 'web' | 'console' | 'alerts' | 'heartbeats'
+      'logger' | 'rateLimits' | 'https' | 'people' | 'web' | 'console' | 'alerts' | 'heartbeats' | 'updates'
     >
   > {
   rateLimits: Required<NonNullable<ServiceOptions['rateLimits']>>;
@@ -525,10 +528,12 @@ export async function buildService(options: ServiceOptions): Promise<FastifyInst
       registerAdminRoutes(v1, opts, adminAuth);
       registerFleetRoutes(v1, opts, adminAuth, deviceAuth);
       registerAlertRoutes(v1, opts, adminAuth);
+      registerUpdateRoutes(v1, opts, adminAuth, deviceAuth, options.updates);
     },
     { prefix: '/v1' },
   );
   if (opts.people) registerPeopleRoutes(app, opts, opts.people);
+  if (options.updates) await registerUpdatesRepo(app, options.updates);
   await registerJoinRoutes(app, options);
   await registerConsole(app, options, opts);
   opts.alerts = startAlerts(app, opts, options.alerts);

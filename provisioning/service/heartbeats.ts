@@ -133,7 +133,22 @@ export function createHeartbeatPipeline(
       cache.delete(deviceId); // pending: re-read until claimed (the claim does not invalidate)
       return;
     }
-    cache.delete(deviceId); // re-insert: the map stays in least-recently-written order
+    const cached = cache.get(deviceId);
+    if (
+      cached &&
+      cached.status === state.status &&
+      cached.configVersion === state.configVersion &&
+      cached.certNotAfter === state.certNotAfter &&
+      cached.pendingActions === state.pendingActions
+    ) {
+      // The usual flush result (nothing changed): updated in place, no new object per heartbeat
+      // (the garbage collector's work) and no Map re-insertion. The map's order is then the order
+      // devices were first cached or last changed: what eviction drops first beyond maxCached (a
+      // dropped device's next heartbeat reads its row).
+      cached.lastSignedMs = lastSignedMs;
+      return;
+    }
+    cache.delete(deviceId); // re-insert: the map stays in least-recently-changed order
     if (cache.size >= maxCached) {
       const oldest = cache.keys().next().value;
       if (oldest !== undefined) cache.delete(oldest);
@@ -211,7 +226,9 @@ export function createHeartbeatPipeline(
       throw err;
     }
     const flushed: FlushedHeartbeat[] = [];
+    let i = 0;
     for (const p of batch.values()) {
+      const signedAt = writes[i++]!.signedAt;
       const state = result.states.get(p.deviceId);
       if (!state) {
         cache.delete(p.deviceId); // the row is gone: the next heartbeat reads it and is refused
@@ -225,7 +242,7 @@ export function createHeartbeatPipeline(
       if (!written) continue;
       flushed.push({
         deviceId: p.deviceId,
-        signedAt: new Date(p.signedAtMs).toISOString(),
+        signedAt,
         health: p.health,
         softwareVersion: p.softwareVersion,
         reportedConfigVersion: p.configVersion,

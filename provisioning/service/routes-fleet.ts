@@ -35,6 +35,7 @@ import {
   setBaselineIfUnset,
 } from '../store/fleet-store.js';
 import { StoreConflict, type TokenScope } from '../store/store.js';
+import { deviceUpdateView } from '../store/update-store.js';
 import { httpError, type ResolvedOptions } from './app.js';
 import { actorOf, tokenIdOf } from './principal.js';
 import { detail } from './routes-admin.js';
@@ -182,6 +183,7 @@ export async function fleetDetail(opts: ResolvedOptions, id: string) {
     profileVersion: extra.profileVersion,
     selfTest: selfTest ? { ok: selfTest.ok, failed: selfTest.failed, at: selfTest.at } : null,
     pendingActions: extra.pendingActions,
+    update: await deviceUpdateView(opts.store.db, id, d.config),
   };
 }
 

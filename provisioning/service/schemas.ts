@@ -240,6 +240,134 @@ export const PeripheralKind = Type.Union(
   ['camera', 'microphone', 'speaker', 'display', 'hid'].map((k) => Type.Literal(k)),
 );
 
+// ── software updates (issue 14: provisioning/service/routes-updates.ts) ──────────────────────────
+
+/** Semantic version (semver 2.0.0 precedence rules apply). */
+export const Semver = Type.String({
+  maxLength: 64,
+  pattern:
+    '^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$',
+});
+/** An update channel (ring): also a path segment of the TUF targets, so a strict name. */
+export const ChannelName = Type.String({
+  pattern: '^[a-z0-9][a-z0-9-]{0,31}$',
+  description: "e.g. 'stable', 'canary'",
+});
+export const UpdateStateName = Type.Union(
+  (
+    [
+      'idle',
+      'available',
+      'downloading',
+      'waiting',
+      'installing',
+      'restarting',
+      'verifying',
+      'committed',
+      'rolled-back',
+      'failed',
+    ] as const
+  ).map((s) => Type.Literal(s)),
+);
+/** Largest update-state body (bytes): the report is small; anything bigger is refused with 413. */
+export const MAX_UPDATE_STATE_BODY = 4096;
+export const UpdateStateBody = Type.Object(
+  {
+    at: Type.String({ format: 'date-time', maxLength: 40, description: "the device's time of this state" }),
+    state: UpdateStateName,
+    current: Semver,
+    target: Type.Optional(Semver),
+    channel: ChannelName,
+    progress: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    error: Type.Optional(Type.String({ maxLength: 500 })),
+  },
+  { additionalProperties: false },
+);
+export type UpdateStateBody = Static<typeof UpdateStateBody>;
+
+const StoredUpdateState = Type.Object({
+  at: Type.String(),
+  state: UpdateStateName,
+  current: Type.String(),
+  target: Nullable(Type.String()),
+  channel: Type.String(),
+  progress: Nullable(Type.Number()),
+  error: Nullable(Type.String()),
+  receivedAt: Type.String(),
+  changedAt: Type.String(),
+});
+
+export const UpdateStateReply = Type.Object({
+  applied: Type.Boolean({ description: 'false: a newer report is stored already (this one is ignored)' }),
+  stored: StoredUpdateState,
+});
+
+const UpdateWindow = Type.Object(
+  {
+    start: Type.String({
+      pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$',
+      description: 'HH:MM, device local time',
+    }),
+    end: Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' }),
+  },
+  { additionalProperties: false },
+);
+
+/** A device's update card in GET /v1/devices/:id. */
+export const DeviceUpdateView = Type.Object({
+  channel: Type.String({ description: 'assigned (effective configuration, default stable)' }),
+  window: Nullable(UpdateWindow),
+  paused: Type.Boolean(),
+  channelPending: Type.Boolean({ description: 'the last report names another channel' }),
+  reported: Nullable(StoredUpdateState),
+});
+
+export const RolloutQuery = Type.Object({ site: Type.Optional(Text(120)) }, { additionalProperties: false });
+const Counts = Type.Record(Type.String(), Type.Integer());
+export const RolloutReply = Type.Object({
+  channels: Type.Array(
+    Type.Object({
+      channel: Type.String(),
+      devices: Type.Integer(),
+      paused: Type.Integer(),
+      channelPending: Type.Integer(),
+      versions: Counts,
+      states: Counts,
+      latest: Type.Record(Type.String(), Type.String(), { description: 'arch → newest published version' }),
+    }),
+  ),
+  problems: Type.Array(
+    Type.Object({
+      deviceId: Type.String(),
+      roomName: Nullable(Type.String()),
+      site: Nullable(Type.String()),
+      channel: Type.String(),
+      state: UpdateStateName,
+      current: Type.String(),
+      target: Nullable(Type.String()),
+      error: Nullable(Type.String()),
+      at: Type.String(),
+    }),
+  ),
+});
+
+export const UpdatePolicyBody = Type.Object(
+  {
+    channel: Type.Optional(ChannelName),
+    window: Type.Optional(Nullable(UpdateWindow)),
+    paused: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdatePolicyBody = Static<typeof UpdatePolicyBody>;
+export const UpdatePolicyReply = Type.Object({
+  update: Type.Record(Type.String(), Type.Unknown(), {
+    description: 'the `update` key now in the profile / override',
+  }),
+  version: Type.Integer({ description: 'profile version (site) or config version (device)' }),
+  devicesChanged: Type.Integer(),
+});
+
 export const FleetDeviceDetail = Type.Composite([
   DeviceDetail,
   FleetFields,
@@ -266,6 +394,7 @@ export const FleetDeviceDetail = Type.Composite([
       Type.Object({ ok: Type.Boolean(), failed: Type.Array(Type.String()), at: Type.String() }),
     ),
     pendingActions: Type.Integer(),
+    update: DeviceUpdateView,
   }),
 ]);
 

@@ -41,6 +41,8 @@ export interface ServeOptions {
   console?: ServiceOptions['console'];
   /** Alert delivery (SMTP for e-mail targets): see ServiceOptions. */
   alerts?: ServiceOptions['alerts'];
+  /** Host a TUF repository of software updates at /updates/: see ServiceOptions. */
+  updates?: ServiceOptions['updates'];
 }
 
 export interface RunningService {
@@ -284,6 +286,7 @@ export async function startProvisioningService(opts: ServeOptions): Promise<Runn
       ...(opts.web ? { web: opts.web } : {}),
       ...(opts.console ? { console: opts.console } : {}),
       ...(opts.alerts ? { alerts: opts.alerts } : {}),
+      ...(opts.updates ? { updates: opts.updates } : {}),
     });
     const address = await app.listen({ host, port });
     // A service that runs for months re-issues its own server certificate before it expires and

@@ -9,6 +9,7 @@ import { DEFAULT_PARAMS, type RuleKind, RULE_KINDS } from '../alerts/rules.js';
 import type { IncidentEvent, IncidentStatus } from '../alerts/incidents.js';
 import type { Db, Row, SqlValue } from './db.js';
 import { orderedId } from './store.js';
+import { seenBucketOf } from './migrations.js';
 
 export interface AlertRule {
   id: RuleKind;
@@ -386,8 +387,8 @@ const DEVICE_COLS = 'd.id, d.status, d.room_name, d.site, d.last_seen_at, d.cert
 /** Active devices whose `col` is before `cutoff` and which have no unresolved incident of `rule`. */
 async function devicesBefore(
   db: Db,
-  col: 'last_seen_at' | 'cert_not_after',
-  rule: 'offline' | 'certificate-expiring',
+  col: 'cert_not_after',
+  rule: 'certificate-expiring',
   cutoff: string,
   limit: number,
 ): Promise<DeviceRow[]> {
@@ -400,9 +401,21 @@ async function devicesBefore(
   return rows.map(toDeviceRow);
 }
 
-/** Active devices seen before `cutoff` with no unresolved offline incident (devices_last_seen). */
-export function offlineCandidates(db: Db, cutoff: string, limit: number): Promise<DeviceRow[]> {
-  return devicesBefore(db, 'last_seen_at', 'offline', cutoff, limit);
+/**
+ * Active devices seen before `cutoff` with no unresolved offline incident, oldest bucket first. The
+ * walk is on devices_seen_bucket (migration 5: last_seen_at itself is not indexed, so a heartbeat's
+ * UPDATE touches no index): the buckets up to the cutoff's, then last_seen_at decides. A device that
+ * still reports moved to the current bucket, so the walk sees only the silent ones, plus, when the
+ * cutoff is in the current bucket (an offline rule under 5 minutes), the devices seen in it so far.
+ */
+export async function offlineCandidates(db: Db, cutoff: string, limit: number): Promise<DeviceRow[]> {
+  const rows = await db.all(
+    `SELECT ${DEVICE_COLS} FROM devices d WHERE d.seen_bucket <= ? AND d.last_seen_at < ? AND ${db.kind === 'sqlite' ? '+' : ''}d.status = 'active'
+       AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.rule_id = 'offline' AND i.device_id = d.id AND i.status <> 'resolved')
+     ORDER BY d.seen_bucket, d.last_seen_at LIMIT ?`,
+    [seenBucketOf(cutoff), cutoff, limit],
+  );
+  return rows.map(toDeviceRow);
 }
 
 /** Active devices whose certificate ends before `cutoff` with no unresolved expiry incident. */

@@ -209,9 +209,6 @@ export function createHeartbeatWriter(db: Db): HeartbeatWriter {
   return {
     write(heartbeats, samples) {
       if (heartbeats.length === 0) return Promise.resolve({ states: new Map(), written: new Set() });
-      const sorted = [...heartbeats].sort((a, b) =>
-        a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0,
-      );
       return sqlite.exclusive(
         () =>
           new Promise<HeartbeatWriteResult>((resolve, reject) => {
@@ -219,7 +216,8 @@ export function createHeartbeatWriter(db: Db): HeartbeatWriter {
             const id = ++nextId;
             worker.waiting.set(id, { resolve, reject });
             worker.w.ref();
-            worker.w.postMessage({ id, heartbeats: sorted, samples });
+            // The worker sorts the batch by device id (off this thread, like the writes).
+            worker.w.postMessage({ id, heartbeats, samples });
           }),
       );
     },

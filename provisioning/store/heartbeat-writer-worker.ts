@@ -75,6 +75,8 @@ if (parentPort) {
     let reply: WorkerReply;
     try {
       write ??= prepare();
+      // In device id order, as writeHeartbeats does (neighbouring rows, and one lock order).
+      m.heartbeats.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
       reply = { id: m.id, ...write(m.heartbeats, m.samples) };
     } catch (err) {
       write = undefined; // re-prepared next time (the schema may have changed)

@@ -7,6 +7,25 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** PostgreSQL's SQL where the dialects must differ (absent: `sql` on both). */
+  postgresSql?: string;
+}
+
+/**
+ * devices.seen_bucket (migration 5) from an ISO last_seen_at: the time cut down to its 5-minute
+ * bucket, e.g. '2026-12-04T22:35' for 22:37:12. Text that sorts like the times it names. SQL
+ * (both dialects) over the column expression `t`; seenBucketOf is the same in TypeScript.
+ */
+const seenBucketSql = (t: string) =>
+  `substr(${t}, 1, 14) || CASE WHEN CAST(substr(${t}, 15, 2) AS INTEGER) < 10 THEN '0' ELSE '' END || CAST(CAST(substr(${t}, 15, 2) AS INTEGER) / 5 * 5 AS TEXT)`;
+
+/** How long one seen_bucket lasts. */
+export const SEEN_BUCKET_MS = 5 * 60_000;
+
+/** The seen_bucket of an ISO time (the SQL of migration 5, in TypeScript). */
+export function seenBucketOf(iso: string): string {
+  const minute = Math.floor(Number(iso.slice(14, 16)) / 5) * 5;
+  return `${iso.slice(0, 14)}${String(minute).padStart(2, '0')}`;
 }
 
 export const migrations: Migration[] = [
@@ -250,6 +269,62 @@ CREATE TABLE service_secrets (
 );
 `,
   },
+  {
+    version: 5,
+    name: 'heartbeat writes touch no index: devices.seen_bucket (5-minute) replaces the last_seen_at index',
+    // Every heartbeat flush rewrites last_seen_at. Indexed, that moved an index entry per heartbeat
+    // (SQLite) and, on PostgreSQL, made every heartbeat UPDATE a non-HOT one: a new entry in each of
+    // the devices indexes. The offline rule (the index's only user) now walks devices_seen_bucket, a
+    // column that changes once per 5 minutes per device: 1 heartbeat in 10 touches an index.
+    // SQLite: a plain column kept by triggers, which set it only when the bucket changes (an UPDATE
+    // that assigns an indexed column always rewrites its index entry). PostgreSQL: a stored
+    // generated column (HOT compares the stored values, so an unchanged bucket keeps the UPDATE
+    // HOT), and free space left in the table's pages for HOT updates (fillfactor).
+    sql: `
+ALTER TABLE devices ADD COLUMN seen_bucket TEXT;
+UPDATE devices SET seen_bucket = ${seenBucketSql('last_seen_at')} WHERE last_seen_at IS NOT NULL;
+DROP INDEX devices_last_seen;
+CREATE INDEX devices_seen_bucket ON devices (seen_bucket);
+CREATE TRIGGER devices_seen_bucket_update AFTER UPDATE OF last_seen_at ON devices
+  WHEN NEW.seen_bucket IS NOT (${seenBucketSql('NEW.last_seen_at')})
+BEGIN
+  UPDATE devices SET seen_bucket = ${seenBucketSql('NEW.last_seen_at')} WHERE id = NEW.id;
+END;
+CREATE TRIGGER devices_seen_bucket_insert AFTER INSERT ON devices
+  WHEN NEW.last_seen_at IS NOT NULL
+BEGIN
+  UPDATE devices SET seen_bucket = ${seenBucketSql('NEW.last_seen_at')} WHERE id = NEW.id;
+END;
+`,
+    postgresSql: `
+ALTER TABLE devices ADD COLUMN seen_bucket TEXT GENERATED ALWAYS AS (${seenBucketSql('last_seen_at')}) STORED;
+DROP INDEX devices_last_seen;
+CREATE INDEX devices_seen_bucket ON devices (seen_bucket);
+ALTER TABLE devices SET (fillfactor = 70);
+`,
+  },
+  {
+    version: 6,
+    name: 'software updates: the update state each device reports (newest signed report wins)',
+    // One row per device (provisioning/store/update-store.ts). `at` is the device's own time of the
+    // report (ISO UTC): a report with an older or equal `at` never replaces the row. The channel a
+    // device is assigned is not here: it is device configuration (key `update`), see fleet-store.ts.
+    sql: `
+CREATE TABLE device_update_state (
+  device_id TEXT PRIMARY KEY,
+  at TEXT NOT NULL,
+  state TEXT NOT NULL,
+  current_version TEXT NOT NULL,
+  target_version TEXT,
+  channel TEXT NOT NULL,
+  progress DOUBLE PRECISION,
+  error TEXT,
+  received_at TEXT NOT NULL,
+  changed_at TEXT NOT NULL
+);
+CREATE INDEX device_update_state_state ON device_update_state (state, at);
+`,
+  },
 ];
 
 /** Applies pending migrations; returns the versions applied now. Safe against concurrent starts. */
@@ -264,7 +339,7 @@ export async function migrate(db: Db, list: Migration[] = migrations): Promise<n
       if (tx.kind === 'postgres') await tx.exec('SELECT pg_advisory_xact_lock(727001)');
       const done = await tx.get('SELECT version FROM schema_migrations WHERE version = ?', [m.version]);
       if (done) return;
-      await tx.exec(m.sql);
+      await tx.exec(tx.kind === 'postgres' ? (m.postgresSql ?? m.sql) : m.sql);
       await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [
         m.version,
         m.name,

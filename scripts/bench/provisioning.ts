@@ -20,7 +20,8 @@
 // heartbeats/s ÷ bare-route requests/s (closed loop), signed_ratio_vs_bare the same for signed
 // heartbeats, and p99_ratio_vs_bare = MAC'd heartbeat p99 ÷ bare p99 at 1000/s offered.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +58,12 @@ const RATE = Number(process.env.PROVISIONING_BENCH_RATE ?? 1000);
 /** Closed-loop heartbeats signed before the clock starts (beyond them the generator signs live). */
 const PRESIGN = Number(process.env.PROVISIONING_BENCH_PRESIGN ?? 60_000);
 const LIST_REQUESTS = Number(process.env.PROVISIONING_BENCH_LIST_REQUESTS ?? 100);
+/** An Ed25519 private key's PKCS#8 DER, and a raw public key. */
+const PKCS8_BYTES = 48;
+const PUBLIC_KEY_BYTES = 32;
+
+/** Path prefix: writes the service thread's CPU profile of a closed-loop MAC'd round per store. */
+const PROFILE = process.env.PROVISIONING_BENCH_PROFILE;
 
 interface Req {
   method: string;
@@ -91,6 +98,15 @@ interface Result {
   bodies: string[];
   /** Heartbeats that had to be signed during the measurement (the pre-signed pool ran out). */
   signedLive: number;
+  /** CPU time (ms) of this process (every thread: service, load generator, writer, GC) plus the
+   *  PostgreSQL server's processes during the job; set by the main thread. */
+  cpuMs?: number;
+  /** Garbage-collection pauses of the service's thread during the job (ms); set by the main thread. */
+  gcMs?: number;
+  /** CPU time (ms) of the service's thread (main) during the job; set by the main thread. */
+  serviceCpuMs?: number;
+  /** CPU time (ms) of the load generator's thread during the measured time. */
+  generatorCpuMs?: number;
 }
 
 const HEALTH = JSON.stringify({
@@ -170,6 +186,7 @@ async function runJob(job: Job): Promise<Result> {
     }
   };
   let start = performance.now();
+  let genCpu0 = threadCpuMs();
   if (job.kind === 'keys') {
     const secret = Buffer.from(job.secret);
     const expires = Math.floor((Date.now() + HEARTBEAT_KEY_TTL_MS) / 1000);
@@ -225,6 +242,8 @@ async function runJob(job: Job): Promise<Result> {
       return make(keys[Math.floor(Math.random() * keys.length)]!);
     };
     start = performance.now(); // signing beforehand is set-up, not load
+    parentPort?.postMessage('clock'); // the main thread counts CPU from here
+    genCpu0 = threadCpuMs();
     const end = start + job.seconds * 1000;
     if (job.ratePerSecond) {
       const interval = 1000 / job.ratePerSecond;
@@ -258,15 +277,21 @@ async function runJob(job: Job): Promise<Result> {
     }
   }
   result.elapsedMs = performance.now() - start;
+  result.generatorCpuMs = threadCpuMs() - genCpu0;
   agent.destroy();
   return result;
 }
 
 if (!isMainThread) {
-  const devices = workerData as { id: string; pkcs8: Uint8Array }[];
-  keys = devices.map((d) => ({
-    id: d.id,
-    key: createPrivateKey({ key: Buffer.from(d.pkcs8), format: 'der', type: 'pkcs8' }),
+  const devices = workerData as FleetKeys;
+  const ids = devices.ids.split('\n');
+  keys = ids.map((id, i) => ({
+    id,
+    key: createPrivateKey({
+      key: Buffer.from(devices.pkcs8.buffer, devices.pkcs8.byteOffset + i * PKCS8_BYTES, PKCS8_BYTES),
+      format: 'der',
+      type: 'pkcs8',
+    }),
   }));
   parentPort!.on('message', (job: Job) => {
     runJob(job).then((r) => parentPort!.postMessage(r));
@@ -274,11 +299,50 @@ if (!isMainThread) {
   parentPort!.postMessage('ready');
 }
 
+/** CPU time (ms) of the calling thread so far (Linux /proc; 0 elsewhere). */
+function threadCpuMs(): number {
+  try {
+    const f = readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** Garbage-collection pauses of the service's thread so far (ms). */
+let gcPauseMs = 0;
+if (isMainThread) {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcPauseMs += e.duration;
+  }).observe({ entryTypes: ['gc'] });
+}
+
+/** The bench's PostgreSQL server (postmaster pid), whose CPU counts with the service's. */
+let postmasterPid: number | undefined;
+
+/** CPU time (ms) of the PostgreSQL postmaster and its children so far (0 without one; Linux /proc). */
+function postgresCpuMs(): number {
+  if (postmasterPid === undefined) return 0;
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // Fields after "pid (comm) ": state ppid ... utime(12th) stime(13th), in clock ticks (100/s).
+      const f = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      if (Number(entry) === postmasterPid || Number(f[1]) === postmasterPid)
+        ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return ticks * 10;
+}
+
 /** A load generator in a worker thread holding the fleet's keys; runs one job at a time. */
 class LoadGenerator {
   readonly #worker: Worker;
   readonly #ready: Promise<void>;
-  constructor(devices: { id: string; pkcs8: Uint8Array }[]) {
+  constructor(devices: FleetKeys) {
     // From the sources (tsx), the worker registers the TypeScript loader first; compiled, it needs nothing.
     this.#worker = import.meta.url.endsWith('.ts')
       ? new Worker(
@@ -293,12 +357,33 @@ class LoadGenerator {
   }
   async run(job: Job): Promise<Result> {
     await this.#ready;
+    // CPU counted from the start of the measured time (the worker says 'clock' after pre-signing).
+    let cpu0 = process.cpuUsage();
+    let server0 = postgresCpuMs();
+    let gc0 = gcPauseMs;
+    let main0 = threadCpuMs();
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      this.#worker.once('message', (r: Result) => {
+      const onError = (err: Error) => {
+        this.#worker.off('message', onMessage);
+        reject(err);
+      };
+      const onMessage = (m: Result | 'clock') => {
+        if (m === 'clock') {
+          cpu0 = process.cpuUsage();
+          server0 = postgresCpuMs();
+          gc0 = gcPauseMs;
+          main0 = threadCpuMs();
+          return;
+        }
+        this.#worker.off('message', onMessage);
         this.#worker.off('error', onError);
-        resolve(r);
-      });
+        const cpu = process.cpuUsage(cpu0);
+        m.cpuMs = (cpu.user + cpu.system) / 1000 + (postgresCpuMs() - server0);
+        m.gcMs = gcPauseMs - gc0;
+        m.serviceCpuMs = threadCpuMs() - main0;
+        resolve(m);
+      };
+      this.#worker.on('message', onMessage);
       this.#worker.once('error', onError);
       this.#worker.postMessage(job);
     });
@@ -319,6 +404,13 @@ function summarize(r: Result) {
   const sorted = [...r.latenciesMs].sort((a, b) => a - b);
   return {
     perSecond: r.ok / (r.elapsedMs / 1000),
+    /** CPU µs per answered request, all threads of the bench and the PostgreSQL server. */
+    cpuUsPerRequest: ((r.cpuMs ?? 0) * 1000) / Math.max(1, r.ok),
+    /** The service thread's GC pauses per answered request (µs). */
+    gcUsPerRequest: ((r.gcMs ?? 0) * 1000) / Math.max(1, r.ok),
+    /** Of cpuUsPerRequest: the service's (main) thread, and the load generator's thread. */
+    serviceUsPerRequest: ((r.serviceCpuMs ?? 0) * 1000) / Math.max(1, r.ok),
+    generatorUsPerRequest: ((r.generatorCpuMs ?? 0) * 1000) / Math.max(1, r.ok),
     p50: percentile(sorted, 50),
     p95: percentile(sorted, 95),
     p99: percentile(sorted, 99),
@@ -338,35 +430,68 @@ function merge(rs: Result[]): Result {
     latenciesMs: rs.flatMap((r) => r.latenciesMs),
     bodies: [],
     signedLive: rs.reduce((n, r) => n + r.signedLive, 0),
+    cpuMs: rs.reduce((n, r) => n + (r.cpuMs ?? 0), 0),
+    gcMs: rs.reduce((n, r) => n + (r.gcMs ?? 0), 0),
+    serviceCpuMs: rs.reduce((n, r) => n + (r.serviceCpuMs ?? 0), 0),
+    generatorCpuMs: rs.reduce((n, r) => n + (r.generatorCpuMs ?? 0), 0),
   };
 }
 
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 const load = () => loadavg().map((x) => round(x, 1));
 
-interface Fleet {
-  devices: { id: string; pkcs8: Uint8Array }[];
-  rows: Parameters<ProvisioningStore['seedActiveDevices']>[0];
+/**
+ * The fleet's ids and private keys, for the load generator. Compact (one string, one byte array):
+ * the service's thread holds it too, and 100 000 small objects there would be marked by every one
+ * of the service's major garbage collections, a cost a real service does not have.
+ */
+interface FleetKeys {
+  /** Device ids, '\n'-separated. */
+  ids: string;
+  /** PKCS8_BYTES per device, in id order. */
+  pkcs8: Uint8Array;
+}
+interface Fleet extends FleetKeys {
+  /** PUBLIC_KEY_BYTES per device (raw), in id order. */
+  publicKeys: Uint8Array;
 }
 
 /** The fleet's keys, made once: both stores get the same devices. */
 function makeFleet(): Fleet {
-  const devices: Fleet['devices'] = [];
-  const rows: Fleet['rows'] = [];
+  const ids: string[] = [];
+  const pkcs8 = new Uint8Array(FLEET * PKCS8_BYTES);
+  const publicKeys = new Uint8Array(FLEET * PUBLIC_KEY_BYTES);
   for (let i = 0; i < FLEET; i++) {
     const key = generateIdentityKey();
-    const id = deviceIdForPublicKey(key.publicKey);
-    devices.push({ id, pkcs8: new Uint8Array(key.privateKey.export({ format: 'der', type: 'pkcs8' })) });
-    rows.push({
-      id,
-      publicKey: Buffer.from(rawPublicKey(key.publicKey)).toString('base64'),
-      roomName: `Room ${String(i).padStart(6, '0')}`,
-      site: `Site ${i % 50}`,
-      serial: (0x4000_0000_0000 + i).toString(16),
-      certPem: 'seeded',
-    });
+    ids.push(deviceIdForPublicKey(key.publicKey));
+    const der = key.privateKey.export({ format: 'der', type: 'pkcs8' });
+    if (der.length !== PKCS8_BYTES) throw new Error(`unexpected PKCS#8 length ${der.length}`);
+    pkcs8.set(der, i * PKCS8_BYTES);
+    publicKeys.set(rawPublicKey(key.publicKey), i * PUBLIC_KEY_BYTES);
   }
-  return { devices, rows };
+  return { ids: ids.join('\n'), pkcs8, publicKeys };
+}
+
+/** Seeds the fleet into the store in chunks (the row objects of one chunk at a time). */
+async function seedFleet(store: ProvisioningStore, fleet: Fleet, now: string): Promise<void> {
+  const ids = fleet.ids.split('\n');
+  const CHUNK = 10_000;
+  for (let start = 0; start < ids.length; start += CHUNK) {
+    const rows: Parameters<ProvisioningStore['seedActiveDevices']>[0] = [];
+    for (let i = start; i < Math.min(ids.length, start + CHUNK); i++) {
+      rows.push({
+        id: ids[i]!,
+        publicKey: Buffer.from(
+          fleet.publicKeys.subarray(i * PUBLIC_KEY_BYTES, (i + 1) * PUBLIC_KEY_BYTES),
+        ).toString('base64'),
+        roomName: `Room ${String(i).padStart(6, '0')}`,
+        site: `Site ${i % 50}`,
+        serial: (0x4000_0000_0000 + i).toString(16),
+        certPem: 'seeded',
+      });
+    }
+    await store.seedActiveDevices(rows, now);
+  }
 }
 
 async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | undefined, fleet: Fleet) {
@@ -401,11 +526,11 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
   }));
   await bare.listen({ host: '127.0.0.1', port: 0 });
   const barePort = (bare.server.address() as { port: number }).port;
-  const gen = new LoadGenerator(fleet.devices);
+  const gen = new LoadGenerator({ ids: fleet.ids, pkcs8: fleet.pkcs8 });
 
   try {
     let t = performance.now();
-    await store.seedActiveDevices(fleet.rows, new Date().toISOString());
+    await seedFleet(store, fleet, new Date().toISOString());
     console.log(`${name}: seeded ${FLEET} devices in ${Math.round(performance.now() - t)} ms`);
 
     // Every device once (per-device caches warm, as after one 30 s heartbeat period), then JIT
@@ -445,10 +570,19 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
     const pacedBare: Result[] = [];
     const pacedHb: Result[] = [];
     const paced = { seconds: slice, concurrency: 64, ratePerSecond: RATE };
+    let profiler: Session | undefined;
+    const profiles: unknown[] = [];
+    if (PROFILE) {
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
+    }
     for (let r = 0; r < ROUNDS; r++) {
       closedBare.push(
         await gen.run({ kind: 'bare', port: barePort, seconds: slice, concurrency: CONCURRENCY }),
       );
+      if (profiler) await profiler.post('Profiler.start');
       closedHb.push(
         await gen.run({
           kind: 'heartbeat',
@@ -458,6 +592,10 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
           presign: Math.ceil(PRESIGN / ROUNDS),
         }),
       );
+      if (profiler) {
+        const { profile } = await profiler.post('Profiler.stop');
+        profiles.push(profile);
+      }
       closedSigned.push(
         await gen.run({
           kind: 'heartbeat-signed',
@@ -472,6 +610,14 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
       pacedHb.push(
         await gen.run({ kind: 'heartbeat', port, ...paced, presign: Math.ceil(RATE * slice * 1.05) }),
       );
+    }
+    if (profiler) {
+      // The service thread's profile of the closed-loop MAC'd rounds (the last round's), for
+      // chrome://inspect or speedscope.
+      const file = `${PROFILE}.${name}.cpuprofile`;
+      writeFileSync(file, JSON.stringify(profiles.at(-1)));
+      profiler.disconnect();
+      console.log(`${name}: service-thread CPU profile of a MAC'd heartbeat round: ${file}`);
     }
     const bareR = summarize(merge(closedBare));
     const hbR = summarize(merge(closedHb));
@@ -542,6 +688,11 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
     console.log(
       `${name}: heartbeats, MAC (${FLEET} devices) ${round(hbR.perSecond, 0)} /s   p50 ${round(hbR.p50)} ms   p99 ${round(hbR.p99)} ms   (${round(hbR.perSecond / bareR.perSecond, 3)}× bare; ${hbR.signedLive} made live)`,
     );
+    // Where the CPU of a request goes (Linux): the closed-loop phases, per answered request.
+    const cpuLine = (label: string, r: ReturnType<typeof summarize>) =>
+      `${name}: CPU per request, ${label}: ${round(r.cpuUsPerRequest, 0)} µs = service thread ${round(r.serviceUsPerRequest, 0)} (GC pauses ${round(r.gcUsPerRequest, 0)}) + load generator ${round(r.generatorUsPerRequest, 0)} + other threads and PostgreSQL ${round(r.cpuUsPerRequest - r.serviceUsPerRequest - r.generatorUsPerRequest, 0)}`;
+    console.log(cpuLine('bare', bareR));
+    console.log(cpuLine("MAC'd heartbeat", hbR));
     console.log(
       `${name}: heartbeats, Ed25519-signed  ${round(signedR.perSecond, 0)} /s   p50 ${round(signedR.p50)} ms   p99 ${round(signedR.p99)} ms   (${round(signedR.perSecond / bareR.perSecond, 3)}× bare; ${signedR.signedLive} signed live)`,
     );
@@ -562,6 +713,10 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
       heartbeats_per_s: round(hbR.perSecond, 0),
       bare_per_s: round(bareR.perSecond, 0),
       ratio_vs_bare: round(hbR.perSecond / bareR.perSecond, 3),
+      cpu_us_per_heartbeat: round(hbR.cpuUsPerRequest, 0),
+      cpu_us_per_bare_request: round(bareR.cpuUsPerRequest, 0),
+      service_thread_us_per_heartbeat: round(hbR.serviceUsPerRequest, 0),
+      service_thread_us_per_bare_request: round(bareR.serviceUsPerRequest, 0),
       signed_heartbeats_per_s: round(signedR.perSecond, 0),
       signed_ratio_vs_bare: round(signedR.perSecond / bareR.perSecond, 3),
       heartbeat_p99_ms: round(hbP.p99),
@@ -597,6 +752,13 @@ async function main() {
     const pg = new LocalPostgres();
     try {
       await pg.start();
+      try {
+        postmasterPid = Number(
+          readFileSync(join(pg.dir, 'pg', 'data', 'postmaster.pid'), 'utf8').split('\n')[0],
+        );
+      } catch {
+        postmasterPid = undefined; // not Linux, or another layout: the server's CPU is not counted
+      }
       postgres = await benchBackend('postgres', await pg.createDatabase(), fleet);
     } finally {
       await pg.stop();

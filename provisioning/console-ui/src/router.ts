@@ -1,5 +1,6 @@
 // Hash routing (the service serves one index.html at /console/, the CSP allows only our script):
-// `#/devices?site=…`, `#/devices/<id>`, `#/claim?code=…`, `#/profiles`, `#/incidents`, `#/alerts`.
+// `#/devices?site=…`, `#/devices/<id>`, `#/claim?code=…`, `#/profiles`, `#/updates?site=…`,
+// `#/incidents`, `#/alerts`.
 // Each page module exports `render(root, params, ctx)`; the router calls it on every hash change
 // and aborts the previous page's signal so its timers and polls stop.
 import type { Me } from './api.js';
@@ -9,6 +10,7 @@ import * as device from './pages/device.js';
 import * as fleet from './pages/fleet.js';
 import * as incidents from './pages/incidents.js';
 import * as profiles from './pages/profiles.js';
+import * as updates from './pages/updates.js';
 
 export interface PageContext {
   me: Me;
@@ -20,7 +22,7 @@ export type Render = (root: HTMLElement, params: URLSearchParams, ctx: PageConte
 
 export interface Route {
   /** Nav section this page belongs to (highlighted in the header). */
-  section: 'devices' | 'profiles' | 'incidents' | 'alerts' | 'claim';
+  section: 'devices' | 'profiles' | 'updates' | 'incidents' | 'alerts' | 'claim';
   render: Render;
   params: URLSearchParams;
 }
@@ -49,6 +51,8 @@ export function resolve(hash: string): Route {
       return { section: 'claim', render: claim.render, params };
     case 'profiles':
       return { section: 'profiles', render: profiles.render, params };
+    case 'updates':
+      return { section: 'updates', render: updates.render, params };
     case 'incidents':
       return { section: 'incidents', render: incidents.render, params };
     case 'alerts':

@@ -7,6 +7,7 @@ import type { Route } from './router.js';
 const NAV: { section: Route['section']; label: string; href: string }[] = [
   { section: 'devices', label: 'Devices', href: '#/devices' },
   { section: 'profiles', label: 'Profiles', href: '#/profiles' },
+  { section: 'updates', label: 'Updates', href: '#/updates' },
   { section: 'incidents', label: 'Incidents', href: '#/incidents' },
   { section: 'alerts', label: 'Alerts', href: '#/alerts' },
 ];

@@ -10,6 +10,12 @@ import type {
   PeripheralView,
 } from '../../store/fleet-store.js';
 import type { AuditEntry, DeviceStatus } from '../../store/store.js';
+import type {
+  RolloutSummary,
+  StoredUpdateState,
+  UpdatePolicy,
+  UpdatePolicyChange,
+} from '../../store/update-store.js';
 
 export type { ActionKind, AuditEntry, DeviceStatus, FleetSummary, HealthSample, PeripheralKind };
 export type Peripheral = PeripheralView;
@@ -52,7 +58,18 @@ export interface DeviceDetail extends DeviceSummary {
   configOverride?: Record<string, unknown> | null;
   profileVersion?: number | null;
   selfTest?: { ok: boolean; failed: string[]; at: string } | null;
+  /** Absent from services older than issue 14. */
+  update?: DeviceUpdate;
 }
+
+/** The device's update card: what IT assigned (effective config) and what it last reported. */
+export interface DeviceUpdate extends UpdatePolicy {
+  channelPending: boolean;
+  reported: StoredUpdateState | null;
+}
+
+export type Rollout = RolloutSummary;
+export type { UpdatePolicy, UpdatePolicyChange };
 
 /** The store keeps any kind a newer service may have queued; the pages know these three. */
 export interface DeviceAction extends Omit<ActionRecord, 'kind'> {

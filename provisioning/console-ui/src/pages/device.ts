@@ -29,6 +29,7 @@ import type {
   Peripheral,
 } from '../types.js';
 import { deviceBadges } from './fleet.js';
+import { updateCard } from './updates.js';
 
 const CERT_WARN_DAYS = 14;
 const POLL_MS = 2000;
@@ -63,6 +64,7 @@ export async function render(root: HTMLElement, params: URLSearchParams, ctx: Pa
       identityCard(d),
       certificateCard(d),
       peripheralsCard(d.peripherals ?? [], d.selfTest ?? null),
+      updateCard(d, admin && active, ctx),
     ),
     healthSection(d, ctx),
     configSection(d, admin && active),
