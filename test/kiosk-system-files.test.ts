@@ -155,13 +155,45 @@ describe('Debian packaging', () => {
       './lib/systemd/system/sealroom-kiosk.service',
       './lib/udev/rules.d/60-sealroom-hid.rules',
       './etc/default/sealroom',
-      './usr/lib/sealroom/dist/kiosk-ui/index.html',
-      './usr/bin/sealroom -> ../lib/sealroom/dist/src/cli/sealroom.js',
+      './usr/lib/sealroom/slots/a/dist/kiosk-ui/index.html',
+      './usr/lib/sealroom/slots/a/sealroom-release.json',
+      './usr/lib/sealroom/slots/b/',
+      './usr/lib/sealroom/current -> slots/a',
+      './usr/lib/sealroom/boot/boot-check.js',
+      './usr/lib/sealroom/boot/updater.js',
+      './usr/bin/sealroom -> ../lib/sealroom/current/dist/src/cli/sealroom.js',
     ]) {
       expect(contents).toContain(path);
     }
     expect(contents).toMatch(
-      /-rwxr-xr-x root\/root\s+\d+ \S+ \S+ \.\/usr\/lib\/sealroom\/dist\/src\/cli\/sealroom\.js/,
+      /-rwxr-xr-x root\/root\s+\d+ \S+ \S+ \.\/usr\/lib\/sealroom\/slots\/a\/dist\/src\/cli\/sealroom\.js/,
     );
+
+    // The A/B layout works as installed: postinst's update-state.json, then the boot check from the
+    // package's own copy (outside the slots) picks slot a.
+    const tree = join(scratch, 'tree');
+    execFileSync('dpkg-deb', ['-x', deb, tree]);
+    const app = join(tree, 'usr', 'lib', 'sealroom');
+    const manifest = JSON.parse(readFileSync(join(app, 'slots', 'a', 'sealroom-release.json'), 'utf8'));
+    expect(manifest).toMatchObject({ name: 'sealroom', version: field('Version') });
+    const postinst = readFileSync(join(system, 'debian', 'postinst'), 'utf8');
+    expect(postinst).toContain('"format":1,"current":"a","committedVersion":"%s"');
+    writeFileSync(
+      join(app, 'update-state.json'),
+      JSON.stringify({ format: 1, current: 'a', committedVersion: manifest.version }),
+    );
+    const check = execFileSync(process.execPath, [join(app, 'boot', 'boot-check.js'), '--root', app], {
+      encoding: 'utf8',
+    });
+    expect(check).toContain(`start: ${manifest.version} (slot a)`);
+  });
+
+  it('runs the boot check before every start, from outside the slots, never blocking the start', () => {
+    const daemon = unitSettings('sealroom-daemon.service');
+    expect(daemon.get('ExecStartPre')).toEqual([
+      '-/usr/bin/node /usr/lib/sealroom/boot/boot-check.js --root /usr/lib/sealroom',
+    ]);
+    expect(daemon.get('ReadWritePaths')).toEqual(['/usr/lib/sealroom']);
+    expect(daemon.get('Restart')).toEqual(['always']);
   });
 });

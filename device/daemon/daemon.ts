@@ -32,6 +32,20 @@ import { SyntheticMedia } from './synthetic-media.js';
 import { WallBroker } from './wall-broker.js';
 import { supervisorWallPort } from './wall-port.js';
 import { WorkerMedia } from './worker-media.js';
+import {
+  provisioningUpdateReporter,
+  UpdateAgent,
+  type UpdateAgentOptions,
+  type UpdateClientLike,
+} from '../update/agent.js';
+import {
+  type HealthCheck,
+  kioskControlCheck,
+  kioskPageCheck,
+  relayConnectedCheck,
+  selfTestCheck,
+} from '../update/health-gate.js';
+import { Updater } from '../update/updater.js';
 
 /** Speaker delay that puts audio in step with video painted by the kiosk page (bench:wall). */
 export const WALL_AUDIO_DELAY_MS = 50;
@@ -39,6 +53,41 @@ export const WALL_AUDIO_DELAY_MS = 50;
 export { createRestarter, RESTART_EXIT_CODE, restartMode } from './restart.js';
 
 export type MediaEngine = 'worker' | 'synthetic' | 'none';
+
+/** Over-the-air updates (device/update/agent.ts): on when the box runs from A/B slots. */
+export interface DaemonUpdateOptions {
+  /** The update root: slots/a, slots/b, current, update-state.json. */
+  root: string;
+  /** The release repository's root.json shipped with the box (used when nothing is cached). */
+  trustedRootJson: string | Buffer;
+  /** Default: the provisioning service's /updates/metadata/ and /updates/targets/ (pinned TLS). */
+  metadataUrl?: string;
+  targetsUrl?: string;
+  /** TUF metadata cache and downloads (default <stateDir>/update-cache). */
+  cacheDir?: string;
+  /** Restarts the service on the new `current` (under systemd: exit for Restart=always). */
+  restart(): void | Promise<void>;
+  /** The `update` config when the device has no provisioning service (else from heartbeat replies). */
+  settings?: unknown;
+  /** Tests: another client, other health checks, other timing. */
+  client?: UpdateClientLike;
+  healthChecks?: (controlUrl: string, state: StateStore) => HealthCheck[];
+  timing?: Partial<
+    Pick<
+      UpdateAgentOptions,
+      | 'checkIntervalMs'
+      | 'checkJitterMs'
+      | 'firstCheckMs'
+      | 'gateTimeoutMs'
+      | 'gateRetryMs'
+      | 'checkTimeoutMs'
+      | 'downloadTimeoutMs'
+      | 'pollMs'
+      | 'retryMs'
+      | 'reportRetry'
+    >
+  >;
+}
 
 export interface DaemonOptions {
   relayUrl: string;
@@ -92,6 +141,8 @@ export interface DaemonOptions {
     MeetingClientOptions,
     'connectTimeoutMs' | 'liveness' | 'reconnectMinMs' | 'reconnectMaxMs' | 'resumeGraceMs' | 'tickMs'
   >;
+  /** The update agent (absent: no over-the-air updates from this daemon). */
+  update?: DaemonUpdateOptions;
 }
 
 export interface Daemon {
@@ -110,6 +161,8 @@ export interface Daemon {
   kioskTokenFile?: string;
   /** The kiosk page's wall sessions (worker engine with `wall` on). */
   wall?: WallBroker;
+  /** The update agent (with `update` options). */
+  update?: UpdateAgent;
   /** Names of the room controls in use (set by `sealroom daemon` once its HID manager runs). */
   hidNames?: () => string[];
   stop(): Promise<void>;
@@ -234,6 +287,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   daemon.controlUrl = control.url;
 
+  if (opts.update) {
+    // Updates are never a reason for the room not to start.
+    try {
+      daemon.update = createUpdateAgent(opts, opts.update, daemon, control.url, log);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'over-the-air updates off');
+    }
+  }
+
   const diagnostics: { name: string; ok: boolean; detail: string }[] = [selfTest];
   if (supervisor) {
     try {
@@ -355,6 +417,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     };
     runner.on('enrolled', (cert) => useCertificate(cert.certPem));
     runner.on('config', (config) => {
+      daemon.update?.setSettings(config.update);
       if (config.partnerCas === undefined) return;
       void loadAnchors()
         .then((a) => a.applyPartnerCas(config.partnerCas))
@@ -381,14 +444,21 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     });
     await runner.start();
     const current = runner.current;
-    if (current?.phase === 'enrolled') useCertificate(current.certificate.certPem);
+    if (current?.phase === 'enrolled') {
+      daemon.update?.setSettings(current.config.update);
+      useCertificate(current.certificate.certPem);
+    }
   }
+  // After the enrollment state is read (the channel and window in its config): a version on trial
+  // runs its health gate now, then the periodic checks begin. Never awaited: updates wait for nothing.
+  void daemon.update?.start();
   log.info(
     { control: control.url, relay: opts.relayUrls?.length ? opts.relayUrls : opts.relayUrl },
     'daemon running',
   );
 
   daemon.stop = async () => {
+    await daemon.update?.stop();
     await daemon.meeting?.leaveMeeting().catch(() => undefined);
     await daemon.meeting?.stop();
     await daemon.enrollment?.stop();
@@ -402,4 +472,84 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
   };
   return daemon;
+}
+
+/** The update agent of this daemon: the A/B updater, the TUF client, reports to provisioning. */
+function createUpdateAgent(
+  opts: DaemonOptions,
+  u: DaemonUpdateOptions,
+  daemon: Daemon,
+  controlUrl: string,
+  log: Logger,
+): UpdateAgent {
+  const base = opts.provisioningUrl?.replace(/\/$/, '');
+  // The enrollment runner's fetch, pinned to the provisioning TLS CA (looked up per request).
+  const pinned = (): typeof fetch | undefined => daemon.enrollment?.fetch;
+  const pinnedFetch: typeof fetch = (input, init) => {
+    const f = pinned();
+    if (!f) return Promise.reject(new Error('the provisioning TLS CA is not pinned yet'));
+    return f(input, init);
+  };
+  const metadataUrl = u.metadataUrl ?? (base ? `${base}/updates/metadata/` : undefined);
+  const targetsUrl = u.targetsUrl ?? (base ? `${base}/updates/targets/` : undefined);
+  const cacheDir = u.cacheDir ?? join(opts.stateDir ?? u.root, 'update-cache');
+  let client = u.client;
+  if (!client) {
+    if (!metadataUrl || !targetsUrl)
+      throw new Error('updates need the release repository URLs (or a provisioning service)');
+    const viaProvisioning = !u.metadataUrl && base !== undefined;
+    let made: Promise<UpdateClientLike> | undefined;
+    // Loaded when first used: tuf-js stays out of the start of the daemon.
+    const get = () =>
+      (made ??= import('../../src/update/tuf-client.js').then(
+        ({ UpdateClient }) =>
+          new UpdateClient({
+            metadataUrl,
+            targetsUrl,
+            cacheDir: join(cacheDir, 'tuf'),
+            trustedRootJson: u.trustedRootJson,
+            ...(viaProvisioning ? { fetch: pinnedFetch } : {}),
+          }),
+      ));
+    client = {
+      check: async (o) => (await get()).check(o),
+      download: async (t, f, o) => (await get()).download(t, f, o),
+    };
+  }
+  const state = daemon.state;
+  const checks =
+    u.healthChecks ??
+    ((url: string) => [
+      selfTestCheck(),
+      kioskControlCheck(url),
+      kioskPageCheck(url),
+      relayConnectedCheck(() => state.get().relay.connected),
+    ]);
+  return new UpdateAgent({
+    state,
+    updater: new Updater({ root: u.root, updateDeadlineMs: 6 * 3600_000 }),
+    client,
+    downloadDir: join(cacheDir, 'downloads'),
+    version: opts.version ?? '0.1.0',
+    log: log.child({ part: 'update' }),
+    restart: u.restart,
+    healthChecks: () => checks(controlUrl, state),
+    ...(u.settings !== undefined ? { settings: u.settings } : {}),
+    ...(base
+      ? {
+          report: provisioningUpdateReporter({
+            baseUrl: base,
+            identity: () => {
+              const r = daemon.enrollment;
+              const id = r?.identity;
+              return id && r.current?.phase === 'enrolled'
+                ? { deviceId: id.deviceId, privateKey: id.key.privateKey }
+                : undefined;
+            },
+            fetch: pinned,
+          }),
+        }
+      : {}),
+    ...u.timing,
+  });
 }

@@ -77,6 +77,37 @@ export interface MediaView {
   wall?: { slots: WallSlotView[]; activeSpeaker?: number };
 }
 
+/** What the update agent reports to provisioning (POST /v1/devices/:id/update-state), and shows. */
+export type UpdatePhase =
+  | 'idle'
+  | 'available'
+  | 'downloading'
+  | 'waiting'
+  | 'installing'
+  | 'restarting'
+  | 'verifying'
+  | 'committed'
+  | 'rolled-back'
+  | 'failed';
+
+/**
+ * The update agent's slice (device/update/agent.ts). `target` is a version taken from the signed
+ * TUF metadata only (never from an unverified reply); `error` is for logs and IT, never the screen.
+ */
+export interface UpdateView {
+  state: UpdatePhase;
+  /** The version running now. */
+  current: string;
+  target?: string;
+  channel: string;
+  /** Download progress, 0..1. */
+  progress?: number;
+  /** Why an available update waits. */
+  waitingFor?: 'meeting' | 'window' | 'paused';
+  error?: string;
+  checkedAt?: string;
+}
+
 export interface Alert {
   id: string;
   level: 'info' | 'warning' | 'error';
@@ -96,6 +127,8 @@ export interface DeviceState {
   diagnostics: { name: string; ok: boolean; detail: string }[];
   /** The checks run once at start (crypto known answers, media worker): what failed, and when. */
   selfTest?: { ok: boolean; failed: string[]; at: string };
+  /** Over-the-air updates (present when the box runs from A/B slots with the update agent on). */
+  update?: UpdateView;
   /** Increases on every change, so clients can drop stale pushes. */
   revision: number;
 }

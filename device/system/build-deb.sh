@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Builds the sealroom .deb from a built tree (npm run build + node scripts/build-kiosk.mjs):
-#   device/system/build-deb.sh [--out DIR] [--without-node-modules]
-# Layout: /usr/lib/sealroom/{package.json,dist,node_modules,pipelines}, /usr/bin/sealroom,
-# /lib/systemd/system/*.service, /lib/udev/rules.d/60-sealroom-hid.rules, /etc/default/sealroom.
+#   device/system/build-deb.sh [--out DIR] [--without-node-modules] [--update-root FILE]
+# Layout (A/B slots of docs/updates.md, the update root being /usr/lib/sealroom):
+#   /usr/lib/sealroom/slots/a/{sealroom-release.json,package.json,dist,node_modules,pipelines}
+#   /usr/lib/sealroom/slots/b/            (empty: the first over-the-air update goes there)
+#   /usr/lib/sealroom/current -> slots/a  (the updater switches it; postinst writes update-state.json)
+#   /usr/lib/sealroom/boot/               the boot check of ExecStartPre, outside the slots (stable)
+#   /usr/bin/sealroom -> ../lib/sealroom/current/dist/src/cli/sealroom.js
+# plus /lib/systemd/system/*.service, /lib/udev/rules.d/60-sealroom-hid.rules, /etc/default/sealroom,
+# and with --update-root the release repository's root.json as /etc/sealroom/update-root.json.
 # node_modules are the production dependencies with their native builds (node-hid's prebuilt,
 # better-sqlite3 and gstreamer-superficial compiled by scripts/setup.sh), so build on the target
 # Debian release and architecture.
@@ -10,22 +16,29 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$root/dist/deb"
 with_modules=1
+update_root=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --without-node-modules) with_modules=0; shift ;;
-    *) echo "usage: $0 [--out DIR] [--without-node-modules]" >&2; exit 2 ;;
+    --update-root) update_root="$2"; shift 2 ;;
+    *) echo "usage: $0 [--out DIR] [--without-node-modules] [--update-root FILE]" >&2; exit 2 ;;
   esac
 done
 [ -f "$root/dist/src/cli/sealroom.js" ] || { echo "build first: npm run build" >&2; exit 1; }
+boot_modules="boot-check updater slots durable-fs health-gate"
+for m in $boot_modules; do
+  [ -f "$root/dist/device/update/$m.js" ] || { echo "build first: npm run build (dist/device/update/$m.js)" >&2; exit 1; }
+done
 [ -f "$root/dist/kiosk-ui/index.html" ] || { echo "build the kiosk UI first: node scripts/build-kiosk.mjs" >&2; exit 1; }
 
 version="$(node -p "require('$root/package.json').version")"
 arch="$(dpkg --print-architecture)"
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
-lib="$stage/usr/lib/sealroom"
-mkdir -p "$lib" "$stage/usr/bin" "$stage/lib/systemd/system" "$stage/lib/udev/rules.d" \
+top="$stage/usr/lib/sealroom"
+lib="$top/slots/a"
+mkdir -p "$lib" "$top/slots/b" "$top/boot" "$stage/usr/bin" "$stage/lib/systemd/system" "$stage/lib/udev/rules.d" \
   "$stage/etc/default" "$stage/usr/share/doc/sealroom" "$stage/DEBIAN"
 
 cp "$root/package.json" "$lib/"
@@ -38,7 +51,19 @@ if [ "$with_modules" = 1 ]; then
   (cd "$lib" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 chmod 0755 "$lib/dist/src/cli/sealroom.js"
-ln -s ../lib/sealroom/dist/src/cli/sealroom.js "$stage/usr/bin/sealroom"
+# The slot's release manifest, as an over-the-air bundle has it (src/update/bundle.ts).
+files="$(cd "$lib" && find . -type f -o -type l | wc -l)"
+node -e 'process.stdout.write(JSON.stringify({name:"sealroom",version:process.argv[1],arch:process.argv[2],node:">=20",files:Number(process.argv[3])}))' \
+  "$version" "$(node -p 'process.arch === "arm64" ? "arm64" : "x64"')" "$files" > "$lib/sealroom-release.json"
+ln -s slots/a "$top/current"
+ln -s ../lib/sealroom/current/dist/src/cli/sealroom.js "$stage/usr/bin/sealroom"
+# The boot check runs from here, not from a slot: a broken version cannot break its own rollback.
+for m in $boot_modules; do install -m 0644 "$root/dist/device/update/$m.js" "$top/boot/"; done
+printf '{"type":"module","private":true}\n' > "$top/boot/package.json"
+if [ -n "$update_root" ]; then
+  mkdir -p "$stage/etc/sealroom"
+  install -m 0644 "$update_root" "$stage/etc/sealroom/update-root.json"
+fi
 
 sys="$root/device/system"
 install -m 0644 "$sys/sealroom-daemon.service" "$sys/sealroom-kiosk.service" "$stage/lib/systemd/system/"
@@ -51,6 +76,7 @@ sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" "$sys/debian/control" > "$st
 echo "Installed-Size: $(du -sk "$stage" | cut -f1)" >> "$stage/DEBIAN/control"
 install -m 0755 "$sys/debian/postinst" "$sys/debian/prerm" "$sys/debian/postrm" "$stage/DEBIAN/"
 install -m 0644 "$sys/debian/conffiles" "$stage/DEBIAN/"
+if [ -n "$update_root" ]; then echo /etc/sealroom/update-root.json >> "$stage/DEBIAN/conffiles"; fi
 
 mkdir -p "$out"
 deb="$out/sealroom_${version}_${arch}.deb"

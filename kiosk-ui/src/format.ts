@@ -34,6 +34,45 @@ export function screenFor(state: DeviceState): ScreenName {
   }
 }
 
+/** A version as the screen may show it: plain, short semver (from the signed metadata), else none. */
+const SHOWN_VERSION = /^\d{1,6}\.\d{1,6}\.\d{1,6}(-[0-9A-Za-z.-]{1,32})?$/;
+
+export interface UpdateNotice {
+  text: string;
+  /** 0..1 while downloading. */
+  progress?: number;
+}
+
+/**
+ * The room screen's small update indicator. Fixed sentences only: the update server's words never
+ * reach the screen (errors go to IT), a version is shown only when it is plain semver. Nothing while
+ * the room is in a meeting (the security code is what people look at then); failures and rollbacks
+ * are IT's business, the room keeps working.
+ */
+export function updateNotice(state: DeviceState): UpdateNotice | undefined {
+  const u = state.update;
+  if (!u || state.phase === 'in-meeting' || screenFor(state) === 'meeting') return undefined;
+  const v = typeof u.target === 'string' && SHOWN_VERSION.test(u.target) ? ` ${u.target}` : '';
+  switch (u.state) {
+    case 'downloading': {
+      const p = typeof u.progress === 'number' && u.progress >= 0 ? Math.min(1, u.progress) : 0;
+      return { text: `Downloading update${v}: ${Math.floor(p * 100)}%`, progress: p };
+    }
+    case 'waiting':
+      return u.waitingFor === 'window'
+        ? { text: `Update${v} ready: it installs in the maintenance window` }
+        : undefined;
+    case 'installing':
+      return { text: `Installing update${v}…` };
+    case 'restarting':
+      return { text: `Restarting to finish update${v}…` };
+    case 'verifying':
+      return { text: `Checking update${v}…` };
+    default:
+      return undefined;
+  }
+}
+
 export interface ShownAlert {
   id: string;
   level: Alert['level'];

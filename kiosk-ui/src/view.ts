@@ -20,6 +20,7 @@ import {
   screenFor,
   securityCodeGroups,
   spacedMeetingId,
+  updateNotice,
 } from './format.js';
 import { type CodeMode, type MeetingLayout, meetingLayout, type Rect, rectCss } from './layout.js';
 import type { WallStatus } from './wall.js';
@@ -113,8 +114,23 @@ function topBar(state: DeviceState, screen: ScreenName): HTMLElement {
       'div',
       { class: 'topbar-middle' },
       state.device.org ? h('span', { class: 'muted' }, state.device.org) : null,
+      screen === 'meeting' ? null : updateIndicator(state),
     ),
     screen === 'idle' ? null : h('div', { class: 'clock-small', 'data-clock': 'time' }, formatClock(now)),
+  );
+}
+
+/** Over-the-air update progress (never in a meeting: updates wait for the meeting's end anyway). */
+function updateIndicator(state: DeviceState): HTMLElement | null {
+  const notice = updateNotice(state);
+  if (!notice) return null;
+  return h(
+    'span',
+    { class: 'update-notice', role: 'status', 'data-testid': 'update-notice' },
+    notice.text,
+    notice.progress !== undefined
+      ? h('progress', { class: 'update-progress', max: 100, value: Math.floor(notice.progress * 100) })
+      : null,
   );
 }
 

@@ -28,6 +28,10 @@ export interface DaemonCommandOptions {
   kioskTokenMode?: string;
   loopbackOnly?: boolean;
   logJson?: boolean;
+  /** false with --no-updates. */
+  updates?: boolean;
+  updateRoot?: string;
+  updateConfig?: string;
 }
 
 export function registerDaemonCommand(program: Command): void {
@@ -89,6 +93,16 @@ export function registerDaemonCommand(program: Command): void {
       '0600',
     )
     .option('--loopback-only', 'ICE on 127.0.0.1 only (single-machine demos and tests)')
+    .option(
+      '--update-root <dir>',
+      'over-the-air updates: the A/B update root (default: the one this program runs from, if any)',
+    )
+    .option(
+      '--update-config <file>',
+      'over-the-air updates: settings (JSON: trustedRoot, metadataUrl, targetsUrl, cacheDir)',
+      '/etc/sealroom/update.json',
+    )
+    .option('--no-updates', 'no over-the-air update agent in this daemon')
     .option('--log-json', 'log JSON lines instead of readable text')
     .action(async (opts: DaemonCommandOptions) => {
       await runDaemonCommand(opts);
@@ -192,6 +206,7 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
       kioskTokenMode: tokenMode,
       logText: () => ring.text(),
       onRestartRequested: () => void restart(),
+      ...(update ? { version: update.version, update: update.options } : {}),
     });
     const h = new HidManager({ state: d.state, actions: d.actions, log: log.child({ part: 'hid' }) });
     daemon = d;
@@ -207,6 +222,7 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
       JSON.stringify({ control: d.controlUrl, deviceId: device.deviceId, roomName: device.roomName }),
     );
   };
+  const update = await updateAgentOptions(opts, log, () => restart());
   let watchdog: { stop(): void } | undefined;
   const shutdown = async (signal: string, code = 0) => {
     if (stopping) return;
@@ -245,4 +261,61 @@ export async function runDaemonCommand(opts: DaemonCommandOptions): Promise<void
     .catch((err: Error) => log.warn({ err }, 'sd_notify failed'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+/**
+ * The update agent's settings: on when this program runs from A/B slots (or --update-root), under
+ * systemd (a restart must start the new `current`), with the release repository's root.json.
+ */
+async function updateAgentOptions(
+  opts: DaemonCommandOptions,
+  log: import('../util/log.js').Logger,
+  restart: () => Promise<void>,
+): Promise<
+  { version: string; options: import('../../device/daemon/daemon.js').DaemonUpdateOptions } | undefined
+> {
+  if (opts.updates === false) return undefined;
+  const { readFile } = await import('node:fs/promises');
+  const { existsSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { findPackageRoot } = await import('../../device/kiosk/ui-dir.js');
+  const { runningVersion, updateRootOf } = await import('../../device/update/boot-check.js');
+  const { restartMode } = await import('../../device/daemon/restart.js');
+  const packageRoot = findPackageRoot();
+  const root = opts.updateRoot ?? updateRootOf(packageRoot);
+  if (!root || !existsSync(join(root, 'update-state.json'))) {
+    log.info('over-the-air updates off: this program does not run from A/B slots');
+    return undefined;
+  }
+  let settings: { trustedRoot?: string; metadataUrl?: string; targetsUrl?: string; cacheDir?: string } = {};
+  try {
+    settings = JSON.parse(await readFile(opts.updateConfig ?? '/etc/sealroom/update.json', 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new Error(`${opts.updateConfig}: ${(err as Error).message}`);
+  }
+  const trustedRootFile = settings.trustedRoot ?? '/etc/sealroom/update-root.json';
+  let trustedRootJson: Buffer;
+  try {
+    trustedRootJson = await readFile(trustedRootFile);
+  } catch {
+    log.warn({ file: trustedRootFile }, 'over-the-air updates off: no release repository root.json');
+    return undefined;
+  }
+  if (restartMode() !== 'exit') {
+    log.warn('over-the-air updates off: a new version needs the service manager to start it (systemd)');
+    return undefined;
+  }
+  const version = runningVersion(packageRoot) ?? '0.0.0';
+  return {
+    version,
+    options: {
+      root,
+      trustedRootJson,
+      ...(settings.metadataUrl ? { metadataUrl: settings.metadataUrl } : {}),
+      ...(settings.targetsUrl ? { targetsUrl: settings.targetsUrl } : {}),
+      ...(settings.cacheDir ? { cacheDir: settings.cacheDir } : {}),
+      restart,
+    },
+  };
 }

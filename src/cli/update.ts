@@ -6,6 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { findPackageRoot } from '../../device/kiosk/ui-dir.js';
+import { updateRootOf } from '../../device/update/boot-check.js';
+import { DEFAULT_UPDATE_ROOT } from '../../device/update/slots.js';
 
 export const DEFAULT_UPDATE_CONFIG = '/etc/sealroom/update.json';
 
@@ -32,12 +35,17 @@ export interface UpdateConfig {
   cacheDir: string;
 }
 
+/** The update root this program runs from (the .deb's /usr/lib/sealroom), else the updater's default. */
+function defaultRoot(): string {
+  try {
+    return updateRootOf(findPackageRoot()) ?? DEFAULT_UPDATE_ROOT;
+  } catch {
+    return DEFAULT_UPDATE_ROOT;
+  }
+}
+
 const rootOption = (c: Command) =>
-  c.option(
-    '--root <dir>',
-    'update root holding slots/, current and update-state.json',
-    '/var/lib/sealroom/app',
-  );
+  c.option('--root <dir>', 'update root holding slots/, current and update-state.json', defaultRoot());
 
 const repoOptions = (c: Command) =>
   rootOption(c)
