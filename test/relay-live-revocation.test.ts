@@ -168,7 +168,6 @@ describe('live revocation', () => {
         [b, c].every((r) => r.state.get().meeting?.securityCode === code()),
     );
     const epochBefore = a.state.get().meeting?.keyEpoch ?? 0;
-    const revokedKeysBefore = c.client.keyHistory.length;
 
     revocation.revoke(c.device.serial);
 
@@ -186,7 +185,8 @@ describe('live revocation', () => {
         .sort(),
     ).toEqual(['Boardroom', 'Huddle']);
     // The revoked room got nothing of the new epoch and is not connected (its retries are refused).
-    expect(c.client.keyHistory.length).toBe(revokedKeysBefore);
+    // (Counted by epoch: its key of the old epoch may land after the code did on a loaded box.)
+    expect(c.client.keyHistory.filter((k) => k.epoch > epochBefore)).toEqual([]);
     await waitFor(() => !c.state.get().relay.connected);
     await expect(connect(relay, c.device)).rejects.toMatchObject({ code: 'certificate-revoked' });
     expect(await refusals(relay, 'revoked')).toBeGreaterThanOrEqual(2); // the live end + the reconnect

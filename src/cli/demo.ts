@@ -16,6 +16,12 @@
 // <URL>` for the running meeting and the demo users' sign-in. The service's and the relay's ports are
 // chosen before either starts (each needs the other's address: the page's allowed relay, the relay's
 // allowed origin, the provider's redirect URI).
+// Several relay nodes (issue 15): `--relays 3` starts a private redis-server (LocalRedis, loopback, no
+// persistence) and three `sealroom relay --redis` nodes sharing it (docs/relay.md "Several nodes");
+// each room gets every node as an entry (in a different order, so a join usually arrives at a node
+// that does not host the meeting and is redirected), the join page may use any node, and the demo
+// prints every node and which one hosts the meeting. `--relays 1` (the default) is the single relay
+// without Redis, exactly as before.
 import type { ChildProcess } from 'node:child_process';
 import type { Command } from 'commander';
 import type { DevOidcProvider } from '../../provisioning/oidc/dev-provider.js';
@@ -29,7 +35,12 @@ export interface DemoOptions {
   fps: string;
   /** h264 (default) or vp8 (e.g. for Firefox without its OpenH264 plugin). */
   codec?: string;
+  /** Relay nodes: 1 (default) is the single relay without Redis; more share a private Redis. */
+  relays?: string;
 }
+
+/** Most relay nodes the demo starts (each is a process with its own SFU; a laptop has its limits). */
+const MAX_DEMO_RELAYS = 9;
 
 interface StateLike {
   meeting?: {
@@ -77,6 +88,12 @@ Open a printed kiosk URL in a browser: the wall screen shows the other room's
 live video beside the security code, and the room's own camera as a small
 self-view. The #wall=… part of the URL is the kiosk token that lets that page
 receive the video; without it the page shows the code and the controls only.
+
+Several relay nodes: npm start -- --relays 3 also starts a private redis-server
+(loopback, no persistence) and three relay nodes sharing it. Each room can
+enter through any node; the meeting lives on one (placed by load) and the other
+nodes redirect to it. The demo prints every node and the one hosting the
+meeting; docs/relay.md ("Several nodes (Redis)") describes the design.
 `;
 
 export function registerDemoCommand(program: Command): void {
@@ -97,6 +114,11 @@ export function registerDemoCommand(program: Command): void {
       'skip the provisioning service: rooms get certificates from a development CA',
     )
     .option('--keep', 'keep the temporary directory (CA, device keys, logs) after stopping')
+    .option(
+      '--relays <n>',
+      `relay nodes: 1 is one relay without Redis; 2–${MAX_DEMO_RELAYS} run that many nodes sharing a private redis-server (Debian's redis-server; docs/relay.md "Several nodes (Redis)")`,
+      '1',
+    )
     .action(async (opts: DemoOptions) => {
       process.exitCode = await runDemo(opts);
     });
@@ -222,6 +244,13 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const { loadOrCreateDevelopmentCa } = await import('../relay/dev-ca-store.js');
+  const relayCount = Number(opts.relays ?? '1');
+  if (!Number.isInteger(relayCount) || relayCount < 1 || relayCount > MAX_DEMO_RELAYS) {
+    console.error(`sealroom demo: --relays must be a whole number from 1 to ${MAX_DEMO_RELAYS}`);
+    return 2;
+  }
+  /** Several nodes share a private Redis; one node is the plain relay of before. */
+  const clustered = relayCount > 1;
   const dir = mkdtempSync(join(tmpdir(), 'sealroom-demo-'));
   const parts: ChildProcess[] = [];
   /** In-process parts (the sign-in provider), closed after the processes. */
@@ -270,14 +299,24 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     // People: the service's and the relay's ports first, then the sign-in provider (its redirect URI
     // is the service's /join/), the service (trusts the provider, lets its page reach the relay), the
     // relay (accepts browsers from the service's origin).
-    let people: { origin: string; relayPort: number; idp: DevOidcProvider } | undefined;
+    // The relay nodes' ports are fixed before anything starts whenever others must know them: the
+    // page's relay list and, with several nodes, each node's public URL (what redirects point at).
+    const relayPorts: number[] = [];
+    const relayWsUrl = (port: number) => `ws://127.0.0.1:${port}/v1/ws`;
+    if (clustered)
+      while (relayPorts.length < relayCount) {
+        const port = await freePort();
+        if (!relayPorts.includes(port)) relayPorts.push(port);
+      }
+    let people: { origin: string; idp: DevOidcProvider } | undefined;
     if (opts.provisioning !== false) {
       try {
-        const [servicePort, relayPort] = [await freePort(), await freePort()];
+        const servicePort = await freePort();
+        if (relayPorts.length === 0) relayPorts.push(await freePort());
         const origin = `https://127.0.0.1:${servicePort}`;
         const { startDevOidcProvider } = await import('../../provisioning/oidc/dev-provider.js');
         const idp = await startDevOidcProvider({ host: '127.0.0.1', redirectUris: [`${origin}/join/`] });
-        people = { origin, relayPort, idp };
+        people = { origin, idp };
         closers.push(() => idp.close());
       } catch (err) {
         say(`  people sign-in     not started (${(err as Error).message})`);
@@ -291,8 +330,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
               people.idp.issuer,
               '--oidc-client-id',
               people.idp.clientId,
-              '--web-relay',
-              `ws://127.0.0.1:${people.relayPort}/v1/ws`,
+              // Every node: the page may enter through any and follow a redirect to any other.
+              ...relayPorts.flatMap((port) => ['--web-relay', relayWsUrl(port)]),
               // The IT console signs in with the same provider (its confidential client).
               '--console-client-id',
               people.idp.consoleClient.id,
@@ -342,34 +381,83 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       people = undefined;
     }
     const caDir = join(dir, 'org-ca');
-    const trust = provisioningUrl
-      ? [
-          '--ca',
-          join(provDir, 'ca.pem'),
-          '--revocations',
-          provisioningUrl,
-          '--revocations-tls-ca',
-          serviceCa,
-          '--state-dir',
-          join(dir, 'relay-state'),
-        ]
-      : ['--dev-ca', caDir];
+    // Each node keeps its own CRL (every node runs the same CRL feed: docs/relay.md "Several nodes").
+    const trust = (stateDir: string) =>
+      provisioningUrl
+        ? [
+            '--ca',
+            join(provDir, 'ca.pem'),
+            '--revocations',
+            provisioningUrl,
+            '--revocations-tls-ca',
+            serviceCa,
+            '--state-dir',
+            join(dir, stateDir),
+          ]
+        : ['--dev-ca', caDir];
     if (!provisioningUrl) await loadOrCreateDevelopmentCa(caDir, 'Sealroom Demo Org');
-    const relay = await spawnPart(
-      'relay',
-      [
-        'relay',
-        ...trust,
-        '--port',
-        people ? String(people.relayPort) : '0',
-        ...(people ? ['--allow-origin', people.origin] : []),
-        ...(opts.codec ? ['--video-codec', opts.codec.toUpperCase()] : []),
-      ],
-      join(dir, 'relay.log'),
-      parts,
+    let redisUrl: string | undefined;
+    if (clustered) {
+      // A private redis-server on loopback (no persistence), stopped after the nodes (they deregister).
+      const { LocalRedis } = await import('../relay/cluster/local-redis.js');
+      const redis = await LocalRedis.start();
+      closers.push(() => redis.stop());
+      redisUrl = redis.url;
+      say(`  redis              ${redisUrl}   (private redis-server: the nodes' shared registry)`);
+    }
+    const nodes = await Promise.all(
+      Array.from({ length: relayCount }, async (_, i) => {
+        const nodeId = `relay-${i + 1}`;
+        const port = relayPorts[i] ?? 0;
+        const logFile = join(dir, clustered ? `${nodeId}.log` : 'relay.log');
+        const part = await spawnPart(
+          clustered ? nodeId : 'relay',
+          [
+            'relay',
+            ...trust(clustered ? `${nodeId}-state` : 'relay-state'),
+            '--port',
+            String(port),
+            ...(people ? ['--allow-origin', people.origin] : []),
+            ...(opts.codec ? ['--video-codec', opts.codec.toUpperCase()] : []),
+            ...(clustered
+              ? [
+                  '--redis',
+                  redisUrl ?? '',
+                  '--node-id',
+                  nodeId,
+                  '--public-url',
+                  relayWsUrl(port),
+                  // Ctrl-C: the rooms stop too, so a node need not wait long for its meetings.
+                  '--drain-timeout',
+                  '3',
+                ]
+              : []),
+          ],
+          logFile,
+          parts,
+        );
+        return { nodeId, url: part.relay ?? '', logFile };
+      }),
     );
-    const relayUrl = relay.relay ?? '';
-    say(`  relay              ${relayUrl}   (log ${join(dir, 'relay.log')})`);
+    const relayUrl = nodes[0]?.url ?? '';
+    const healthUrl = (url: string) => url.replace(/^ws/, 'http').replace(/\/v1\/ws$/, '/healthz');
+    for (const node of nodes)
+      say(`  ${(clustered ? node.nodeId : 'relay').padEnd(18)} ${node.url}   (log ${node.logFile})`);
+    if (clustered) {
+      // Every node sees the others alive in Redis (the registry its placements read).
+      const seen = await until('every relay node alive in Redis', async () => {
+        const h = (await (await fetch(healthUrl(relayUrl))).json()) as {
+          cluster?: { nodes?: { id: string }[] };
+        };
+        const ids = (h.cluster?.nodes ?? []).map((n) => n.id).sort();
+        return ids.length >= relayCount ? ids : undefined;
+      }).catch(() => undefined);
+      say(
+        seen
+          ? `  cluster            ${seen.length} nodes alive in Redis: ${seen.join(', ')}`
+          : '  cluster            the nodes do not all see each other in Redis yet (see the relay logs)',
+      );
+    }
     const rooms = DEMO_ROOMS.map((r) => r.name);
     const daemons = await Promise.all(
       DEMO_ROOMS.map((room, i) =>
@@ -377,8 +465,11 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
           room.name,
           [
             'daemon',
-            '--relay',
-            relayUrl,
+            // Every node is an entry; each room starts from a different one, so one of them usually
+            // enters at a node that does not host the meeting and follows its redirect.
+            ...nodes
+              .map((_, k) => nodes[(k + i) % nodes.length]?.url ?? '')
+              .flatMap((url) => ['--relay', url]),
             ...(provisioningUrl
               ? ['--provisioning', provisioningUrl, '--provisioning-ca-sha256', serviceCaSha256]
               : ['--dev-ca', caDir, '--room', room.name]),
@@ -446,6 +537,42 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       return list.every((c) => c !== undefined) ? (list as string[]) : undefined;
     });
     say(`  meeting            ${meetingId}  (end-to-end encrypted, led by ${rooms[0]})`);
+    // The node hosting the meeting (the only one with a meeting: the others redirected to it).
+    const host = clustered
+      ? await until('the node hosting the meeting', async () => {
+          const counts = await Promise.all(
+            nodes.map(
+              async (n) => ((await (await fetch(healthUrl(n.url))).json()) as { meetings: number }).meetings,
+            ),
+          );
+          const at = counts.findIndex((c) => c > 0);
+          return at >= 0 ? nodes[at] : undefined;
+        }).catch(() => undefined)
+      : nodes[0];
+    if (clustered)
+      say(
+        host
+          ? `  meeting host       ${host.nodeId} (${host.url}); the other nodes redirect to it`
+          : '  meeting host       not found on any node (see the relay logs)',
+      );
+    if (clustered) {
+      // Where each room is connected now, against the node it entered at (its first entry).
+      const nodeOf = (shown: string | undefined) =>
+        nodes.find((n) => shown !== undefined && (n.url === shown || new URL(n.url).origin === shown))
+          ?.nodeId;
+      const where = await Promise.all(
+        [a, b].map(async (control, i) => {
+          const s = (await api(control, 'GET', '/api/state').catch(() => ({}))) as {
+            relay?: { url?: string };
+          };
+          const on = nodeOf(s.relay?.url) ?? 'an unknown node';
+          const entered = nodes[i % nodes.length]?.nodeId;
+          return `${rooms[i]} on ${on}${entered && entered !== on ? ` (entered at ${entered}: redirected)` : ''}`;
+        }),
+      );
+      say(`  rooms              ${where.join('; ')}`);
+    }
+    const hostUrl = host?.url ?? relayUrl;
     say(`  security code      ${rooms[0]}:   ${codes[0]}`);
     say(`                     ${rooms[1]}: ${codes[1]}`);
     say(
@@ -454,14 +581,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         : '  ✗ THE CODES DIFFER',
     );
     // Media is flowing when the relay forwards packets (SFrame ciphertext it cannot read).
-    const health = relayUrl.replace(/^ws/, 'http').replace(/\/v1\/ws$/, '/healthz');
+    const health = healthUrl(hostUrl);
     const forwarded = await until('media through the relay', async () => {
       const h = (await (await fetch(health)).json()) as { packetsForwarded: number; mediaPeers: number };
       return h.mediaPeers >= 2 && h.packetsForwarded > 100 ? h.packetsForwarded : undefined;
     }).catch(() => undefined);
     say(
       forwarded !== undefined
-        ? `  media              flowing: the relay has forwarded ${forwarded} encrypted RTP packets so far`
+        ? `  media              flowing: ${clustered ? `node ${host?.nodeId ?? '?'}` : 'the relay'} has forwarded ${forwarded} encrypted RTP packets so far`
         : '  media              not flowing yet (see the room logs)',
     );
     if (opts.media === 'worker' && kiosks.every((k) => k.includes('#wall='))) {
@@ -475,7 +602,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       const page = await serviceFetch(new URL('/join/', people.origin)).catch(() => undefined);
       if (page?.status !== 200)
         say(`  (the join page is not built yet: node scripts/build-web.mjs, then reload it)`);
-      const joinUrl = `${people.origin}/join/#meeting=${encodeURIComponent(meetingId)}&relay=${encodeURIComponent(relayUrl)}`;
+      const joinUrl = `${people.origin}/join/#meeting=${encodeURIComponent(meetingId)}&relay=${encodeURIComponent(hostUrl)}`;
       say(`  join from a browser: ${joinUrl}`);
       say(
         `                     sign in as alice (Alice Smith) or bob (Bob Jones), password "demo", at ${people.idp.issuer}`,
