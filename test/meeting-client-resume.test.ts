@@ -13,7 +13,7 @@
 // - An explicit refusal still ends the meeting, with an alert.
 import type { Socket } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RawData, WebSocket, WebSocketServer } from 'ws';
+import { WebSocket } from 'ws';
 import { MeetingClient } from '../device/daemon/meeting-client.js';
 import { type DeviceState, initialState, StateStore } from '../device/daemon/state.js';
 import { type CertificateAuthority, TrustStore } from '../src/pki/index.js';
@@ -21,65 +21,21 @@ import { createDevelopmentCa, issueDevelopmentDevice } from '../src/relay/dev-pk
 import { type Relay, startRelay } from '../src/relay/server.js';
 import { silentLogger } from '../src/util/log.js';
 import { poll, sleep } from './adversary/rooms.js';
-
-// biome-ignore lint/suspicious/noExplicitAny: the proxy reads any JSON either side sends
-type Json = any;
+import { type Json, type ProxyPair, ScriptedRelayProxy } from './scripted-relay-proxy.js';
 
 const GRACE_MS = 1500;
 
-/** What the proxy does with a device's message: pass it on, answer it itself, or cut the connection. */
-type DeviceRule = (m: Json, pair: Pair) => 'pass' | 'cut' | { reply: Json };
-
-interface Pair {
-  device: WebSocket;
-  upstream: WebSocket;
+interface Pair extends ProxyPair {
   /** Relay frames held back to be written together with later ones in one TCP chunk. */
   coalescing?: { until: (m: Json) => boolean; frames: string[]; timer: NodeJS.Timeout };
   /** Set when the device sends a resume request: hold its reply until `until` matches a later frame. */
   coalesceReplyTo?: { id: number; until: (m: Json) => boolean };
 }
 
-class Wire {
-  readonly #server: WebSocketServer;
-  readonly #pairs = new Set<Pair>();
-  upstream: string;
-  onDevice: DeviceRule = () => 'pass';
+/** The scripted proxy, which can also write several relay frames to a device in one TCP chunk. */
+class Wire extends ScriptedRelayProxy<Pair> {
   /** Chunks written with more than one relay frame (the race the test is about happened). */
   coalesced = 0;
-
-  private constructor(server: WebSocketServer, upstream: string) {
-    this.#server = server;
-    this.upstream = upstream;
-    server.on('connection', (device) => this.#accept(device));
-  }
-
-  static async start(upstream: string): Promise<Wire> {
-    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', () => resolve());
-      server.once('error', reject);
-    });
-    return new Wire(server, upstream);
-  }
-
-  get url(): string {
-    const address = this.#server.address();
-    if (typeof address === 'string' || !address) throw new Error('not listening');
-    return `ws://127.0.0.1:${address.port}/v1/ws`;
-  }
-
-  /** Every connection cut (the relay died): the rooms reconnect, to `upstream` as it is now. */
-  cutAll(): void {
-    for (const { device, upstream } of this.#pairs) {
-      device.terminate();
-      upstream.terminate();
-    }
-  }
-
-  async close(): Promise<void> {
-    this.cutAll();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
 
   /** Writes `frames` to the device in one TCP chunk (ws then hands them over synchronously). */
   #writeTogether(pair: Pair, frames: string[]): void {
@@ -90,7 +46,7 @@ class Wire {
     if (frames.length > 1) this.coalesced++;
   }
 
-  #fromRelay(pair: Pair, raw: string): void {
+  protected override fromRelay(pair: Pair, raw: string): void {
     if (pair.device.readyState !== WebSocket.OPEN) return;
     const m = JSON.parse(raw) as Json;
     const c = pair.coalescing;
@@ -120,45 +76,8 @@ class Wire {
     pair.device.send(raw);
   }
 
-  #accept(device: WebSocket): void {
-    const upstream = new WebSocket(this.upstream);
-    const pair: Pair = { device, upstream };
-    this.#pairs.add(pair);
-    const pending: string[] = [];
-    upstream.on('open', () => {
-      for (const raw of pending.splice(0)) upstream.send(raw);
-    });
-    const closeBoth = () => {
-      this.#pairs.delete(pair);
-      if (pair.coalescing) clearTimeout(pair.coalescing.timer);
-      device.terminate();
-      upstream.terminate();
-    };
-    device.on('close', closeBoth);
-    upstream.on('close', closeBoth);
-    device.on('error', closeBoth);
-    upstream.on('error', closeBoth);
-    upstream.on('message', (data: RawData) => this.#fromRelay(pair, data.toString()));
-    device.on('message', (data: RawData) => {
-      const raw = data.toString();
-      let m: Json;
-      try {
-        m = JSON.parse(raw);
-      } catch {
-        m = undefined;
-      }
-      const verdict = this.onDevice(m, pair);
-      if (verdict === 'cut') {
-        closeBoth();
-        return;
-      }
-      if (verdict !== 'pass') {
-        device.send(JSON.stringify(verdict.reply));
-        return;
-      }
-      if (upstream.readyState === WebSocket.OPEN) upstream.send(raw);
-      else pending.push(raw);
-    });
+  protected override closed(pair: Pair): void {
+    if (pair.coalescing) clearTimeout(pair.coalescing.timer);
   }
 }
 

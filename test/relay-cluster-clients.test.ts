@@ -11,7 +11,6 @@
 // the client back to its entries; 4012 reconnects through the entries and resumes.
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { MeetingClient, RedirectRefused } from '../device/daemon/meeting-client.js';
 import { MAX_REDIRECTS, RelayEndpoints, redirectAllowed } from '../device/daemon/relay-endpoints.js';
 import { type DeviceState, initialState, StateStore } from '../device/daemon/state.js';
@@ -20,112 +19,33 @@ import { createDevelopmentCa, issueDevelopmentDevice } from '../src/relay/dev-pk
 import { type Relay, startRelay } from '../src/relay/server.js';
 import { silentLogger } from '../src/util/log.js';
 import { poll } from './adversary/rooms.js';
+import { type DeviceRule, type Json, ScriptedRelayProxy } from './scripted-relay-proxy.js';
 import { anchors, joinWeb, type WebParticipant, webIdentity } from './web-e2ee-helpers.js';
 
 const REFUSED_ALERT = 'The relay tried to send this room to a server it does not trust';
 const WEB_REFUSED_TEXT = 'The relay tried to send you to a server this organisation does not use';
 
-// biome-ignore lint/suspicious/noExplicitAny: a scripted node reads any JSON a device sends
-type Json = any;
 type Redirect = { url: string; meetingId: string };
 
 /**
- * One "node" of the scripted cluster: a WebSocket proxy to a real relay that may answer create/join
- * itself with a redirect, close every device with 4012, or go away.
+ * One "node" of the scripted cluster: a proxy to a real relay that may answer create/join itself
+ * with a redirect, close every device with 4012 (`moveAll`), or go away (`close`).
  */
-class Node {
-  readonly #server: WebSocketServer;
-  readonly #upstreamUrl: string;
-  readonly #pairs = new Set<{ device: WebSocket; upstream: WebSocket }>();
+class Node extends ScriptedRelayProxy {
   /** Decides create/join: a redirect to send back, or undefined to pass it on to the relay. */
   redirect: ((request: Json) => Redirect | undefined) | undefined;
   redirectsSent = 0;
-  connections = 0;
 
-  private constructor(server: WebSocketServer, upstreamUrl: string) {
-    this.#server = server;
-    this.#upstreamUrl = upstreamUrl;
-    server.on('connection', (device) => this.#accept(device));
-  }
-
-  static async start(upstreamUrl: string): Promise<Node> {
-    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', () => resolve());
-      server.once('error', reject);
-    });
-    return new Node(server, upstreamUrl);
-  }
-
-  get url(): string {
-    const address = this.#server.address();
-    if (typeof address === 'string' || !address) throw new Error('not listening');
-    return `ws://127.0.0.1:${address.port}/v1/ws`;
-  }
-
-  /** Sends `message` to every device as if the relay said it. */
-  inject(message: Json): void {
-    for (const { device } of this.#pairs) device.send(JSON.stringify(message));
-  }
-
-  /** This node no longer hosts the meeting: every device is closed with CLOSE.moved. */
-  moveAll(): void {
-    for (const { device, upstream } of this.#pairs) {
-      device.close(4012, 'moved');
-      upstream.terminate();
-    }
-  }
-
-  /** The node dies: sockets cut, port closed. */
-  async close(): Promise<void> {
-    for (const { device, upstream } of this.#pairs) {
-      device.terminate();
-      upstream.terminate();
-    }
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-
-  #accept(device: WebSocket): void {
-    this.connections++;
-    const upstream = new WebSocket(this.#upstreamUrl);
-    const pair = { device, upstream };
-    this.#pairs.add(pair);
-    const pending: string[] = [];
-    upstream.on('open', () => {
-      for (const raw of pending.splice(0)) upstream.send(raw);
-    });
-    const closeBoth = () => {
-      this.#pairs.delete(pair);
-      device.terminate();
-      upstream.terminate();
-    };
-    device.on('close', closeBoth);
-    upstream.on('close', closeBoth);
-    device.on('error', closeBoth);
-    upstream.on('error', closeBoth);
-    upstream.on('message', (data: RawData) => {
-      if (device.readyState === WebSocket.OPEN) device.send(data.toString());
-    });
-    device.on('message', (data: RawData) => {
-      const raw = data.toString();
-      let m: Json;
-      try {
-        m = JSON.parse(raw);
-      } catch {
-        m = undefined;
+  override onDevice: DeviceRule = (m) => {
+    if ((m?.type === 'create' || m?.type === 'join') && this.redirect) {
+      const r = this.redirect(m);
+      if (r) {
+        this.redirectsSent++;
+        return { reply: { type: 'redirect', id: m.id, url: r.url, meetingId: r.meetingId } };
       }
-      if ((m?.type === 'create' || m?.type === 'join') && this.redirect) {
-        const r = this.redirect(m);
-        if (r) {
-          this.redirectsSent++;
-          device.send(JSON.stringify({ type: 'redirect', id: m.id, url: r.url, meetingId: r.meetingId }));
-          return;
-        }
-      }
-      if (upstream.readyState === WebSocket.OPEN) upstream.send(raw);
-      else pending.push(raw);
-    });
-  }
+    }
+    return 'pass';
+  };
 }
 
 interface Room {

@@ -18,7 +18,7 @@ import { generateActivationCode, hashActivationCode, normalizeActivationCode } f
 import { deriveHeartbeatKey, heartbeatKeyId } from '../heartbeat-key.js';
 import { takeQueuedActions } from '../store/fleet-store.js';
 import { hasSentRenewal } from '../store/heartbeat-store.js';
-import { StoreConflict } from '../store/store.js';
+import { type DeviceRecord, StoreConflict } from '../store/store.js';
 import { httpError, type ResolvedOptions } from './app.js';
 import {
   CertificateReply,
@@ -70,6 +70,23 @@ export async function deviceRevokedError(opts: ResolvedOptions, status: string):
 
 /** After the signature verified: the device row is gone (a purged pending enrollment) → enroll again. */
 const forgotten = () => httpError(401, 'device signature rejected: unknown device');
+
+/**
+ * The device of a device-signed request, which must be active: gone → 401 (enroll again), revoked or
+ * decommissioned → 403 with the CRL, otherwise not active → 403 (`inactive`, or `this device is <status>`).
+ */
+export async function activeDevice(
+  opts: ResolvedOptions,
+  id: string,
+  inactive?: string,
+): Promise<DeviceRecord> {
+  const device = await opts.store.getDevice(id);
+  if (!device) throw forgotten();
+  if (device.status === 'revoked' || device.status === 'decommissioned')
+    throw await deviceRevokedError(opts, device.status);
+  if (device.status !== 'active') throw httpError(403, inactive ?? `this device is ${device.status}`);
+  return device;
+}
 
 export function registerDeviceRoutes(
   app: FastifyInstance,
@@ -232,11 +249,7 @@ export function registerDeviceRoutes(
       preHandler: deviceAuth,
     },
     async (req, reply) => {
-      const device = await store.getDevice(req.params.id);
-      if (!device) throw forgotten();
-      if (device.status === 'revoked' || device.status === 'decommissioned')
-        throw await deviceRevokedError(opts, device.status);
-      if (device.status !== 'active') throw httpError(403, 'only active devices get a heartbeat key');
+      const device = await activeDevice(opts, req.params.id, 'only active devices get a heartbeat key');
       const hk = opts.heartbeatKey;
       const expires = Math.floor((opts.now().getTime() + hk.ttlMs) / 1000);
       // The key is a secret: never cached by anything on the way.
@@ -263,11 +276,7 @@ export function registerDeviceRoutes(
       preHandler: deviceAuth,
     },
     async (req) => {
-      const device = await store.getDevice(req.params.id);
-      if (!device) throw forgotten();
-      if (device.status === 'revoked' || device.status === 'decommissioned')
-        throw await deviceRevokedError(opts, device.status);
-      if (device.status !== 'active') throw httpError(403, 'only active devices renew certificates');
+      const device = await activeDevice(opts, req.params.id, 'only active devices renew certificates');
       const csr = await parseAndVerifyCsr(req.body.csr).catch((err) => {
         throw pkiToHttp(err);
       });

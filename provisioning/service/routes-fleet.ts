@@ -39,7 +39,7 @@ import { deviceUpdateView } from '../store/update-store.js';
 import { httpError, type ResolvedOptions } from './app.js';
 import { actorOf, tokenIdOf } from './principal.js';
 import { detail } from './routes-admin.js';
-import { deviceRevokedError } from './routes-device.js';
+import { activeDevice } from './routes-device.js';
 import {
   Action,
   ActionList,
@@ -414,11 +414,7 @@ export function registerFleetRoutes(
       preHandler: deviceAuth,
     },
     async (req) => {
-      const device = await store.getDevice(req.params.id);
-      if (!device) throw httpError(401, 'device signature rejected: unknown device');
-      if (device.status === 'revoked' || device.status === 'decommissioned')
-        throw await deviceRevokedError(opts, device.status);
-      if (device.status !== 'active') throw httpError(403, `this device is ${device.status}`);
+      await activeDevice(opts, req.params.id);
       let bundle: Buffer | undefined;
       if (req.body.bundle !== undefined) {
         bundle = Buffer.from(req.body.bundle, 'base64');

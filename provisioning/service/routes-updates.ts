@@ -23,7 +23,7 @@ import {
 } from '../store/update-store.js';
 import { httpError, type ResolvedOptions } from './app.js';
 import { actorOf, tokenIdOf } from './principal.js';
-import { deviceRevokedError } from './routes-device.js';
+import { activeDevice } from './routes-device.js';
 import {
   DeviceIdParams,
   ErrorReply,
@@ -277,11 +277,7 @@ export function registerUpdateRoutes(
       preHandler: deviceAuth,
     },
     async (req) => {
-      const device = await store.getDevice(req.params.id);
-      if (!device) throw httpError(401, 'device signature rejected: unknown device');
-      if (device.status === 'revoked' || device.status === 'decommissioned')
-        throw await deviceRevokedError(opts, device.status);
-      if (device.status !== 'active') throw httpError(403, `this device is ${device.status}`);
+      await activeDevice(opts, req.params.id);
       const b = req.body;
       const atMs = Date.parse(b.at);
       if (!Number.isFinite(atMs)) throw coded(400, 'bad-time', '`at` is not a time');

@@ -1,6 +1,7 @@
 // TypeBox schemas of every /v1 route (request and response). They are the validation, the
 // serialization and the OpenAPI document at once.
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { UPDATE_STATES } from '../store/update-store.js';
 
 /** Printable text: no control characters (C0, DEL, C1), trimmed length 1..max. */
 export const Text = (maxLength: number, description?: string) =>
@@ -253,22 +254,7 @@ export const ChannelName = Type.String({
   pattern: '^[a-z0-9][a-z0-9-]{0,31}$',
   description: "e.g. 'stable', 'canary'",
 });
-export const UpdateStateName = Type.Union(
-  (
-    [
-      'idle',
-      'available',
-      'downloading',
-      'waiting',
-      'installing',
-      'restarting',
-      'verifying',
-      'committed',
-      'rolled-back',
-      'failed',
-    ] as const
-  ).map((s) => Type.Literal(s)),
-);
+export const UpdateStateName = Type.Union(UPDATE_STATES.map((s) => Type.Literal(s)));
 /** Largest update-state body (bytes): the report is small; anything bigger is refused with 413. */
 export const MAX_UPDATE_STATE_BODY = 4096;
 export const UpdateStateBody = Type.Object(

@@ -23,6 +23,7 @@ import {
   DownloadLengthMismatchError,
   ExpiredMetadataError,
 } from 'tuf-js/dist/error.js';
+import { fsyncPath, writeFileAtomic } from '../util/atomic-file.js';
 import { ARCHES, type Arch, compareSemver, isSemver } from './bundle.js';
 
 export interface ReleaseTarget {
@@ -108,28 +109,6 @@ class MetadataFetcher extends BaseFetcher {
   }
 }
 
-async function fsyncPath(p: string): Promise<void> {
-  const fh = await open(p, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function writeAtomic(file: string, data: Buffer | string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  await fsyncPath(path.dirname(file));
-}
-
 /** A root that parses and is signed by a threshold of its own root keys; else undefined. */
 function selfSignedRoot(bytes: Buffer | string): Metadata<import('@tufjs/models').Root> | undefined {
   try {
@@ -190,7 +169,11 @@ export class UpdateClient {
     const cached = await read(rootFile);
     if (!cached || !selfSignedRoot(cached)) {
       const good = await read(goodFile);
-      await writeAtomic(rootFile, good && selfSignedRoot(good) ? good : Buffer.from(this.o.trustedRootJson));
+      await writeFileAtomic(
+        rootFile,
+        good && selfSignedRoot(good) ? good : Buffer.from(this.o.trustedRootJson),
+        0o644,
+      );
     }
     this.rootPrepared = true;
   }
@@ -212,9 +195,10 @@ export class UpdateClient {
     }
     // tuf-js writes metadata without fsync: make what it accepted durable, and keep a copy of the
     // newest accepted root in case a power cut tears root.json in a later write.
-    await writeAtomic(
+    await writeFileAtomic(
       path.join(this.metadataDir, 'root.good.json'),
       await readFile(path.join(this.metadataDir, 'root.json')),
+      0o644,
     );
     return updater;
   }

@@ -23,7 +23,7 @@ import {
   sign,
 } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   MetaFile,
@@ -36,6 +36,7 @@ import {
   Targets,
   Timestamp,
 } from '@tufjs/models';
+import { fsyncPath, writeFileAtomic } from '../util/atomic-file.js';
 import { ARCHES, type Arch, isSemver, readBundleManifest } from './bundle.js';
 
 export type RoleName = 'root' | 'targets' | 'snapshot' | 'timestamp';
@@ -186,28 +187,6 @@ function metaFileFor(bytes: Buffer, version: number): MetaFile {
   });
 }
 
-async function fsyncPath(p: string): Promise<void> {
-  const fh = await open(p, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-export async function writeFileAtomic(file: string, data: Buffer, mode = 0o644): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  await fsyncPath(path.dirname(file));
-}
-
 export interface RepoConfig {
   expiries: Expiries;
 }
@@ -266,28 +245,33 @@ function requireKeys(keys: KeyPair[] | undefined, role: RoleName, root: Root): K
   return usable;
 }
 
+/** Metadata is served as it is, so it is world-readable. */
+function writeMetadataFile(dir: string, name: string, bytes: Buffer): Promise<void> {
+  return writeFileAtomic(path.join(metadataDir(dir), name), bytes, 0o644);
+}
+
 /** Writes `<v>.root.json` and `root.json`. */
 export async function writeRoot(dir: string, root: Metadata<Root>): Promise<void> {
   const bytes = serialize(root);
-  await writeFileAtomic(path.join(metadataDir(dir), `${root.signed.version}.root.json`), bytes);
-  await writeFileAtomic(path.join(metadataDir(dir), 'root.json'), bytes);
+  await writeMetadataFile(dir, `${root.signed.version}.root.json`, bytes);
+  await writeMetadataFile(dir, 'root.json', bytes);
 }
 
 /** Writes `<v>.targets.json`; returns its bytes. */
 export async function writeTargets(dir: string, targets: Metadata<Targets>): Promise<Buffer> {
   const bytes = serialize(targets);
-  await writeFileAtomic(path.join(metadataDir(dir), `${targets.signed.version}.targets.json`), bytes);
+  await writeMetadataFile(dir, `${targets.signed.version}.targets.json`, bytes);
   return bytes;
 }
 
 export async function writeSnapshot(dir: string, snapshot: Metadata<Snapshot>): Promise<Buffer> {
   const bytes = serialize(snapshot);
-  await writeFileAtomic(path.join(metadataDir(dir), `${snapshot.signed.version}.snapshot.json`), bytes);
+  await writeMetadataFile(dir, `${snapshot.signed.version}.snapshot.json`, bytes);
   return bytes;
 }
 
 export async function writeTimestamp(dir: string, timestamp: Metadata<Timestamp>): Promise<void> {
-  await writeFileAtomic(path.join(metadataDir(dir), 'timestamp.json'), serialize(timestamp));
+  await writeMetadataFile(dir, 'timestamp.json', serialize(timestamp));
 }
 
 export function newSnapshot(o: {
@@ -337,28 +321,20 @@ async function publishChain(
   let targetsVersion = state.targets.signed.version;
   let snapshotVersion = state.snapshot.signed.version;
   let snapshotBytes = serialize(state.snapshot);
-  if (from === 'targets') {
-    const signed =
-      newTargets ??
-      Targets.fromJSON({
-        ...withoutType(state.targets.signed.toJSON()),
-        version: targetsVersion + 1,
-        expires: expiresAt(now, config.expiries.targets),
-      } as never);
-    const md = signMetadata(new Metadata(signed), requireKeys(keys.targets, 'targets', root.signed));
-    const targetsBytes = await writeTargets(dir, md);
-    targetsVersion = md.signed.version;
-    const snap = newSnapshot({
-      version: snapshotVersion + 1,
-      expires: expiresAt(now, config.expiries.snapshot),
-      targetsBytes,
-      targetsVersion,
-    });
-    signMetadata(snap, requireKeys(keys.snapshot, 'snapshot', root.signed));
-    snapshotBytes = await writeSnapshot(dir, snap);
-    snapshotVersion = snap.signed.version;
-  } else if (from === 'snapshot') {
-    const targetsBytes = serialize(state.targets);
+  if (from !== 'timestamp') {
+    let targetsBytes = serialize(state.targets);
+    if (from === 'targets') {
+      const signed =
+        newTargets ??
+        Targets.fromJSON({
+          ...withoutType(state.targets.signed.toJSON()),
+          version: targetsVersion + 1,
+          expires: expiresAt(now, config.expiries.targets),
+        } as never);
+      const md = signMetadata(new Metadata(signed), requireKeys(keys.targets, 'targets', root.signed));
+      targetsBytes = await writeTargets(dir, md);
+      targetsVersion = md.signed.version;
+    }
     const snap = newSnapshot({
       version: snapshotVersion + 1,
       expires: expiresAt(now, config.expiries.snapshot),

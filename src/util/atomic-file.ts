@@ -23,15 +23,16 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await unlink(tmp).catch(() => {});
     throw err;
   }
-  await syncDirectory(dir);
+  await fsyncPath(dir);
 }
 
-async function syncDirectory(dir: string): Promise<void> {
-  const dh = await open(dir, 'r');
+/** fsyncs a file or a directory (a directory's fsync makes the renames and creations in it durable). */
+export async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r');
   try {
-    await dh.sync();
+    await fh.sync();
   } finally {
-    await dh.close();
+    await fh.close();
   }
 }
 
@@ -50,7 +51,7 @@ export async function mkdirDurable(dir: string, mode = 0o700): Promise<void> {
     if (d === resolve(created) || d === dirname(d)) break;
   }
   // Parent of the first new directory, then every new directory but the last (it holds nothing yet).
-  for (const d of [dirname(chain[0] as string), ...chain.slice(0, -1)]) await syncDirectory(d);
+  for (const d of [dirname(chain[0] as string), ...chain.slice(0, -1)]) await fsyncPath(d);
 }
 
 /** Reads a UTF-8 file, or returns undefined when it does not exist. Other errors propagate. */
