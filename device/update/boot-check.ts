@@ -60,7 +60,13 @@ export async function bootCheckMain(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+// Run only as the script itself: bundled into another entry (esbuild gives every module the bundle's
+// import.meta.url), the URL would match that entry's argv[1], hence the file-name check too.
+const isEntry =
+  process.argv[1] !== undefined &&
+  basename(fileURLToPath(import.meta.url)).startsWith('boot-check.') &&
+  import.meta.url === pathToFileURL(process.argv[1]).href;
+if (isEntry) {
   process.exitCode = await bootCheckMain(process.argv.slice(2));
 }
 
