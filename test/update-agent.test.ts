@@ -37,6 +37,7 @@ import { silentLogger } from '../src/util/log.js';
 import { createControlServer } from '../device/kiosk/control-server.js';
 import { buildKioskUi, collectPageErrors, findOverflows, launchChromium } from './kiosk-browser.js';
 import { RoomDouble, SELF } from './kiosk-room-double.js';
+import { SMALL } from './media-harness.js';
 
 const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
 const HOSTILE = '<img src=x onerror=alert(1)> Call +1 555 0100 to fix your room';
@@ -714,7 +715,7 @@ describe('the standalone boot check (ExecStartPre)', () => {
   }, 60_000);
 });
 
-describe('in the daemon (real relay, real kiosk control server, real gate checks)', () => {
+describe('in the daemon (real relay, real kiosk control server, real media worker, real gate checks)', () => {
   it('a version on trial passes the gate and commits; a hanging update server never holds a meeting', async () => {
     const ca = await createDevelopmentCa('Example Corp');
     const relay = await startRelay({ log: silentLogger, trust: { caPems: [ca.certPem] }, port: 0 });
@@ -739,7 +740,8 @@ describe('in the daemon (real relay, real kiosk control server, real gate checks
           identityKeyPem: dev.identityKeyPem,
           trustAnchors: { orgCaPem: ca.certPem },
           log: silentLogger,
-          media: 'none',
+          // The room being updated runs a real media worker (test profile): its gate checks the pipelines.
+          ...(update ? { media: 'worker' as const, mediaSettings: SMALL } : { media: 'none' as const }),
           loopbackOnly: true,
           controlPort: 0,
           uiDir,
@@ -773,6 +775,9 @@ describe('in the daemon (real relay, real kiosk control server, real gate checks
       const t0 = Date.now();
       await until(() => room.state.get().update?.state === 'committed', 25_000);
       expect((await u.status()).state).toMatchObject({ committedVersion: '2.0.0', current: 'b' });
+      // Committed with the media pipeline check in its gate: the worker runs, its pipelines play.
+      expect(room.state.get().media.worker).toBe('running');
+      expect(room.supervisor?.lastStatus?.pipelines).toBe('playing');
       // The first check now hangs on the update server; the room meets all the same.
       await until(() => room.state.get().update?.checkedAt !== undefined || Date.now() - t0 > 500, 5000);
       const other = await start('Huddle Room', false);

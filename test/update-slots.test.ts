@@ -2,7 +2,8 @@
 // atomic switch and state, apply → boot → gate → commit, rollback by itself (attempts, deadline,
 // failed gate), crash-loop rollback after a commit, refusals (older, rejected, wrong arch, bad tar,
 // busy), symlink repair, and the health gate with today's real checks (crypto self-test, the kiosk
-// control server, its page, the relay connection) and failing ones.
+// control server, its page, the relay connection, the media pipeline of a real media worker) and
+// failing ones.
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,10 +12,13 @@ import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initialState, StateStore } from '../device/daemon/state.js';
 import { createControlServer } from '../device/kiosk/control-server.js';
+import type { MediaSupervisor } from '../device/media/supervisor.js';
 import {
   deviceHealthChecks,
   type HealthCheck,
   kioskPageCheck,
+  type MediaWorkerLike,
+  mediaPipelineCheck,
   relayConnectedCheck,
   runHealthGate,
   selfTestCheck,
@@ -24,6 +28,7 @@ import { UpdateError, Updater } from '../device/update/updater.js';
 import { buildAppBundle, startCurrent } from '../scripts/powercut-ota.js';
 import { silentLogger } from '../src/util/log.js';
 import { RoomDouble } from './kiosk-room-double.js';
+import { worker } from './media-harness.js';
 
 let work: string;
 const bundles: Record<string, string> = {};
@@ -301,5 +306,95 @@ describe('health gate', () => {
     // A committed version that fails its gate is only reported (the crash-loop detector decides).
     const again = await u.gate([relayConnectedCheck(() => false)], { timeoutMs: 100, retryMs: 20 });
     expect(again.outcome).toBe('unhealthy');
+  });
+});
+
+describe('health gate: media pipeline (a real media worker, test profile)', () => {
+  const running: MediaSupervisor[] = [];
+  afterAll(async () => {
+    await Promise.all(running.map((w) => w.stop()));
+  });
+
+  it('passes once the worker runs with its pipelines playing; fails when the worker dies', async () => {
+    const store = new StateStore(initialState('2.0.0'));
+    const w = worker({ pattern: 'red' }, { state: store, backoffMs: [60_000] });
+    running.push(w);
+    const check = mediaPipelineCheck(w, () => store.get().media.worker);
+    expect(
+      deviceHealthChecks('http://127.0.0.1:1/', {
+        media: { supervisor: w, worker: () => store.get().media.worker },
+      }).map((c) => c.name),
+    ).toContain('media pipeline');
+    // The gate starts before the worker does (as after a restart): it retries until the pipelines play.
+    const gate = runHealthGate([check], { timeoutMs: 30_000, retryMs: 100 });
+    await w.start();
+    const r = await gate;
+    expect(r.ok).toBe(true);
+    expect(r.checks[0]!.detail).toContain('pipelines playing');
+    expect(r.checks[0]!.tries).toBeGreaterThan(1);
+    expect(w.lastStatus).toMatchObject({ pipelines: 'playing', camera: 'ok', microphone: 'ok' });
+
+    // Worker killed (restart far away): no status, state 'restarting' → the gate fails on its deadline.
+    const exited = new Promise((res) => w.once('exit', res));
+    process.kill(w.pid as number, 'SIGKILL');
+    await exited;
+    expect(w.lastStatus).toBeUndefined();
+    const down = await runHealthGate([check], { timeoutMs: 500, retryMs: 50 });
+    expect(down.ok).toBe(false);
+    expect(down.checks[0]!.detail).toBe('media worker restarting');
+    await w.stop();
+  }, 60_000);
+
+  it('a version whose media worker cannot start fails the gate and is rolled back', async () => {
+    const store = new StateStore(initialState('3.0.0'));
+    const dead = join(work, 'dead-worker.mjs');
+    fs.writeFileSync(dead, 'process.exit(3);\n');
+    const w = worker({}, { state: store, workerPath: dead, backoffMs: [100] });
+    running.push(w);
+    void w.start(); // never resolves: the worker never says ready
+    const { u, root } = fresh();
+    await u.install(bundles['1.0.0']!);
+    await u.apply(bundles['2.0.0']!);
+    await u.bootCheck();
+    const g = await u.gate([mediaPipelineCheck(w, () => store.get().media.worker)], {
+      timeoutMs: 800,
+      retryMs: 50,
+    });
+    expect(g.outcome).toBe('rolled-back');
+    expect(state(root)).toMatchObject({ committedVersion: '1.0.0', rejected: ['2.0.0'] });
+    expect(state(root).last?.detail).toContain('media pipeline');
+    expect(startCurrent(root)).toBe('1.0.0');
+    await w.stop();
+  }, 30_000);
+
+  it('fails on stopped pipelines, failed capture, or a worker that does not answer', async () => {
+    const fake = (s: MediaWorkerLike['lastStatus'], answers = true): MediaWorkerLike => ({
+      lastStatus: s,
+      probe: () => (answers ? Promise.resolve({}) : Promise.reject(new Error('no answer'))),
+    });
+    const ok = { pipelines: 'playing', camera: 'ok', microphone: 'ok' } as const;
+    const cases: [MediaWorkerLike, string][] = [
+      [fake({ ...ok, pipelines: 'stopped' }), 'media pipelines stopped'],
+      [fake({ ...ok, camera: 'missing' }), 'camera capture missing'],
+      [fake({ ...ok, microphone: 'restarting' }), 'microphone capture restarting'],
+      [fake(undefined), 'the media worker has not reported its pipelines'],
+      [fake(ok, false), 'no answer'],
+    ];
+    for (const [media, detail] of cases) {
+      const r = await runHealthGate([mediaPipelineCheck(media, () => 'running')], {
+        timeoutMs: 150,
+        retryMs: 30,
+      });
+      expect(r.ok).toBe(false);
+      expect(r.checks[0]!.detail).toBe(detail);
+    }
+    const starting = await runHealthGate([mediaPipelineCheck(fake(ok), () => 'starting')], {
+      timeoutMs: 150,
+      retryMs: 30,
+    });
+    expect(starting.checks[0]!.detail).toBe('media worker starting');
+    expect(
+      (await runHealthGate([mediaPipelineCheck(fake(ok), () => 'running')], { timeoutMs: 150 })).ok,
+    ).toBe(true);
   });
 });

@@ -42,6 +42,7 @@ import {
   type HealthCheck,
   kioskControlCheck,
   kioskPageCheck,
+  mediaPipelineCheck,
   relayConnectedCheck,
   selfTestCheck,
 } from '../update/health-gate.js';
@@ -517,6 +518,7 @@ function createUpdateAgent(
     };
   }
   const state = daemon.state;
+  const supervisor = daemon.supervisor;
   const checks =
     u.healthChecks ??
     ((url: string) => [
@@ -524,6 +526,8 @@ function createUpdateAgent(
       kioskControlCheck(url),
       kioskPageCheck(url),
       relayConnectedCheck(() => state.get().relay.connected),
+      // The media worker engine only (synthetic or no media has no pipelines to check).
+      ...(supervisor ? [mediaPipelineCheck(supervisor, () => state.get().media.worker)] : []),
     ]);
   return new UpdateAgent({
     state,

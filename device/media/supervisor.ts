@@ -95,6 +95,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   #probes = new Map<number, (p: ProbeMessage) => void>();
   #probeId = 0;
   #wallOpens = new Map<string, { resolve(v: { sdp: string }): void; reject(e: Error): void }>();
+  #lastStatus: StatusMessage | undefined;
 
   constructor(opts: MediaSupervisorOptions = {}) {
     super();
@@ -109,6 +110,11 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
 
   get restarts(): number {
     return this.#restarts;
+  }
+
+  /** The running worker's latest pipeline status (none before it reported, after it exited or stopped). */
+  get lastStatus(): StatusMessage | undefined {
+    return this.#lastStatus;
   }
 
   /** Forks the worker and starts the pipelines; resolves once the worker said ready. */
@@ -266,6 +272,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     clearInterval(this.#pingTimer);
     const child = this.#child;
     this.#child = undefined;
+    this.#lastStatus = undefined;
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       if (child.connected) child.send({ type: 'shutdown' } satisfies ToWorker);
@@ -332,6 +339,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
     this.emit('exit', { code, signal });
     if (this.#child !== child) return;
     this.#child = undefined;
+    this.#lastStatus = undefined;
     clearInterval(this.#pingTimer);
     // Every wall session died with the worker: pages notice their connection fail and open anew.
     this.#dropWall('media worker exited');
@@ -430,6 +438,7 @@ export class MediaSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   #onStatus(msg: StatusMessage): void {
+    this.#lastStatus = msg;
     this.#updateState((m) => {
       m.camera = msg.camera;
       m.microphone = msg.microphone;

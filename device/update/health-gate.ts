@@ -1,8 +1,9 @@
 // The health gate a new version must pass before it is committed: an injectable list of checks run
 // together, each retried until it passes or the gate's time is up. Today's checks are wired as
 // functions: the crypto known-answer self-test (device/daemon/boot-selftest.ts), the kiosk control
-// server answering, the kiosk page served, and the relay connection (the daemon's own state, read
-// through the control server). A media pipeline check is to be added once it exists as a function.
+// server answering, the kiosk page served, the relay connection (the daemon's own state, read
+// through the control server), and the media pipeline (the supervised media worker running, its
+// pipelines playing, camera and microphone capturing, and the worker answering right now).
 
 export interface HealthCheck {
   name: string;
@@ -58,12 +59,14 @@ export async function runHealthGate(
         let last = 'not run before the deadline';
         while (!ac.signal.aborted) {
           tries++;
+          let onAbort: (() => void) | undefined;
           try {
             const detail = await Promise.race([
               c.run(ac.signal),
               new Promise<never>((_, reject) => {
-                if (ac.signal.aborted) reject(new Error('deadline'));
-                ac.signal.addEventListener('abort', () => reject(new Error('deadline')), { once: true });
+                onAbort = () => reject(new Error('deadline'));
+                if (ac.signal.aborted) onAbort();
+                else ac.signal.addEventListener('abort', onAbort, { once: true });
               }),
             ]);
             return { name: c.name, ok: true, detail: detail || 'ok', ms: performance.now() - t0, tries };
@@ -73,6 +76,9 @@ export async function runHealthGate(
               ac.abort(err);
               break;
             }
+          } finally {
+            // One listener per try would pile up over a long gate (MaxListenersExceededWarning).
+            if (onAbort) ac.signal.removeEventListener('abort', onAbort);
           }
           await sleep(retryMs, ac.signal);
         }
@@ -152,12 +158,55 @@ export function relayConnectedCheck(source: string | (() => boolean | Promise<bo
   };
 }
 
-/** Today's gate for a daemon whose control server listens on controlUrl. */
-export function deviceHealthChecks(controlUrl: string, o: { relay?: boolean } = {}): HealthCheck[] {
+/** state.media.worker (device/daemon/state.ts). */
+export type MediaWorkerState = 'stopped' | 'starting' | 'running' | 'restarting';
+
+/** What the media check needs of the media worker's supervisor (device/media/supervisor.ts). */
+export interface MediaWorkerLike {
+  /** The running worker's latest status message; undefined before it reported or after it exited. */
+  readonly lastStatus:
+    | { pipelines: 'stopped' | 'playing'; camera: string; microphone: string; transport?: string }
+    | undefined;
+  /** A round trip through the worker's IPC; rejects when it does not answer in time. */
+  probe(timeoutMs?: number): Promise<unknown>;
+}
+
+/**
+ * The media pipeline: the supervised worker is running (state.media.worker), it reported its
+ * pipelines playing with camera and microphone capturing ('ok', not 'restarting' or 'missing'), and it
+ * answers a probe now. A worker that cannot start, crash-loops, or whose pipelines fail never passes.
+ */
+export function mediaPipelineCheck(
+  media: MediaWorkerLike,
+  worker: () => MediaWorkerState,
+  o: { probeTimeoutMs?: number } = {},
+): HealthCheck {
+  return {
+    name: 'media pipeline',
+    async run() {
+      const w = worker();
+      if (w !== 'running') throw new Error(`media worker ${w}`);
+      const s = media.lastStatus;
+      if (!s) throw new Error('the media worker has not reported its pipelines');
+      if (s.pipelines !== 'playing') throw new Error(`media pipelines ${s.pipelines}`);
+      if (s.camera !== 'ok') throw new Error(`camera capture ${s.camera}`);
+      if (s.microphone !== 'ok') throw new Error(`microphone capture ${s.microphone}`);
+      await media.probe(o.probeTimeoutMs ?? 2000);
+      return 'worker running, pipelines playing, camera and microphone capturing';
+    },
+  };
+}
+
+/** Today's gate for a daemon whose control server listens on controlUrl (media: its in-process worker). */
+export function deviceHealthChecks(
+  controlUrl: string,
+  o: { relay?: boolean; media?: { supervisor: MediaWorkerLike; worker: () => MediaWorkerState } } = {},
+): HealthCheck[] {
   return [
     selfTestCheck(),
     kioskControlCheck(controlUrl),
     kioskPageCheck(controlUrl),
     ...(o.relay === false ? [] : [relayConnectedCheck(controlUrl)]),
+    ...(o.media ? [mediaPipelineCheck(o.media.supervisor, o.media.worker)] : []),
   ];
 }
