@@ -9,7 +9,7 @@
 // so every instance sharing the database (and its service_secrets row) derives the same key, and a
 // keyId with another device or a later expiry derives another key (its MAC does not verify).
 // Pure (no clock, no store: callers pass now and the secret).
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import { MAX_SKEW_MS } from './device-auth.js';
 
 export const HEARTBEAT_KEY_HEADERS = {
@@ -57,7 +57,8 @@ export function macString(p: {
   timestamp: string;
   keyId: string;
 }): string {
-  const bodyHash = createHash('sha256').update(p.body).digest('hex');
+  // One-shot hash (no Hash object): the heartbeat hot path runs this per request.
+  const bodyHash = hash('sha256', p.body, 'hex');
   return `sealroom-heartbeat-v1\n${p.method.toUpperCase()}\n${p.path}\n${bodyHash}\n${p.timestamp}\n${p.keyId}`;
 }
 
@@ -116,7 +117,14 @@ export function parseHeartbeatMac(
   if (Math.abs(now - timestamp) > MAX_SKEW_MS) return 'stale-timestamp';
   if (!/^[A-Za-z0-9_-]{43}$/.test(mac)) return 'bad-mac';
   if (id.expiresUnixS * 1000 <= now) return 'heartbeat-key-expired';
-  return { ...id, keyId, timestamp, mac: Buffer.from(mac, 'base64url') };
+  return {
+    deviceId: id.deviceId,
+    expiresUnixS: id.expiresUnixS,
+    generation: id.generation,
+    keyId,
+    timestamp,
+    mac: Buffer.from(mac, 'base64url'),
+  };
 }
 
 /** Constant-time check of the MAC under `key` (the key derived for parsed.keyId; callers may cache it). */
@@ -125,6 +133,18 @@ export function verifyHeartbeatMac(
   key: Buffer,
   req: { method: string; path: string; body: string | Uint8Array },
 ): boolean {
-  const expected = heartbeatMac(key, { ...req, timestamp: String(parsed.timestamp), keyId: parsed.keyId });
+  if (parsed.mac.length !== 32) return false; // SHA-256
+  const expected = createHmac('sha256', key)
+    .update(
+      macString({
+        method: req.method,
+        path: req.path,
+        body: req.body,
+        timestamp: String(parsed.timestamp),
+        keyId: parsed.keyId,
+      }),
+      'utf8',
+    )
+    .digest();
   return parsed.mac.length === expected.length && timingSafeEqual(parsed.mac, expected);
 }

@@ -325,7 +325,14 @@ export function createHeartbeatPipeline(
           retryAfter(Math.max(1, Math.ceil(flushIntervalMs / 1000))),
         );
       }
-      buffer.set(deviceId, { ...body, deviceId, signedAtMs });
+      // Explicit fields, not a spread: one object shape per buffered report (the schema allows no others).
+      buffer.set(deviceId, {
+        softwareVersion: body.softwareVersion,
+        configVersion: body.configVersion,
+        health: body.health,
+        deviceId,
+        signedAtMs,
+      });
       return state;
     },
     async purgeSamples() {

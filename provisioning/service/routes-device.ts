@@ -223,14 +223,23 @@ export function registerDeviceRoutes(
       const renewAt = state.certNotAfter
         ? Date.parse(state.certNotAfter) - opts.renewBeforeDays * 86_400_000
         : 0;
-      return {
-        status: 'active' as const,
+      // One object, no spreads (the common reply: no config, no actions).
+      const reply: {
+        status: 'active';
+        configVersion: number;
+        config?: Record<string, unknown>;
+        actions?: { id: string; kind: string }[];
+        renewCertificate: boolean;
+        serverTime: string;
+      } = {
+        status: 'active',
         configVersion: state.configVersion,
-        ...(req.body.configVersion < state.configVersion ? { config: await store.getConfig(id) } : {}),
-        ...(actions.length > 0 ? { actions } : {}),
         renewCertificate: renewalSent || now.getTime() >= renewAt,
         serverTime: now.toISOString(),
       };
+      if (req.body.configVersion < state.configVersion) reply.config = await store.getConfig(id);
+      if (actions.length > 0) reply.actions = actions;
+      return reply;
     },
   );
 
