@@ -231,6 +231,11 @@ export function httpError(statusCode: number, message: string): Error & { status
   return Object.assign(new Error(message), { statusCode });
 }
 
+/** An HTTP error with a machine-readable `error` code as well. */
+export function codedError(statusCode: number, code: string, message: string) {
+  return Object.assign(httpError(statusCode, message), { code });
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     rawBody: string;

@@ -20,7 +20,7 @@ import {
   updateRule,
 } from '../store/alerts-store.js';
 import type { TokenScope } from '../store/store.js';
-import { httpError, type ResolvedOptions } from './app.js';
+import { codedError, httpError, type ResolvedOptions } from './app.js';
 import { actorOf, tokenIdOf } from './principal.js';
 import { DeviceId, ErrorReply, Text } from './schemas.js';
 
@@ -173,8 +173,7 @@ export function webhookUrlProblem(raw: string): string | null {
   return null;
 }
 
-const coded = (status: number, code: string, message: string) =>
-  Object.assign(httpError(status, message), { code });
+const coded = codedError;
 
 export function registerAlertRoutes(app: FastifyInstance, opts: ResolvedOptions, auth: AuthFor): void {
   const db = opts.store.db;

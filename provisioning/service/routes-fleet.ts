@@ -36,7 +36,7 @@ import {
 } from '../store/fleet-store.js';
 import { StoreConflict, type TokenScope } from '../store/store.js';
 import { deviceUpdateView } from '../store/update-store.js';
-import { httpError, type ResolvedOptions } from './app.js';
+import { codedError, httpError, type ResolvedOptions } from './app.js';
 import { actorOf, tokenIdOf } from './principal.js';
 import { detail } from './routes-admin.js';
 import { activeDevice } from './routes-device.js';
@@ -76,9 +76,7 @@ const errors = {
 };
 const security = [{ adminToken: [] }];
 
-/** An HTTP error with a machine-readable `error` code. */
-const coded = (status: number, code: string, message: string) =>
-  Object.assign(httpError(status, message), { code });
+const coded = codedError;
 
 /** Refuses a configuration nested deeper than MAX_CONFIG_DEPTH (400 'config-too-deep'). */
 export function checkConfigDepth(config: unknown): void {

@@ -21,7 +21,7 @@ import {
   setUpdatePolicy,
   type UpdatePolicyChange,
 } from '../store/update-store.js';
-import { httpError, type ResolvedOptions } from './app.js';
+import { codedError, httpError, type ResolvedOptions } from './app.js';
 import { actorOf, tokenIdOf } from './principal.js';
 import { activeDevice } from './routes-device.js';
 import {
@@ -55,8 +55,7 @@ const errors = {
   429: ErrorReply,
 };
 const security = [{ adminToken: [] }];
-const coded = (status: number, code: string, message: string) =>
-  Object.assign(httpError(status, message), { code });
+const coded = codedError;
 
 // ── the TUF repository as static files ──────────────────────────────────────────────────────
 
