@@ -48,6 +48,9 @@ interface Levels {
   nearDb: number;
 }
 
+/** How far B's own voice stands above A's returned echo at A's speaker, dB. */
+const separation = (l: Levels) => l.nearDb - l.echoDb;
+
 /**
  * Levels at A's speaker over `windows` one-second snapshots, 1.1 s apart (the probe keeps the last
  * second), median per tone; waits `settleMs` first (pipelines rebuilt, the canceller converging).
@@ -70,18 +73,50 @@ async function measureAtA(a: MediaSupervisor, settleMs: number, windows = 5): Pr
 
 /**
  * Levels at A once B's canceller has converged: measured again (up to four times) while A's echo
- * still falls by more than 2 dB, since an adaptive filter converges slower on a busy machine
- * (5 s sufficed alone; under a second test suite's load the first window was still 11 dB short).
+ * still falls by more than 1 dB against B's own voice, since an adaptive filter converges slower on a
+ * busy machine (5 s sufficed alone; under a second test suite's load the first window was still 11 dB
+ * short). Tracked on the separation rather than the echo alone: the noise suppressor takes its
+ * ~13 dB off both tones within a second, so the echo level settles long before the canceller's own
+ * part does (a clean-clone run under load stopped at a 3.7 dB separation gain).
  */
 async function convergedAtA(a: MediaSupervisor): Promise<Levels> {
   let levels = await measureAtA(a, 5000);
   for (let i = 0; i < 4; i++) {
     const next = await measureAtA(a, 0, 3);
-    const improved = levels.echoDb - next.echoDb > 2;
+    const improved = separation(next) - separation(levels) > 1 || levels.echoDb - next.echoDb > 1;
     levels = next;
     if (!improved) break;
   }
   return levels;
+}
+
+const MIN_ERLE_DB = 15;
+const MIN_SEPARATION_GAIN_DB = 4;
+
+/**
+ * Echo cancellation on at B, levels at A once converged. On a starved box the simulated room's
+ * real-time echo path (interaudio, see pipelines/test.json) sometimes comes up unsteady after a
+ * rebuild and the canceller then converges short (a clean-clone run: 3.7 dB separation gain, idle
+ * 17–20 dB); such a phase is rebuilt (off, on) at most twice more. A canceller that does not work
+ * misses every time: its gain stays near 0 dB.
+ */
+async function switchOn(a: MediaSupervisor, b: MediaSupervisor, off: Levels): Promise<Levels> {
+  let on: Levels | undefined;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    if (attempt > 1) {
+      await b.updateSettings({ echoCancel: false });
+      await sleep(1000);
+    }
+    await b.updateSettings({ echoCancel: true });
+    on = await convergedAtA(a);
+    const ok =
+      off.echoDb - on.echoDb >= MIN_ERLE_DB && separation(on) - separation(off) >= MIN_SEPARATION_GAIN_DB;
+    if (ok) break;
+    console.log(
+      `echo cancellation attempt ${attempt} converged short: ${JSON.stringify(on)} (off ${JSON.stringify(off)})`,
+    );
+  }
+  return on as Levels;
 }
 
 describe('echo cancellation (webrtcdsp) in a simulated room', () => {
@@ -105,18 +140,15 @@ describe('echo cancellation (webrtcdsp) in a simulated room', () => {
 
     // Off, on, off, on on the same connection: each switch rebuilds B's audio pipelines.
     const off1 = await measureAtA(a, 3000);
-    await b.updateSettings({ echoCancel: true });
-    const on1 = await convergedAtA(a);
+    const on1 = await switchOn(a, b, off1);
     await b.updateSettings({ echoCancel: false });
     const off2 = await measureAtA(a, 3000);
-    await b.updateSettings({ echoCancel: true });
-    const on2 = await convergedAtA(a);
+    const on2 = await switchOn(a, b, off2);
     const offs = [off1, off2];
     const ons = [on1, on2];
     // Echo return loss enhancement: how much less of A's own voice comes back (worst pair).
     const erle = Math.min(...offs.map((o) => o.echoDb)) - Math.max(...ons.map((o) => o.echoDb));
-    // The same relative to B's own voice: what the noise suppressor does to steady tones cancels out.
-    const separation = (l: Levels) => l.nearDb - l.echoDb;
+    // The same relative to B's own voice (separation): what the noise suppressor does to steady tones cancels out.
     const gain = Math.min(...ons.map(separation)) - Math.max(...offs.map(separation));
     const round = (l: Levels) => ({ echoDb: +l.echoDb.toFixed(1), nearDb: +l.nearDb.toFixed(1) });
     console.log(
@@ -132,8 +164,8 @@ describe('echo cancellation (webrtcdsp) in a simulated room', () => {
     // With it A hears far less of itself. Measured (2-core box shared with other work): ERLE 29.8 dB
     // idle, 19.1–24 dB at load average 11–22; separation gain (the part that is not the noise
     // suppressor) 17–20 dB idle, 6.0–10.9 dB under that load.
-    expect(erle).toBeGreaterThanOrEqual(15);
-    expect(gain).toBeGreaterThanOrEqual(4);
+    expect(erle).toBeGreaterThanOrEqual(MIN_ERLE_DB);
+    expect(gain).toBeGreaterThanOrEqual(MIN_SEPARATION_GAIN_DB);
     // Double talk: B's own tone still reaches A, well above what is left of the echo (the noise
     // suppressor takes ~13 dB off a steady tone — speech is not steady; measured −25.4 dBFS and
     // 19–30 dB above the echo).
@@ -142,5 +174,5 @@ describe('echo cancellation (webrtcdsp) in a simulated room', () => {
       expect(separation(on)).toBeGreaterThan(15);
     }
     await Promise.all([a.stop(), b.stop()]);
-  }, 180_000);
+  }, 420_000);
 });
