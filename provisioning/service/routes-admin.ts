@@ -8,6 +8,7 @@ import { issueDeviceCertificateDetailed } from '../../src/pki/index.js';
 import { CODE_ALPHABET, hashActivationCode, normalizeActivationCode } from '../activation-code.js';
 import { type DeviceRecord, StoreConflict, type TokenRecord, type TokenScope } from '../store/store.js';
 import { DEFAULT_TOKEN_DAYS, generateAdminToken, hashAdminToken, mintRefusal } from '../tokens.js';
+import { ADMIN_ERRORS, ADMIN_SECURITY } from './admin-route.js';
 import { httpError, type ResolvedOptions } from './app.js';
 import { applySiteProfile, setDeviceOverride } from '../store/fleet-store.js';
 import { actorOf, tokenIdOf } from './principal.js';
@@ -24,7 +25,6 @@ import {
   type DeviceListQuery,
   DeviceListQuery as DeviceListQuerySchema,
   AuditQuery as AuditQuerySchema,
-  ErrorReply,
   FleetDeviceDetail,
   ReasonBody,
   TokenCreated,
@@ -34,17 +34,6 @@ import {
 } from './schemas.js';
 
 type AuthFor = (scope: TokenScope) => (req: FastifyRequest) => Promise<void>;
-
-const errors = {
-  400: ErrorReply,
-  401: ErrorReply,
-  403: ErrorReply,
-  404: ErrorReply,
-  409: ErrorReply,
-  410: ErrorReply,
-  429: ErrorReply,
-};
-const security = [{ adminToken: [] }];
 
 export function summary(d: DeviceRecord) {
   return {
@@ -95,9 +84,9 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'Claim an activation code: assign room, site, policy; issues the device certificate',
         tags: ['admin'],
-        security,
+        security: ADMIN_SECURITY,
         body: ClaimRequest,
-        response: { 201: DeviceDetail, ...errors },
+        response: { 201: DeviceDetail, ...ADMIN_ERRORS },
       },
       preHandler: admin,
       config: { rateLimit: { max: opts.rateLimits.claimsPerMinute, timeWindow: 60_000 } },
@@ -172,9 +161,9 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'List and filter the fleet',
         tags: ['admin'],
-        security,
+        security: ADMIN_SECURITY,
         querystring: DeviceListQuerySchema,
-        response: { 200: DeviceList, ...errors },
+        response: { 200: DeviceList, ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -188,9 +177,9 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
         summary:
           'Device detail: last heartbeat health, online/meeting state, peripherals against their baseline, certificate, config override',
         tags: ['admin'],
-        security,
+        security: ADMIN_SECURITY,
         params: DeviceIdParams,
-        response: { 200: FleetDeviceDetail, ...errors },
+        response: { 200: FleetDeviceDetail, ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -208,10 +197,10 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
         summary:
           "Set the device's configuration override, merged over its site's profile (delivered in the next heartbeat reply)",
         tags: ['admin'],
-        security,
+        security: ADMIN_SECURITY,
         params: DeviceIdParams,
         body: ConfigBody,
-        response: { 200: DeviceDetail, ...errors },
+        response: { 200: DeviceDetail, ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },
@@ -249,10 +238,10 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
               ? 'Revoke the device and its certificates (the relay refuses it)'
               : 'Decommission: revoke and retire the device',
           tags: ['admin'],
-          security,
+          security: ADMIN_SECURITY,
           params: DeviceIdParams,
           body: ReasonBody,
-          response: { 200: DeviceDetail, ...errors },
+          response: { 200: DeviceDetail, ...ADMIN_ERRORS },
         },
         preHandler: admin,
       },
@@ -286,9 +275,9 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'Audit log of admin actions, newest first',
         tags: ['admin'],
-        security,
+        security: ADMIN_SECURITY,
         querystring: AuditQuerySchema,
-        response: { 200: AuditList, ...errors },
+        response: { 200: AuditList, ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -302,9 +291,9 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
         summary:
           'Create an admin API token (shown once); never a wider scope or a later expiry than the creating token',
         tags: ['admin'],
-        security,
+        security: ADMIN_SECURITY,
         body: TokenRequest,
-        response: { 201: TokenCreated, ...errors },
+        response: { 201: TokenCreated, ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },
@@ -345,8 +334,8 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'List admin tokens (never their secrets or hashes)',
         tags: ['admin'],
-        security,
-        response: { 200: TokenList, ...errors },
+        security: ADMIN_SECURITY,
+        response: { 200: TokenList, ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },
@@ -359,9 +348,9 @@ export function registerAdminRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'Revoke an admin token (by id or name): it is refused from now on',
         tags: ['admin'],
-        security,
+        security: ADMIN_SECURITY,
         params: TokenIdParams,
-        response: { 200: TokenList.items, ...errors },
+        response: { 200: TokenList.items, ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },

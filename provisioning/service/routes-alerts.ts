@@ -20,14 +20,13 @@ import {
   updateRule,
 } from '../store/alerts-store.js';
 import type { TokenScope } from '../store/store.js';
+import { ADMIN_ERRORS, ADMIN_SECURITY } from './admin-route.js';
 import { codedError, httpError, type ResolvedOptions } from './app.js';
 import { actorOf, tokenIdOf } from './principal.js';
-import { DeviceId, ErrorReply, Text } from './schemas.js';
+import { DeviceId, Text } from './schemas.js';
 
 type AuthFor = (scope: TokenScope) => (req: FastifyRequest) => Promise<void>;
 
-const errors = { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 409: ErrorReply };
-const security = [{ adminToken: [] }];
 const tags = ['alerts'];
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
@@ -185,7 +184,12 @@ export function registerAlertRoutes(app: FastifyInstance, opts: ResolvedOptions,
   app.get(
     '/alerts/rules',
     {
-      schema: { summary: 'Alert rules', tags, security, response: { 200: RuleList, ...errors } },
+      schema: {
+        summary: 'Alert rules',
+        tags,
+        security: ADMIN_SECURITY,
+        response: { 200: RuleList, ...ADMIN_ERRORS },
+      },
       preHandler: read,
     },
     async () => {
@@ -200,10 +204,10 @@ export function registerAlertRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'Enable, disable or tune a rule (disabling resolves its incidents)',
         tags,
-        security,
+        security: ADMIN_SECURITY,
         params: RuleParamsPath,
         body: RuleChange,
-        response: { 200: Rule, ...errors },
+        response: { 200: Rule, ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },
@@ -239,9 +243,9 @@ export function registerAlertRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'Incidents ordered by last change; poll with `since` = the previous `cursor`',
         tags,
-        security,
+        security: ADMIN_SECURITY,
         querystring: IncidentQuery,
-        response: { 200: IncidentList, ...errors },
+        response: { 200: IncidentList, ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -271,9 +275,9 @@ export function registerAlertRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'One incident',
         tags,
-        security,
+        security: ADMIN_SECURITY,
         params: IncidentPath,
-        response: { 200: Incident, ...errors },
+        response: { 200: Incident, ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -290,9 +294,9 @@ export function registerAlertRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'Acknowledge an open incident (it still resolves only when its condition clears)',
         tags,
-        security,
+        security: ADMIN_SECURITY,
         params: IncidentPath,
-        response: { 200: Incident, ...errors },
+        response: { 200: Incident, ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },
@@ -311,8 +315,8 @@ export function registerAlertRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'Alert targets (webhook secrets are never shown again)',
         tags,
-        security,
-        response: { 200: Type.Object({ items: Type.Array(Target) }), ...errors },
+        security: ADMIN_SECURITY,
+        response: { 200: Type.Object({ items: Type.Array(Target) }), ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -325,9 +329,9 @@ export function registerAlertRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'Add a webhook (returns its signing secret once) or an e-mail target',
         tags,
-        security,
+        security: ADMIN_SECURITY,
         body: TargetRequest,
-        response: { 201: TargetCreated, ...errors },
+        response: { 201: TargetCreated, ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },
@@ -348,9 +352,9 @@ export function registerAlertRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'Remove a target and its pending and dead deliveries',
         tags,
-        security,
+        security: ADMIN_SECURITY,
         params: TargetPath,
-        response: { 204: Type.Null(), ...errors },
+        response: { 204: Type.Null(), ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },
@@ -367,9 +371,9 @@ export function registerAlertRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'Deliveries, newest first; status=dead is the dead-letter list',
         tags,
-        security,
+        security: ADMIN_SECURITY,
         querystring: DeliveryQuery,
-        response: { 200: Type.Object({ items: Type.Array(Delivery) }), ...errors },
+        response: { 200: Type.Object({ items: Type.Array(Delivery) }), ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -387,9 +391,9 @@ export function registerAlertRoutes(app: FastifyInstance, opts: ResolvedOptions,
       schema: {
         summary: 'Give a dead delivery one more attempt, now',
         tags,
-        security,
+        security: ADMIN_SECURITY,
         params: DeliveryPath,
-        response: { 200: Delivery, ...errors },
+        response: { 200: Delivery, ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },

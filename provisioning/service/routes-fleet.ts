@@ -36,6 +36,7 @@ import {
 } from '../store/fleet-store.js';
 import { StoreConflict, type TokenScope } from '../store/store.js';
 import { deviceUpdateView } from '../store/update-store.js';
+import { ADMIN_ERRORS, ADMIN_SECURITY } from './admin-route.js';
 import { codedError, httpError, type ResolvedOptions } from './app.js';
 import { actorOf, tokenIdOf } from './principal.js';
 import { detail } from './routes-admin.js';
@@ -49,7 +50,6 @@ import {
   DeviceActionParams,
   DeviceIdParams,
   type DeviceListQuery,
-  ErrorReply,
   FleetSummaryReply,
   HealthQuery,
   HealthSamples,
@@ -64,17 +64,6 @@ type AuthFor = (scope: TokenScope) => (req: FastifyRequest) => Promise<void>;
 type Hook = (req: FastifyRequest) => Promise<void>;
 
 const gunzipAsync = promisify(gunzip);
-
-const errors = {
-  400: ErrorReply,
-  401: ErrorReply,
-  403: ErrorReply,
-  404: ErrorReply,
-  409: ErrorReply,
-  413: ErrorReply,
-  429: ErrorReply,
-};
-const security = [{ adminToken: [] }];
 
 const coded = codedError;
 
@@ -218,8 +207,8 @@ export function registerFleetRoutes(
         summary:
           'Fleet counts: active devices online/offline, in a meeting, waiting for a claim; open incidents; sites',
         tags: ['fleet'],
-        security,
-        response: { 200: FleetSummaryReply, ...errors },
+        security: ADMIN_SECURITY,
+        response: { 200: FleetSummaryReply, ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -232,10 +221,10 @@ export function registerFleetRoutes(
       schema: {
         summary: 'Health samples of the last hours (≤ 168), oldest first',
         tags: ['fleet'],
-        security,
+        security: ADMIN_SECURITY,
         params: DeviceIdParams,
         querystring: HealthQuery,
-        response: { 200: HealthSamples, ...errors },
+        response: { 200: HealthSamples, ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -252,8 +241,8 @@ export function registerFleetRoutes(
       schema: {
         summary: 'Sites with their active and online device counts and profile version',
         tags: ['fleet'],
-        security,
-        response: { 200: SiteList, ...errors },
+        security: ADMIN_SECURITY,
+        response: { 200: SiteList, ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -266,9 +255,9 @@ export function registerFleetRoutes(
       schema: {
         summary: "The site's configuration profile (devices get it merged under their override)",
         tags: ['fleet'],
-        security,
+        security: ADMIN_SECURITY,
         params: SiteParams,
-        response: { 200: ProfileReply, ...errors },
+        response: { 200: ProfileReply, ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -286,10 +275,10 @@ export function registerFleetRoutes(
         summary:
           "Set the site's profile: every active device of the site gets profile ← its override; config_version rises only where that changed",
         tags: ['fleet'],
-        security,
+        security: ADMIN_SECURITY,
         params: SiteParams,
         body: ProfileBody,
-        response: { 200: ProfileReply, ...errors },
+        response: { 200: ProfileReply, ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },
@@ -317,10 +306,10 @@ export function registerFleetRoutes(
       schema: {
         summary: 'Queue a remote action; the device gets it in its next heartbeat reply',
         tags: ['fleet'],
-        security,
+        security: ADMIN_SECURITY,
         params: DeviceIdParams,
         body: ActionRequest,
-        response: { 202: Action, ...errors },
+        response: { 202: Action, ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },
@@ -351,9 +340,9 @@ export function registerFleetRoutes(
       schema: {
         summary: "The device's remote actions, newest first (sent > 1 h without a result: expired)",
         tags: ['fleet'],
-        security,
+        security: ADMIN_SECURITY,
         params: DeviceIdParams,
-        response: { 200: ActionList, ...errors },
+        response: { 200: ActionList, ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -370,10 +359,10 @@ export function registerFleetRoutes(
       schema: {
         summary: 'The log bundle a collect-logs action uploaded (application/gzip)',
         tags: ['fleet'],
-        security,
+        security: ADMIN_SECURITY,
         params: ActionParams,
         produces: ['application/gzip'],
-        response: errors,
+        response: ADMIN_ERRORS,
       },
       preHandler: read,
     },
@@ -407,7 +396,7 @@ export function registerFleetRoutes(
         security: [{ deviceSignature: [] }],
         params: DeviceActionParams,
         body: ActionResultBody,
-        response: { 200: Action, ...errors },
+        response: { 200: Action, ...ADMIN_ERRORS },
       },
       preHandler: deviceAuth,
     },

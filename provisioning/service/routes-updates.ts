@@ -21,12 +21,12 @@ import {
   setUpdatePolicy,
   type UpdatePolicyChange,
 } from '../store/update-store.js';
+import { ADMIN_ERRORS, ADMIN_SECURITY } from './admin-route.js';
 import { codedError, httpError, type ResolvedOptions } from './app.js';
 import { actorOf, tokenIdOf } from './principal.js';
 import { activeDevice } from './routes-device.js';
 import {
   DeviceIdParams,
-  ErrorReply,
   MAX_UPDATE_STATE_BODY,
   RolloutQuery,
   RolloutReply,
@@ -45,16 +45,6 @@ export interface UpdatesOptions {
   repoDir: string;
 }
 
-const errors = {
-  400: ErrorReply,
-  401: ErrorReply,
-  403: ErrorReply,
-  404: ErrorReply,
-  409: ErrorReply,
-  413: ErrorReply,
-  429: ErrorReply,
-};
-const security = [{ adminToken: [] }];
 const coded = codedError;
 
 // ── the TUF repository as static files ──────────────────────────────────────────────────────
@@ -271,7 +261,7 @@ export function registerUpdateRoutes(
         security: [{ deviceSignature: [] }],
         params: DeviceIdParams,
         body: UpdateStateBody,
-        response: { 200: UpdateStateReply, ...errors },
+        response: { 200: UpdateStateReply, ...ADMIN_ERRORS },
       },
       preHandler: deviceAuth,
     },
@@ -312,9 +302,9 @@ export function registerUpdateRoutes(
         summary:
           'The rollout per assigned channel: devices, running versions, update states; devices that failed or rolled back',
         tags: ['fleet'],
-        security,
+        security: ADMIN_SECURITY,
         querystring: RolloutQuery,
-        response: { 200: RolloutReply, ...errors },
+        response: { 200: RolloutReply, ...ADMIN_ERRORS },
       },
       preHandler: read,
     },
@@ -342,10 +332,10 @@ export function registerUpdateRoutes(
         summary:
           "Set the site's update channel, window or pause (the `update` key of its profile; the site's devices get it in their next heartbeat reply)",
         tags: ['fleet'],
-        security,
+        security: ADMIN_SECURITY,
         params: SiteParams,
         body: UpdatePolicyBody,
-        response: { 200: UpdatePolicyReply, ...errors },
+        response: { 200: UpdatePolicyReply, ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },
@@ -370,10 +360,10 @@ export function registerUpdateRoutes(
         summary:
           "Set one device's update channel, window or pause (the `update` key of its override, over its site's profile)",
         tags: ['fleet'],
-        security,
+        security: ADMIN_SECURITY,
         params: DeviceIdParams,
         body: UpdatePolicyBody,
-        response: { 200: UpdatePolicyReply, ...errors },
+        response: { 200: UpdatePolicyReply, ...ADMIN_ERRORS },
       },
       preHandler: admin,
     },
