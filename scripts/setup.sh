@@ -22,6 +22,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# 1b. arm64 package lists: the arm64 release cross build (scripts/release/cross-build.ts) downloads
+#     arm64 GStreamer/glib/libc .debs with `apt-get download` and unpacks them into a sysroot under
+#     $TMPDIR; nothing arm64 is installed (installing libgstreamer-plugins-base1.0-dev:arm64 would make
+#     apt remove the amd64 one and upgrade ~30 amd64 libraries in lockstep).
+if [ "$(dpkg --print-architecture)" = amd64 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  say "adding arm64 package lists (dpkg --add-architecture arm64; nothing arm64 gets installed)"
+  sudo=""
+  [ "$(id -u)" != 0 ] && sudo="sudo"
+  $sudo dpkg --add-architecture arm64
+  $sudo apt-get update -qq
+fi
+
 # 2. npm packages, at the versions in package-lock.json. Install scripts are skipped and the native
 #    builds are done explicitly below, so what gets compiled (and against which headers) is visible.
 #    (`npm install`, not `npm ci`: npm 11 here writes only this platform's optional packages into the

@@ -3,9 +3,11 @@
 //   node --import tsx scripts/release/publish.ts <command> [options]      (--help on any command)
 //
 //   keygen   --out DIR --name NAME                 new Ed25519 key: NAME.pem (0600) + NAME.pub.json
-//   stage    --out DIR [--copy-node-modules]       the app tree from a built checkout: package.json,
-//            package-lock.json, dist/ (no tests), pipelines/, production node_modules (npm ci --omit=dev
-//            from the lock, or a pruned copy of ./node_modules) — build on the target arch
+//   stage    --out DIR [--arch x64|arm64] [--copy-node-modules]   the app tree from a built checkout:
+//            package.json, package-lock.json, dist/ (no tests), pipelines/, production node_modules
+//            (npm ci --omit=dev from the lock, or a pruned copy of ./node_modules). --arch defaults to
+//            this machine's; another arch (arm64 on x64) installs the lock's packages for it with
+//            --ignore-scripts and cross-builds the addons (cross-build.ts; check them with verify-arm64.ts)
 //   bundle   --source DIR --version V --arch x64|arm64 --out FILE   reproducible .tar.gz
 //            (mtime from SOURCE_DATE_EPOCH, else --epoch, else 0); prints sha256 and size
 //   init     --repo DIR --root-key PEM... --targets-key PEM... --snapshot-key PEM... --timestamp-key PEM...
@@ -26,6 +28,17 @@ import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import { type Arch, buildBundle, sourceDateEpochFromEnv } from '../../src/update/bundle.js';
+import {
+  assertAddonsArch,
+  applyPatches,
+  crossBuildAddons,
+  defaultSysroot,
+  ensureAptPackages,
+  ensureSysroot,
+  HOST_PACKAGES,
+  hostArch,
+  pruneForeignPrebuilds,
+} from './cross-build.js';
 import {
   addRelease,
   DEFAULT_EXPIRIES,
@@ -91,41 +104,95 @@ program
   .description('stage the app tree to bundle from a built checkout (npm run build first)')
   .requiredOption('--out <dir>', 'empty directory to fill')
   .option('--from <dir>', 'checkout root', process.cwd())
+  .option('--arch <arch>', "x64 or arm64 (default: this machine's)")
+  .option(
+    '--sysroot <dir>',
+    'arm64 headers and libraries for a cross build (default: $TMPDIR/sealroom-sysroot-<arch>)',
+  )
   .option('--copy-node-modules', 'copy ./node_modules and prune dev dependencies instead of npm ci')
-  .action(async (o: { out: string; from: string; copyNodeModules?: boolean }) => {
-    const from = path.resolve(o.from);
-    const out = path.resolve(o.out);
-    await stat(path.join(from, 'dist/src/cli/sealroom.js')).catch(() => {
-      throw new Error('build first: npm run build');
-    });
-    await mkdir(out, { recursive: true });
-    if ((await readdir(out)).length > 0) throw new Error(`${out} is not empty`);
-    await cp(path.join(from, 'package.json'), path.join(out, 'package.json'));
-    await cp(path.join(from, 'package-lock.json'), path.join(out, 'package-lock.json'));
-    await cp(path.join(from, 'dist'), path.join(out, 'dist'), {
-      recursive: true,
-      verbatimSymlinks: true,
-      filter: (src) => {
-        const rel = path.relative(path.join(from, 'dist'), src);
-        if (['deb', 'test', 'scripts'].includes(rel.split(path.sep)[0] ?? '')) return false;
-        return !/\.test\.js(\.map)?$/.test(rel);
-      },
-    });
-    await cp(path.join(from, 'pipelines'), path.join(out, 'pipelines'), { recursive: true }).catch(() => {});
-    const npm = { cwd: out, stdio: 'inherit' as const };
-    if (o.copyNodeModules) {
-      await cp(path.join(from, 'node_modules'), path.join(out, 'node_modules'), {
+  .action(
+    async (o: { out: string; from: string; arch?: string; sysroot?: string; copyNodeModules?: boolean }) => {
+      const t0 = Date.now();
+      const from = path.resolve(o.from);
+      const out = path.resolve(o.out);
+      const host = hostArch();
+      const target = o.arch !== undefined ? arch(o.arch) : host;
+      const cross = target !== host;
+      if (cross && host !== 'x64') throw new Error(`cross staging is x64 → arm64 only (this is ${host})`);
+      if (cross && o.copyNodeModules) {
+        throw new Error(
+          `--copy-node-modules copies this machine's (${host}) addons: not with --arch ${target}`,
+        );
+      }
+      await stat(path.join(from, 'dist/src/cli/sealroom.js')).catch(() => {
+        throw new Error('build first: npm run build');
+      });
+      await mkdir(out, { recursive: true });
+      if ((await readdir(out)).length > 0) throw new Error(`${out} is not empty`);
+      // The toolchain and sysroot first: a missing one fails before minutes of npm ci.
+      let sysroot: string | undefined;
+      if (cross) {
+        ensureAptPackages(HOST_PACKAGES);
+        sysroot = await ensureSysroot(target, path.resolve(o.sysroot ?? defaultSysroot(target)));
+      }
+      await cp(path.join(from, 'package.json'), path.join(out, 'package.json'));
+      await cp(path.join(from, 'package-lock.json'), path.join(out, 'package-lock.json'));
+      await cp(path.join(from, 'dist'), path.join(out, 'dist'), {
         recursive: true,
         verbatimSymlinks: true,
+        filter: (src) => {
+          const rel = path.relative(path.join(from, 'dist'), src);
+          if (['deb', 'test', 'scripts'].includes(rel.split(path.sep)[0] ?? '')) return false;
+          return !/\.test\.js(\.map)?$/.test(rel);
+        },
       });
-      execFileSync('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], npm);
-    } else {
-      // From the lock, exactly; native addons build (or fetch prebuilds) for this machine's arch.
-      execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund'], npm);
-    }
-    await rm(path.join(out, 'node_modules/.package-lock.json'), { force: true });
-    console.log(out);
-  });
+      await cp(path.join(from, 'pipelines'), path.join(out, 'pipelines'), { recursive: true }).catch(
+        () => {},
+      );
+      const npm = { cwd: out, stdio: 'inherit' as const };
+      if (o.copyNodeModules) {
+        await cp(path.join(from, 'node_modules'), path.join(out, 'node_modules'), {
+          recursive: true,
+          verbatimSymlinks: true,
+        });
+        execFileSync('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], npm);
+      } else if (cross) {
+        // The lock's packages for the target (its esbuild/rollup platform packages, not ours), no
+        // install scripts: they would build for this machine. Patches, then the addons for the target.
+        console.log(`[stage] npm ci --omit=dev --ignore-scripts --cpu=${target} --os=linux --libc=glibc`);
+        execFileSync(
+          'npm',
+          [
+            'ci',
+            '--omit=dev',
+            '--ignore-scripts',
+            `--cpu=${target}`,
+            '--os=linux',
+            '--libc=glibc',
+            '--no-audit',
+            '--no-fund',
+          ],
+          npm,
+        );
+        applyPatches(out, from);
+        const r = await crossBuildAddons({ stageDir: out, arch: target, sysroot: sysroot! });
+        console.log(`[stage] addons: ${r.addons.map((a) => `${a.pkg} (${a.how}, ${a.ms} ms)`).join(', ')}`);
+      } else {
+        // From the lock, exactly; install scripts wait until patches/ is applied (as in setup.sh: a
+        // plain `npm ci` compiled gstreamer-superficial without our fixes), then build or fetch the
+        // addons for this machine's arch.
+        execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], npm);
+        applyPatches(out, from);
+        execFileSync('npm', ['rebuild', '--foreground-scripts=false', '--no-audit', '--no-fund'], npm);
+      }
+      await rm(path.join(out, 'node_modules/.package-lock.json'), { force: true });
+      const pruned = await pruneForeignPrebuilds(out, target);
+      if (pruned.length > 0) console.log(`[stage] removed ${pruned.length} prebuilds for other platforms`);
+      await assertAddonsArch(out, target);
+      console.log(`[stage] ${target} tree ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      console.log(out);
+    },
+  );
 
 program
   .command('bundle')

@@ -20,6 +20,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import tar from 'tar-stream';
+import { addonArchProblem, readHead } from './elf-arch.js';
 
 export const MANIFEST_NAME = 'sealroom-release.json';
 export const ARCHES = ['x64', 'arm64'] as const;
@@ -46,7 +47,8 @@ export class BundleError extends Error {
       | 'count'
       | 'dest'
       | 'source'
-      | 'format',
+      | 'format'
+      | 'arch',
     message: string,
   ) {
     super(message);
@@ -241,6 +243,19 @@ export async function buildBundle(opts: {
   const mtime = new Date(epoch * 1000);
   const entries = await walk(path.resolve(opts.sourceDir));
   const files = entries.filter((e) => e.kind !== 'directory').length;
+  // Every native addon must be for the bundle's arch: a wrong one fails only on the box, at require.
+  const wrongArch: string[] = [];
+  for (const e of entries) {
+    if (e.kind !== 'file' || !e.rel.endsWith('.node')) continue;
+    const problem = addonArchProblem(await readHead(e.abs), opts.arch);
+    if (problem) wrongArch.push(`${e.rel}: ${problem}`);
+  }
+  if (wrongArch.length > 0) {
+    throw new BundleError(
+      'arch',
+      `${wrongArch.length} native addon(s) not for linux-${opts.arch}: ${wrongArch.slice(0, 5).join('; ')}${wrongArch.length > 5 ? '; …' : ''}`,
+    );
+  }
   const manifest: ReleaseManifest = {
     name: 'sealroom',
     version: opts.version,
