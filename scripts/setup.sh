@@ -36,8 +36,8 @@ fi
 
 # 2. npm packages, at the versions in package-lock.json. Install scripts are skipped and the native
 #    builds are done explicitly below, so what gets compiled (and against which headers) is visible.
-#    (`npm install`, not `npm ci`: npm 11 here writes only this platform's optional packages into the
-#    lock, and `npm ci` then refuses it as out of sync; `npm install` keeps the locked versions.)
+#    `npm ci`: exactly the lock, which lists every platform package for linux x64 and arm64 (glibc
+#    and musl), so it never rewrites the lock and refuses one that is out of sync with package.json.
 stamp=node_modules/.sealroom-installed
 stale=0
 [ -f "$stamp" ] || stale=1
@@ -46,7 +46,7 @@ for f in package-lock.json package.json patches/*.patch; do
 done
 if [ "$stale" = 1 ]; then
   say "installing npm packages from package-lock.json"
-  npm install --ignore-scripts --no-audit --no-fund --loglevel=error
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
   # Our fixes to dependencies (patches/, e.g. gstreamer-superficial's GValue leaks) go in before the
   # native build, so the addon is compiled from the patched source.
   say "applying patches/ to dependencies"
