@@ -29,13 +29,25 @@ export interface Flash {
 }
 
 /**
+ * What bench:wall launches Chromium with (headless, 1920×1080 viewport): the WebRTC flags of
+ * test/browser/chromium.ts; headless Chromium runs the page's renderer as a background process (nice
+ * +5 on Linux), the kiosk's page is the visible foreground one, so the bench keeps it at normal
+ * priority. bench:wall-ceiling launches with the same.
+ */
+export const WALL_PAGE_LAUNCH_ARGS = [
+  ...CHROMIUM_ARGS,
+  '--disable-renderer-backgrounding',
+  '--disable-background-timer-throttling',
+];
+
+/**
  * BENCH_CHROMIUM_GL=swiftshader: composite with Chromium's software GL (SwiftShader, multithreaded)
  * instead of its software compositor (--disable-gpu, the default of every headless test here).
  */
 function chromiumArgs(): string[] {
-  if (process.env.BENCH_CHROMIUM_GL !== 'swiftshader') return CHROMIUM_ARGS;
+  if (process.env.BENCH_CHROMIUM_GL !== 'swiftshader') return WALL_PAGE_LAUNCH_ARGS;
   return [
-    ...CHROMIUM_ARGS.filter((a) => a !== '--disable-gpu'),
+    ...WALL_PAGE_LAUNCH_ARGS.filter((a) => a !== '--disable-gpu'),
     '--use-angle=swiftshader',
     '--enable-unsafe-swiftshader',
   ];
@@ -46,9 +58,9 @@ html,body{margin:0;width:1920px;height:1080px;background:#000;overflow:hidden}
 #grid{display:grid;grid-template-columns:repeat(3,640px);grid-template-rows:repeat(3,360px)}
 video{width:640px;height:360px;object-fit:cover;background:#111}
 #self{position:absolute;right:24px;bottom:24px;width:320px;height:180px;border:2px solid #fff}
-</style></head><body><div id="grid"></div><script>
+</style><style id="ab"></style></head><body><div id="grid"></div><script>
 'use strict';
-const S = { offset: 0, tiles: new Map(), flashes: [], watch: null, pc: null, selfMid: null };
+const S = { offset: 0, tiles: new Map(), flashes: [], watch: null, pc: null, selfMid: null, selfStream: null };
 const thumb = document.createElement('canvas');
 thumb.width = 16; thumb.height = 16;
 const tctx = thumb.getContext('2d', { willReadFrequently: true });
@@ -118,7 +130,13 @@ window.bench = {
   },
   state() { return S.pc ? S.pc.connectionState : 'none'; },
   selfMid() { return S.selfMid; },
-  hideSelf() { const v = document.getElementById('self'); if (v) v.srcObject = null; },
+  showSelf(on) {
+    const v = document.getElementById('self');
+    if (!v) return;
+    if (!on && v.srcObject) { S.selfStream = v.srcObject; v.srcObject = null; }
+    if (on && !v.srcObject && S.selfStream) v.srcObject = S.selfStream;
+  },
+  setCss(css) { document.getElementById('ab').textContent = css; },
   jitterTarget(ms) {
     for (const r of S.pc.getReceivers()) r.jitterBufferTarget = ms;
     return S.pc.getReceivers().map((r) => r.jitterBufferTarget);
@@ -160,13 +178,7 @@ export class WallPage {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as AddressInfo;
-    // Headless Chromium runs the page's renderer as a background process (nice +5 on Linux); the
-    // kiosk's page is the visible foreground one, so the bench keeps it at normal priority.
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [...chromiumArgs(), '--disable-renderer-backgrounding', '--disable-background-timer-throttling'],
-    });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs() });
     const context = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
     const page = await context.newPage();
     page.on('pageerror', (e) => console.error('page:', e.message));
@@ -203,9 +215,14 @@ export class WallPage {
     return this.page.evaluate(() => (window as unknown as BenchApi).bench.selfMid());
   }
 
-  /** Diagnostics: stop painting the self-view. */
-  hideSelf(): Promise<void> {
-    return this.page.evaluate(() => (window as unknown as BenchApi).bench.hideSelf());
+  /** A/B: stop (false) or resume (true) painting the self-view. */
+  showSelf(on: boolean): Promise<void> {
+    return this.page.evaluate((v) => (window as unknown as BenchApi).bench.showSelf(v), on);
+  }
+
+  /** A/B: extra CSS for the page (an empty string removes it). */
+  setCss(css: string): Promise<void> {
+    return this.page.evaluate((c) => (window as unknown as BenchApi).bench.setCss(c), css);
   }
 
   /** The page's PeerConnection state ('none' before the first answer). */
@@ -261,7 +278,8 @@ interface BenchApi {
     answer(offer: string, selfMid: string | undefined): Promise<string>;
     state(): string;
     selfMid(): string | null;
-    hideSelf(): void;
+    showSelf(on: boolean): void;
+    setCss(css: string): void;
     startWindow(): void;
     endWindow(): MidWindow[];
     watch(mid: string | null): void;

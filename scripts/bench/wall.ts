@@ -33,7 +33,8 @@
 // Environment: BENCH_SECONDS (window, default 10), BENCH_WARMUP_MS (default 3000), BENCH_K
 //   (default 1,2,4,6,8,9), BENCH_AV_MARKS (flash+beep marks, default 8), SEALROOM_CHROMIUM,
 //   BENCH_NICE (e.g. -10 as root: the bench's processes ahead of other work on a shared box).
-//   BENCH_JITTER_TARGET_MS (jitterBufferTarget on the wall page), BENCH_CHROMIUM_GL=swiftshader.
+//   BENCH_JITTER_TARGET_MS (jitterBufferTarget on the wall page), BENCH_CHROMIUM_GL=swiftshader,
+//   BENCH_WALL_AB (page variants measured beside each wall window: pixelated, noself).
 // Ends with one JSON line: {"bench":"wall","max_receivers_720p30":..,"glass_to_glass_ms_p50":..,
 //   "glass_to_glass_ms_p95":..,"cpu_pct_per_stream":..,"gallery_max_receivers_720p30":..,
 //   "gallery_cpu_pct_per_stream":..,"av_offset_ms":..,"cpu_compared_at_k":..,
@@ -73,6 +74,23 @@ const AV_MARKS = Number(process.env.BENCH_AV_MARKS ?? 8);
 /** BENCH_JITTER_TARGET_MS: RTCRtpReceiver.jitterBufferTarget on the wall page before each window. */
 const JITTER_TARGET_MS =
   process.env.BENCH_JITTER_TARGET_MS === undefined ? undefined : Number(process.env.BENCH_JITTER_TARGET_MS);
+/**
+ * BENCH_WALL_AB (comma list): page variants measured on the same wall connection right after each
+ * wall window, so both see the same load: `pixelated` (image-rendering: pixelated on the videos:
+ * nearest-neighbour instead of bilinear scaling in the compositor), `noself` (the self-view not
+ * painted). Printed beside the wall's figures; the JSON line stays the plain page's.
+ */
+const AB_VARIANTS: Record<string, { apply(p: WallPage): Promise<void>; undo(p: WallPage): Promise<void> }> = {
+  pixelated: {
+    apply: (p) => p.setCss('video{image-rendering:pixelated}'),
+    undo: (p) => p.setCss(''),
+  },
+  noself: { apply: (p) => p.showSelf(false), undo: (p) => p.showSelf(true) },
+};
+const AB = (process.env.BENCH_WALL_AB ?? '').split(',').filter(Boolean);
+for (const v of AB)
+  if (!AB_VARIANTS[v])
+    throw new Error(`BENCH_WALL_AB: unknown variant ${v} (known: ${Object.keys(AB_VARIANTS).join(', ')})`);
 const flag = (f: string) => process.argv.includes(f);
 const CODEC = 'h264' as const;
 /** Lip-sync target (ITU-R BT.1359 detectability is ±45/−125 ms; the room's target is ±80 ms). */
@@ -464,6 +482,7 @@ async function main(): Promise<void> {
   const sender = new WallSender(CODEC);
   senderRef = sender;
   const results: Window[] = [];
+  const abResults: { name: string; w: Window }[] = [];
   {
     // What Chromium costs with the page open and nothing to show (counted in every wall window).
     const idle = new CpuWindow(undefined);
@@ -503,7 +522,16 @@ async function main(): Promise<void> {
           await wall.open();
           if (JITTER_TARGET_MS !== undefined) await page.jitterTarget(JITTER_TARGET_MS);
           const mids = () => Array.from({ length: k }, (_, i) => wall.midOf(i) ?? '?');
-          return best(() => pageWindow('wall', sender, page, k, mids, receiver.pid));
+          const plain = await best(() => pageWindow('wall', sender, page, k, mids, receiver.pid));
+          for (const name of AB) {
+            const v = AB_VARIANTS[name] as (typeof AB_VARIANTS)[string];
+            await v.apply(page);
+            const w = await pageWindow('wall', sender, page, k, mids, receiver.pid);
+            await v.undo(page);
+            abResults.push({ name, w });
+            console.log(`${describe(w)}  (A/B: ${name})`);
+          }
+          return plain;
         });
         results.push(w);
         wallOn = goesOn(w);
@@ -579,6 +607,24 @@ async function main(): Promise<void> {
     console.log(
       `A/V offset ${avBefore.toFixed(0)} ms${avAfter !== undefined ? `; with ${avKnob}: ${avAfter.toFixed(0)} ms` : ''} (target ±${AV_TARGET_MS} ms, positive = audio late)`,
     );
+  if (abResults.length > 0) {
+    console.log('A/B on the wall (painted fps of the slowest stream, drops, CPU worker + Chromium):');
+    for (const k of [...new Set(abResults.map((a) => a.w.k))]) {
+      const plain = at('wall', k);
+      const cells = [
+        plain
+          ? `plain ${plain.minFps.toFixed(1)} fps ${pct(plain.dropPct)} ${pct(plain.workerCpuPct + plain.chromiumCpuPct)}`
+          : '',
+        ...abResults
+          .filter((a) => a.w.k === k)
+          .map(
+            (a) =>
+              `${a.name} ${a.w.minFps.toFixed(1)} fps ${pct(a.w.dropPct)} ${pct(a.w.workerCpuPct + a.w.chromiumCpuPct)}`,
+          ),
+      ];
+      console.log(`  K=${k}: ${cells.join('; ')}`);
+    }
+  }
   const num = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? null : round1(x));
   console.log(
     JSON.stringify({
