@@ -3,37 +3,21 @@
 // addons checked to be AArch64 ELF files, then loaded and exercised by an arm64 Node.js under
 // qemu-user. About 2.5 min, most of it compiling better-sqlite3's sqlite3.c; the sysroot and the arm64
 // Node are cached in $TMPDIR (sealroom-sysroot-arm64, sealroom-node-linux-arm64-<version>).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultSysroot, ensureAptPackages, ensureSysroot } from '../scripts/release/cross-build.js';
-import { arm64Node, verifyArm64 } from '../scripts/release/verify-arm64.js';
+import { arm64Node, runCaptured, verifyArm64 } from '../scripts/release/verify-arm64.js';
 import { addonArchProblems, describeBinary, findAddons, readHead } from '../src/update/elf-arch.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'sealroom-release-arm64-'));
 const stage = path.join(work, 'stage');
 /** publish.ts as a child process, awaited (a synchronous spawn would stall vitest's worker RPC). */
-function publish(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/release/publish.ts', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15 * 60_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
+function publish(args: string[]) {
+  return runCaptured(process.execPath, ['--import', 'tsx', 'scripts/release/publish.ts', ...args], {
+    timeoutMs: 15 * 60_000,
   });
 }
 

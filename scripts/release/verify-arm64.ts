@@ -125,14 +125,14 @@ export async function arm64Node(
   return bin;
 }
 
-/** Runs qemu-aarch64-static without blocking the event loop (the test runner keeps talking to it). */
-function runQemu(
+/** Runs a command and collects its output without blocking the event loop (a test runner keeps talking to it). */
+export function runCaptured(
+  cmd: string,
   args: string[],
-  env: NodeJS.ProcessEnv,
-  timeoutMs: number,
+  o: { env?: NodeJS.ProcessEnv; timeoutMs: number },
 ): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('qemu-aarch64-static', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -141,10 +141,10 @@ function runQemu(
     child.stderr.on('data', (d: Buffer) => {
       stderr += d;
     });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
-      reject(new Error(`qemu-aarch64-static: ${err.message}`));
+      reject(new Error(`${cmd}: ${err.message}`));
     });
     child.on('close', (status, signal) => {
       clearTimeout(timer);
@@ -168,7 +168,14 @@ export async function verifyArm64(o: { tree: string; sysroot: string; node: stri
       GST_PLUGIN_SYSTEM_PATH: '/usr/lib/aarch64-linux-gnu/gstreamer-1.0',
       GST_PLUGIN_PATH: '',
     };
-    const r = await runQemu(['-L', o.sysroot, o.node, probe, path.resolve(o.tree)], env, 180_000);
+    const r = await runCaptured(
+      'qemu-aarch64-static',
+      ['-L', o.sysroot, o.node, probe, path.resolve(o.tree)],
+      {
+        env,
+        timeoutMs: 180_000,
+      },
+    );
     const lines = r.stdout
       .split('\n')
       .filter((l) => l.startsWith('RESULT '))
