@@ -163,6 +163,33 @@ describe.each(backends)('heartbeat pipeline on %s', (backend: BackendName) => {
     expect(app.heartbeats.buffered).toBe(0);
   });
 
+  it('writes the common reply (no config, no actions) as JSON with exactly the schema fields', async () => {
+    clock.t = T0;
+    const app = await service({}, { renewBeforeDays: 30 });
+    const dev = await activeDevice(app);
+    const res = await heartbeat(dev, T0)(app);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.json()).toEqual({
+      status: 'active',
+      configVersion: 1,
+      renewCertificate: false,
+      serverTime: iso(T0),
+    });
+    // Within renewBeforeDays of the certificate's notAfter the same reply asks for renewal.
+    const notAfter = Date.parse((await store.getDevice(dev.deviceId))!.certNotAfter!);
+    expect(Number.isFinite(notAfter)).toBe(true);
+    clock.t = notAfter - 29 * 86_400_000;
+    const late = await heartbeat(dev, clock.t)(app);
+    expect(late.statusCode).toBe(200);
+    expect(late.json()).toEqual({
+      status: 'active',
+      configVersion: 1,
+      renewCertificate: true,
+      serverTime: iso(clock.t),
+    });
+  });
+
   it('never moves last_seen_at back or forward for a replayed or older signed heartbeat', async () => {
     clock.t = T0 + 60_000;
     const app = await service();

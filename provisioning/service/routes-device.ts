@@ -204,7 +204,7 @@ export function registerDeviceRoutes(
       },
       preHandler: heartbeatAuth,
     },
-    async (req) => {
+    async (req, reply) => {
       const id = req.params.id;
       // Buffered; the state comes from this instance's cache (no database work once a device is known).
       const state = await opts.heartbeats.accept(id, req.deviceSignedAt!, req.body);
@@ -213,6 +213,19 @@ export function registerDeviceRoutes(
         throw await deviceRevokedError(opts, state.status);
       if (state.status !== 'active') throw httpError(403, `this device is ${state.status}`);
       const now = opts.now();
+      const renewAt = state.certNotAfter
+        ? Date.parse(state.certNotAfter) - opts.renewBeforeDays * 86_400_000
+        : 0;
+      if (
+        state.pendingActions === 0 &&
+        req.body.configVersion >= state.configVersion &&
+        Number.isSafeInteger(state.configVersion)
+      ) {
+        // The common reply (no config, no actions), written as JSON text: an integer, a boolean and
+        // an ISO time, nothing to escape; fastify's serializer and preSerialization step are skipped.
+        reply.header('content-type', 'application/json; charset=utf-8');
+        return `{"status":"active","configVersion":${state.configVersion},"renewCertificate":${now.getTime() >= renewAt},"serverTime":"${now.toISOString()}"}`;
+      }
       let actions: { id: string; kind: string }[] = [];
       let renewalSent = false;
       if (state.pendingActions > 0) {
@@ -220,11 +233,7 @@ export function registerDeviceRoutes(
         renewalSent =
           actions.some((a) => a.kind === 'renew-certificate') || (await hasSentRenewal(store.db, id));
       }
-      const renewAt = state.certNotAfter
-        ? Date.parse(state.certNotAfter) - opts.renewBeforeDays * 86_400_000
-        : 0;
-      // One object, no spreads (the common reply: no config, no actions).
-      const reply: {
+      const body: {
         status: 'active';
         configVersion: number;
         config?: Record<string, unknown>;
@@ -237,9 +246,9 @@ export function registerDeviceRoutes(
         renewCertificate: renewalSent || now.getTime() >= renewAt,
         serverTime: now.toISOString(),
       };
-      if (req.body.configVersion < state.configVersion) reply.config = await store.getConfig(id);
-      if (actions.length > 0) reply.actions = actions;
-      return reply;
+      if (req.body.configVersion < state.configVersion) body.config = await store.getConfig(id);
+      if (actions.length > 0) body.actions = actions;
+      return body;
     },
   );
 

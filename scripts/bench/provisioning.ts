@@ -6,7 +6,10 @@
 // loopback HTTP (keep-alive), MAC'd with each device's heartbeat key as devices send them
 // (provisioning/heartbeat-key.ts; the keys are derived from the service secret the way the service
 // does, checked against POST /v1/devices/:id/heartbeat-key for the first 1000 devices, since 100 000
-// signed key requests are set-up, not load): throughput in a closed loop at concurrency 16, and
+// signed key requests are set-up, not load), after one MAC'd heartbeat from every device (the
+// service derives a device's key once per key, 6 h, and caches it: steady state): throughput in a
+// closed loop at concurrency 16 (node:http's client; again with a raw-socket client that costs the
+// shared cores far less per request, raw_client_ratio_vs_bare), and
 // latency (p50/p99) in an open loop at a fixed 1000 heartbeats/s, counted from each request's
 // scheduled time; the bare route gets the same body (same size, JSON parsed and validated, a JSON
 // reply). Then the console's first page of the device list (GET /v1/devices?limit=50, admin token,
@@ -23,6 +26,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { Agent, request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
@@ -73,8 +77,9 @@ interface Req {
 }
 type Job =
   | { kind: 'list'; port: number; requests: Req[]; concurrency: number }
-  /** One heartbeat from every device, in order (warms the service's per-device caches). */
-  | { kind: 'sweep'; port: number; concurrency: number }
+  /** One heartbeat from every device, in order (warms the service's per-device caches): signed, or
+   *  MAC'd with the device's heartbeat key (`mac`, after the 'keys' job). */
+  | { kind: 'sweep'; port: number; concurrency: number; mac?: boolean }
   /** Derive every device's heartbeat key from the service secret; fetch the first `check` from the
    *  key route and compare. */
   | { kind: 'keys'; port: number; secret: Uint8Array; check: number; concurrency: number }
@@ -88,6 +93,9 @@ type Job =
       ratePerSecond?: number;
       /** Heartbeats signed before the clock starts (more are signed on the fly). */
       presign?: number;
+      /** Closed loop only: 'http' (default) goes through node:http's client; 'raw' sends request
+       *  bytes built before the clock over keep-alive sockets (RawConnection). */
+      client?: 'raw' | 'http';
     };
 interface Result {
   ok: number;
@@ -148,6 +156,80 @@ function send(agent: Agent, port: number, r: Req): Promise<{ status: number; bod
     req.on('error', reject);
     req.end(r.body || undefined);
   });
+}
+
+/** A request as the bytes a device puts on the wire (what node:http's client would send). */
+function requestBytes(port: number, r: Req): Buffer {
+  const body = Buffer.from(r.body, 'utf8');
+  let head = `${r.method} ${r.path} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nconnection: keep-alive\r\n`;
+  for (const [k, v] of Object.entries(r.headers)) head += `${k}: ${v}\r\n`;
+  if (r.body) head += `content-type: application/json\r\ncontent-length: ${body.length}\r\n`;
+  return Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), body]);
+}
+
+/**
+ * One keep-alive HTTP/1.1 connection that writes pre-built request bytes and reads one response at
+ * a time (status, content-length body; the body is decoded only for an error). An extra pair of
+ * closed-loop phases uses it for the bare route and the MAC'd heartbeats alike: node:http's client
+ * spends about as much of the shared cores per request as the service's bare route does, so with
+ * it the figure is partly the client's; with this one it is mostly the service's.
+ */
+class RawConnection {
+  #pending: Buffer | undefined;
+  #waiting:
+    | { resolve: (r: { status: number; body: string }) => void; reject: (e: Error) => void }
+    | undefined;
+  private constructor(readonly socket: Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (c: Buffer) => this.#onData(c));
+    const fail = (err: Error) => {
+      const w = this.#waiting;
+      this.#waiting = undefined;
+      w?.reject(err);
+    };
+    socket.on('error', fail);
+    socket.on('close', () => fail(new Error('connection closed')));
+  }
+  static open(port: number): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port }, () => resolve(new RawConnection(socket)));
+      socket.once('error', reject);
+    });
+  }
+  send(bytes: Buffer): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      this.#waiting = { resolve, reject };
+      this.socket.write(bytes);
+    });
+  }
+  #onData(chunk: Buffer) {
+    const buf = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk;
+    const headerEnd = buf.indexOf('\r\n\r\n');
+    if (headerEnd < 0) {
+      this.#pending = buf;
+      return;
+    }
+    const head = buf.toString('latin1', 0, headerEnd);
+    const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+    const w = this.#waiting;
+    if (!length) {
+      this.#waiting = undefined;
+      w?.reject(new Error(`response without content-length: ${head.slice(0, 100)}`));
+      return;
+    }
+    const total = headerEnd + 4 + Number(length[1]);
+    if (buf.length < total) {
+      this.#pending = buf;
+      return;
+    }
+    this.#pending = undefined;
+    this.#waiting = undefined;
+    const status = Number(head.slice(9, 12));
+    w?.resolve({
+      status,
+      body: status >= 200 && status < 300 ? '' : buf.toString('utf8', headerEnd + 4, total),
+    });
+  }
 }
 
 /** The worker's devices (keys imported once, at start; heartbeat keys from the 'keys' job). */
@@ -219,7 +301,12 @@ async function runJob(job: Job): Promise<Result> {
       Array.from({ length: job.concurrency }, async () => {
         while (next < total) {
           const i = next++;
-          const r = job.kind === 'list' ? job.requests[i]! : signedHeartbeat(keys[i]!);
+          const r =
+            job.kind === 'list'
+              ? job.requests[i]!
+              : job.mac
+                ? macHeartbeat(keys[i]!)
+                : signedHeartbeat(keys[i]!);
           const t = performance.now();
           const res = await send(agent, job.port, r);
           record(res.status, res.body, performance.now() - t, job.kind === 'list');
@@ -241,11 +328,37 @@ async function runJob(job: Job): Promise<Result> {
       result.signedLive++;
       return make(keys[Math.floor(Math.random() * keys.length)]!);
     };
+    // Closed loop, raw client: the requests' bytes are built now too (device work, like signing),
+    // and the sockets opened; the bare route's one request is built the same way.
+    const raw = !job.ratePerSecond && job.client === 'raw';
+    const rawPool = raw ? pool.map((r) => requestBytes(job.port, r)) : [];
+    const bareBytes = raw ? requestBytes(job.port, bare) : Buffer.alloc(0);
+    const nextBytes = (): Buffer => {
+      if (job.kind === 'bare') return bareBytes;
+      if (used < rawPool.length) return rawPool[used++]!;
+      result.signedLive++;
+      return requestBytes(job.port, make(keys[Math.floor(Math.random() * keys.length)]!));
+    };
+    const conns = raw
+      ? await Promise.all(Array.from({ length: job.concurrency }, () => RawConnection.open(job.port)))
+      : [];
     start = performance.now(); // signing beforehand is set-up, not load
     parentPort?.postMessage('clock'); // the main thread counts CPU from here
     genCpu0 = threadCpuMs();
     const end = start + job.seconds * 1000;
-    if (job.ratePerSecond) {
+    if (raw) {
+      await Promise.all(
+        conns.map(async (c) => {
+          while (performance.now() < end) {
+            const t = performance.now();
+            const res = await c.send(nextBytes()).catch((err: Error) => ({ status: 0, body: err.message }));
+            record(res.status, res.body, performance.now() - t, false);
+            if (res.status === 0) break;
+          }
+        }),
+      );
+      for (const c of conns) c.socket.destroy();
+    } else if (job.ratePerSecond) {
       const interval = 1000 / job.ratePerSecond;
       const inflight = new Set<Promise<void>>();
       let sent = 0;
@@ -320,19 +433,27 @@ if (isMainThread) {
 /** The bench's PostgreSQL server (postmaster pid), whose CPU counts with the service's. */
 let postmasterPid: number | undefined;
 
-/** CPU time (ms) of the PostgreSQL postmaster and its children so far (0 without one; Linux /proc). */
+/**
+ * CPU time (ms) of the PostgreSQL postmaster and its children so far (0 without one; Linux /proc):
+ * the live children's own time plus the postmaster's cutime/cstime, the time of the children it
+ * has already reaped. Without the latter, a backend that exits between two samples (the pool
+ * closes idle connections after 10 s) took its whole CPU time out of the sum, and the phase's
+ * "other threads and PostgreSQL" figure could come out negative.
+ */
 function postgresCpuMs(): number {
   if (postmasterPid === undefined) return 0;
   let ticks = 0;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      // Fields after "pid (comm) ": state ppid ... utime(12th) stime(13th), in clock ticks (100/s).
+      // Fields after "pid (comm) ": state ppid ... utime(12th) stime(13th) cutime(14th) cstime(15th),
+      // in clock ticks (100/s).
       const f = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      if (Number(entry) === postmasterPid || Number(f[1]) === postmasterPid)
-        ticks += Number(f[11]) + Number(f[12]);
+      if (Number(entry) === postmasterPid)
+        ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+      else if (Number(f[1]) === postmasterPid) ticks += Number(f[11]) + Number(f[12]);
     } catch {
-      // the process ended meanwhile
+      // the process ended meanwhile (its time moves to the postmaster's cutime once reaped)
     }
   }
   return ticks * 10;
@@ -556,6 +677,17 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
       }),
     );
     if (keysR.errors) throw new Error(`heartbeat keys: ${keysR.errors} errors (${keysR.firstError})`);
+    // One MAC'd heartbeat from every device: the service derives each device's key once per key
+    // (6 h) and caches it, so in steady state a MAC'd heartbeat finds its key cached. Without this
+    // sweep most measured heartbeats would be their device's first MAC'd one (≈ 60 000 heartbeats
+    // over 100 000 devices) and pay a derivation a device costs once per 6 hours.
+    t = performance.now();
+    const macSweep = summarize(await gen.run({ kind: 'sweep', port, concurrency: CONCURRENCY, mac: true }));
+    if (macSweep.errors) throw new Error(`MAC'd sweep: ${macSweep.errors} errors (${macSweep.firstError})`);
+    console.log(
+      `${name}: first MAC'd heartbeat of all ${FLEET} devices: ${round(macSweep.perSecond, 0)}/s (keys derived and cached)`,
+    );
+    await app.heartbeats.flush();
     await gen.run({ kind: 'heartbeat', port, seconds: 0.5, concurrency: CONCURRENCY });
     await gen.run({ kind: 'heartbeat-signed', port, seconds: 0.5, concurrency: CONCURRENCY });
     await gen.run({ kind: 'bare', port: barePort, seconds: 0.5, concurrency: CONCURRENCY });
@@ -567,6 +699,8 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
     const closedBare: Result[] = [];
     const closedHb: Result[] = [];
     const closedSigned: Result[] = [];
+    const closedBareRaw: Result[] = [];
+    const closedHbRaw: Result[] = [];
     const pacedBare: Result[] = [];
     const pacedHb: Result[] = [];
     const paced = { seconds: slice, concurrency: 64, ratePerSecond: RATE };
@@ -605,6 +739,28 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
           presign: Math.ceil(PRESIGN / ROUNDS),
         }),
       );
+      // The same two closed-loop phases with the raw client: a load generator that costs the shared
+      // cores far less per request (see RawConnection), so the service's thread is more often the
+      // limit on both routes.
+      closedBareRaw.push(
+        await gen.run({
+          kind: 'bare',
+          port: barePort,
+          seconds: slice,
+          concurrency: CONCURRENCY,
+          client: 'raw',
+        }),
+      );
+      closedHbRaw.push(
+        await gen.run({
+          kind: 'heartbeat',
+          port,
+          seconds: slice,
+          concurrency: CONCURRENCY,
+          presign: Math.ceil(PRESIGN / ROUNDS),
+          client: 'raw',
+        }),
+      );
       // Latency at a fixed offered load (the target's 1000/s): open loop, at most 64 sockets.
       pacedBare.push(await gen.run({ kind: 'bare', port: barePort, ...paced }));
       pacedHb.push(
@@ -622,6 +778,8 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
     const bareR = summarize(merge(closedBare));
     const hbR = summarize(merge(closedHb));
     if (hbR.errors) console.log(`${name}: ${hbR.errors} heartbeat errors, first: ${hbR.firstError}`);
+    const bareRawR = summarize(merge(closedBareRaw));
+    const hbRawR = summarize(merge(closedHbRaw));
     const signedR = summarize(merge(closedSigned));
     if (signedR.errors)
       console.log(`${name}: ${signedR.errors} signed heartbeat errors, first: ${signedR.firstError}`);
@@ -694,6 +852,11 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
     console.log(cpuLine('bare', bareR));
     console.log(cpuLine("MAC'd heartbeat", hbR));
     console.log(
+      `${name}: with the raw client: bare ${round(bareRawR.perSecond, 0)} req/s, MAC'd heartbeats ${round(hbRawR.perSecond, 0)} /s (${round(hbRawR.perSecond / bareRawR.perSecond, 3)}× bare)`,
+    );
+    console.log(cpuLine('bare, raw client', bareRawR));
+    console.log(cpuLine("MAC'd heartbeat, raw client", hbRawR));
+    console.log(
       `${name}: heartbeats, Ed25519-signed  ${round(signedR.perSecond, 0)} /s   p50 ${round(signedR.p50)} ms   p99 ${round(signedR.p99)} ms   (${round(signedR.perSecond / bareR.perSecond, 3)}× bare; ${signedR.signedLive} signed live)`,
     );
     console.log(
@@ -717,6 +880,9 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
       cpu_us_per_bare_request: round(bareR.cpuUsPerRequest, 0),
       service_thread_us_per_heartbeat: round(hbR.serviceUsPerRequest, 0),
       service_thread_us_per_bare_request: round(bareR.serviceUsPerRequest, 0),
+      generator_us_per_heartbeat: round(hbR.generatorUsPerRequest, 0),
+      generator_us_per_bare_request: round(bareR.generatorUsPerRequest, 0),
+      raw_client_ratio_vs_bare: round(hbRawR.perSecond / bareRawR.perSecond, 3),
       signed_heartbeats_per_s: round(signedR.perSecond, 0),
       signed_ratio_vs_bare: round(signedR.perSecond / bareR.perSecond, 3),
       heartbeat_p99_ms: round(hbP.p99),
