@@ -14,11 +14,16 @@ import { addonArchProblems, describeBinary, findAddons, readHead } from '../src/
 
 const work = mkdtempSync(path.join(tmpdir(), 'sealroom-release-arm64-'));
 const stage = path.join(work, 'stage');
-/** publish.ts as a child process, awaited (a synchronous spawn would stall vitest's worker RPC). */
+/**
+ * publish.ts as a child process, awaited (a synchronous spawn would stall vitest's worker RPC). Niced:
+ * its two minutes of compiling must not starve the suite's real-time media tests running beside it.
+ */
 function publish(args: string[]) {
-  return runCaptured(process.execPath, ['--import', 'tsx', 'scripts/release/publish.ts', ...args], {
-    timeoutMs: 15 * 60_000,
-  });
+  return runCaptured(
+    'nice',
+    ['-n', '10', process.execPath, '--import', 'tsx', 'scripts/release/publish.ts', ...args],
+    { timeoutMs: 15 * 60_000 },
+  );
 }
 
 let stageOutput = '';
