@@ -704,6 +704,8 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
     const pacedBare: Result[] = [];
     const pacedHb: Result[] = [];
     const paced = { seconds: slice, concurrency: 64, ratePerSecond: RATE };
+    const closed = { seconds: slice, concurrency: CONCURRENCY };
+    const presign = Math.ceil(PRESIGN / ROUNDS);
     let profiler: Session | undefined;
     const profiles: unknown[] = [];
     if (PROFILE) {
@@ -713,54 +715,19 @@ async function benchBackend(name: 'sqlite' | 'postgres', databaseUrl: string | u
       await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
     }
     for (let r = 0; r < ROUNDS; r++) {
-      closedBare.push(
-        await gen.run({ kind: 'bare', port: barePort, seconds: slice, concurrency: CONCURRENCY }),
-      );
+      closedBare.push(await gen.run({ kind: 'bare', port: barePort, ...closed }));
       if (profiler) await profiler.post('Profiler.start');
-      closedHb.push(
-        await gen.run({
-          kind: 'heartbeat',
-          port,
-          seconds: slice,
-          concurrency: CONCURRENCY,
-          presign: Math.ceil(PRESIGN / ROUNDS),
-        }),
-      );
+      closedHb.push(await gen.run({ kind: 'heartbeat', port, ...closed, presign }));
       if (profiler) {
         const { profile } = await profiler.post('Profiler.stop');
         profiles.push(profile);
       }
-      closedSigned.push(
-        await gen.run({
-          kind: 'heartbeat-signed',
-          port,
-          seconds: slice,
-          concurrency: CONCURRENCY,
-          presign: Math.ceil(PRESIGN / ROUNDS),
-        }),
-      );
+      closedSigned.push(await gen.run({ kind: 'heartbeat-signed', port, ...closed, presign }));
       // The same two closed-loop phases with the raw client: a load generator that costs the shared
       // cores far less per request (see RawConnection), so the service's thread is more often the
       // limit on both routes.
-      closedBareRaw.push(
-        await gen.run({
-          kind: 'bare',
-          port: barePort,
-          seconds: slice,
-          concurrency: CONCURRENCY,
-          client: 'raw',
-        }),
-      );
-      closedHbRaw.push(
-        await gen.run({
-          kind: 'heartbeat',
-          port,
-          seconds: slice,
-          concurrency: CONCURRENCY,
-          presign: Math.ceil(PRESIGN / ROUNDS),
-          client: 'raw',
-        }),
-      );
+      closedBareRaw.push(await gen.run({ kind: 'bare', port: barePort, ...closed, client: 'raw' }));
+      closedHbRaw.push(await gen.run({ kind: 'heartbeat', port, ...closed, presign, client: 'raw' }));
       // Latency at a fixed offered load (the target's 1000/s): open loop, at most 64 sockets.
       pacedBare.push(await gen.run({ kind: 'bare', port: barePort, ...paced }));
       pacedHb.push(

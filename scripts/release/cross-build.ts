@@ -15,9 +15,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { Arch } from '../../src/update/bundle.js';
 import { addonArchProblems } from '../../src/update/elf-arch.js';
-
-export type TargetArch = 'x64' | 'arm64';
 
 const say = (msg: string): void => console.log(`[cross-build] ${msg}`);
 
@@ -81,16 +80,16 @@ export const SYSROOT_PACKAGES_ARM64 = [
 ];
 
 /** Debian's name for a Node arch, and the GNU triplet of its cross tools. */
-const DEB_ARCH: Record<TargetArch, string> = { x64: 'amd64', arm64: 'arm64' };
-const TRIPLET: Record<TargetArch, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' };
+const DEB_ARCH: Record<Arch, string> = { x64: 'amd64', arm64: 'arm64' };
+const TRIPLET: Record<Arch, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' };
 
-export function hostArch(): TargetArch {
+export function hostArch(): Arch {
   if (process.platform !== 'linux') throw new Error(`releases are staged on Linux, not ${process.platform}`);
   if (process.arch === 'x64' || process.arch === 'arm64') return process.arch;
   throw new Error(`unsupported build machine arch ${process.arch}`);
 }
 
-export function defaultSysroot(arch: TargetArch): string {
+export function defaultSysroot(arch: Arch): string {
   return path.join(os.tmpdir(), `sealroom-sysroot-${arch}`);
 }
 
@@ -148,7 +147,7 @@ export function ensureAptPackages(pkgs: string[]): void {
 }
 
 /** dpkg learns the arch (for `apt-get download pkg:arm64`); nothing of that arch gets installed. */
-export function ensureForeignArch(arch: TargetArch): void {
+export function ensureForeignArch(arch: Arch): void {
   const deb = DEB_ARCH[arch];
   const native = run('dpkg', ['--print-architecture']).trim();
   if (native === deb) return;
@@ -167,7 +166,7 @@ export function ensureForeignArch(arch: TargetArch): void {
  * Unpacks the arm64 packages into `dir` (kept between runs: a stamp lists the exact .deb files, so a
  * Debian point release refreshes it). Returns the sysroot path.
  */
-export async function ensureSysroot(arch: TargetArch, dir: string): Promise<string> {
+export async function ensureSysroot(arch: Arch, dir: string): Promise<string> {
   ensureForeignArch(arch);
   const deb = DEB_ARCH[arch];
   const wanted = SYSROOT_PACKAGES_ARM64.map((p) => `${p}:${deb}`);
@@ -244,7 +243,7 @@ async function gypPackages(nodeModules: string): Promise<string[]> {
  * Removes the prebuilds of other platforms (node-hid ships darwin, win32, musl, arm and x64 ones):
  * the device never loads them, and the bundle's arch check would refuse them.
  */
-export async function pruneForeignPrebuilds(stageDir: string, arch: TargetArch): Promise<string[]> {
+export async function pruneForeignPrebuilds(stageDir: string, arch: Arch): Promise<string[]> {
   const removed: string[] = [];
   const keep = new RegExp(`(^|-)linux-${arch}$`);
   const visit = async (dir: string): Promise<void> => {
@@ -295,7 +294,7 @@ export interface CrossBuildResult {
  */
 export async function crossBuildAddons(o: {
   stageDir: string;
-  arch: TargetArch;
+  arch: Arch;
   sysroot: string;
   jobs?: number;
 }): Promise<CrossBuildResult> {
@@ -363,7 +362,7 @@ export async function crossBuildAddons(o: {
 }
 
 /** Throws, naming each file, unless every `.node` file under `dir` is an ELF for `arch`. */
-export async function assertAddonsArch(dir: string, arch: TargetArch): Promise<void> {
+export async function assertAddonsArch(dir: string, arch: Arch): Promise<void> {
   const problems = await addonArchProblems(dir, arch);
   if (problems.length > 0) {
     throw new Error(
